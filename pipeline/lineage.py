@@ -1,0 +1,213 @@
+"""A lineage on disk: generation dirs, stage manifests, the ledger, the teacher pointer, the lock.
+
+    checkpoints/<lineage>/
+      lineage.json     schema version, base model spec and its resolved dir
+      ledger.sqlite    one row per generation (or sweep candidate); safe under concurrent writers
+      TEACHER          name of the current teacher generation, e.g. gen_001
+      LOCK             pid@host of the run holding the lineage
+      gen_000/ eval/ drift/ ...
+      gen_001/ propose/ synth/ train/ model/ eval/ drift/ gate.json
+
+A stage is finished exactly when `<stage>/manifest.json` exists; it is written last, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipeline.io import atomic_write_json, atomic_write_text, read_json
+
+SCHEMA_VERSION = 1
+STATUSES = ("candidate", "promoted", "rejected", "failed")
+
+
+class LineageError(RuntimeError):
+    pass
+
+
+@dataclass
+class StageResult:
+    """What a stage returns; the loop writes it into the manifest and the ledger."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)  # numbers for the table
+    info: dict[str, Any] = field(default_factory=dict)  # counts, paths, anything else worth keeping
+    tokens: int = 0  # generated or trained tokens
+    inputs: dict[str, str] = field(default_factory=dict)  # name -> hash of what the stage read
+
+
+class GenerationDir:
+    def __init__(self, lineage: "Lineage", index: int, name: str | None = None) -> None:
+        self.lineage = lineage
+        self.index = index
+        self.name = name or f"gen_{index:03d}"
+        self.path = lineage.path / self.name
+
+    def __repr__(self) -> str:
+        return f"GenerationDir({self.path})"
+
+    def stage_dir(self, stage: str) -> Path:
+        d = self.path / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def manifest_path(self, stage: str) -> Path:
+        return self.path / stage / "manifest.json"
+
+    def is_done(self, stage: str) -> bool:
+        return self.manifest_path(stage).exists()
+
+    def read_manifest(self, stage: str) -> dict:
+        return read_json(self.manifest_path(stage))
+
+    def write_manifest(self, stage: str, manifest: dict) -> None:
+        atomic_write_json(self.manifest_path(stage), {"schema_version": SCHEMA_VERSION, "stage": stage, **manifest})
+
+    @property
+    def model_dir(self) -> Path:
+        """This generation's model: the base for gen 0, the trained (merged) model otherwise."""
+        if self.index == 0:
+            return Path(self.lineage.meta()["base_model_dir"])
+        return self.path / "model"
+
+
+class Lineage:
+    def __init__(self, root: str | Path, name: str) -> None:
+        self.path = (Path(root) / name).resolve()
+        self.name = name
+
+    # -- metadata -------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        p = self.path / "lineage.json"
+        if not p.exists():
+            raise LineageError(f"{self.path} is not a lineage (no lineage.json)")
+        meta = read_json(p)
+        v = meta.get("schema_version")
+        if not isinstance(v, int) or v > SCHEMA_VERSION:
+            raise LineageError(
+                f"{self.path} was written by lineage schema version {v!r}; this code reads up to "
+                f"{SCHEMA_VERSION}. Upgrade the pipeline or use another paths.lineage"
+            )
+        return meta
+
+    def init(self, base_spec: str, base_model_dir: Path) -> dict:
+        """Create the lineage, or check that an existing one has the same base model."""
+        p = self.path / "lineage.json"
+        if p.exists():
+            meta = self.meta()
+            if meta["base_model_spec"] != base_spec:
+                raise LineageError(
+                    f"lineage {self.path} was started from model {meta['base_model_spec']!r}, not {base_spec!r}; "
+                    f"choose another paths.lineage for a different base model"
+                )
+            return meta
+        meta = {"schema_version": SCHEMA_VERSION, "name": self.name, "base_model_spec": base_spec,
+                "base_model_dir": str(base_model_dir), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        atomic_write_json(p, meta)
+        return meta
+
+    def gen(self, index: int, name: str | None = None) -> GenerationDir:
+        return GenerationDir(self, index, name)
+
+    # -- teacher pointer ----------------------------------------------------------------------------
+    def teacher(self) -> GenerationDir:
+        p = self.path / "TEACHER"
+        name = p.read_text().strip() if p.exists() else "gen_000"
+        try:
+            return self.gen(int(name.split("_")[1].split("/")[0]), name)
+        except (IndexError, ValueError):
+            raise LineageError(f"{p} holds {name!r}, not a generation name") from None
+
+    def set_teacher(self, gen: GenerationDir) -> None:
+        atomic_write_text(self.path / "TEACHER", gen.name + "\n")
+
+    # -- ledger -------------------------------------------------------------------------------------
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path / "ledger.sqlite", timeout=60, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, gen INTEGER NOT NULL, "
+                "data TEXT NOT NULL, updated REAL NOT NULL)"
+            )
+            yield con
+        finally:
+            con.close()
+
+    def record(self, gen: GenerationDir, **fields: Any) -> dict:
+        """Merge `fields` into the generation's ledger row (dict fields merge one level deep)."""
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise LineageError(f"unknown status {fields['status']!r}")
+        with self._db() as con:
+            con.execute("BEGIN IMMEDIATE")  # serialises read-modify-write across processes
+            row = con.execute("SELECT data FROM generations WHERE name=?", (gen.name,)).fetchone()
+            data = json.loads(row[0]) if row else {"name": gen.name, "gen": gen.index}
+            for k, v in fields.items():
+                data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+            con.execute(
+                "INSERT INTO generations(name, gen, data, updated) VALUES(?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET data=excluded.data, updated=excluded.updated",
+                (gen.name, gen.index, json.dumps(data, default=str), time.time()),
+            )
+            con.execute("COMMIT")
+        return data
+
+    def rows(self) -> list[dict]:
+        if not (self.path / "ledger.sqlite").exists():
+            return []
+        with self._db() as con:
+            return [json.loads(r[0]) for r in con.execute("SELECT data FROM generations ORDER BY gen, name")]
+
+    def row(self, gen: GenerationDir) -> dict | None:
+        return next((r for r in self.rows() if r["name"] == gen.name), None)
+
+    # -- lock ---------------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Refuse a second run on this lineage; recover a stale lock whose process is gone."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        p = self.path / "LOCK"
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        for _ in range(2):
+            try:
+                fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    other = json.loads(p.read_text() or "{}")
+                except (OSError, json.JSONDecodeError):
+                    other = {}
+                if other.get("host") == me["host"] and not _alive(other.get("pid")):
+                    p.unlink(missing_ok=True)  # stale: its process died without cleaning up
+                    continue
+                raise LineageError(
+                    f"lineage {self.path} is in use by pid {other.get('pid')} on {other.get('host')} "
+                    f"(lock file {p}); wait for it, or delete the lock if that process is gone"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        try:
+            yield
+        finally:
+            p.unlink(missing_ok=True)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
