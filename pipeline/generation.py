@@ -1,7 +1,7 @@
 """The generation loop: propose -> synth -> train -> eval -> drift -> gate -> promote.
 
     python -m pipeline.generation                              # one generation, CPU profile
-    python -m pipeline.generation model=tiny:qwen3 experiment=smoke generations=2
+    python -m pipeline.generation model=tiny:qwen3 experiment=smoke generations=2   # up to gen 2
     make generation ARGS="model=tiny:qwen3 experiment=smoke"
 
 Gen 0 (the base model) gets only eval and drift: the baseline row. Every stage is skipped when its
@@ -20,10 +20,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import models
+from tqdm import tqdm
+
+from pipeline import models, promote
 from pipeline.config import Config, resolved_dict, to_config
 from pipeline.context import StageContext
-from pipeline.io import hash_obj
+from pipeline.io import atomic_write_json, hash_obj, read_json
 from pipeline.lineage import GenerationDir, Lineage, StageResult
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ STAGES = {
     "gate": "pipeline.gate",
 }
 BASELINE_STAGES = ("eval", "drift")
-GENERATION_STAGES = ("propose", "synth", "train", "eval", "drift", "gate")
+SHARED_STAGES = ("propose", "synth")  # once per generation, shared by its candidates
+CANDIDATE_STAGES = ("train", "eval", "drift", "gate")  # once per candidate successor
 
 
 def versions() -> dict:
@@ -104,76 +107,187 @@ def baseline(cfg: Config, lineage: Lineage) -> GenerationDir:
     return gen0
 
 
+def base_rows(lineage: Lineage) -> list[dict]:
+    """Ledger rows of whole generations (gen_NNN), without their candidates (gen_NNN-<name>)."""
+    return [r for r in lineage.rows() if r["name"] == f"gen_{r['gen']:03d}"]
+
+
 def next_generation(lineage: Lineage) -> tuple[GenerationDir, GenerationDir]:
     """The unfinished generation to resume, or a new one after the newest."""
-    rows = lineage.rows()
+    rows = base_rows(lineage)
     for r in rows:
         if r["gen"] > 0 and r.get("status") == "candidate":
-            teacher = lineage.gen(int(r["teacher"].split("_")[1]), r["teacher"])
-            return lineage.gen(r["gen"], r["name"]), teacher
-    return lineage.gen(max(r["gen"] for r in rows) + 1), lineage.teacher()
+            return lineage.gen(r["gen"]), lineage.gen_by_name(r["teacher"])
+    return lineage.gen(rows[-1]["gen"] + 1), lineage.teacher()
 
 
-def one_generation(cfg: Config, lineage: Lineage) -> dict:
+def candidate_dirs(cfg: Config, lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:
+    """Where the successor(s) get trained: the generation dir itself for a single candidate,
+    `gen_NNN-c<k>` for `propose.candidates=K>1`, `gen_NNN-<name>` for a sweep job."""
+    if cfg.candidate.name:
+        return [lineage.gen_by_name(f"{gen.name}-{cfg.candidate.name}")]
+    k = len(read_json(gen.path / "propose" / "accepted.json").get("candidates") or [None])
+    if k <= 1:
+        return [gen]
+    return [lineage.gen_by_name(f"{gen.name}-c{i}") for i in range(k)]
+
+
+def prepare_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir,
+                      cand: GenerationDir, i: int) -> None:
+    """A candidate shares its generation's data (a `synth` link) and gets its own accepted proposal:
+    candidate i of the teacher's list, with the job's `candidate.hparams` overrides laid on top."""
+    if cand.is_done("propose"):
+        return
+    accepted = read_json(gen.path / "propose" / "accepted.json")
+    cands = accepted.get("candidates") or [accepted]
+    pick = cands[min(i, len(cands) - 1)]
+    overrides = {k: v for k, v in asdict(cfg.candidate.hparams).items() if v is not None}
+    hparams = {**pick["hparams"], **overrides}
+    source = "sweep" if overrides else pick.get("source", accepted.get("source"))
+    link = cand.path / "synth"
+    cand.path.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / gen.name / "synth", target_is_directory=True)
+    atomic_write_json(cand.stage_dir("propose") / "accepted.json",
+                      {**pick, "hparams": hparams, "source": source, "overrides": overrides, "from": gen.name})
+    result = StageResult(info={"hparams": hparams, "source": source, "from": gen.name})
+    cand.write_manifest("propose", {"result": asdict(result), "seconds": 0.0, "config_hash": config_hash(cfg),
+                                    "teacher": teacher.name, "versions": versions(), "git_commit": git_commit(),
+                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    lineage.record(cand, parent=teacher.name, teacher=teacher.name, status="candidate", profile=cfg.profile,
+                   hparams=hparams, hparams_source=source, config_hash=config_hash(cfg))
+
+
+def shared_stages(cfg: Config, lineage: Lineage) -> tuple[GenerationDir, GenerationDir]:
+    """Start or resume the next generation and run what its candidates share: propose and synth."""
     gen, teacher = next_generation(lineage)
     if lineage.row(gen) is None:
         lineage.record(gen, parent=teacher.name, teacher=teacher.name, status="candidate", profile=cfg.profile,
                        config_hash=config_hash(cfg), versions=versions(), git_commit=git_commit())
-    for stage in GENERATION_STAGES:
-        run_stage(cfg, lineage, gen, teacher, stage)
-    verdict = gen.read_manifest("gate")["result"]["info"]
-    status = verdict["status"]
-    lineage.record(gen, status=status, model=str(gen.model_dir), gate_reasons=verdict.get("reasons", []))
-    if status == "promoted":
-        lineage.set_teacher(gen)
-    log.info("%s: %s (%s)", gen.name, status, "; ".join(verdict.get("reasons", [])))
-    return lineage.row(gen) or {}
+    for stage in SHARED_STAGES:
+        result = run_stage(cfg, lineage, gen, teacher, stage)
+        if stage == "propose":  # the report shows what was trained with and where it came from
+            lineage.record(gen, hparams=result.info.get("hparams"), hparams_source=result.info.get("source"))
+    return gen, teacher
+
+
+def train_candidates(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir) -> list[GenerationDir]:
+    cands = candidate_dirs(cfg, lineage, gen)
+    for i, cand in enumerate(cands):
+        if cand is not gen and cand.name != gen.name:
+            prepare_candidate(cfg, lineage, gen, teacher, cand, i)
+        bar = tqdm(CANDIDATE_STAGES, desc=f"{cand.name} (teacher {teacher.name})", unit="stage")
+        for stage in bar:
+            bar.set_postfix_str(stage)
+            run_stage(cfg, lineage, cand, teacher, stage)
+    return cands
+
+
+def one_generation(cfg: Config, lineage: Lineage) -> dict:
+    gen, teacher = shared_stages(cfg, lineage)
+    cands = train_candidates(cfg, lineage, gen, teacher)
+    if len(cands) == 1 and cands[0].name == gen.name:
+        verdict = gen.read_manifest("gate")["result"]["info"]
+        lineage.record(gen, status=verdict["status"], model=str(gen.model_dir), gate_reasons=verdict.get("reasons", []))
+        if verdict["status"] == "promoted":
+            lineage.set_teacher(gen)
+    else:
+        promote.apply(lineage, gen, cands, cfg.gate.metric)
+    row = lineage.row(gen) or {}
+    log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
+    return row
 
 
 def consecutive_rejections(lineage: Lineage) -> int:
     n = 0
-    for r in reversed(lineage.rows()):
+    for r in reversed(base_rows(lineage)):
         if r.get("status") != "rejected":
             break
         n += 1
     return n
 
 
+def _prepare(cfg: Config, lineage: Lineage) -> None:
+    base_dir = models.resolve(cfg.model.spec, cfg.paths.models)
+    lineage.init(cfg.model.spec, base_dir)
+    baseline(cfg, lineage)
+
+
 def run(cfg: Config) -> list[dict]:
-    """Run `cfg.generations` generations (plus the gen-0 baseline if missing); return ledger rows."""
+    """Bring the lineage to `cfg.generations` generations (-1: one more than it has), after the gen-0
+    baseline. Idempotent: a crashed run re-run continues where it stopped; a finished one re-run
+    with the same target does nothing. Returns the ledger rows. A sweep job (`candidate.name` set)
+    instead trains one candidate of the next generation: see `run_candidate`."""
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
+    if cfg.candidate.name:
+        run_candidate(cfg, lineage)
+        return lineage.rows()
     with lineage.lock():
-        base_dir = models.resolve(cfg.model.spec, cfg.paths.models)
-        lineage.init(cfg.model.spec, base_dir)
-        baseline(cfg, lineage)
-        for _ in range(cfg.generations):
-            one_generation(cfg, lineage)
-            if consecutive_rejections(lineage) >= cfg.gate.max_consecutive_rejections:
+        _prepare(cfg, lineage)
+        target = cfg.generations
+        if target < 0:
+            newest = base_rows(lineage)[-1]
+            target = newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
+        overall = tqdm(desc="generations", total=max(0, target), unit="gen")
+        while True:
+            newest = base_rows(lineage)[-1]
+            overall.n = newest["gen"] - (1 if newest.get("status") == "candidate" else 0)
+            overall.refresh()
+            if newest.get("status") != "candidate" and newest["gen"] >= target:
+                break
+            if newest.get("status") != "candidate" and consecutive_rejections(lineage) >= cfg.gate.max_consecutive_rejections:
                 log.warning("stopping: %d consecutive rejections (gate.max_consecutive_rejections)",
                             cfg.gate.max_consecutive_rejections)
                 break
+            one_generation(cfg, lineage)
+        overall.close()
     return lineage.rows()
 
 
-def _hydra_main() -> None:
+def run_candidate(cfg: Config, lineage: Lineage) -> dict:
+    """One sweep job: join (or start) the next generation, share its propose/synth with the other
+    jobs (serialised by a lock), then train, evaluate, drift-check and gate only this candidate."""
+    with lineage.shared_lock():
+        _prepare(cfg, lineage)
+        gen, teacher = shared_stages(cfg, lineage)
+    cand = train_candidates(cfg, lineage, gen, teacher)[0]
+    info = {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
+            "candidate": cand.name, "metric": cfg.gate.metric,
+            "value": cand.read_manifest("eval")["result"]["metrics"].get(cfg.gate.metric),
+            "gate": cand.read_manifest("gate")["result"]["info"]["status"]}
+    return info
+
+
+def _hydra_main() -> int:
     import hydra
     from omegaconf import DictConfig
 
-    from pipeline.config import register
+    from pipeline.config import ConfigError, register
+    from pipeline.lineage import LineageError
+    from pipeline.models import ModelError
 
     register()
+    status = {"code": 0}
 
     @hydra.main(config_path="../conf", config_name="config", version_base=None)
     def main(dcfg: DictConfig) -> float | None:
-        from pipeline import report
+        from pipeline import report, sweep
 
-        cfg = to_config(dcfg)
-        rows = run(cfg)
+        try:
+            cfg = to_config(dcfg)
+            if cfg.candidate.name:
+                return sweep.job(cfg)
+            rows = run(cfg)
+        except (ConfigError, ModelError, LineageError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            status["code"] = 2
+            return None
         print(report.render(rows, "table"))
-        last = rows[-1] if rows else {}
-        return last.get("metrics", {}).get(cfg.gate.metric)  # what a sweeper optimises
+        newest = base_rows(Lineage(cfg.paths.root, cfg.paths.lineage))[-1]
+        return newest.get("metrics", {}).get(cfg.gate.metric)  # what a sweeper optimises
 
     main()
+    return status["code"]
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ A stage is finished exactly when `<stage>/manifest.json` exists; it is written l
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -116,14 +118,17 @@ class Lineage:
     def gen(self, index: int, name: str | None = None) -> GenerationDir:
         return GenerationDir(self, index, name)
 
+    def gen_by_name(self, name: str) -> GenerationDir:
+        """`gen_003` or a candidate of it such as `gen_003-c1` / `gen_003-lr3e4`."""
+        m = re.fullmatch(r"gen_(\d+)(-[A-Za-z0-9_-]+)?", name.strip())
+        if not m:
+            raise LineageError(f"{name!r} is not a generation name (gen_NNN or gen_NNN-<candidate>)")
+        return self.gen(int(m.group(1)), name.strip())
+
     # -- teacher pointer ----------------------------------------------------------------------------
     def teacher(self) -> GenerationDir:
         p = self.path / "TEACHER"
-        name = p.read_text().strip() if p.exists() else "gen_000"
-        try:
-            return self.gen(int(name.split("_")[1].split("/")[0]), name)
-        except (IndexError, ValueError):
-            raise LineageError(f"{p} holds {name!r}, not a generation name") from None
+        return self.gen_by_name(p.read_text() if p.exists() else "gen_000")
 
     def set_teacher(self, gen: GenerationDir) -> None:
         atomic_write_text(self.path / "TEACHER", gen.name + "\n")
@@ -170,7 +175,19 @@ class Lineage:
     def row(self, gen: GenerationDir) -> dict | None:
         return next((r for r in self.rows() if r["name"] == gen.name), None)
 
-    # -- lock ---------------------------------------------------------------------------------------
+    # -- locks --------------------------------------------------------------------------------------
+    @contextmanager
+    def shared_lock(self) -> Iterator[None]:
+        """Blocking lock for sweep jobs: they take turns on what they share (baseline, propose, synth)
+        and then train their own candidates side by side."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".shared.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Refuse a second run on this lineage; recover a stale lock whose process is gone."""

@@ -1,0 +1,162 @@
+"""GSM8K scoring (pure, no torch) and prompts; one checker for the eval and for synthetic-data answers.
+
+Two extractions, both reported:
+- **strict**: if the completion contains `####`, exactly lm-evaluation-harness `strict-match`
+  (`#### (\\-?[0-9\\.\\,]+)`, first match, else nothing). Otherwise the first number after the
+  earliest of the markers `The answer is` / `The final answer is` (any case, optional `:`) and
+  `\\boxed{`.
+- **flexible**: lm-evaluation-harness `flexible-extract` (`(-?[$0-9.,]{2,})|(-?[0-9]+)`, last match),
+  skipping matches without a digit (lm-eval would return a trailing "..." and score it wrong).
+
+Extractions are the raw matched strings; `normalize_number` removes commas, currency signs and
+trailing periods and compares numerically (`18.0` equals `18`).
+
+    python -m pipeline.evals.gsm8k --completions C.jsonl
+        rows carry `completion` and `answer` (a GSM8K reference ending in `#### N`, or a bare number);
+        writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from decimal import Decimal, InvalidOperation
+
+LM_EVAL_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+LM_EVAL_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+MARKERS = re.compile(r"the (?:final )?answer is\s*:?|\\boxed\s*\{", re.IGNORECASE)
+NUMBER = re.compile(r"-?\$?\s?-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
+
+
+def extract_strict(text: str) -> str | None:
+    """The number after the answer marker (see module doc), or None."""
+    if "####" in text:
+        m = LM_EVAL_STRICT.search(text)
+        return m.group(1) if m else None
+    marker = MARKERS.search(text)
+    if marker is None:
+        return None
+    m = NUMBER.search(text, marker.end())
+    return m.group(0) if m else None
+
+
+def extract_flexible(text: str) -> str | None:
+    """The last number-like match anywhere (lm-eval flexible-extract), or None."""
+    for m in reversed(LM_EVAL_FLEXIBLE.findall(text)):
+        s = next((g for g in m if g), "")
+        if any(c.isdigit() for c in s):
+            return s
+    return None
+
+
+def normalize_number(s: str | None) -> str | None:
+    """Canonical decimal string ("1,234.50" -> "1234.5", "$18." -> "18", "-0" -> "0"), or None."""
+    if s is None:
+        return None
+    t = re.sub(r"[\s,$]", "", str(s)).rstrip(".")
+    if t.count("-") > 1 or ("-" in t and not t.startswith("-")):
+        return None
+    try:
+        d = Decimal(t)
+    except InvalidOperation:
+        return None
+    if not d.is_finite():
+        return None
+    if d == d.to_integral_value():
+        return str(int(d))
+    return format(d.normalize(), "f")
+
+
+def reference_number(answer: str | int | float) -> str | None:
+    """The normalized number of a GSM8K reference text (`... #### N`) or of a bare number."""
+    text = str(answer)
+    return normalize_number(text.rsplit("####", 1)[-1] if "####" in text else text)
+
+
+def is_correct(pred: str | None, ref: str | int | float) -> bool:
+    """Numeric equality after normalization; a missing or unparseable prediction is wrong."""
+    p, r = normalize_number(pred), reference_number(ref)
+    return p is not None and r is not None and Decimal(p) == Decimal(r)
+
+
+def score(completion: str, answer: str | int | float) -> dict:
+    strict, flexible = extract_strict(completion), extract_flexible(completion)
+    return {
+        "extracted_strict": strict, "extracted_flexible": flexible,
+        "correct_strict": is_correct(strict, answer), "correct_flexible": is_correct(flexible, answer),
+    }
+
+
+# ---- prompts -----------------------------------------------------------------------------------
+
+def exemplars(k: int, seed: int) -> list[dict]:
+    """k worked examples drawn (seeded) from the GSM8K *train* split only (never test or validation)."""
+    if k <= 0:
+        return []
+    from pipeline.data import load_gsm8k
+
+    train = load_gsm8k("train")
+    return random.Random(seed).sample(train, min(k, len(train)))
+
+
+def exemplar_answer(answer: str) -> str:
+    """A GSM8K reference solution without calculator annotations, ending in `#### N`."""
+    return CALCULATOR.sub("", answer).strip()
+
+
+def build_prompt(question: str, instruction: str, shots: list[dict]) -> list[dict]:
+    """Chat messages: few-shot exemplars as earlier user/assistant turns, then the question."""
+    messages: list[dict] = []
+    for ex in shots:
+        messages.append({"role": "user", "content": f"{ex['question']}\n\n{instruction}".strip()})
+        messages.append({"role": "assistant", "content": exemplar_answer(ex["answer"])})
+    messages.append({"role": "user", "content": f"{question}\n\n{instruction}".strip()})
+    return messages
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+def score_file(path: str) -> tuple[list[dict], dict]:
+    from pipeline.io import JsonlError, iter_jsonl
+
+    rows = []
+    for lineno, row in enumerate(iter_jsonl(path), 1):
+        completion, answer = row.get("completion"), row.get("answer")
+        if not isinstance(completion, str):
+            raise JsonlError(f"{path}: row {lineno}: 'completion' must be a string, got {type(completion).__name__}")
+        if not isinstance(answer, (str, int, float)) or isinstance(answer, bool) or reference_number(answer) is None:
+            raise JsonlError(f"{path}: row {lineno}: 'answer' must be a GSM8K reference ending in '#### N' or a number")
+        rows.append({**row, **score(completion, answer)})
+    n = len(rows)
+    summary = {
+        "accuracy_strict": sum(r["correct_strict"] for r in rows) / n if n else 0.0,
+        "accuracy_flexible": sum(r["correct_flexible"] for r in rows) / n if n else 0.0,
+        "n": n,
+    }
+    return rows, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.evals.gsm8k", description=__doc__.split("\n")[0])
+    ap.add_argument("--completions", required=True, help="JSONL with 'completion' and 'answer' per row")
+    args = ap.parse_args(argv)
+    from pipeline.io import JsonlError, write_jsonl
+
+    try:
+        rows, summary = score_file(args.completions)
+    except (JsonlError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.completions + "_results.jsonl"
+    write_jsonl(out, rows)
+    print(f"wrote {out}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""HumanEval: programs built exactly as openai/human-eval builds them, run in `pipeline.sandbox`.
+
+    program = prompt + completion + "\\n" + test + "\\n" + f"check({entry_point})"
+
+Chat-model output goes through `sanitize` first (markdown fences stripped; a completion that
+restates the whole function is kept as the function). pass@k uses the unbiased estimator
+1 - C(n-c, k) / C(n, k). `check_samples` is the one checker shared with the synthesis verifier.
+
+Drop-in for the official `evaluate_functional_correctness` (same flags, same results file):
+
+    python -m pipeline.evals.humaneval --samples S.jsonl [--problems P.jsonl[.gz]] [--k 1,10,100]
+        [--timeout 3.0] [--workers N] [--sanitize]
+    -> writes S.jsonl_results.jsonl (each sample plus `passed` and `result`) and prints
+       {"pass@1": ..} as the last stdout line. Completions are used verbatim unless --sanitize.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from collections import defaultdict
+from typing import Mapping, Sequence
+
+from pipeline.config import SandboxConfig
+
+FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def build_program(problem: Mapping, completion: str) -> str:
+    """The exact program openai/human-eval executes."""
+    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+
+
+def sanitize(text: str, problem: Mapping) -> str:
+    """Turn a chat answer into a completion to append to the prompt.
+
+    The first fenced block (a python-tagged one first, else one that defines the entry point, else
+    the first) replaces the text. If the code restates the entry point as a top-level `def`, the
+    prompt's own function is closed with `pass` and the restated one, defined later, wins."""
+    blocks = [(lang.lower(), body) for lang, body in FENCE.findall(text)]
+    code = text
+    if blocks:
+        entry_def = f"def {problem['entry_point']}("
+        pick = (next((b for lang, b in blocks if entry_def in b), None)
+                or next((b for lang, b in blocks if lang in ("python", "py", "python3")), None)
+                or blocks[0][1])
+        code = pick
+    if re.search(rf"^def {re.escape(problem['entry_point'])}\s*\(", code, re.MULTILINE):
+        return "    pass\n\n" + code.strip("\n") + "\n"
+    return code
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with n samples of which c are correct (Chen et al. 2021)."""
+    if not 0 <= c <= n or k < 1 or k > n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):  # the numerically stable product form of 1 - C(n-c,k)/C(n,k)
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def mean_pass_at_k(passed_by_task: Mapping[str, Sequence[bool]], ks: Sequence[int]) -> dict:
+    """{"pass@k": mean over tasks} for every k that every task has enough samples for (as official)."""
+    totals = [len(v) for v in passed_by_task.values()]
+    out = {}
+    for k in ks:
+        if totals and min(totals) >= k:
+            vals = [pass_at_k(len(v), sum(map(bool, v)), k) for v in passed_by_task.values()]
+            out[f"pass@{k}"] = sum(vals) / len(vals)
+    return out
+
+
+def check_samples(samples: Sequence[Mapping], problems: Mapping[str, Mapping] | Sequence[Mapping],
+                  cfg: SandboxConfig, sanitize_chat: bool = False) -> list[dict]:
+    """Each sample (`task_id`, `completion`) plus `passed` and `result`, in input order.
+
+    An unknown task id or a non-string completion raises ValueError naming the sample (numbered
+    from 1); everything that goes wrong while running is that sample's recorded failure."""
+    from pipeline.sandbox import run_programs
+
+    if not isinstance(problems, Mapping):
+        problems = {p["task_id"]: p for p in problems}
+    programs = []
+    for i, s in enumerate(samples, 1):
+        tid, completion = s.get("task_id"), s.get("completion")
+        if tid not in problems:
+            raise ValueError(f"sample {i}: unknown task_id {tid!r}")
+        if not isinstance(completion, str):
+            raise ValueError(f"sample {i}: 'completion' must be a string, got {type(completion).__name__}")
+        problem = problems[tid]
+        programs.append(build_program(problem, sanitize(completion, problem) if sanitize_chat else completion))
+    results = run_programs(programs, cfg)
+    return [{**s, "passed": r.passed, "result": r.detail} for s, r in zip(samples, results)]
+
+
+def _sandbox_cfg(timeout: float | None, workers: int | None) -> SandboxConfig:
+    from pipeline.sandbox import default_config
+
+    cfg = default_config()
+    if timeout is not None:
+        cfg = dataclasses.replace(cfg, timeout=timeout)
+    if workers is not None:
+        cfg = dataclasses.replace(cfg, workers=workers)
+    cfg.validate()
+    return cfg
+
+
+def evaluate_file(samples_path: str, problems_path: str | None, ks: Sequence[int], cfg: SandboxConfig,
+                  sanitize_chat: bool = False) -> tuple[list[dict], dict, int]:
+    """Score a samples file; returns (result rows, pass@k, number of problems never attempted)."""
+    from pipeline.data import load_humaneval
+    from pipeline.io import JsonlError, iter_jsonl
+
+    problems = {p["task_id"]: p for p in load_humaneval(problems_path)}
+    samples = []
+    for lineno, row in enumerate(iter_jsonl(samples_path), 1):
+        if row.get("task_id") not in problems:
+            raise JsonlError(f"{samples_path}: row {lineno}: unknown task_id {row.get('task_id')!r}")
+        if not isinstance(row.get("completion"), str):
+            raise JsonlError(f"{samples_path}: row {lineno}: 'completion' must be a string")
+        samples.append(row)
+    rows = check_samples(samples, problems, cfg, sanitize_chat)
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        by_task[r["task_id"]].append(r["passed"])
+    return rows, mean_pass_at_k(by_task, ks), len(set(problems) - set(by_task))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.evals.humaneval", description=__doc__.split("\n")[0])
+    ap.add_argument("--samples", required=True, help="JSONL of {task_id, completion}")
+    ap.add_argument("--problems", default=None, help="problem file (.jsonl or .jsonl.gz); default: packaged HumanEval")
+    ap.add_argument("--k", default="1,10,100", help="comma-separated k for pass@k")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per program (default: conf/sandbox)")
+    ap.add_argument("--workers", type=int, default=None, help="parallel programs (default: conf/sandbox, 0 = cores)")
+    ap.add_argument("--sanitize", action="store_true", help="post-process chat output (fences, restated function)")
+    args = ap.parse_args(argv)
+    from pipeline.config import ConfigError
+    from pipeline.io import JsonlError, write_jsonl
+
+    try:
+        ks = [int(k) for k in args.k.split(",") if k.strip()]
+        if not ks or min(ks) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --k must be comma-separated positive integers, got {args.k!r}", file=sys.stderr)
+        return 2
+    try:
+        cfg = _sandbox_cfg(args.timeout, args.workers)
+        rows, scores, unattempted = evaluate_file(args.samples, args.problems, ks, cfg, args.sanitize)
+    except (JsonlError, ValueError, OSError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if unattempted:
+        print(f"note: {unattempted} problem(s) have no samples; pass@k is over attempted problems", file=sys.stderr)
+    out = args.samples + "_results.jsonl"
+    write_jsonl(out, rows)
+    print(f"wrote {out}", file=sys.stderr)
+    print(json.dumps(scores))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Choose the successor among candidates of one generation, on validation data only.
+
+Used by the generation loop when `propose.candidates > 1`, and after a sweep:
+
+    python -m pipeline.promote --sweep checkpoints/<lineage>/sweeps/<time>
+
+Every candidate already has its own gate verdict (gen_NNN-<name>/gate/manifest.json). Among those
+the gate promoted, the one with the best validation metric (`gate.metric`) wins: it gets status
+`promoted` and becomes the TEACHER; the others get `rejected` with the reason. Test-set scores are
+never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.io import atomic_write_json, read_json
+from pipeline.lineage import GenerationDir, Lineage, LineageError
+
+CANDIDATE_FILE = "candidate.json"  # written by each sweep job into its Hydra output dir
+
+
+def select(candidates: list[dict], metric: str) -> str | None:
+    """Pure choice: the gate-approved candidate with the highest `metric`; ties go to the first.
+    Each item: {"name", "gate_status", "metrics"}."""
+    ok = [c for c in candidates if c["gate_status"] == "promoted" and c["metrics"].get(metric) is not None]
+    if not ok:
+        return None
+    return max(ok, key=lambda c: (c["metrics"][metric], -candidates.index(c)))["name"]
+
+
+def candidate_view(cand: GenerationDir) -> dict:
+    verdict = cand.read_manifest("gate")["result"]["info"] if cand.is_done("gate") else {"status": "failed"}
+    metrics = cand.read_manifest("eval")["result"]["metrics"] if cand.is_done("eval") else {}
+    return {"name": cand.name, "gate_status": verdict["status"], "reasons": verdict.get("reasons", []),
+            "metrics": metrics}
+
+
+def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir], metric: str) -> str | None:
+    """Record the selection in the ledger, the generation's `selection.json`, and the TEACHER pointer."""
+    views = [candidate_view(c) for c in candidates]
+    best = select(views, metric)
+    for v, c in zip(views, candidates):
+        if v["name"] == best:
+            lineage.record(c, status="promoted", gate_reasons=v["reasons"])
+        elif v["gate_status"] == "promoted":
+            lineage.record(c, status="rejected", gate_reasons=v["reasons"] + [
+                f"not selected: {metric}={v['metrics'].get(metric)} below {best}'s"])
+        else:
+            lineage.record(c, status="rejected" if v["gate_status"] == "rejected" else "failed",
+                           gate_reasons=v["reasons"])
+    atomic_write_json(gen.path / "selection.json", {"metric": metric, "selected": best, "candidates": views})
+    lineage.record(gen, status="promoted" if best else "rejected", selected=best,
+                   gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
+    if best:
+        lineage.set_teacher(lineage.gen_by_name(best))
+    return best
+
+
+def promote_sweep(sweep_dir: Path) -> str | None:
+    found = sorted(sweep_dir.rglob(CANDIDATE_FILE))
+    if not found:
+        raise LineageError(f"{sweep_dir} holds no {CANDIDATE_FILE}: not a sweep of pipeline.generation jobs")
+    infos = [read_json(p) for p in found]
+    keys = {(i["lineage_root"], i["lineage"], i["generation"], i["metric"]) for i in infos}
+    if len(keys) != 1:
+        raise LineageError(f"{sweep_dir} mixes lineages, generations or gate metrics: {sorted(keys)}")
+    root, name, gen_name, metric = keys.pop()
+    lineage = Lineage(root, name)
+    with lineage.lock():
+        gen = lineage.gen_by_name(gen_name)
+        cands = [lineage.gen_by_name(i["candidate"]) for i in infos]
+        return apply(lineage, gen, cands, metric)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.promote", description=__doc__.split("\n")[0])
+    ap.add_argument("--sweep", required=True, type=Path, help="the Hydra sweep directory (multirun dir)")
+    args = ap.parse_args(argv)
+    try:
+        best = promote_sweep(args.sweep)
+    except (LineageError, OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"promoted {best}" if best else "no candidate passed the gate; the teacher stays")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

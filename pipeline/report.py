@@ -1,0 +1,120 @@
+"""The per-generation table, from the ledger: one row per generation, a column per metric.
+
+    python -m pipeline.report                                   # checkpoints/default, text table
+    python -m pipeline.report --lineage checkpoints/mylineage --format markdown
+    python -m pipeline.report --format csv|json
+    python -m pipeline.report --compare checkpoints/a checkpoints/b
+
+Every number comes from the ledger, which the stages fill from their per-item records on disk
+(eval/*.jsonl, drift/*.jsonl), so each cell can be traced back to the completions behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from pipeline.lineage import Lineage, LineageError
+
+FORMATS = ("table", "markdown", "csv", "json")
+# Shown first, in this order, when present; every other metric follows alphabetically.
+LEADING = (
+    "gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "humaneval.pass@1",
+    "gsm8k_val.accuracy_flexible",
+)
+
+
+def flatten(row: dict) -> dict:
+    """One ledger row -> one flat table row."""
+    out = {"gen": row.get("name"), "status": row.get("status"), "parent": row.get("parent") or "-"}
+    out.update(row.get("metrics", {}))
+    hp = row.get("hparams") or {}
+    for k in ("learning_rate", "epochs", "lora_r"):
+        if k in hp:
+            out[f"hp.{k}"] = hp[k]
+    if row.get("hparams_source"):
+        out["hp.source"] = row["hparams_source"]
+    seconds = row.get("seconds") or {}
+    if seconds:
+        out["wall_s"] = round(sum(seconds.values()), 1)
+    tokens = row.get("tokens") or {}
+    if tokens:
+        out["tokens"] = sum(tokens.values())
+    return out
+
+
+def columns(rows: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    head = [k for k in ("gen", "status", "parent") if k in keys]
+    lead = [k for k in LEADING if k in keys]
+    tail = [k for k in ("wall_s", "tokens") if k in keys]
+    rest = sorted(k for k in keys if k not in head + lead + tail)
+    return head + lead + rest + tail
+
+
+def _fmt(v):
+    return round(v, 4) if isinstance(v, float) else ("" if v is None else v)
+
+
+def render(ledger_rows: list[dict], fmt: str = "table") -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    rows = [flatten(r) for r in ledger_rows]
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    cols = columns(rows)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+        return buf.getvalue()
+    table = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    return tabulate(table, headers=cols, tablefmt="github" if fmt == "markdown" else "simple")
+
+
+def load(path: str | Path) -> list[dict]:
+    path = Path(path)
+    lineage = Lineage(path.parent, path.name)
+    lineage.meta()  # clear error if this is not a lineage, or a newer schema
+    return lineage.rows()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
+    ap.add_argument("--lineage", default="checkpoints/default", help="lineage directory")
+    ap.add_argument("--format", default="table", choices=FORMATS)
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two lineage directories side by side")
+    ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
+    args = ap.parse_args(argv)
+    try:
+        if args.compare:
+            parts = []
+            for p in args.compare:
+                parts.append(f"## {p}\n\n{render(load(p), args.format)}")
+            print("\n\n".join(parts))
+            return 0
+        rows = load(args.lineage)
+    except (LineageError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(render(rows, args.format))
+    if args.plots:
+        from pipeline import plots
+
+        for f in plots.write_all(rows, Path(args.plots)):
+            print(f"wrote {f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

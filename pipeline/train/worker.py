@@ -1,0 +1,320 @@
+"""The training process: trl SFT (LoRA or full fine-tuning), then optional DPO, resumable.
+
+Runs what `pipeline.train.run` wrote to `<gen>/train/job.json`, in this process or in one process
+per GPU under accelerate/torchrun (every rank runs this same code; rank 0 writes the markers):
+
+    python -m pipeline.train checkpoints/<lineage>/gen_001/train/job.json
+
+Layout under `<gen>/train/`:
+    sft/checkpoints/checkpoint-N/COMPLETE   trainer checkpoint + our marker, written after the save finished
+    sft/final/ result.json                  adapter (LoRA) or full model; result.json last = phase done
+    dpo/...                                 the same for the preference phase
+
+A restarted phase resumes from its newest checkpoint WITH a COMPLETE marker (transformers' checkpoint
+directories are not written atomically); newer unmarked ones are deleted first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipeline.config import Config, HParams, TrainConfig
+from pipeline.io import atomic_write_json, read_json, read_jsonl
+
+log = logging.getLogger(__name__)
+
+COMPLETE = "COMPLETE"
+RESULT = "result.json"
+
+
+@dataclass
+class Job:
+    """Everything a worker needs, as plain JSON (written by `pipeline.train.run`)."""
+
+    config: dict  # resolved Config
+    hparams: dict  # HParams fields from propose/accepted.json
+    init_dir: str  # model the student starts from (base or teacher)
+    out: str  # <gen>/train
+    sft_data: str  # prepared prompt/completion rows (jsonl)
+    dpo_data: str | None  # prepared preference rows, when train.dpo.enabled
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Job":
+        return cls(**read_json(path))
+
+    def cfg(self) -> Config:
+        from omegaconf import OmegaConf
+
+        from pipeline.config import to_config
+
+        return to_config(OmegaConf.merge(OmegaConf.structured(Config), self.config))
+
+    def hp(self) -> HParams:
+        return HParams(**self.hparams)
+
+
+# -- devices and sizes --------------------------------------------------------------------------------
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def use_bf16(t: TrainConfig) -> bool:
+    return t.precision == "bf16" or (t.precision == "auto" and _cuda())
+
+
+def attn_implementation(t: TrainConfig) -> str:
+    if t.attn_implementation != "auto":
+        return t.attn_implementation
+    return "flash_attention_2" if _cuda() and importlib.util.find_spec("flash_attn") else "sdpa"
+
+
+def batch_layout(batch_size: int, per_device: int, world: int) -> tuple[int, int]:
+    """(per-device batch, gradient accumulation) whose product with `world` is closest to `batch_size`."""
+    per = max(1, min(per_device, batch_size // world))
+    return per, max(1, round(batch_size / (per * world)))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_rank0() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def peak_memory_mb() -> dict:
+    if _cuda():
+        import torch
+
+        return {"device": "cuda", "peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+    return {"device": "cpu", "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+# -- checkpoints and callbacks --------------------------------------------------------------------------
+
+def _step(p: Path) -> int:
+    try:
+        return int(p.name.split("-")[-1])
+    except ValueError:
+        return -1
+
+
+def latest_complete(ckpt_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` with our COMPLETE marker; unmarked ones never count."""
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / COMPLETE).exists() and _step(p) >= 0]
+    return max(done, key=_step, default=None)
+
+
+def drop_incomplete(ckpt_dir: Path, keep: Path | None) -> list[str]:
+    """Delete unmarked checkpoints newer than `keep`, so the rerun does not save into a half-written dir."""
+    dropped = []
+    for p in ckpt_dir.glob("checkpoint-*"):
+        if not (p / COMPLETE).exists() and (keep is None or _step(p) > _step(keep)):
+            shutil.rmtree(p, ignore_errors=True)
+            dropped.append(p.name)
+    return dropped
+
+
+def _callbacks(extra: Sequence[Any]) -> list:
+    from transformers import TrainerCallback
+
+    class MarkComplete(TrainerCallback):
+        """Write checkpoint-N/COMPLETE once every rank has finished writing checkpoint-N."""
+
+        def on_save(self, args, state, control, **kw):
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
+            if state.is_world_process_zero:
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                atomic_write_json(ckpt / COMPLETE, {"step": state.global_step, "time": time.time()})
+
+    class Meter(TrainerCallback):
+        """Tokens and seconds of this session (a resumed run counts only what it trained itself); and
+        log the last step, so `loss_last` is the final loss whatever logging_steps is."""
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.tokens0, self.step0, self.t0 = state.num_input_tokens_seen, state.global_step, time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
+        def on_train_end(self, args, state, control, **kw):
+            self.seconds = time.perf_counter() - self.t0
+            self.tokens = state.num_input_tokens_seen - self.tokens0
+            self.steps = state.global_step - self.step0
+
+    return [MarkComplete(), Meter(), *extra]
+
+
+def common_args(t: TrainConfig, hp: HParams, out: Path, lr: float, epochs: float, max_steps: int) -> dict:
+    """TrainingArguments shared by the SFT and DPO phases."""
+    per, accum = batch_layout(hp.batch_size, t.per_device_batch_size, world_size())
+    bf16 = use_bf16(t)
+    return dict(
+        output_dir=str(out / "checkpoints"), learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps,
+        per_device_train_batch_size=per, gradient_accumulation_steps=accum,
+        warmup_steps=float(hp.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
+        logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, seed=t.seed, data_seed=t.seed, bf16=bf16, fp16=False,
+        gradient_checkpointing=t.gradient_checkpointing, use_liger_kernel=t.use_liger,
+        report_to=[] if t.report_to == "none" else [t.report_to], max_length=hp.max_seq_length,
+        include_num_input_tokens_seen="non_padding", disable_tqdm=True,
+    )
+
+
+def load_model(path: str | Path, t: TrainConfig, full_ft: bool):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if t.use_liger and importlib.util.find_spec("liger_kernel") is None:
+        raise RuntimeError("train.use_liger=true needs the liger-kernel package (pip install liger-kernel)")
+    # LoRA keeps the frozen base in bf16 on GPU; full fine-tuning keeps fp32 master weights (bf16 autocast).
+    dtype = torch.bfloat16 if use_bf16(t) and not full_ft else torch.float32
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, attn_implementation=attn_implementation(t))
+
+
+def lora_config(t: TrainConfig, hp: HParams):
+    from peft import LoraConfig
+
+    return LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                      target_modules=t.lora_target_modules, task_type="CAUSAL_LM")
+
+
+def _rows(path: str):
+    from datasets import Dataset
+
+    return Dataset.from_list(read_jsonl(path))
+
+
+def build_sft_trainer(job: Job, callbacks: Sequence[Any] = ()):
+    """The SFTTrainer for this job (also used by tests to inspect masking and by the benchmark)."""
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    cfg, hp = job.cfg(), job.hp()
+    t, full_ft = cfg.train, hp.lora_r == 0
+    args = SFTConfig(
+        **common_args(t, hp, Path(job.out) / "sft", hp.learning_rate, hp.epochs, t.max_steps),
+        completion_only_loss=True, packing=t.packing, packing_strategy="bfd",
+        # padding-free rows carry no padding, so count all of their tokens
+        **({"include_num_input_tokens_seen": "all"} if t.packing else {}),
+    )
+    return SFTTrainer(
+        model=load_model(job.init_dir, t, full_ft), args=args, train_dataset=_rows(job.sft_data),
+        processing_class=AutoTokenizer.from_pretrained(job.init_dir),
+        peft_config=None if full_ft else lora_config(t, hp), callbacks=_callbacks(callbacks),
+    )
+
+
+def build_dpo_trainer(job: Job, callbacks: Sequence[Any] = ()):
+    """DPO on the SFT student: the reference is the SFT model (LoRA: merged, adapter disabled)."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    cfg, hp = job.cfg(), job.hp()
+    t, d, full_ft = cfg.train, cfg.train.dpo, hp.lora_r == 0
+    sft_final = Path(job.out) / "sft" / "final"
+    if full_ft:
+        model = load_model(sft_final, t, full_ft)
+    else:
+        model = PeftModel.from_pretrained(load_model(job.init_dir, t, full_ft), str(sft_final)).merge_and_unload()
+    args = DPOConfig(
+        **common_args(t, hp, Path(job.out) / "dpo", d.learning_rate, d.epochs, d.max_steps),
+        beta=d.beta, loss_type=["sigmoid", "sft"], loss_weights=[1.0, d.rpo_alpha],  # RPO = DPO + alpha * NLL(chosen)
+    )
+    return DPOTrainer(
+        model=model, args=args, train_dataset=_rows(job.dpo_data),
+        processing_class=AutoTokenizer.from_pretrained(job.init_dir),
+        peft_config=None if full_ft else lora_config(t, hp), callbacks=_callbacks(callbacks),
+    )
+
+
+@contextmanager
+def _env(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_phase(job: Job, phase: str, callbacks: Sequence[Any] = ()) -> dict:
+    """Train one phase (sft | dpo) to its `final/`, resuming from a complete checkpoint; return its result."""
+    out = Path(job.out) / phase
+    final = out / "final"
+    if (final / RESULT).exists():
+        return read_json(final / RESULT)
+    ckpts = out / "checkpoints"
+    resume = latest_complete(ckpts)
+    if is_rank0():
+        dropped = drop_incomplete(ckpts, resume)
+        if dropped:
+            log.warning("%s: ignoring incomplete checkpoints %s", phase, dropped)
+    build = build_sft_trainer if phase == "sft" else build_dpo_trainer
+    log.info("%s: %s", phase, f"resuming from {resume}" if resume else "starting")
+    with _env(TENSORBOARD_LOGGING_DIR=str(out / "logs")):  # beside checkpoints/, not inside them
+        trainer = build(job, callbacks)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.state.global_step == 0:  # never report success for a run that trained nothing
+        raise RuntimeError(f"{phase}: the trainer ran 0 optimizer steps (dataset or max_steps too small)")
+    if is_rank0():
+        shutil.rmtree(final, ignore_errors=True)
+    trainer.save_model(str(final))  # every rank: FSDP gathers the full state dict here
+    meter = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "Meter")
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    result = {
+        "phase": phase, "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
+        "losses": losses, "tokens": trainer.state.num_input_tokens_seen,
+        "session": {"steps": meter.steps, "tokens": meter.tokens, "seconds": round(meter.seconds, 3)},
+        "tokens_per_s": round(meter.tokens / meter.seconds, 2) if meter.seconds > 0 else 0.0,
+        "examples": len(trainer.train_dataset), "resumed_from": resume.name if resume else None,
+        "batch": {"per_device": trainer.args.per_device_train_batch_size, "world": world_size(),
+                  "accumulation": trainer.args.gradient_accumulation_steps},
+        "bf16": trainer.args.bf16, "attn_implementation": attn_implementation(job.cfg().train),
+        **peak_memory_mb(),
+    }
+    if is_rank0():
+        atomic_write_json(final / RESULT, result)  # last: its presence means the phase is done
+    trainer.accelerator.wait_for_everyone()
+    return result
+
+
+def train(job: Job, callbacks: Sequence[Any] = ()) -> dict:
+    """All phases of a job; returns {phase: result}. Frees the trainer between phases."""
+    import gc
+
+    results = {"sft": run_phase(job, "sft", callbacks)}
+    gc.collect()
+    if job.dpo_data:
+        results["dpo"] = run_phase(job, "dpo", callbacks)
+        gc.collect()
+    return results
+
+
+def main(job_path: str) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    results = train(Job.load(job_path))
+    if is_rank0():
+        print(json.dumps({k: {"steps": v["steps"], "loss_last": v["loss_last"]} for k, v in results.items()}))

@@ -1,0 +1,66 @@
+"""Shared fixtures: the real Hydra config (composed and shrunk), tiny models, offline data, in-process vLLM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# In-process vLLM engines (no spawned workers) and a small CPU KV cache: fast and test-friendly.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_shared = ROOT.parent / "shared" / "data"
+if "PIPELINE_DATA_DIR" not in os.environ and (_shared / "gsm8k").is_dir():
+    os.environ["PIPELINE_DATA_DIR"] = str(_shared)
+# Provisioned models are shared across tests (and with `make setup`) so each is built once.
+os.environ.setdefault("PIPELINE_MODELS_DIR", str(ROOT / "checkpoints" / "_models"))
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return Path(os.environ["PIPELINE_MODELS_DIR"])
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(models_dir) -> Path:
+    from pipeline.models import resolve
+
+    return resolve("tiny:qwen3", models_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(models_dir) -> Path:
+    from pipeline.models import resolve
+
+    return resolve("tiny:llama", models_dir)
+
+
+def compose(overrides: list[str] | None = None):
+    """The real config from conf/, with overrides, as validated dataclasses (pipeline.config.Config)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from pipeline.config import register, to_config
+
+    register()
+    with initialize_config_dir(str(CONF), version_base=None):
+        return to_config(hydra_compose("config", overrides or []))
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path, models_dir):
+    """Factory: the smoke profile on tiny:qwen3 writing into a temp checkpoints root."""
+
+    def make(*extra: str):
+        return compose([
+            "model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path / 'ckpt'}",
+            f"paths.models={models_dir}", *extra,
+        ])
+
+    return make
