@@ -11,6 +11,7 @@ Fields marked `MISSING` must come from YAML, so no default is repeated in Python
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -405,9 +406,11 @@ class GateConfig:
     max_consecutive_rejections: int = MISSING
     on_max_rejections: str = MISSING  # stop | repropose (keep proposing from the same teacher)
     require_synth_stats: bool = MISSING  # reject when synth/stats.json or its red_flags list is missing
-    budgets: Dict[str, Budget] = field(default_factory=dict)  # drift metric -> budget
+    budgets: Dict[str, Budget] = field(default_factory=dict)  # drift metric without `drift.` -> budget
 
     def validate(self) -> None:
+        from pipeline.drift.compounding import BUDGETABLE
+
         _check(self.epsilon >= 0, "gate.epsilon", "must be >= 0")
         _check("." in self.metric, "gate.metric", f"{self.metric!r} is not '<task>.<metric>'")
         _check(not is_test_task(self.metric.split(".")[0]), "gate.metric",
@@ -417,8 +420,15 @@ class GateConfig:
                f"{self.on_max_rejections!r} is not stop|repropose")
         for name, b in self.budgets.items():
             key = f"gate.budgets.{name}"
-            _check(not is_test_task(name.split(".")[0]), key, "a test-split score cannot gate promotion")
+            # keys are `drift.<name>` metrics, so no test score can gate; plain names keep CLI overrides
+            # simple (gate.budgets.honesty.step=0.1)
+            _check(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, key,
+                   "must be a drift metric name without the 'drift.' prefix, e.g. refusal_harmful")
+            _check(f"drift.{name}" in BUDGETABLE, key,
+                   f"unknown drift metric; budgetable: {sorted(k.removeprefix('drift.') for k in BUDGETABLE)}")
             _check(b.direction in ("higher", "lower"), f"{key}.direction", f"{b.direction!r} is not higher|lower")
+            _check(b.direction == BUDGETABLE[f"drift.{name}"], f"{key}.direction",
+                   f"drift.{name} is {BUDGETABLE[f'drift.{name}']}-is-better, not {b.direction}")
             _check(b.total >= 0 and b.step >= 0, key, "total and step must be >= 0")
 
     def check_against(self, eval_cfg: "EvalConfig") -> None:
@@ -428,9 +438,6 @@ class GateConfig:
                f"task {task!r} is not in eval.tasks {sorted(eval_cfg.tasks)}")
         _check(not is_test_task(task, eval_cfg), "gate.metric",
                f"eval task {task!r} has split=test; the gate reads validation metrics only")
-        for name in self.budgets:
-            _check(not is_test_task(name.split(".")[0], eval_cfg), f"gate.budgets.{name}",
-                   "a test-split score cannot gate promotion")
 
 
 @dataclass

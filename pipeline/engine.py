@@ -176,6 +176,9 @@ class VLLMEngine(Engine):
             model=str(model_dir), dtype=dtype, max_model_len=model_cfg.max_model_len, seed=seed,
             tensor_parallel_size=cfg.tensor_parallel_size, gpu_memory_utilization=cfg.gpu_memory_utilization,
             enforce_eager=cfg.enforce_eager, max_num_seqs=cfg.max_num_seqs,
+            # Compact JSON is an engine-level setting (vLLM ignores the per-request flag), and it needs
+            # an explicit backend; otherwise a weak model fills the schema's whitespace slots forever.
+            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
         super().__init__(model_dir, model_cfg, self.llm.get_tokenizer())
 

@@ -29,7 +29,8 @@ from pipeline.config import Config, EvalTask, to_config
 from pipeline.context import StageContext
 from pipeline.engine import Engine, GenParams, Output
 from pipeline.evals import gsm8k, humaneval
-from pipeline.io import atomic_write_json, hash_obj, read_jsonl, write_jsonl
+from pipeline.evals import write_results
+from pipeline.io import atomic_write_json, hash_obj, read_jsonl
 from pipeline.lineage import StageResult
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
             t["records"] = score_gsm8k(t["spec"], t["items"], t["prompts"], outputs[name], t["key"])
         else:
             t["records"] = score_humaneval(t["spec"], t["items"], t["prompts"], outputs[name], t["key"], cfg)
-        write_jsonl(out / f"{name}.jsonl", t["records"])
+        write_results(out / f"{name}.jsonl", t["records"])
 
     metrics, info, inputs = {}, {"tasks": {}, "engine": engine_stats, "reused": sorted(set(tasks) - set(todo))}, {}
     for name, t in tasks.items():

@@ -235,10 +235,14 @@ def run(cfg: Config) -> list[dict]:
             overall.refresh()
             if newest.get("status") != "candidate" and newest["gen"] >= target:
                 break
-            if newest.get("status") != "candidate" and consecutive_rejections(lineage) >= cfg.gate.max_consecutive_rejections:
-                log.warning("stopping: %d consecutive rejections (gate.max_consecutive_rejections)",
-                            cfg.gate.max_consecutive_rejections)
-                break
+            rejected = consecutive_rejections(lineage)
+            if newest.get("status") != "candidate" and rejected >= cfg.gate.max_consecutive_rejections:
+                if cfg.gate.on_max_rejections == "stop":
+                    log.warning("stopping: %d consecutive rejections (gate.max_consecutive_rejections)", rejected)
+                    break
+                # repropose: the teacher stays and proposes again; it sees the rejections and their
+                # reasons in the history table of its prompt (pipeline.propose)
+                log.warning("%d consecutive rejections: re-proposing from teacher %s", rejected, lineage.teacher().name)
             one_generation(cfg, lineage)
         overall.close()
     return lineage.rows()

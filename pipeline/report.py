@@ -2,7 +2,8 @@
 
     python -m pipeline.report                                   # checkpoints/default, text table
     python -m pipeline.report --lineage checkpoints/mylineage --format markdown
-    python -m pipeline.report --format csv|json
+    python -m pipeline.report --format csv|json                 # every column; table shows a summary
+    python -m pipeline.report --all                             # every column in the table too
     python -m pipeline.report --compare checkpoints/a checkpoints/b
 
 Every number comes from the ledger, which the stages fill from their per-item records on disk
@@ -27,6 +28,13 @@ FORMATS = ("table", "markdown", "csv", "json")
 LEADING = (
     "gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "humaneval.pass@1",
     "gsm8k_val.accuracy_flexible",
+)
+# The readable table (table/markdown without --all): capability, alignment, data, what was trained.
+SUMMARY = LEADING + (
+    "drift.refusal_harmful", "drift.over_refusal_benign", "drift.honesty", "drift.sycophancy_flip_rate",
+    "drift.ifeval", "drift.kl_gen0", "drift.items_gained_gen0", "drift.items_lost_gen0",
+    "synth.kept", "synth.keep_rate", "synth.distinct_2", "train.loss_last",
+    "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source",
 )
 
 
@@ -64,13 +72,17 @@ def _fmt(v):
     return round(v, 4) if isinstance(v, float) else ("" if v is None else v)
 
 
-def render(ledger_rows: list[dict], fmt: str = "table") -> str:
+def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = False) -> str:
+    """csv and json always carry every column; table and markdown show SUMMARY unless all_columns."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     rows = [flatten(r) for r in ledger_rows]
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     cols = columns(rows)
+    if fmt in ("table", "markdown") and not all_columns:
+        order = ("gen", "status", "parent") + SUMMARY + ("wall_s", "tokens")
+        cols = [c for c in order if c in cols]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
@@ -95,19 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="table", choices=FORMATS)
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two lineage directories side by side")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
+    ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
     args = ap.parse_args(argv)
     try:
         if args.compare:
             parts = []
             for p in args.compare:
-                parts.append(f"## {p}\n\n{render(load(p), args.format)}")
+                parts.append(f"## {p}\n\n{render(load(p), args.format, args.all)}")
             print("\n\n".join(parts))
             return 0
         rows = load(args.lineage)
     except (LineageError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(render(rows, args.format))
+    print(render(rows, args.format, args.all))
+    if args.format in ("table", "markdown"):  # the compounding view of the alignment metrics (issue 7)
+        from pipeline.drift import compounding
+
+        retention = compounding.render(rows, "github" if args.format == "markdown" else "simple")
+        if retention:
+            print(f"\nRetention per generation and its projection (pipeline.drift.compounding):\n{retention}")
     if args.plots:
         from pipeline import plots
 

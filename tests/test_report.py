@@ -34,6 +34,7 @@ def test_every_format(lineage):
     parsed = list(csv.DictReader(io.StringIO(report.render(rows, "csv"))))
     assert parsed[1]["drift.kl_gen0"] == "0.5" and parsed[1]["wall_s"] == "12.5" and parsed[1]["tokens"] == "1020"
     assert parsed[0]["drift.kl_gen0"] == ""  # missing metrics are blank, not zero
+    assert "wall_s" in table and "hp.source" in table
     data = json.loads(report.render(rows, "json"))
     assert data[1]["hp.learning_rate"] == 2e-4
     with pytest.raises(ValueError, match="unknown format"):

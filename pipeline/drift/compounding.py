@@ -28,6 +28,14 @@ DIRECTIONS = {
     "drift.sycophancy_flip_rate": "lower",
     "drift.ifeval": "higher",
 }
+# Every drift metric a gate budget may name (`gate.budgets.<name>` is `drift.<name>`), with its direction.
+BUDGETABLE = {
+    **DIRECTIONS,
+    "drift.judge_refusal_harmful": "higher", "drift.judge_over_refusal_benign": "lower", "drift.judge_honesty": "higher",
+    "drift.kl_gen0": "lower", "drift.kl_parent": "lower",
+    "drift.agreement_gen0": "higher", "drift.agreement_parent": "higher",
+    "drift.eval_agreement_gen0": "higher", "drift.eval_agreement_parent": "higher",
+}
 HORIZONS = (10, 50, 500)
 COUNTED = ("promoted", "rejected")  # rows whose stages all finished
 

@@ -20,6 +20,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline.io import sha256_file
+
 log = logging.getLogger(__name__)
 
 
@@ -33,17 +35,30 @@ def load_tokenizer(model_dir: Path):
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model")
+
+
+def _tokenizer_fingerprint(model_dir: Path) -> tuple:
+    return tuple((f, sha256_file(p)) for f in TOKENIZER_FILES if (p := Path(model_dir) / f).exists())
+
+
 def check_same_tokenizer(dirs: list[Path]):
-    """Return the first dir's tokenizer after checking every dir has the same vocabulary."""
-    toks = [load_tokenizer(d) for d in dirs]
-    vocab = toks[0].get_vocab()
-    for d, t in zip(dirs[1:], toks[1:]):
-        if t.get_vocab() != vocab:
+    """Return the first dir's tokenizer after checking every dir has the same vocabulary.
+    Byte-identical tokenizer files settle it without loading (loading a 150k-vocab tokenizer is slow);
+    otherwise (e.g. re-serialised by a trainer) the vocabularies are compared."""
+    first = load_tokenizer(dirs[0])
+    fingerprint = _tokenizer_fingerprint(dirs[0])
+    vocab = None
+    for d in dirs[1:]:
+        if fingerprint and _tokenizer_fingerprint(d) == fingerprint:
+            continue
+        vocab = vocab if vocab is not None else first.get_vocab()
+        if load_tokenizer(d).get_vocab() != vocab:
             raise KLError(
                 f"tokenizer of {d} differs from that of {dirs[0]}: per-token KL compares distributions over "
                 "one vocabulary, so both models must come from the same lineage (same tokenizer)"
             )
-    return toks[0]
+    return first
 
 
 def encode_items(tok, items: list[dict], chat_template_kwargs: dict[str, Any]) -> list[tuple[list[int], int]]:

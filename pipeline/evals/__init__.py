@@ -1,0 +1,21 @@
+"""Benchmark scorers: `gsm8k` (answer extraction) and `humaneval` (programs run in pipeline.sandbox).
+
+Both are pure checkers shared by the eval stage (pipeline.evaluate) and the synthesis verifiers,
+and both have a CLI: `python -m pipeline.evals.gsm8k --help`, `python -m pipeline.evals.humaneval --help`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pipeline.io import atomic_write_text, write_jsonl
+
+
+def write_results(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write result rows as JSONL; rows holding text that UTF-8 cannot encode (lone surrogates from
+    a JSON `\\ud800` escape) are written with ASCII escapes, which keeps them exactly."""
+    try:
+        write_jsonl(path, rows)
+    except UnicodeEncodeError:
+        atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))

@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 LM_EVAL_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 LM_EVAL_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 MARKERS = re.compile(r"the (?:final )?answer is\s*:?|\\boxed\s*\{", re.IGNORECASE)
-NUMBER = re.compile(r"-?\$?\s?-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+NUMBER = re.compile(r"-?\$?-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
 CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
 
 
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.evals.gsm8k", description=__doc__.split("\n")[0])
     ap.add_argument("--completions", required=True, help="JSONL with 'completion' and 'answer' per row")
     args = ap.parse_args(argv)
-    from pipeline.io import JsonlError, write_jsonl
+    from pipeline.evals import write_results
+    from pipeline.io import JsonlError
 
     try:
         rows, summary = score_file(args.completions)
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = args.completions + "_results.jsonl"
-    write_jsonl(out, rows)
+    write_results(out, rows)
     print(f"wrote {out}", file=sys.stderr)
     print(json.dumps(summary))
     return 0

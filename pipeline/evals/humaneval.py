@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sanitize", action="store_true", help="post-process chat output (fences, restated function)")
     args = ap.parse_args(argv)
     from pipeline.config import ConfigError
-    from pipeline.io import JsonlError, write_jsonl
+    from pipeline.evals import write_results
+    from pipeline.io import JsonlError
 
     try:
         ks = [int(k) for k in args.k.split(",") if k.strip()]
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if unattempted:
         print(f"note: {unattempted} problem(s) have no samples; pass@k is over attempted problems", file=sys.stderr)
     out = args.samples + "_results.jsonl"
-    write_jsonl(out, rows)
+    write_results(out, rows)
     print(f"wrote {out}", file=sys.stderr)
     print(json.dumps(scores))
     return 0

@@ -16,7 +16,7 @@ what training uses; `candidates` holds all K).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 from pipeline.config import Config
 from pipeline.context import StageContext
@@ -67,90 +67,108 @@ def _distinct(cands: list[Validated], anchor: dict, anchor_name: str, space) -> 
     return out
 
 
-def _accepted(cands: list[Validated]) -> dict:
-    first = cands[0]
-    return {**first.record(), "candidates": [c.record() for c in cands]}
+@dataclass
+class _Asked:
+    """What asking the teacher produced, for the files and the StageResult."""
+
+    texts: list[str]  # the prompt per candidate
+    results: list[Validated]
+    raw: list[str] = field(default_factory=list)
+    parsed: list[dict] = field(default_factory=list)
+    tokens: int = 0
+    attempts: int = 0
+    json_schema: bool = False
+    history_shown: int = 0
+    engine: dict = field(default_factory=dict)
+
+
+def _ask(cfg: Config, ctx: StageContext, build, best_hp: dict | None) -> _Asked:
+    """One engine, one batched generate call per attempt; only unparseable answers are re-asked."""
+    pc = cfg.propose
+    with ctx.engine(ctx.teacher.model_dir) as eng:
+        fitted = _fit_prompts(cfg, eng, build)
+        if fitted is None:
+            why = "the prompt does not fit model.max_model_len - propose.max_tokens even without history"
+            return _Asked(build(0), [fallback(pc.space, pc.hparams, best_hp, why) for _ in range(pc.candidates)])
+        texts, prompts, n_hist = fitted
+        use_schema = bool(getattr(eng, "supports_json_schema", False))
+        asked = _Asked(texts, [], json_schema=use_schema, history_shown=n_hist)
+        schema = json_schema(pc.space) if use_schema else None
+        results: list[Validated | None] = [None] * len(prompts)
+        pending = list(range(len(prompts)))
+        for attempt in range(pc.retries + 1):
+            if not pending:
+                break
+            asked.attempts += 1
+            # On a re-ask greedy decoding would repeat the same unparseable answer, so sample instead.
+            temp = pc.retry_temperature if attempt > 0 and pc.temperature == 0 else pc.temperature
+            params = GenParams(n=1, temperature=temp, max_tokens=pc.max_tokens, seed=cfg.seed + attempt,
+                               json_schema=schema)
+            outs = eng.generate([prompts[i] for i in pending], params)
+            for i, o in zip(pending, outs):
+                text = o.texts[0] if o.texts else ""
+                n_tok = sum(o.completion_tokens)
+                finish = o.finish_reasons[0] if o.finish_reasons else "?"
+                asked.tokens += n_tok
+                v = validate(text, pc.space, pc.hparams, best_hp)
+                asked.raw.append(f"### attempt {attempt} candidate {i} (finish={finish}, tokens={n_tok})\n{text}\n")
+                asked.parsed.append({"attempt": attempt, "candidate": i, "finish": finish, "parsed": v.parsed,
+                                     "source": v.source, "warnings": list(v.warnings)})
+                if not v.fallback or attempt == pc.retries:
+                    if v.fallback and attempt > 0:
+                        v.warnings.append(f"no JSON object after {attempt + 1} attempts")
+                    results[i] = v
+            pending = [i for i in pending if results[i] is None]
+        asked.results = [r for r in results if r is not None]
+        stats = getattr(eng, "stats", None)
+        asked.engine = stats.as_dict() if hasattr(stats, "as_dict") else {}
+    log.info("propose: %d attempt(s), history rows shown %d, json_schema=%s", asked.attempts, n_hist, use_schema)
+    return asked
 
 
 def run(cfg: Config, ctx: StageContext) -> StageResult:
     pc = cfg.propose
-    out = ctx.out
     K = pc.candidates
     rows = history(ctx.lineage, ctx.gen, cfg.gate.metric)
     best = best_setting(rows, cfg.gate.metric)
-    # The anchor every fallback and perturbation starts from, fitted to today's space.
-    anchor = fallback(pc.space, pc.hparams, best[0] if best else None, "").hparams
-    anchor_name = best[1] if best else "the config default"
+    best_hp = best[0] if best else None
     data_now = data_stats(ctx.teacher.path / "synth" / "stats.json")
-    inputs = {"history": hash_obj([asdict(r) for r in rows]), "data_stats": hash_obj(data_now)}
-    tokens, attempts, used_schema, engine_stats = 0, 0, False, {}
 
-    if not pc.enabled:
+    if pc.enabled:
+        def build(n_hist: int) -> list[str]:
+            shown = rows[-n_hist:] if n_hist else []
+            return [render(pc.space, shown, data_now, best, pc.hparams, cfg.gate.metric, i, K) for i in range(K)]
+
+        asked = _ask(cfg, ctx, build, best_hp)
+        sep = "\n\n" + "=" * 20 + " candidate {} " + "=" * 20 + "\n\n"
+        prompt = asked.texts[0] if K == 1 else "".join(sep.format(i) + t for i, t in enumerate(asked.texts))
+        atomic_write_text(ctx.out / "prompt.txt", prompt)
+        atomic_write_text(ctx.out / "raw.txt", "\n".join(asked.raw))
+        atomic_write_json(ctx.out / "parsed.json", asked.parsed)
+        # Repeats become perturbations of the fallback anchor (the best so far, or the default).
+        anchor = fallback(pc.space, pc.hparams, best_hp, "").hparams
+        cands = _distinct(asked.results, anchor, best[1] if best else "the config default", pc.space)
+    else:
+        asked = _Asked([], [])
         cands = [Validated(hparams=defaults_dict(pc.space, pc.hparams), source="config",
                            rationale="propose.enabled=false: the configured hparams") for _ in range(K)]
         # Perturb the configured setting, not the history's best: the user asked for this setting.
         cands = _distinct(cands, cands[0].hparams, "the configured hparams", pc.space)
-    else:
-        build = lambda n_hist: [render(pc.space, rows[-n_hist:] if n_hist else [], data_now, best, pc.hparams,
-                                       cfg.gate.metric, i, K) for i in range(K)]
-        raw_log: list[str] = []
-        parsed_log: list[dict] = []
-        results: list[Validated | None] = [None] * K
-        with ctx.engine(ctx.teacher.model_dir) as eng:
-            fitted = _fit_prompts(cfg, eng, build)
-            if fitted is None:
-                texts = build(0)
-                why = f"the prompt does not fit model.max_model_len - propose.max_tokens tokens even without history"
-                results = [fallback(pc.space, pc.hparams, best[0] if best else None, why) for _ in range(K)]
-            else:
-                texts, prompts, n_hist = fitted
-                used_schema = bool(getattr(eng, "supports_json_schema", False))
-                schema = json_schema(pc.space) if used_schema else None
-                pending = list(range(K))
-                for attempt in range(pc.retries + 1):
-                    if not pending:
-                        break
-                    attempts += 1
-                    temp = pc.temperature if attempt == 0 or pc.temperature > 0 else pc.retry_temperature
-                    params = GenParams(n=1, temperature=temp, max_tokens=pc.max_tokens, seed=cfg.seed + attempt,
-                                       json_schema=schema)
-                    outs = eng.generate([prompts[i] for i in pending], params)  # one batched call per attempt
-                    for i, o in zip(pending, outs):
-                        text = o.texts[0] if o.texts else ""
-                        tokens += sum(o.completion_tokens)
-                        v = validate(text, pc.space, pc.hparams, best[0] if best else None)
-                        finish = o.finish_reasons[0] if o.finish_reasons else "?"
-                        raw_log.append(f"### attempt {attempt} candidate {i} (finish={finish}, "
-                                       f"tokens={sum(o.completion_tokens)})\n{text}\n")
-                        parsed_log.append({"attempt": attempt, "candidate": i, "finish": finish,
-                                           "parsed": v.parsed, "source": v.source, "warnings": v.warnings})
-                        if not v.fallback or attempt == pc.retries:
-                            if v.fallback and attempt > 0:
-                                v.warnings.append(f"no JSON object after {attempt + 1} attempts")
-                            results[i] = v
-                    pending = [i for i in pending if results[i] is None]
-                log.info("propose: %d attempt(s), history rows shown %d/%d, json_schema=%s",
-                         attempts, n_hist, len(rows), used_schema)
-            stats = getattr(eng, "stats", None)
-            engine_stats = stats.as_dict() if hasattr(stats, "as_dict") else {}
-        sep = "\n\n" + "=" * 20 + " candidate {} " + "=" * 20 + "\n\n"
-        atomic_write_text(out / "prompt.txt", texts[0] if K == 1 else "".join(sep.format(i) + t for i, t in enumerate(texts)))
-        atomic_write_text(out / "raw.txt", "\n".join(raw_log))
-        atomic_write_json(out / "parsed.json", parsed_log)
-        cands = _distinct([r for r in results if r is not None], anchor, anchor_name, pc.space)
 
-    accepted = _accepted(cands)
-    accepted.update(history_best=best[1] if best else None, json_schema=used_schema, attempts=attempts)
-    atomic_write_json(out / "accepted.json", accepted)
     first = cands[0]
+    accepted = {**first.record(), "candidates": [c.record() for c in cands], "history_best": best[1] if best else None,
+                "json_schema": asked.json_schema, "attempts": asked.attempts}
+    atomic_write_json(ctx.out / "accepted.json", accepted)
     for w in first.warnings:
         log.warning("propose: %s", w)
     log.info("propose: source=%s hparams=%s", first.source, first.hparams)
     return StageResult(
         metrics={},
         info={"source": first.source, "fallback": first.fallback, "n_warnings": len(first.warnings),
-              "hparams": first.hparams, "candidates": len(cands), "candidate_sources": [c.source for c in cands],
-              "attempts": attempts, "json_schema": used_schema, "history_rows": len(rows), "engine": engine_stats},
-        tokens=tokens,
-        inputs=inputs,
+              "hparams": first.hparams, "rationale": first.rationale[:200], "candidates": len(cands),
+              "candidate_sources": [c.source for c in cands], "attempts": asked.attempts,
+              "json_schema": asked.json_schema, "history_rows": len(rows), "history_shown": asked.history_shown,
+              "engine": asked.engine},
+        tokens=asked.tokens,
+        inputs={"history": hash_obj([asdict(r) for r in rows]), "data_stats": hash_obj(data_now)},
     )

@@ -24,7 +24,7 @@ MEANING = {
     "batch_size": "effective batch size",
     "max_seq_length": "tokens per training example",
     "num_examples": "training examples drawn from the data pool",
-    "math_fraction": "share of math (vs code) examples",
+    "math_fraction": "share of math examples, the rest is code",
     "synth_temperature": "sampling temperature when writing the next training data",
 }
 # Steer K candidates apart even under greedy decoding (candidate 0 is always the best guess).
@@ -35,8 +35,8 @@ HINTS = [
     "Propose a setting with a different LoRA capacity (lora_r, lora_alpha) than your best.",
     "Propose a setting with a different data mix (num_examples, math_fraction) than your best.",
 ]
-MAX_DATA_ITEMS = 5
-MAX_REASON_CHARS = 80
+MAX_DATA_ITEMS = 4
+MAX_REASON_CHARS = 64
 # Data stats most worth the teacher's attention come first (by substring of the key).
 DATA_PREFERRED = ("train", "val", "kept", "verified", "accept", "rate", "total", "math", "code")
 
@@ -57,7 +57,9 @@ def fmt(v: Any) -> str:
         return str(v)
     if isinstance(v, int):
         return str(v)
-    return "nan" if math.isnan(v) else f"{v:.3g}"
+    if math.isfinite(v) and v.is_integer() and abs(v) < 1e6:
+        return str(int(v))  # 20000.0 reads better than 2e+04
+    return f"{v:.3g}"
 
 
 def _read_json(path: Path) -> Any:
@@ -138,10 +140,11 @@ def space_lines(space: SearchSpace) -> list[str]:
     return lines
 
 
-def history_table(rows: list[HistoryRow]) -> list[str]:
-    out = ["gen|status|validation|" + "|".join(FIELDS) + "|source|data|gate reasons"]
+def history_table(rows: list[HistoryRow], gate_metric: str) -> list[str]:
+    """Header plus one line per generation; the gate metric's name is said once, in the header."""
+    out = [f"gen|status|{gate_metric}|" + "|".join(FIELDS) + "|source|data|gate reasons"]
     for r in rows:
-        val = " ".join(f"{k}={fmt(v)}" for k, v in r.metrics.items()) or "-"
+        val = " ".join(fmt(v) if k == gate_metric else f"{k}={fmt(v)}" for k, v in r.metrics.items()) or "-"
         hp = "|".join(fmt(r.hparams.get(n, "-")) for n in FIELDS) if r.hparams else "|".join(["-"] * len(FIELDS))
         data = " ".join(f"{k}={fmt(v)}" for k, v in r.data.items()) or "-"
         why = "; ".join(r.reasons)
@@ -156,27 +159,26 @@ def render(space: SearchSpace, rows: list[HistoryRow], data_now: dict[str, float
     anchor = best[0] if best else {n: getattr(defaults, n) for n in FIELDS}
     anchor_src = f"best so far, from {best[1]}" if best else "the default"
     parts = [
-        "You choose how your successor model is fine-tuned (supervised training on math and code "
-        f"solutions you wrote and that were verified). Goal: a higher validation score ({gate_metric}); "
-        "a successor scoring below its teacher is rejected.",
+        "You choose how your successor model is fine-tuned on verified math and code solutions you wrote. "
+        f"Goal: a higher {gate_metric}; a successor scoring below its teacher is rejected.",
         "",
         "Search space (values outside are clamped):",
         *space_lines(space),
         "",
     ]
     if rows:
-        parts += [f"History of the last {len(rows)} generation(s), oldest first:", *history_table(rows), ""]
+        parts += [f"History of the last {len(rows)} generation(s), oldest first:", *history_table(rows, gate_metric), ""]
     else:
         parts += ["History: none yet (this is the first trained generation).", ""]
     data = " ".join(f"{k}={fmt(v)}" for k, v in data_now.items())
     parts += [f"Training data so far: {data or 'no statistics yet'}.", "",
-              f"Setting ({anchor_src}): " + json.dumps({n: anchor[n] for n in FIELDS if n in anchor}), ""]
+              f"Setting ({anchor_src}): " + json.dumps({n: anchor[n] for n in FIELDS if n in anchor}, separators=(",", ":")),
+              ""]
     if n_candidates > 1:
         parts.append(f"Candidate {candidate + 1} of {n_candidates}. {HINTS[candidate % len(HINTS)]}")
     else:
         parts.append(HINTS[0])
-    parts.append("Reply with one JSON object only, with the keys " + ", ".join(FIELDS)
-                 + ' and "rationale" (one short sentence).')
+    parts.append('Reply with one JSON object only: the keys of the setting above plus "rationale" (one short sentence).')
     return "\n".join(parts)
 
 

@@ -235,9 +235,8 @@ def perturb(base: dict, space: SearchSpace, taken: list[dict], limit: int = 2000
     """
     for k in range(limit):
         name = FIELDS[k % len(FIELDS)]
-        rnd = k // len(FIELDS)
-        sign = 1 if (k // len(FIELDS)) % 2 == 0 else -1
-        mag = rnd // 2 + 1
+        rnd = k // len(FIELDS)  # rounds go +1, -1, +2, -2, ... steps
+        sign, mag = (1 if rnd % 2 == 0 else -1), rnd // 2 + 1
         s = getattr(space, name)
         cand = dict(base)
         if isinstance(s, Range):

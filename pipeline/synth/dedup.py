@@ -89,5 +89,5 @@ def dedup_items(items: list[tuple[str, str]], earlier: list[tuple[str, str]], th
             index.add(t, i)
         else:
             reason = "dup_earlier_gen" if d.other_id in earlier_ids else "dup_within_gen"
-            dropped[i] = {"reason": reason, "dup_of": d.other_id, "kind": d.kind, "score": round(d.score, 3)}
+            dropped[i] = {"reason": reason, "dup_of": d.other_id, "match": d.kind, "score": round(d.score, 3)}
     return kept, dropped

@@ -96,13 +96,10 @@ def parse_problem(text: str, finish: str, min_words: int, max_chars: int) -> tup
     m = _END.search(t)
     if m:
         t = t[:m.start()]
-    elif finish == "length":
-        return None, "truncated"  # no end marker and cut by max_tokens: the statement may be incomplete
     t = re.sub(r"\s+", " ", t.replace("**", "")).strip().strip('"').strip()
-    if "?" in t:
-        t = t[:t.rfind("?") + 1]  # the question ends the problem; drop trailing chatter
-    else:
-        return None, "malformed"
+    if "?" not in t:  # cut by max_tokens before the question: incomplete; otherwise no question at all
+        return None, "truncated" if finish == "length" and not m else "malformed"
+    t = t[:t.find("?") + 1]  # a GSM8K problem ends with its one question; drop what follows
     if len(t.split()) < min_words:
         return None, "too_short"
     if not re.search(r"\d", t):
@@ -157,11 +154,11 @@ def vote(texts: list[str], finishes: list[str], threshold: float, m: int, max_ch
         return res
     majority, c = top[0]
     res.update(majority=majority, agreement=c / k)
-    if len(top) > 1 and top[1][1] == c:
-        res["reason"] = "tie"
-        return res
     if c / k < threshold or c < min(2, k):
         res["reason"] = "low_agreement"
+        return res
+    if len(top) > 1 and top[1][1] == c:
+        res["reason"] = "tie"
         return res
     g = checker()
     seen: set[str] = set()

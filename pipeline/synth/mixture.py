@@ -73,7 +73,7 @@ def build(new_train: list[dict], earlier: list[dict], num_examples: int, math_fr
     """(training rows, info) per the module doc."""
     rng = random.Random(seed)
     earlier_clean = [r for r in earlier if index.match_row(r) is None]
-    pool = earlier_clean + new_train
+    pool = earlier_clean + [r for r in new_train if index.match_row(r) is None]  # the stage already checked these
     n_anchor = round(anchor_fraction * num_examples)
     n_syn = num_examples - n_anchor
     by_kind = {k: [r for r in pool if r["meta"]["kind"] == k] for k in ("math", "code")}

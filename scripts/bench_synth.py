@@ -1,0 +1,78 @@
+"""Synthesis throughput: verified examples per minute of the synth stage on the embedded CPU model.
+
+    python -m scripts.bench --only synth        (or: python -m scripts.bench_synth)
+
+Runs the real stage (`pipeline.synth.stage.run`, default CPU conf, vLLM when importable) on
+`embedded:smollm2-135m-instruct` as gen 1 of a throw-away lineage, with the candidate counts
+scaled down (BENCH_OVERRIDES) so the whole bench stays within ~3 minutes on 2 cores. Reports
+verified examples (rows of new.jsonl) per minute of stage wall time, and the same per minute
+after subtracting engine start-up (model load + compile), which is a one-off cost per stage.
+`ratio` is the verified examples per minute of stage time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "embedded:smollm2-135m-instruct"
+BENCH_OVERRIDES = ["synth.math.n_problems=32", "synth.code.n_tasks=8", "propose.hparams.math_fraction=0.75"]
+
+
+def bench() -> dict:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    shared = ROOT.parent / "shared" / "data"
+    if "PIPELINE_DATA_DIR" not in os.environ and (shared / "gsm8k").is_dir():
+        os.environ["PIPELINE_DATA_DIR"] = str(shared)
+    from hydra import compose, initialize_config_dir
+
+    from pipeline import models
+    from pipeline.config import register, to_config
+    from pipeline.context import StageContext
+    from pipeline.io import read_json
+    from pipeline.lineage import Lineage
+    from pipeline.synth import stage
+
+    register()
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        cfg = to_config(compose("config", [f"model={MODEL}", f"paths.root={tmp}", *BENCH_OVERRIDES]))
+        lin = Lineage(cfg.paths.root, cfg.paths.lineage)
+        lin.init(MODEL, models.resolve(MODEL, cfg.paths.models))
+        startup = {}
+
+        class TimedContext(StageContext):
+            def engine(self, model_dir):
+                t = time.perf_counter()
+                eng = super().engine(model_dir)
+                startup["seconds"] = time.perf_counter() - t
+                startup["backend"] = eng.backend
+                return eng
+
+        ctx = TimedContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="synth")
+        t0 = time.perf_counter()
+        res = stage.run(cfg, ctx)
+        seconds = time.perf_counter() - t0
+        st = read_json(ctx.out / "stats.json")
+    kept = res.metrics["synth.kept"]
+    gen_seconds = max(seconds - startup.get("seconds", 0.0), 1e-9)
+    return {
+        "name": "synth", "model": MODEL, "backend": startup.get("backend"), "overrides": BENCH_OVERRIDES,
+        "ratio": round(kept / (seconds / 60), 2),
+        "verified_per_minute": round(kept / (seconds / 60), 2),
+        "verified_per_minute_excl_startup": round(kept / (gen_seconds / 60), 2),
+        "verified_examples": kept, "problems_kept": res.info["problems_kept"],
+        "candidates": res.metrics["synth.candidates"], "keep_rate": res.metrics["synth.keep_rate"],
+        "stage_seconds": round(seconds, 1), "engine_startup_seconds": round(startup.get("seconds", 0.0), 1),
+        "generated_tokens": res.tokens, "red_flags": st["red_flags"],
+    }
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(bench(), indent=2))

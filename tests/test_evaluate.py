@@ -1,0 +1,138 @@
+"""The eval stage: records, summary and metrics, with a scripted engine and (slow) tiny:qwen3 on HF."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pipeline.data import load_gsm8k, load_humaneval
+from pipeline.engine import GenStats, Output
+from pipeline.evaluate import evaluate_model, run
+from pipeline.io import read_json, read_jsonl
+
+ANSWERS = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
+SOLUTIONS = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
+
+
+class ScriptedEngine:
+    """Answers GSM8K right (except questions mentioning 'a'... see `wrong`) and restates HumanEval
+    canonical solutions in a fenced block; records every generate call."""
+
+    backend = "scripted"
+
+    def __init__(self, wrong_every: int = 2) -> None:
+        self.calls: list[tuple[int, object]] = []
+        self.stats = GenStats()
+        self.wrong_every = wrong_every
+
+    def generate(self, prompts, params):
+        self.calls.append((len(prompts), params))
+        self.stats.calls += 1
+        outs = []
+        for i, messages in enumerate(prompts):
+            text = messages[-1]["content"]
+            if "```python" in text:
+                src = text.split("```python\n", 1)[1].rsplit("```", 1)[0]
+                body = SOLUTIONS[src] if i % self.wrong_every == 0 else src + "    return None\n"
+                reply = f"Here is the function:\n```python\n{body}```"
+            else:
+                question = text.split("\n\n", 1)[0]
+                n = ANSWERS[question] if i % self.wrong_every == 0 else "-1"
+                reply = f"Let me think. The answer is {n}.\n#### {n}"
+            outs.append(Output([reply], [7], ["stop"]))
+        self.stats.completion_tokens += 7 * len(prompts)
+        return outs
+
+
+def factory(engine, opened: list):
+    @contextmanager
+    def open_(model_dir):
+        opened.append(model_dir)
+        yield engine
+
+    return open_
+
+
+def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
+    cfg = smoke_cfg()  # gsm8k_test 4, gsm8k_val 4, humaneval 3 items
+    eng, opened = ScriptedEngine(), []
+    out = tmp_path / "eval"
+    res = evaluate_model(cfg, Path("/models/m"), out, factory(eng, opened))
+    assert opened == [Path("/models/m")] and len(eng.calls) == 3  # one engine, one batched call per task
+    assert [n for n, _ in eng.calls] == [4, 4, 3]
+    assert eng.calls[0][1].max_tokens == cfg.eval.tasks["gsm8k_test"].max_tokens
+    assert res.metrics == {
+        "gsm8k_test.accuracy_strict": 0.5, "gsm8k_test.accuracy_flexible": 0.5,
+        "gsm8k_val.accuracy_strict": 0.5, "gsm8k_val.accuracy_flexible": 0.5,
+        "humaneval.pass@1": pytest.approx(2 / 3),
+    }
+    assert res.tokens == 7 * 11 and res.info["tasks"]["gsm8k_val"] == {
+        "n": 4, "version": "gsm8k-chat-v1", "key": res.info["tasks"]["gsm8k_val"]["key"],
+        "benchmark": "gsm8k", "split": "validation"}
+    assert res.info["engine"]["backend"] == "scripted"
+
+    g = read_jsonl(out / "gsm8k_val.jsonl")
+    assert [r["correct"] for r in g] == [True, False, True, False]
+    assert all(r["id"].startswith("gsm8k-train-") and r["version"] == "gsm8k-chat-v1" for r in g)
+    assert {"prompt", "completion", "extracted_strict", "extracted_flexible", "correct_strict",
+            "correct_flexible", "answer"} <= set(g[0])
+    h = read_jsonl(out / "humaneval.jsonl")
+    assert [r["correct"] for r in h] == [True, False, True] and h[0]["passed"] == [True]
+    assert h[0]["id"].startswith("HumanEval/")
+    summary = read_json(out / "summary.json")
+    assert summary["metrics"]["gsm8k_val.accuracy_flexible"] == 0.5
+    assert summary["specs"]["humaneval"]["version"] == "humaneval-chat-v1"
+
+    # Same items for the next generation, and finished tasks are not generated again.
+    again = evaluate_model(cfg, Path("/models/m"), out, factory(ScriptedEngine(), opened))
+    assert len(opened) == 1 and again.metrics == res.metrics and sorted(again.info["reused"]) == sorted(cfg.eval.tasks)
+    # A changed spec regenerates only that task.
+    cfg.eval.tasks["gsm8k_test"].max_tokens += 1
+    eng3 = ScriptedEngine()
+    third = evaluate_model(cfg, Path("/models/m"), out, factory(eng3, opened))
+    assert len(eng3.calls) == 1 and sorted(third.info["reused"]) == ["gsm8k_val", "humaneval"]
+
+
+def test_few_shot_spec_puts_train_exemplars_in_the_prompt(smoke_cfg, tmp_path):
+    cfg = smoke_cfg("eval.tasks.gsm8k_val.prompt=few_shot", "eval.tasks.gsm8k_val.few_shot=2")
+    eng = ScriptedEngine(wrong_every=1)
+    evaluate_model(cfg, Path("/m"), tmp_path, factory(eng, []))
+    rec = read_jsonl(tmp_path / "gsm8k_val.jsonl")[0]
+    assert rec["n_shots"] == 2 and rec["correct"]
+
+
+def test_bad_specs_fail_naming_the_key(smoke_cfg):
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="eval.tasks.*.few_shot"):
+        smoke_cfg("eval.tasks.humaneval.prompt=few_shot")
+    with pytest.raises(ConfigError, match="eval.tasks.*.k"):
+        smoke_cfg("eval.tasks.humaneval.k=[1,10]")
+    with pytest.raises(ConfigError, match="HumanEval has only a test split"):
+        smoke_cfg("eval.tasks.humaneval.split=validation")
+
+
+@pytest.mark.slow
+def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
+    from pipeline.context import StageContext
+    from pipeline.lineage import Lineage
+
+    cfg = smoke_cfg("engine.backend=hf")
+    lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
+    lineage.init(cfg.model.spec, tiny_qwen3)
+    gen0 = lineage.gen(0)
+    ctx = StageContext(cfg=cfg, lineage=lineage, gen=gen0, teacher=gen0, stage="eval")
+    res = run(cfg, ctx)
+    for key in ("gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "gsm8k_val.accuracy_flexible",
+                "humaneval.pass@1", cfg.gate.metric):
+        assert 0.0 <= res.metrics[key] <= 1.0
+    assert res.info["engine"]["backend"] == "hf" and res.info["engine"]["calls"] == 3
+    assert res.tokens > 0
+    for name, task in cfg.eval.tasks.items():
+        rows = read_jsonl(ctx.out / f"{name}.jsonl")
+        assert len(rows) == task.n and all(isinstance(r["correct"], bool) and r["id"] for r in rows)
+    summary = json.loads((ctx.out / "summary.json").read_text())
+    assert summary["model_dir"] == str(tiny_qwen3) and summary["chat_template_kwargs"] == {"enable_thinking": False}

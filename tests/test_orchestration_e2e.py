@@ -1,0 +1,87 @@
+"""Crash safety and sweeps, through the real CLI: kill -9 during training and resume; a second run on
+the same lineage is refused; a sweep of two tiny jobs runs on CPU and promote picks one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.lineage import Lineage
+from tests.conftest import ROOT
+
+SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf"]
+
+
+def cli(tmp: Path, *args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "pipeline.generation", *SMOKE, f"paths.root={tmp}", *args],
+                            cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def wait_for(pred, timeout: float, proc: subprocess.Popen) -> None:
+    t0 = time.time()
+    while not pred():
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended early:\n{proc.stdout.read()[-3000:]}")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_kill_during_training_then_resume(tmp_path):
+    lin = Lineage(tmp_path, "default")
+    proc = cli(tmp_path, "generations=1", "train.max_steps=12", "train.save_steps=2", start_new_session=True)
+    # wait until training has written a checkpoint, then kill -9 the whole run
+    wait_for(lambda: any((lin.path / "gen_001" / "train").rglob("checkpoint-*")), 600, proc)
+    # meanwhile a second run on the same lineage is refused with a clear message
+    second = cli(tmp_path, "generations=1")
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode != 0 and "is in use by pid" in out
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not lin.gen(1).is_done("train")
+    done_before = {p.parent.name for p in (lin.path / "gen_001").glob("*/manifest.json")}
+    assert {"propose", "synth"} <= done_before
+
+    again = cli(tmp_path, "generations=1", "train.max_steps=12", "train.save_steps=2")
+    out, _ = again.communicate(timeout=900)
+    assert again.returncode == 0, out[-3000:]
+    rows = lin.rows()
+    assert [r["name"] for r in rows] == ["gen_000", "gen_001"]  # no duplicate rows
+    assert rows[1]["status"] in ("promoted", "rejected")
+    info = lin.gen(1).read_manifest("train")["result"]["info"]
+    assert info["resumed_from"]["sft"]  # training continued from its checkpoint, not from scratch
+    assert not (lin.path / "LOCK").exists()
+
+
+@pytest.mark.slow
+def test_sweep_of_two_jobs_and_promote(tmp_path):
+    proc = cli(tmp_path, "-m", "sweep=smoke")
+    out, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, out[-3000:]
+    lin = Lineage(tmp_path, "default")
+    sweeps = list((lin.path / "sweeps").iterdir())
+    assert len(sweeps) == 1
+    names = {r["name"] for r in lin.rows()}
+    assert {"gen_000", "gen_001", "gen_001-j0", "gen_001-j1"} <= names
+    # both candidates trained on the same shared data with their own learning rates
+    lrs = {lin.gen_by_name(f"gen_001-j{i}").read_manifest("train")["result"]["info"]["hparams"]["learning_rate"]
+           for i in (0, 1)}
+    assert lrs == {1e-4, 1e-3}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "pipeline.promote", "--sweep", str(sweeps[0])], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    statuses = {r["name"]: r["status"] for r in lin.rows()}
+    assert statuses["gen_001"] in ("promoted", "rejected")
+    if statuses["gen_001"] == "promoted":
+        assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
+        assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]
