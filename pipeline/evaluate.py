@@ -2,7 +2,7 @@
 
     python -m pipeline.evaluate model=embedded:smollm2-135m-instruct            # -> checkpoints/evals/<model>/
     python -m pipeline.evaluate model=tiny:qwen3 experiment=smoke engine.backend=hf
-    python -m pipeline.evaluate model=/path/to/model eval=full
+    python -m pipeline.evaluate model.spec=/path/to/hf_model_dir eval=full   # any model dir or hub id
 
 The generation loop calls `run(cfg, ctx)`, the CLI calls the same `evaluate_model`. Output dir:
   <task>.jsonl    one record per item: id, prompt, completion(s), extractions/verdicts, `correct`
@@ -59,8 +59,11 @@ def build_prompts(spec: EvalTask, items: list[dict]) -> list[list[dict]]:
 
 def task_key(spec: EvalTask, model_dir: Path, cfg: Config) -> str:
     """What the records of a task depend on; equal keys mean existing records can be reused."""
-    return hash_obj({"spec": dataclasses.asdict(spec), "model": str(model_dir), "seed": cfg.seed,
-                     "chat": dict(cfg.model.chat_template_kwargs), "sandbox": dataclasses.asdict(cfg.sandbox)})
+    key = {"spec": dataclasses.asdict(spec), "model": str(model_dir), "seed": cfg.seed,
+           "chat": dict(cfg.model.chat_template_kwargs)}
+    if spec.benchmark == "humaneval":  # verdicts depend on the sandbox's limits too
+        key["sandbox"] = {k: v for k, v in dataclasses.asdict(cfg.sandbox).items() if k != "workers"}
+    return hash_obj(key)
 
 
 def score_gsm8k(spec: EvalTask, items: list[dict], prompts: list, outs: list[Output], key: str) -> list[dict]:

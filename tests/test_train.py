@@ -4,16 +4,48 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import arithmetic_rows, chat, make_ctx  # noqa: E402
+from pipeline.context import StageContext
+from pipeline.io import atomic_write_json, write_jsonl
+from pipeline.lineage import Lineage
+from pipeline.train import TrainDataError, prepare_job, run
+from pipeline.train.launch import LaunchError, worker_command
+from pipeline.train.worker import batch_layout, build_sft_trainer, drop_incomplete, latest_complete
 
-from pipeline.train import TrainDataError, prepare_job, run  # noqa: E402
-from pipeline.train.launch import LaunchError, worker_command  # noqa: E402
-from pipeline.train.worker import batch_layout, build_sft_trainer, drop_incomplete, latest_complete  # noqa: E402
+
+# -- fixtures: a lineage in tmp with propose/ and synth/ outputs written by hand ------------------------
+
+HPARAMS = {
+    "learning_rate": 1e-3, "epochs": 1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "batch_size": 2,
+    "max_seq_length": 128, "warmup_ratio": 0.0, "num_examples": 16, "math_fraction": 1.0, "synth_temperature": 0.8,
+}
+
+
+def chat(q: str, a: str) -> dict:
+    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], "meta": {"source": "test"}}
+
+
+def arithmetic_rows(n: int) -> list[dict]:
+    return [chat(f"What is {i} + {i + 1}?", f"{i} + {i + 1} = {2 * i + 1}. #### {2 * i + 1}") for i in range(n)]
+
+
+def make_ctx(cfg, rows: list[dict] | None, hparams: dict | None = None, pairs: list[dict] | None = None,
+             gen_index: int = 1) -> StageContext:
+    """A lineage under cfg.paths.root initialised like pipeline.generation.run, with gen_001 inputs."""
+    from pipeline import models
+
+    lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
+    lineage.init(cfg.model.spec, models.resolve(cfg.model.spec, cfg.paths.models))
+    gen = lineage.gen(gen_index)
+    if hparams is not None:
+        atomic_write_json(gen.path / "propose" / "accepted.json", {"hparams": {**HPARAMS, **hparams}, "source": "test"})
+    if rows is not None:
+        write_jsonl(gen.path / "synth" / "train.jsonl", rows)
+    if pairs is not None:
+        write_jsonl(gen.path / "synth" / "pairs.jsonl", pairs)
+    return StageContext(cfg=cfg, lineage=lineage, gen=gen, teacher=lineage.gen(0), stage="train")
 
 
 # -- bad input ----------------------------------------------------------------------------------------
@@ -93,6 +125,17 @@ def test_loss_only_on_the_answer_including_end_of_turn(smoke_cfg, spec):
         assert all(lab == -100 for lab in labels[:first]) and "user" in tok.decode(ids[:first])
     batch = trainer.data_collator([dict(x) for x in trainer.train_dataset])  # pads with the pad token
     assert (batch["labels"] == eot).sum() == 2  # one end-of-turn label per example survives padding
+
+
+def test_packing_builds_padding_free_rows_with_answer_labels(smoke_cfg):
+    cfg = smoke_cfg("train.packing=true", "train.report_to=none")
+    _, job, _ = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(6), hparams={"max_seq_length": 128}))
+    trainer = build_sft_trainer(job)
+    rows = list(trainer.train_dataset)
+    assert len(rows) < 6 and sum(len(r["seq_lengths"]) for r in rows) == 6  # 6 examples packed into fewer rows
+    batch = trainer.data_collator(rows[:2])
+    assert "attention_mask" not in batch and batch["position_ids"].shape == batch["input_ids"].shape
+    assert (batch["labels"] != -100).sum() > 0 and (batch["labels"] == -100).sum() > 0
 
 
 # -- launch and checkpoints ---------------------------------------------------------------------------
@@ -187,10 +230,12 @@ def test_lora_sft_loss_falls_weights_change_and_model_dir_is_complete(reference_
 
 @pytest.mark.slow
 def test_killed_run_resumes_at_its_checkpoint_with_the_same_loss_curve(reference_run, smoke_cfg):
-    """A crash after step 5 leaves complete checkpoint-4 (and a half-written checkpoint-6 we fake):
-    the rerun resumes at step 4, continues to step 6, and reproduces the uninterrupted loss curve."""
+    """A crash after step 5 leaves complete checkpoint-4 (plus a half-written checkpoint-6 and model dir
+    we fake): the rerun resumes at step 4, continues to step 6, reproduces the uninterrupted loss curve,
+    and replaces the partial model dir."""
     from transformers import TrainerCallback
 
+    from pipeline.models import check_model_dir
     from pipeline.train.worker import train
 
     class Crash(TrainerCallback):
@@ -208,11 +253,16 @@ def test_killed_run_resumes_at_its_checkpoint_with_the_same_loss_curve(reference
     assert latest_complete(ckpts).name == "checkpoint-4"
     (ckpts / "checkpoint-6").mkdir()  # a save that died half-way: no COMPLETE marker
     (ckpts / "checkpoint-6" / "trainer_state.json").write_text("{trunc")
+    ctx.gen.model_dir.mkdir()  # and a model dir from an interrupted export: no manifest
+    (ctx.gen.model_dir / "config.json").write_text("{")
+    (ctx.gen.path / ".model.abc123").mkdir()
     res = run(cfg, ctx)
     assert res.info["resumed_from"] == {"sft": "checkpoint-4"}
     assert res.info["steps"] == {"sft": 6}
     assert res.info["losses"]["sft"] == pytest.approx(ref.info["losses"]["sft"], rel=1e-5)  # same seed, same curve
     assert res.metrics["train.loss_last"] == pytest.approx(ref.metrics["train.loss_last"], rel=1e-5)
+    check_model_dir(ctx.gen.model_dir)
+    assert not (ctx.gen.path / ".model.abc123").exists()
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ STRUCTURES = (
     "It should involve a total split equally among several people.", "It should involve units of time.",
 )
 _LABEL = re.compile(r"^\s*(?:\*\*)?(?:new\s+)?(?:math\s+)?(?:word\s+)?(?:problem|question)\s*\d*\s*[:.)]?(?:\*\*)?\s*", re.I)
+_INNER_LABEL = re.compile(r"(?:new\s+)?(?:math\s+)?(?:word\s+)?problem\s*\d*\s*:", re.I)
 _END = re.compile(r"\n\s*(?:\*\*)?(?:solution|answer|step\s*1|explanation|####|problem\s*\d|question\s*\d|note)\b", re.I)
 
 
@@ -92,7 +93,12 @@ def parse_problem(text: str, finish: str, min_words: int, max_chars: int) -> tup
     bad = output_problem(text, finish, max_chars)
     if bad:
         return None, bad
-    t = _LABEL.sub("", text.strip())
+    t = text.strip()
+    q = t.find("?")
+    labels = list(_INNER_LABEL.finditer(t, 0, q if q >= 0 else len(t)))
+    if labels:  # "Sure, here it is: Problem: ..." -> start at the last label before the question
+        t = t[labels[-1].end():]
+    t = _LABEL.sub("", t)
     m = _END.search(t)
     if m:
         t = t[:m.start()]

@@ -130,18 +130,20 @@ def synth_math(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
             continue
         problems.append((pid, text))
     out["math"]["parsed"] = len(problems)
-    samples = steps.get("math_samples", lambda: _gen(eng, mathgen.solve_prompts([t for _, t in problems], mc.few_shot_solve, seed),
-                                                    GenParams(n=mc.k_solutions, temperature=hp["synth_temperature"],
-                                                              max_tokens=mc.max_tokens_solution)))
+    solve = mathgen.solve_prompts([t for _, t in problems], mc.few_shot_solve, seed)
+    samples = steps.get("math_samples", lambda: _gen(eng, solve, GenParams(
+        n=mc.k_solutions, temperature=hp["synth_temperature"], max_tokens=mc.max_tokens_solution)))
     out["tokens"]["math_samples"] = sum(r["tokens"] for r in samples)
     voted = []
     for (pid, text), s in zip(problems, samples):
-        v = mathgen.vote(s["texts"], s["finishes"], mc.agreement_threshold, mc.max_solutions_per_problem, sc.max_output_chars)
+        v = mathgen.vote(s["texts"], s["finishes"], mc.agreement_threshold, mc.max_solutions_per_problem,
+                         sc.max_output_chars)
         out["math"]["sample_reasons"].update(v["sample_reasons"])
         if v["majority"] is not None:
             out["math"]["agreements"].append(v["agreement"])
         if not v["kept"]:
-            _reject(out["rejected"], "math", pid, "agreement", v["reason"], text, agreement=v["agreement"], answers=v["answers"])
+            _reject(out["rejected"], "math", pid, "agreement", v["reason"], text, agreement=v["agreement"],
+                    answers=v["answers"])
             continue
         voted.append((pid, text, v))
     if mc.pot_check:
@@ -151,9 +153,11 @@ def synth_math(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
         for pid, text, v in list(voted):
             if not ok.get(pid, {}).get("agrees"):
                 voted.remove((pid, text, v))
-                _reject(out["rejected"], "math", pid, "program_check", ok.get(pid, {}).get("reason", "pot_missing"), text)
+                why = ok.get(pid, {}).get("reason", "pot_missing")
+                _reject(out["rejected"], "math", pid, "program_check", why, text)
     for pid, text, v in voted:
-        meta = {"kind": "math", "gen": gen, "problem_id": pid, "agreement": round(v["agreement"], 4), "answer": v["majority"]}
+        meta = {"kind": "math", "gen": gen, "problem_id": pid, "agreement": round(v["agreement"], 4),
+                "answer": v["majority"]}
         out["groups"].append({"id": pid, "kind": "math", "text": text,
                               "rows": [_chat(text, sol, {**meta, "id": f"{pid}-{j}"}) for j, sol in enumerate(v["correct"])],
                               "pairs": [_pair(text, v["correct"][j % len(v["correct"])], bad, {**meta, "id": f"{pid}-pair{j}"})
@@ -309,7 +313,8 @@ def assemble(cfg: Config, ctx: StageContext, hp: dict, out: dict, seed: int, ind
     random.Random(seed).shuffle(order)
     val_ids = {groups[i]["id"] for i in order[:int(len(groups) * sc.val_fraction)]}  # whole problems held out
     new = [{**r, "meta": {**r["meta"], "split": "val" if g["id"] in val_ids else "train"}} for g in groups for r in g["rows"]]
-    pairs = [p for g in groups if g["id"] not in val_ids for p in g["pairs"]]  # no val problem leaks via DPO
+    pairs = [p for g in groups if g["id"] not in val_ids for p in g["pairs"]  # no val problem leaks via DPO
+             if p["chosen"][0]["content"] != p["rejected"][0]["content"]]  # e.g. a flaky sandbox timeout
     train, mix = mixture.build([r for r in new if r["meta"]["split"] == "train"], earlier, hp["num_examples"],
                                hp["math_fraction"], sc.anchor_fraction, sc.min_anchor_examples, seed, gen, index)
     return finish(cfg, ctx, hp, out, new, train, pairs, mix, groups, index, len(dirs))

@@ -95,11 +95,11 @@ def run(cfg: Config, ctx: StageContext) -> StageResult:
               "train.jsonl": sha256_file(synth / "train.jsonl")}
     if job.dpo_data:
         inputs["pairs.jsonl"] = sha256_file(synth / "pairs.jsonl")
-    if cfg.train.isolate:
+    names = ["sft", "dpo"] if job.dpo_data else ["sft"]
+    done = all((ctx.out / p / "final" / "result.json").exists() for p in names)
+    if cfg.train.isolate and not done:
         run_worker(job_path, cfg.train, ctx.out / "worker.log")
-        phases = {p: read_json(ctx.out / p / "final" / "result.json") for p in (["sft", "dpo"] if job.dpo_data else ["sft"])}
-    else:
-        phases = train(job)
+    phases = train(job) if not cfg.train.isolate else {p: read_json(ctx.out / p / "final" / "result.json") for p in names}
     lora = job.hparams["lora_r"] > 0
     card = _card(cfg, ctx, job, data, phases, inputs)
     write_model_dir(ctx.gen.model_dir, Path(job.init_dir), ctx.out, list(phases), lora,

@@ -209,12 +209,12 @@ def build_sft_trainer(job: Job, callbacks: Sequence[Any] = ()):
 
     cfg, hp = job.cfg(), job.hp()
     t, full_ft = cfg.train, hp.lora_r == 0
-    args = SFTConfig(
+    args = SFTConfig(**{
         **common_args(t, hp, Path(job.out) / "sft", hp.learning_rate, hp.epochs, t.max_steps),
-        completion_only_loss=True, packing=t.packing, packing_strategy="bfd",
-        # padding-free rows carry no padding, so count all of their tokens
+        "completion_only_loss": True, "packing": t.packing, "packing_strategy": "bfd",
+        # packed rows are padding-free (no attention mask): count all their tokens, pad-id ones included
         **({"include_num_input_tokens_seen": "all"} if t.packing else {}),
-    )
+    })
     return SFTTrainer(
         model=load_model(job.init_dir, t, full_ft), args=args, train_dataset=_rows(job.sft_data),
         processing_class=AutoTokenizer.from_pretrained(job.init_dir),
@@ -301,15 +301,23 @@ def run_phase(job: Job, phase: str, callbacks: Sequence[Any] = ()) -> dict:
     return result
 
 
-def train(job: Job, callbacks: Sequence[Any] = ()) -> dict:
-    """All phases of a job; returns {phase: result}. Frees the trainer between phases."""
+def _free() -> None:
     import gc
 
-    results = {"sft": run_phase(job, "sft", callbacks)}
     gc.collect()
+    if _cuda():
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def train(job: Job, callbacks: Sequence[Any] = ()) -> dict:
+    """All phases of a job; returns {phase: result}. Frees the trainer between phases."""
+    results = {"sft": run_phase(job, "sft", callbacks)}
+    _free()
     if job.dpo_data:
         results["dpo"] = run_phase(job, "dpo", callbacks)
-        gc.collect()
+        _free()
     return results
 
 
