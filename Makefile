@@ -39,11 +39,14 @@ test:
 test-fast:
 	$(PY) -m pytest tests -m "not slow"
 
+# NUM_GPUS > 1: training under accelerate on all of them, vLLM tensor-parallel across them.
+MULTI_GPU := $(if $(filter-out 0 1,$(NUM_GPUS)),train.num_gpus=$(NUM_GPUS) engine.tensor_parallel_size=$(NUM_GPUS))
+
 generation:
-	$(PY) -m pipeline.generation experiment=$(PROFILE) $(ARGS)
+	$(PY) -m pipeline.generation experiment=$(PROFILE) $(MULTI_GPU) $(ARGS)
 
 generations:
-	$(PY) -m pipeline.generation experiment=$(PROFILE) generations=$(N) $(ARGS)
+	$(PY) -m pipeline.generation experiment=$(PROFILE) generations=$(N) $(MULTI_GPU) $(ARGS)
 
 # One Hydra multirun; on a GPU node the jobs run in parallel, one device set each (pipeline/sweep.py).
 sweep:

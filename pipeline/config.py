@@ -52,7 +52,6 @@ class EngineConfig:
     cpu_kv_cache_gb: float = MISSING  # VLLM_CPU_KVCACHE_SPACE on CPU machines
     gpu_memory_utilization: float = MISSING
     tensor_parallel_size: int = MISSING
-    data_parallel_size: int = MISSING
     enforce_eager: bool = MISSING
     max_num_seqs: int = MISSING
     hf_batch_size: int = MISSING  # prompts per HF generate() call
@@ -61,7 +60,6 @@ class EngineConfig:
         _check(self.backend in ("auto", "vllm", "hf"), "engine.backend", f"{self.backend!r} is not auto|vllm|hf")
         _check(0 < self.gpu_memory_utilization <= 1, "engine.gpu_memory_utilization", "must be in (0, 1]")
         _check(self.tensor_parallel_size >= 1, "engine.tensor_parallel_size", "must be >= 1")
-        _check(self.data_parallel_size >= 1, "engine.data_parallel_size", "must be >= 1")
         _check(self.hf_batch_size >= 1, "engine.hf_batch_size", "must be >= 1")
         _check(self.cpu_kv_cache_gb > 0, "engine.cpu_kv_cache_gb", "must be > 0")
 

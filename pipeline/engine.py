@@ -181,6 +181,7 @@ class VLLMEngine(Engine):
             structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
         super().__init__(model_dir, model_cfg, self.llm.get_tokenizer())
+        self.on_cuda = has_cuda()
 
     def _generate_ids(self, ids, params):
         from vllm import SamplingParams
@@ -189,7 +190,11 @@ class VLLMEngine(Engine):
 
         sp = SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
-            stop=list(params.stop) or None, seed=params.seed,
+            stop=list(params.stop) or None,
+            # vLLM's CPU backend crashes on per-request seeds once a prompt is prefilled in chunks
+            # (it rewinds the generator's offset, which CPU generators lack); there the engine-level
+            # seed alone makes a run reproducible.
+            seed=params.seed if self.on_cuda else None,
             structured_outputs=(
                 StructuredOutputsParams(json=params.json_schema, disable_any_whitespace=True) if params.json_schema else None
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -39,8 +40,11 @@ def check_lineage(lin: Lineage, n_gens: int) -> None:
     base = lin.gen(0).model_dir / "model.safetensors"
     assert sha256_file(lin.gen(1).model_dir / "model.safetensors") != sha256_file(base)
     # every number in the table traces to per-item records on disk
-    recs = (lin.gen(1).path / "eval" / "gsm8k_test.jsonl").read_text().splitlines()
-    assert len(recs) == read_json(lin.gen(1).path / "eval" / "summary.json")["gsm8k_test"]["n"]
+    ev = lin.gen(1).path / "eval"
+    recs = [json.loads(x) for x in (ev / "gsm8k_test.jsonl").read_text().splitlines()]
+    assert len(recs) == read_json(ev / "summary.json")["tasks"]["gsm8k_test"]["n"]
+    acc = sum(r["correct"] for r in recs) / len(recs)
+    assert acc == pytest.approx(lin.row(lin.gen(1))["metrics"]["gsm8k_test.accuracy_flexible"])
 
 
 @pytest.mark.slow

@@ -24,7 +24,9 @@ import re
 import textwrap
 
 TASK_HEADER = "Write a new, self-contained Python programming task."
-SOLVE_HEADER = "Complete the following Python function. Answer with the whole function in a ```python block."
+# The same wording and layout as the HumanEval chat eval (conf/eval/*.yaml `humaneval.instruction`,
+# pipeline.evaluate.build_prompts), so code rows teach the format the successor is scored in.
+SOLVE_HEADER = "Complete the following Python function. Reply with the complete function in one ```python code block."
 TOPICS = (
     "string manipulation", "lists of integers", "dictionaries", "sorting", "prime numbers", "digits of a number",
     "palindromes", "counting characters", "intervals", "matrices as lists of lists", "running sums",
@@ -132,7 +134,7 @@ def mutant_programs(task: dict) -> list[str]:
 
 
 def user_prompt(task: dict) -> str:
-    return f"{SOLVE_HEADER}\n\n```python\n{task['prompt'].rstrip()}\n```"
+    return f"{SOLVE_HEADER}\n\n```python\n{task['prompt']}```"
 
 
 def solve_prompts(tasks: list[dict]) -> list[list]:
