@@ -12,14 +12,12 @@ Splits we expose:
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import random
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.io import read_jsonl
+from pipeline.io import iter_jsonl, read_jsonl
 
 GSM8K_HUB_ID = "openai/gsm8k"
 VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay comparable
@@ -86,20 +84,12 @@ def load_humaneval(path: str | os.PathLike | None = None) -> list[dict]:
     """HumanEval problems (`task_id, prompt, canonical_solution, test, entry_point`), in file order.
     Accepts `.jsonl` or `.jsonl.gz` of the same schema."""
     path = Path(path) if path else humaneval_path()
-    opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            missing = [k for k in ("task_id", "prompt", "test", "entry_point") if k not in r]
-            if missing:
-                raise ValueError(f"{path}:{lineno}: HumanEval problem lacks {missing}")
-            rows.append(r)
+    for lineno, r in enumerate(iter_jsonl(path), 1):
+        missing = [k for k in ("task_id", "prompt", "test", "entry_point") if k not in r]
+        if missing:
+            raise ValueError(f"{path}: problem #{lineno} ({r.get('task_id', '?')}) lacks {missing}")
+        rows.append(r)
     return rows
 
 

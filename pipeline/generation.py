@@ -207,8 +207,7 @@ def consecutive_rejections(lineage: Lineage) -> int:
     return n
 
 
-def _prepare(cfg: Config, lineage: Lineage) -> None:
-    base_dir = models.resolve(cfg.model.spec, cfg.paths.models)
+def _prepare(cfg: Config, lineage: Lineage, base_dir: Path) -> None:
     lineage.init(cfg.model.spec, base_dir)
     baseline(cfg, lineage)
 
@@ -222,8 +221,9 @@ def run(cfg: Config) -> list[dict]:
     if cfg.candidate.name:
         run_candidate(cfg, lineage)
         return lineage.rows()
+    base_dir = models.resolve(cfg.model.spec, cfg.paths.models)  # a bad model fails before any write
     with lineage.lock():
-        _prepare(cfg, lineage)
+        _prepare(cfg, lineage, base_dir)
         target = cfg.generations
         if target < 0:
             newest = base_rows(lineage)[-1]
@@ -251,8 +251,9 @@ def run(cfg: Config) -> list[dict]:
 def run_candidate(cfg: Config, lineage: Lineage) -> dict:
     """One sweep job: join (or start) the next generation, share its propose/synth with the other
     jobs (serialised by a lock), then train, evaluate, drift-check and gate only this candidate."""
+    base_dir = models.resolve(cfg.model.spec, cfg.paths.models)
     with lineage.shared_lock():
-        _prepare(cfg, lineage)
+        _prepare(cfg, lineage, base_dir)
         gen, teacher = shared_stages(cfg, lineage)
     cand = train_candidates(cfg, lineage, gen, teacher)[0]
     info = {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,

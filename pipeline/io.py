@@ -6,6 +6,7 @@ half a file, so "the manifest exists" can safely mean "the stage finished".
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -56,9 +57,10 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield one dict per non-blank line; a bad line raises JsonlError naming file and line."""
+    """Yield one dict per non-blank line (`.gz` files too); a bad line raises JsonlError naming file
+    and line."""
     path = Path(path)
-    with open(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8")

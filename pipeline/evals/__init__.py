@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from pipeline.io import atomic_write_text, write_jsonl
 
@@ -19,3 +20,13 @@ def write_results(path: str | os.PathLike, rows: list[dict]) -> None:
         write_jsonl(path, rows)
     except UnicodeEncodeError:
         atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+
+
+def finish_cli(input_path: str, rows: list[dict], summary: dict) -> int:
+    """The CLIs' common ending, as the official harness does it: `<input>_results.jsonl` next to
+    the input, and the scores as one JSON object on the last stdout line."""
+    out = input_path + "_results.jsonl"
+    write_results(out, rows)
+    print(f"wrote {out}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0

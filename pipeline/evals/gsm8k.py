@@ -19,7 +19,6 @@ trailing periods and compares numerically (`18.0` equals `18`).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.evals.gsm8k", description=__doc__.split("\n")[0])
     ap.add_argument("--completions", required=True, help="JSONL with 'completion' and 'answer' per row")
     args = ap.parse_args(argv)
-    from pipeline.evals import write_results
+    from pipeline.evals import finish_cli
     from pipeline.io import JsonlError
 
     try:
@@ -152,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except (JsonlError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = args.completions + "_results.jsonl"
-    write_results(out, rows)
-    print(f"wrote {out}", file=sys.stderr)
-    print(json.dumps(summary))
-    return 0
+    return finish_cli(args.completions, rows, summary)
 
 
 if __name__ == "__main__":

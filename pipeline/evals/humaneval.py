@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 from collections import defaultdict
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sanitize", action="store_true", help="post-process chat output (fences, restated function)")
     args = ap.parse_args(argv)
     from pipeline.config import ConfigError
-    from pipeline.evals import write_results
+    from pipeline.evals import finish_cli
     from pipeline.io import JsonlError
 
     try:
@@ -160,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if unattempted:
         print(f"note: {unattempted} problem(s) have no samples; pass@k is over attempted problems", file=sys.stderr)
-    out = args.samples + "_results.jsonl"
-    write_results(out, rows)
-    print(f"wrote {out}", file=sys.stderr)
-    print(json.dumps(scores))
-    return 0
+    return finish_cli(args.samples, rows, scores)
 
 
 if __name__ == "__main__":
