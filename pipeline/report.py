@@ -51,9 +51,11 @@ def flatten(row: dict) -> dict:
     seconds = row.get("seconds") or {}
     if seconds:
         out["wall_s"] = round(sum(seconds.values()), 1)
+        out.update({f"wall_s.{k}": v for k, v in seconds.items()})  # per stage: --all, csv, json
     tokens = row.get("tokens") or {}
     if tokens:
         out["tokens"] = sum(tokens.values())
+        out.update({f"tokens.{k}": v for k, v in tokens.items()})
     return out
 
 

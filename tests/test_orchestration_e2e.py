@@ -20,7 +20,10 @@ SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf"]
 
 def cli(tmp: Path, *args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.generation", *SMOKE, f"paths.root={tmp}", *args],
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags (e.g. -m) come before overrides
+    overrides = [a for a in args if not a.startswith("-")]
+    return subprocess.Popen([sys.executable, "-m", "pipeline.generation", *flags, *SMOKE, f"paths.root={tmp}",
+                             *overrides],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 

@@ -33,6 +33,7 @@ def test_every_format(lineage):
     assert md.startswith("| gen") and "| gen_001 |" in md.replace("  ", " ")
     parsed = list(csv.DictReader(io.StringIO(report.render(rows, "csv"))))
     assert parsed[1]["drift.kl_gen0"] == "0.5" and parsed[1]["wall_s"] == "12.5" and parsed[1]["tokens"] == "1020"
+    assert parsed[1]["wall_s.train"] == "10.0" and parsed[1]["tokens.eval"] == "20"  # per stage too
     assert parsed[0]["drift.kl_gen0"] == ""  # missing metrics are blank, not zero
     assert "wall_s" in table and "hp.source" in table
     data = json.loads(report.render(rows, "json"))
