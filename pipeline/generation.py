@@ -70,6 +70,12 @@ def config_hash(cfg: Config) -> str:
     return hash_obj(d)
 
 
+def stage_manifest(cfg: Config, teacher: GenerationDir, result: StageResult, seconds: float) -> dict:
+    """What every stage manifest records besides the result: how long, under which config, by what code."""
+    return {"result": asdict(result), "seconds": seconds, "config_hash": config_hash(cfg), "teacher": teacher.name,
+            "versions": versions(), "git_commit": git_commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
 def run_stage(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir, stage: str) -> StageResult:
     """Run one stage unless its manifest exists; write the manifest last and the ledger row."""
     if gen.is_done(stage):
@@ -87,11 +93,7 @@ def run_stage(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: Genera
         logging.getLogger().removeHandler(handler)
         handler.close()
     seconds = round(time.time() - t0, 2)
-    gen.write_manifest(stage, {
-        "result": asdict(result), "seconds": seconds, "config_hash": config_hash(cfg),
-        "teacher": teacher.name, "versions": versions(), "git_commit": git_commit(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+    gen.write_manifest(stage, stage_manifest(cfg, teacher, result, seconds))
     lineage.record(gen, metrics=result.metrics, seconds={stage: seconds}, tokens={stage: result.tokens})
     log.info("%s/%s: done in %.1fs %s", gen.name, stage, seconds, result.metrics)
     return result
@@ -151,9 +153,7 @@ def prepare_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher
     atomic_write_json(cand.stage_dir("propose") / "accepted.json",
                       {**pick, "hparams": hparams, "source": source, "overrides": overrides, "from": gen.name})
     result = StageResult(info={"hparams": hparams, "source": source, "from": gen.name})
-    cand.write_manifest("propose", {"result": asdict(result), "seconds": 0.0, "config_hash": config_hash(cfg),
-                                    "teacher": teacher.name, "versions": versions(), "git_commit": git_commit(),
-                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    cand.write_manifest("propose", stage_manifest(cfg, teacher, result, 0.0))
     lineage.record(cand, parent=teacher.name, teacher=teacher.name, status="candidate", profile=cfg.profile,
                    hparams=hparams, hparams_source=source, config_hash=config_hash(cfg))
 
@@ -174,7 +174,7 @@ def shared_stages(cfg: Config, lineage: Lineage) -> tuple[GenerationDir, Generat
 def train_candidates(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir) -> list[GenerationDir]:
     cands = candidate_dirs(cfg, lineage, gen)
     for i, cand in enumerate(cands):
-        if cand is not gen and cand.name != gen.name:
+        if cand.name != gen.name:
             prepare_candidate(cfg, lineage, gen, teacher, cand, i)
         bar = tqdm(CANDIDATE_STAGES, desc=f"{cand.name} (teacher {teacher.name})", unit="stage")
         for stage in bar:
