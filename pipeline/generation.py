@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from pipeline import models, promote
 from pipeline.config import Config, resolved_dict, to_config
 from pipeline.context import StageContext
 from pipeline.io import atomic_write_json, hash_obj, read_json
-from pipeline.lineage import GenerationDir, Lineage, StageResult
+from pipeline.lineage import GenerationDir, Lineage, LineageError, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,22 @@ def next_generation(lineage: Lineage) -> tuple[GenerationDir, GenerationDir]:
         if r["gen"] > 0 and r.get("status") == "candidate":
             return lineage.gen(r["gen"]), lineage.gen_by_name(r["teacher"])
     return lineage.gen(rows[-1]["gen"] + 1), lineage.teacher()
+
+
+def refuse_pending_sweep(lineage: Lineage) -> None:
+    """A generation whose candidates came from a sweep is finished by `pipeline.promote --sweep`,
+    not resumed by the loop as a single candidate."""
+    rows = base_rows(lineage)
+    pending = [r for r in rows if r["gen"] > 0 and r.get("status") == "candidate"]
+    if not pending:
+        return
+    name = pending[0]["name"]
+    jobs = [r["name"] for r in lineage.rows()
+            if r["name"].startswith(f"{name}-") and not re.fullmatch(rf"{name}-c\d+", r["name"])]
+    if jobs:
+        raise LineageError(
+            f"{name} is a sweep generation ({', '.join(jobs)}) waiting for its promotion: run "
+            f"`python -m pipeline.promote --sweep {lineage.path / 'sweeps'}/<time>` (or finish the sweep) first")
 
 
 def candidate_dirs(cfg: Config, lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:
@@ -224,6 +241,7 @@ def run(cfg: Config) -> list[dict]:
     base_dir = models.resolve(cfg.model.spec, cfg.paths.models)  # a bad model fails before any write
     with lineage.lock():
         _prepare(cfg, lineage, base_dir)
+        refuse_pending_sweep(lineage)
         target = cfg.generations
         if target < 0:
             newest = base_rows(lineage)[-1]
@@ -268,7 +286,6 @@ def _hydra_main() -> int:
     from omegaconf import DictConfig
 
     from pipeline.config import ConfigError, register
-    from pipeline.lineage import LineageError
     from pipeline.models import ModelError
 
     register()

@@ -76,3 +76,34 @@ def test_two_generations_hf(smoke_cfg):
     cfg = smoke_cfg("engine.backend=hf", "generations=2")
     generation.run(cfg)
     check_lineage(lineage_of(cfg), 2)
+
+
+@pytest.mark.slow
+def test_candidates_through_the_loop(smoke_cfg):
+    """propose.candidates=2: one shared proposal and data set, two successors trained with their own
+    settings, the better on validation (among those the gate passed) selected as the generation."""
+    cfg = smoke_cfg("engine.backend=hf", "generations=1", "propose.candidates=2")
+    generation.run(cfg)
+    lin = lineage_of(cfg)
+    status = {r["name"]: r["status"] for r in lin.rows()}
+    assert set(status) == {"gen_000", "gen_001", "gen_001-c0", "gen_001-c1"}
+    proposed = read_json(lin.gen(1).path / "propose" / "accepted.json")["candidates"]
+    assert len(proposed) == 2 and proposed[0]["hparams"] != proposed[1]["hparams"]
+    for i in (0, 1):
+        c = lin.gen_by_name(f"gen_001-c{i}")
+        assert (c.path / "synth").resolve() == (lin.gen(1).path / "synth").resolve()  # shared data
+        trained = c.read_manifest("train")["result"]["info"]["hparams"]
+        assert trained == {k: proposed[i]["hparams"][k] for k in trained}  # its own proposal
+        assert c.is_done("gate") and (c.model_dir / "manifest.json").exists()
+    selection = read_json(lin.gen(1).path / "selection.json")
+    assert selection["metric"] == cfg.gate.metric and len(selection["candidates"]) == 2
+    if selection["selected"]:
+        assert status["gen_001"] == "promoted" and status[selection["selected"]] == "promoted"
+        assert lin.teacher().name == selection["selected"]
+        assert sorted(status[f"gen_001-c{i}"] for i in (0, 1)) == ["promoted", "rejected"]
+    else:
+        assert status["gen_001"] == "rejected" and lin.teacher().name == "gen_000"
+    # re-running with the same target is a no-op (the generation is finished)
+    stamps = {p: p.stat().st_mtime_ns for p in lin.path.rglob("manifest.json")}
+    generation.run(smoke_cfg("engine.backend=hf", "generations=1", "propose.candidates=2"))
+    assert {p: p.stat().st_mtime_ns for p in lin.path.rglob("manifest.json")} == stamps

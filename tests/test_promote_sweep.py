@@ -94,3 +94,21 @@ def test_each_job_gets_a_distinct_device_set(tmp_path):
     with pytest.raises(RuntimeError, match="only 1 GPU"):
         with sweep.claim_slot(tmp_path, n_devices=1, per_job=2):
             pass
+
+
+def test_loop_refuses_to_resume_a_sweep_generation_awaiting_promotion(tmp_path):
+    from pipeline.generation import refuse_pending_sweep
+    from pipeline.lineage import LineageError
+
+    lin = Lineage(tmp_path, "lin")
+    lin.init("tiny:qwen3", tmp_path / "base")
+    lin.record(lin.gen(0), status="promoted", parent=None)
+    gen = lin.gen(1)
+    lin.record(gen, status="candidate", parent="gen_000", teacher="gen_000")
+    lin.record(lin.gen_by_name("gen_001-c0"), status="candidate", parent="gen_000")
+    refuse_pending_sweep(lin)  # the loop's own candidates (-c<k>): it resumes them itself
+    lin.record(lin.gen_by_name("gen_001-j0"), status="candidate", parent="gen_000")
+    with pytest.raises(LineageError, match=r"gen_001 is a sweep generation \(gen_001-j0\).*pipeline.promote --sweep"):
+        refuse_pending_sweep(lin)
+    lin.record(gen, status="promoted")
+    refuse_pending_sweep(lin)  # once promoted, the loop goes on to gen 2
