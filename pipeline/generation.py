@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import logging
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -115,40 +114,50 @@ def base_rows(lineage: Lineage) -> list[dict]:
     return [r for r in lineage.rows() if r["name"] == f"gen_{r['gen']:03d}"]
 
 
+def pending_generation(lineage: Lineage) -> dict | None:
+    """The ledger row of the generation a stopped run left unfinished (status `candidate`), if any."""
+    return next((r for r in base_rows(lineage) if r["gen"] > 0 and r.get("status") == "candidate"), None)
+
+
 def next_generation(lineage: Lineage) -> tuple[GenerationDir, GenerationDir]:
     """The unfinished generation to resume, or a new one after the newest."""
-    rows = base_rows(lineage)
-    for r in rows:
-        if r["gen"] > 0 and r.get("status") == "candidate":
-            return lineage.gen(r["gen"]), lineage.gen_by_name(r["teacher"])
-    return lineage.gen(rows[-1]["gen"] + 1), lineage.teacher()
+    pending = pending_generation(lineage)
+    if pending:
+        return lineage.gen(pending["gen"]), lineage.gen_by_name(pending["teacher"])
+    return lineage.gen(base_rows(lineage)[-1]["gen"] + 1), lineage.teacher()
 
 
 def refuse_pending_sweep(lineage: Lineage) -> None:
     """A generation whose candidates came from a sweep is finished by `pipeline.promote --sweep`,
     not resumed by the loop as a single candidate."""
-    rows = base_rows(lineage)
-    pending = [r for r in rows if r["gen"] > 0 and r.get("status") == "candidate"]
+    pending = pending_generation(lineage)
     if not pending:
         return
-    name = pending[0]["name"]
-    jobs = [r["name"] for r in lineage.rows()
-            if r["name"].startswith(f"{name}-") and not re.fullmatch(rf"{name}-c\d+", r["name"])]
+    gen = lineage.gen(pending["gen"])
+    recorded = [r["name"] for r in lineage.rows() if r["name"].startswith(f"{gen.name}-")]
+    own = {c.name for c in loop_candidates(lineage, gen)} if recorded else set()
+    jobs = [n for n in recorded if n not in own]
     if jobs:
         raise LineageError(
-            f"{name} is a sweep generation ({', '.join(jobs)}) waiting for its promotion: run "
+            f"{gen.name} is a sweep generation ({', '.join(jobs)}) waiting for its promotion: run "
             f"`python -m pipeline.promote --sweep {lineage.path / 'sweeps'}/<time>` (or finish the sweep) first")
 
 
-def candidate_dirs(cfg: Config, lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:
-    """Where the successor(s) get trained: the generation dir itself for a single candidate,
-    `gen_NNN-c<k>` for `propose.candidates=K>1`, `gen_NNN-<name>` for a sweep job."""
-    if cfg.candidate.name:
-        return [lineage.gen_by_name(f"{gen.name}-{cfg.candidate.name}")]
+def loop_candidates(lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:
+    """The successor(s) the loop trains itself: the generation dir for one proposal, `gen_NNN-c<k>`
+    for each of the teacher's `propose.candidates=K>1` proposals."""
     k = len(read_json(gen.path / "propose" / "accepted.json").get("candidates") or [None])
     if k <= 1:
         return [gen]
     return [lineage.gen_by_name(f"{gen.name}-c{i}") for i in range(k)]
+
+
+def candidate_dirs(cfg: Config, lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:
+    """Where the successor(s) get trained: the loop's own (`loop_candidates`), or `gen_NNN-<name>`
+    for a sweep job."""
+    if cfg.candidate.name:
+        return [lineage.gen_by_name(f"{gen.name}-{cfg.candidate.name}")]
+    return loop_candidates(lineage, gen)
 
 
 def prepare_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir,

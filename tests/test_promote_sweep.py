@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pipeline import promote, sweep
+from pipeline.io import atomic_write_json
 from pipeline.lineage import Lineage, StageResult
 from tests.conftest import compose
 
@@ -105,8 +106,9 @@ def test_loop_refuses_to_resume_a_sweep_generation_awaiting_promotion(tmp_path):
     lin.record(lin.gen(0), status="promoted", parent=None)
     gen = lin.gen(1)
     lin.record(gen, status="candidate", parent="gen_000", teacher="gen_000")
+    atomic_write_json(gen.stage_dir("propose") / "accepted.json", {"candidates": [{"hparams": {}}, {"hparams": {}}]})
     lin.record(lin.gen_by_name("gen_001-c0"), status="candidate", parent="gen_000")
-    refuse_pending_sweep(lin)  # the loop's own candidates (-c<k>): it resumes them itself
+    refuse_pending_sweep(lin)  # the loop's own candidates (-c<k> of the teacher's 2): it resumes them itself
     lin.record(lin.gen_by_name("gen_001-j0"), status="candidate", parent="gen_000")
     with pytest.raises(LineageError, match=r"gen_001 is a sweep generation \(gen_001-j0\).*pipeline.promote --sweep"):
         refuse_pending_sweep(lin)
