@@ -487,6 +487,7 @@ class Config:
     seed: int = MISSING
     generations: int = MISSING  # target generation count of the lineage; -1 = the next one
     profile: str = MISSING  # name of the experiment profile, recorded in the ledger
+    plugins: List[str] = field(default_factory=list)  # modules imported first: they register benchmarks, suites, methods
 
     def validate(self) -> None:
         """Checks that span groups (each group validates itself)."""

@@ -21,7 +21,6 @@ import socket
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,16 +32,6 @@ STATUSES = ("candidate", "promoted", "rejected", "failed")
 
 class LineageError(RuntimeError):
     pass
-
-
-@dataclass
-class StageResult:
-    """What a stage returns; the loop writes it into the manifest and the ledger."""
-
-    metrics: dict[str, Any] = field(default_factory=dict)  # numbers for the table
-    info: dict[str, Any] = field(default_factory=dict)  # counts, paths, anything else worth keeping
-    tokens: int = 0  # generated or trained tokens
-    inputs: dict[str, str] = field(default_factory=dict)  # name -> hash of what the stage read
 
 
 class GenerationDir:
@@ -65,12 +54,6 @@ class GenerationDir:
 
     def is_done(self, stage: str) -> bool:
         return self.manifest_path(stage).exists()
-
-    def read_manifest(self, stage: str) -> dict:
-        return read_json(self.manifest_path(stage))
-
-    def write_manifest(self, stage: str, manifest: dict) -> None:
-        atomic_write_json(self.manifest_path(stage), {"schema_version": SCHEMA_VERSION, "stage": stage, **manifest})
 
     @property
     def model_dir(self) -> Path:

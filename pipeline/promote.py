@@ -1,6 +1,7 @@
 """Choose the successor among candidates of one generation, on validation data only.
 
-Used by the generation loop when `propose.candidates > 1`, and after a sweep:
+The one promotion path: used by the generation loop (one candidate, or `propose.candidates > 1`)
+and after a sweep:
 
     python -m pipeline.promote --sweep checkpoints/<lineage>/sweeps/<time>
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
+from pipeline.stage import read_manifest
 
 CANDIDATE_FILE = "candidate.json"  # written by each sweep job into its Hydra output dir
 
@@ -32,28 +34,35 @@ def select(candidates: list[dict], metric: str) -> str | None:
 
 
 def candidate_view(cand: GenerationDir) -> dict:
-    verdict = cand.read_manifest("gate")["result"]["info"] if cand.is_done("gate") else {"status": "failed"}
-    metrics = cand.read_manifest("eval")["result"]["metrics"] if cand.is_done("eval") else {}
+    verdict = read_manifest(cand, "gate").info if cand.is_done("gate") else {"status": "failed"}
+    metrics = read_manifest(cand, "eval").metrics if cand.is_done("eval") else {}
     return {"name": cand.name, "gate_status": verdict["status"], "reasons": verdict.get("reasons", []),
             "metrics": metrics}
 
 
 def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir], metric: str) -> str | None:
-    """Record the selection in the ledger, the generation's `selection.json`, and the TEACHER pointer."""
+    """The one promotion path, for one candidate and for many: record each candidate's status and
+    the generation's, then move the TEACHER pointer to the winner. With several candidates the
+    choice is written to the generation's `selection.json`."""
     views = [candidate_view(c) for c in candidates]
     best = select(views, metric)
-    for v, c in zip(views, candidates):
-        if v["name"] == best:
-            lineage.record(c, status="promoted", gate_reasons=v["reasons"])
-        elif v["gate_status"] == "promoted":
-            lineage.record(c, status="rejected", gate_reasons=v["reasons"] + [
-                f"not selected: {metric}={v['metrics'].get(metric)} below {best}'s"])
-        else:
-            lineage.record(c, status="rejected" if v["gate_status"] == "rejected" else "failed",
-                           gate_reasons=v["reasons"])
-    atomic_write_json(gen.path / "selection.json", {"metric": metric, "selected": best, "candidates": views})
-    lineage.record(gen, status="promoted" if best else "rejected", selected=best,
-                   gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
+    if candidates == [gen] or [c.name for c in candidates] == [gen.name]:  # the generation is its own candidate
+        v = views[0]
+        lineage.record(gen, status="promoted" if best else ("failed" if v["gate_status"] == "failed" else "rejected"),
+                       model=str(gen.model_dir), gate_reasons=v["reasons"])
+    else:
+        for v, c in zip(views, candidates):
+            if v["name"] == best:
+                lineage.record(c, status="promoted", gate_reasons=v["reasons"])
+            elif v["gate_status"] == "promoted":
+                lineage.record(c, status="rejected", gate_reasons=v["reasons"] + [
+                    f"not selected: {metric}={v['metrics'].get(metric)} below {best}'s"])
+            else:
+                lineage.record(c, status="rejected" if v["gate_status"] == "rejected" else "failed",
+                               gate_reasons=v["reasons"])
+        atomic_write_json(gen.path / "selection.json", {"metric": metric, "selected": best, "candidates": views})
+        lineage.record(gen, status="promoted" if best else "rejected", selected=best,
+                       gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
     if best:
         lineage.set_teacher(lineage.gen_by_name(best))
     return best

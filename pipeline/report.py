@@ -24,18 +24,37 @@ from tabulate import tabulate
 from pipeline.lineage import Lineage, LineageError
 
 FORMATS = ("table", "markdown", "csv", "json")
-# Shown first, in this order, when present; every other metric follows alphabetically.
-LEADING = (
-    "gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "humaneval.pass@1",
-    "gsm8k_val.accuracy_flexible",
-)
-# The readable table (table/markdown without --all): capability, alignment, data, what was trained.
-SUMMARY = LEADING + (
-    "drift.refusal_harmful", "drift.over_refusal_benign", "drift.honesty", "drift.sycophancy_flip_rate",
-    "drift.ifeval", "drift.kl_gen0", "drift.items_gained_gen0", "drift.items_lost_gen0",
-    "synth.kept", "synth.keep_rate", "synth.distinct_2", "train.loss_last",
-    "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source",
-)
+
+
+# The readable table (table/markdown without --all) shows, in this order: capability, alignment, data,
+# what was trained. Each part comes from its registry.
+def eval_columns(rows: list[dict]) -> tuple[str, ...]:
+    """Capability columns, shown first (benchmark registry)."""
+    return ("gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "humaneval.pass@1",
+            "gsm8k_val.accuracy_flexible")
+
+
+def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
+    """Alignment and drift columns (probe-suite registry and the drift stage's own metrics)."""
+    return ("drift.refusal_harmful", "drift.over_refusal_benign", "drift.honesty", "drift.sycophancy_flip_rate",
+            "drift.ifeval", "drift.kl_gen0", "drift.items_gained_gen0", "drift.items_lost_gen0")
+
+
+SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.distinct_2")
+
+
+def train_columns(rows: list[dict]) -> tuple[str, ...]:
+    """What was trained: the methods' own columns, then the hyperparameters (method registry)."""
+    return ("train.loss_last", "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
+
+
+def hparam_keys() -> tuple[str, ...]:
+    """The hyperparameters flattened into `hp.<name>` columns (method registry)."""
+    return ("learning_rate", "epochs", "lora_r")
+
+
+def summary_columns(rows: list[dict]) -> tuple[str, ...]:
+    return eval_columns(rows) + alignment_columns(rows) + SYNTH_COLUMNS + train_columns(rows)
 
 
 def flatten(row: dict) -> dict:
@@ -43,7 +62,7 @@ def flatten(row: dict) -> dict:
     out = {"gen": row.get("name"), "status": row.get("status"), "parent": row.get("parent") or "-"}
     out.update(row.get("metrics", {}))
     hp = row.get("hparams") or {}
-    for k in ("learning_rate", "epochs", "lora_r"):
+    for k in hparam_keys():
         if k in hp:
             out[f"hp.{k}"] = hp[k]
     if row.get("hparams_source"):
@@ -64,7 +83,7 @@ def columns(rows: list[dict]) -> list[str]:
     for r in rows:
         keys += [k for k in r if k not in keys]
     head = [k for k in ("gen", "status", "parent") if k in keys]
-    lead = [k for k in LEADING if k in keys]
+    lead = [k for k in eval_columns(rows) if k in keys]
     tail = [k for k in ("wall_s", "tokens") if k in keys]
     rest = sorted(k for k in keys if k not in head + lead + tail)
     return head + lead + rest + tail
@@ -83,7 +102,7 @@ def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = Fals
         return json.dumps(rows, indent=2, default=str)
     cols = columns(rows)
     if fmt in ("table", "markdown") and not all_columns:
-        order = ("gen", "status", "parent") + SUMMARY + ("wall_s", "tokens")
+        order = ("gen", "status", "parent") + summary_columns(rows) + ("wall_s", "tokens")
         cols = [c for c in order if c in cols]
     if fmt == "csv":
         buf = io.StringIO()

@@ -69,7 +69,7 @@ def job(cfg: Config) -> float | None:
     """Run one sweep job; write `candidate.json` into the job's Hydra output dir for promote."""
     from hydra.core.hydra_config import HydraConfig
 
-    from pipeline import generation
+    from pipeline.candidates import run_candidate
     from pipeline.lineage import Lineage
 
     hc = HydraConfig.get()
@@ -83,6 +83,6 @@ def job(cfg: Config) -> float | None:
             subprocess.run(cmd, env=env, check=True)
         info = read_json(out / CANDIDATE_FILE)
     else:
-        info = generation.run_candidate(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
+        info = run_candidate(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
         atomic_write_json(out / CANDIDATE_FILE, info)
     return info["value"]

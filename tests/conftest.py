@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+from pipeline.compose import conf_dir  # noqa: E402
+
+CONF = conf_dir()
 
 # In-process vLLM engines (no spawned workers) and a small CPU KV cache: fast and test-friendly.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -43,14 +45,9 @@ def tiny_llama(models_dir) -> Path:
 
 def compose(overrides: list[str] | None = None):
     """The real config from conf/, with overrides, as validated dataclasses (pipeline.config.Config)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from pipeline.compose import compose as compose_config
 
-    from pipeline.config import register, to_config
-
-    register()
-    with initialize_config_dir(str(CONF), version_base=None):
-        return to_config(hydra_compose("config", overrides or []))
+    return compose_config(overrides)
 
 
 @pytest.fixture

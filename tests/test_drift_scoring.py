@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline import probes
-from pipeline.drift import aggregate, probe_records
+from pipeline.drift.stage import aggregate, probe_records
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
 from pipeline.engine import Output

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pipeline import drift
-from pipeline.context import StageContext
+from pipeline.drift import stage as drift
+from pipeline.stage import StageContext
 from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.lineage import Lineage
 from test_drift_kl import _sgd_step_copy
@@ -26,7 +26,7 @@ def test_drift_stage_gen0_then_gen1(smoke_cfg, tiny_qwen3):
                 [{"id": "a", "correct": False}, {"id": "b", "correct": True}, {"id": "c", "correct": True}])
     atomic_write_json(g1.stage_dir("synth") / "stats.json", {"diversity": {"distinct_2": 0.42}, "red_flags": []})
 
-    r0 = drift.run(cfg, StageContext(cfg=cfg, lineage=lin, gen=g0, teacher=g0, stage="drift"))
+    r0 = drift.run(StageContext(cfg=cfg, lineage=lin, gen=g0, teacher=g0, stage="drift"))
     m0 = r0.metrics
     assert m0["drift.kl_gen0"] == 0.0 and m0["drift.kl_parent"] == 0.0
     assert m0["drift.agreement_gen0"] == 1.0 and m0["drift.eval_agreement_gen0"] == 1.0
@@ -43,7 +43,7 @@ def test_drift_stage_gen0_then_gen1(smoke_cfg, tiny_qwen3):
     assert m0["drift.mean_length"] == sum(r["tokens"] for r in recs) / len(recs)
 
     _sgd_step_copy(tiny_qwen3, g1.path / "model")
-    r1 = drift.run(cfg, StageContext(cfg=cfg, lineage=lin, gen=g1, teacher=g0, stage="drift"))
+    r1 = drift.run(StageContext(cfg=cfg, lineage=lin, gen=g1, teacher=g0, stage="drift"))
     m1 = r1.metrics
     assert m1["drift.kl_gen0"] > 0 and m1["drift.kl_parent"] == m1["drift.kl_gen0"]  # parent is gen 0
     assert m1["drift.items_gained_gen0"] == 2 and m1["drift.items_lost_gen0"] == 1

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.data import load_gsm8k, load_humaneval
 from pipeline.engine import GenStats, Output
-from pipeline.evaluate import evaluate_model, run
+from pipeline.evaluate.stage import evaluate_model, run
 from pipeline.io import read_json, read_jsonl
 
 ANSWERS = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
@@ -117,7 +117,7 @@ def test_bad_specs_fail_naming_the_key(smoke_cfg):
 
 @pytest.mark.slow
 def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
-    from pipeline.context import StageContext
+    from pipeline.stage import StageContext
     from pipeline.lineage import Lineage
 
     cfg = smoke_cfg("engine.backend=hf")
@@ -125,7 +125,7 @@ def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
     lineage.init(cfg.model.spec, tiny_qwen3)
     gen0 = lineage.gen(0)
     ctx = StageContext(cfg=cfg, lineage=lineage, gen=gen0, teacher=gen0, stage="eval")
-    res = run(cfg, ctx)
+    res = run(ctx)
     for key in ("gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "gsm8k_val.accuracy_flexible",
                 "humaneval.pass@1", cfg.gate.metric):
         assert 0.0 <= res.metrics[key] <= 1.0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import compose
-from pipeline import gate
+from pipeline.gate import stage as gate
+from pipeline.stage import Manifest, StageResult, write_manifest
 from pipeline.config import Budget, ConfigError, GateConfig
-from pipeline.context import StageContext
+from pipeline.stage import StageContext
 from pipeline.io import atomic_write_json
 from pipeline.lineage import Lineage
 
@@ -126,15 +127,15 @@ def test_run_reads_manifests_and_ignores_test_scores(tmp_path):
     g0, g1 = lin.gen(0), lin.gen(1)
     for g, ev, dr in ((g0, {M: 0.40, "gsm8k_test.accuracy_flexible": 0.9}, {"drift.honesty": 0.5}),
                       (g1, {M: 0.39, "gsm8k_test.accuracy_flexible": 0.1}, {"drift.honesty": 0.45})):
-        g.write_manifest("eval", {"result": {"metrics": ev}})
-        g.write_manifest("drift", {"result": {"metrics": dr}})
+        write_manifest(g, Manifest("eval", StageResult(metrics=ev)))
+        write_manifest(g, Manifest("drift", StageResult(metrics=dr)))
     atomic_write_json(g1.path / "synth" / "stats.json", {"red_flags": []})
     ctx = StageContext(cfg=c, lineage=lin, gen=g1, teacher=g0, stage="gate")
-    res = gate.run(c, ctx)
+    res = gate.run(ctx)
     assert res.info["status"] == "promoted", res.info["reasons"]
     assert not any("gsm8k_test" in r for r in res.info["reasons"])
     assert (ctx.out / "decision.json").exists()
     atomic_write_json(g1.path / "synth" / "stats.json", {"red_flags": ["verifier: 100% agreement on 0 items"]})
-    assert gate.run(c, ctx).info["status"] == "rejected"
+    assert gate.run(ctx).info["status"] == "rejected"
     with pytest.raises(ValueError, match="baseline"):
-        gate.run(c, StageContext(cfg=c, lineage=lin, gen=g0, teacher=g0, stage="gate"))
+        gate.run(StageContext(cfg=c, lineage=lin, gen=g0, teacher=g0, stage="gate"))

@@ -10,6 +10,7 @@ import pytest
 from pipeline import generation, report
 from pipeline.io import read_json, sha256_file
 from pipeline.lineage import Lineage
+from pipeline.stage import read_manifest
 
 STAGES = ("propose", "synth", "train", "eval", "drift", "gate")
 
@@ -33,8 +34,8 @@ def check_lineage(lin: Lineage, n_gens: int) -> None:
     for i in range(1, n_gens + 1):
         g = lin.gen(i)
         for stage in STAGES:
-            m = g.read_manifest(stage)
-            assert m["config_hash"] and m["versions"]["torch"]
+            m = read_manifest(g, stage)
+            assert m.config_hash and m.versions["torch"]
         assert (g.model_dir / "manifest.json").exists()
     # gen 1's weights differ from gen 0's (the base)
     base = lin.gen(0).model_dir / "model.safetensors"
@@ -65,9 +66,9 @@ def test_two_generations_vllm_with_resume(smoke_cfg):
     g2 = lin.gen(2)
     shutil.rmtree(g2.path / "eval")
     lin.record(g2, status="candidate")  # as if the run had crashed during eval
-    before = g2.read_manifest("train")["finished"]
+    before = read_manifest(g2, "train").finished
     generation.run(smoke_cfg("engine.backend=vllm", "generations=2"))
-    assert g2.is_done("eval") and g2.read_manifest("train")["finished"] == before
+    assert g2.is_done("eval") and read_manifest(g2, "train").finished == before
     check_lineage(lin, 2)
 
 
@@ -92,7 +93,7 @@ def test_candidates_through_the_loop(smoke_cfg):
     for i in (0, 1):
         c = lin.gen_by_name(f"gen_001-c{i}")
         assert (c.path / "synth").resolve() == (lin.gen(1).path / "synth").resolve()  # shared data
-        trained = c.read_manifest("train")["result"]["info"]["hparams"]
+        trained = read_manifest(c, "train").info["hparams"]
         assert trained == {k: proposed[i]["hparams"][k] for k in trained}  # its own proposal
         assert c.is_done("gate") and (c.model_dir / "manifest.json").exists()
     selection = read_json(lin.gen(1).path / "selection.json")

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.io import JsonlError, append_jsonl, atomic_write_json, read_jsonl, read_jsonl_tolerant
 from pipeline.lineage import SCHEMA_VERSION, Lineage, LineageError
+from pipeline.stage import Manifest, StageResult, read_manifest, write_manifest
 
 
 def make(tmp_path) -> Lineage:
@@ -72,8 +73,8 @@ def test_teacher_pointer(tmp_path):
 def test_manifest_marks_done(tmp_path):
     g = make(tmp_path).gen(1)
     assert not g.is_done("eval")
-    g.write_manifest("eval", {"result": {"metrics": {}}})
-    assert g.is_done("eval") and g.read_manifest("eval")["stage"] == "eval"
+    write_manifest(g, Manifest("eval", StageResult()))
+    assert g.is_done("eval") and read_manifest(g, "eval").stage == "eval"
 
 
 def test_lock_refuses_second_run_and_recovers_stale(tmp_path):

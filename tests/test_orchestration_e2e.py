@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.lineage import Lineage
+from pipeline.stage import read_manifest
 from tests.conftest import ROOT
 
 SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf"]
@@ -60,7 +61,7 @@ def test_kill_during_training_then_resume(tmp_path):
     rows = lin.rows()
     assert [r["name"] for r in rows] == ["gen_000", "gen_001"]  # no duplicate rows
     assert rows[1]["status"] in ("promoted", "rejected")
-    info = lin.gen(1).read_manifest("train")["result"]["info"]
+    info = read_manifest(lin.gen(1), "train").info
     assert info["resumed_from"]["sft"]  # training continued from its checkpoint, not from scratch
     assert not (lin.path / "LOCK").exists()
 
@@ -76,7 +77,7 @@ def test_sweep_of_two_jobs_and_promote(tmp_path):
     names = {r["name"] for r in lin.rows()}
     assert {"gen_000", "gen_001", "gen_001-j0", "gen_001-j1"} <= names
     # both candidates trained on the same shared data with their own learning rates
-    lrs = {lin.gen_by_name(f"gen_001-j{i}").read_manifest("train")["result"]["info"]["hparams"]["learning_rate"]
+    lrs = {read_manifest(lin.gen_by_name(f"gen_001-j{i}"), "train").info["hparams"]["learning_rate"]
            for i in (0, 1)}
     assert lrs == {1e-4, 1e-3}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

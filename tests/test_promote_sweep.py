@@ -9,7 +9,8 @@ import pytest
 
 from pipeline import promote, sweep
 from pipeline.io import atomic_write_json
-from pipeline.lineage import Lineage, StageResult
+from pipeline.lineage import Lineage
+from pipeline.stage import Manifest, StageResult, write_manifest
 from tests.conftest import compose
 
 M = "gsm8k_val.accuracy_flexible"
@@ -29,8 +30,8 @@ def test_select_uses_validation_and_gate_only():
 
 def _finished_candidate(lin, gen, name, status, val):
     c = lin.gen_by_name(f"{gen.name}-{name}")
-    c.write_manifest("eval", {"result": {"metrics": {M: val}}})
-    c.write_manifest("gate", {"result": {"metrics": {}, "info": {"status": status, "reasons": [f"{name} checked"]}}})
+    write_manifest(c, Manifest("eval", StageResult(metrics={M: val})))
+    write_manifest(c, Manifest("gate", StageResult(info={"status": status, "reasons": [f"{name} checked"]})))
     lin.record(c, status="candidate", parent="gen_000")
     return c
 
@@ -98,7 +99,7 @@ def test_each_job_gets_a_distinct_device_set(tmp_path):
 
 
 def test_loop_refuses_to_resume_a_sweep_generation_awaiting_promotion(tmp_path):
-    from pipeline.generation import refuse_pending_sweep
+    from pipeline.candidates import refuse_pending_sweep
     from pipeline.lineage import LineageError
 
     lin = Lineage(tmp_path, "lin")

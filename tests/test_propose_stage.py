@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from pipeline.context import StageContext
+from pipeline.stage import StageContext
 from pipeline.engine import GenStats, Output
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import Lineage
-from pipeline.propose import run
+from pipeline.propose.stage import run
 from pipeline.propose.prompt import history, render
 from pipeline.propose.validate import FIELDS, in_space
 
@@ -133,7 +133,7 @@ def test_stage_json_schema_path_with_distinct_candidates(smoke_cfg, lineage, mon
     ], json_schema=True)
     use_engine(monkeypatch, fake)
     ctx = ctx_for(cfg, lineage)
-    res = run(cfg, ctx)
+    res = run(ctx)
 
     assert fake.model_dirs == [lineage.gen(3).model_dir] and fake.closed
     assert len(fake.calls) == 2 and len(fake.calls[0][0]) == 3 and len(fake.calls[1][0]) == 1
@@ -166,7 +166,7 @@ def test_stage_parse_retry_path_falls_back_to_history_best(smoke_cfg, lineage, m
     fake = FakeEngine([["no json here"], ["{broken"], ["still nothing"]], json_schema=False)
     use_engine(monkeypatch, fake)
     ctx = ctx_for(cfg, lineage)
-    res = run(cfg, ctx)
+    res = run(ctx)
     assert len(fake.calls) == 3 and all(p.json_schema is None for _, p in fake.calls)
     acc = read_json(ctx.out / "accepted.json")
     assert acc["fallback"] is True and acc["source"] == "fallback"
@@ -184,7 +184,7 @@ def test_stage_parse_path_accepts_json_in_prose(smoke_cfg, lineage, monkeypatch)
     fake = FakeEngine([[reply]], json_schema=False)
     use_engine(monkeypatch, fake)
     ctx = ctx_for(cfg, lineage)
-    res = run(cfg, ctx)
+    res = run(ctx)
     assert len(fake.calls) == 1
     assert res.info["source"] == "clamped"  # the string "3e-5" was coerced, with a warning
     assert res.info["hparams"]["learning_rate"] == 3e-5 and res.info["hparams"]["num_examples"] == 300
@@ -208,7 +208,7 @@ def test_stage_shrinks_history_to_fit_the_context(smoke_cfg, lineage, monkeypatc
     fake = CountingEngine([[good]], json_schema=True)
     use_engine(monkeypatch, fake)
     ctx = ctx_for(cfg, lineage)
-    res = run(cfg, ctx)
+    res = run(ctx)
     prompt = (ctx.out / "prompt.txt").read_text()
     assert "gen_003|promoted" in prompt and "gen_000|promoted" not in prompt  # the oldest rows go first
     assert res.info["source"] == "teacher"
@@ -216,7 +216,7 @@ def test_stage_shrinks_history_to_fit_the_context(smoke_cfg, lineage, monkeypatc
     cfg = smoke_cfg(f"model.max_model_len={full.propose.max_tokens + 10}")
     fake = CountingEngine([], json_schema=True)
     use_engine(monkeypatch, fake)
-    res = run(cfg, ctx_for(cfg, lineage))
+    res = run(ctx_for(cfg, lineage))
     assert fake.calls == [] and res.info["fallback"] is True
     assert any("does not fit" in w for w in read_json(ctx.out / "accepted.json")["warnings"])
 
@@ -231,7 +231,7 @@ def test_stage_disabled_uses_config_without_engine(smoke_cfg, lineage, monkeypat
     cfg = smoke_cfg("propose.enabled=false", "propose.candidates=2")
     monkeypatch.setattr(StageContext, "engine", lambda self, d: pytest.fail("no engine when propose is disabled"))
     ctx = ctx_for(cfg, lineage)
-    res = run(cfg, ctx)
+    res = run(ctx)
     acc = read_json(ctx.out / "accepted.json")
     assert acc["source"] == "config" and acc["hparams"]["learning_rate"] == cfg.propose.hparams.learning_rate
     assert acc["candidates"][1]["hparams"] != acc["hparams"] and res.tokens == 0
@@ -246,7 +246,7 @@ def test_stage_real_vllm_on_tiny_qwen3(smoke_cfg, tiny_qwen3):
     lin.init(cfg.model.spec, tiny_qwen3)
     lin.record(lin.gen(0), status="promoted", metrics={METRIC: 0.0})
     ctx = StageContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="propose")
-    res = run(cfg, ctx)
+    res = run(ctx)
     acc = read_json(ctx.out / "accepted.json")
     assert acc["source"] in ("teacher", "clamped", "fallback") and acc["json_schema"] is True
     assert in_space(acc["hparams"], cfg.propose.space) and set(acc["hparams"]) == set(FIELDS)

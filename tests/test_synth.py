@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from pipeline.context import StageContext
+from pipeline.stage import Manifest, StageContext, StageResult, write_manifest
 from pipeline.data import load_gsm8k
 from pipeline.engine import GenStats, Output
 from pipeline.io import atomic_write_json, read_json, read_jsonl
@@ -177,7 +177,7 @@ def reasons(ctx) -> dict:
 def test_every_filter_with_scripted_teacher(setup):
     make, holder = setup
     cfg, ctx = make(1)
-    res = stage.run(cfg, ctx)
+    res = stage.run(ctx)
     assert holder["engine"].calls == ["problems", "solve", "tasks", "code"]  # one batched call per step
     rej = reasons(ctx)
     assert rej == {
@@ -217,7 +217,7 @@ def test_program_of_thought_check(setup):
     make, holder = setup
     holder["engine"].problems = [(GOOD, "stop"), (DUP, "stop")]
     cfg, ctx = make(1, "synth.math.pot_check=true", "synth.math.n_problems=2", math_fraction=1.0)
-    stage.run(cfg, ctx)
+    stage.run(ctx)
     assert holder["engine"].calls == ["problems", "solve", "pot"]  # math_fraction 1: no code synthesized
     assert reasons(ctx) == {"math-00001": "pot_disagrees"}  # its program prints 1, the majority says 30
     assert {r["meta"]["problem_id"] for r in read_jsonl(ctx.out / "new.jsonl")} == {"g001-math-00000"}
@@ -227,12 +227,12 @@ def test_accumulates_and_dedups_against_earlier_generation(setup):
     make, holder = setup
     cfg1, ctx1 = make(1, math_fraction=1.0)
     holder["engine"].problems = [(EARLIER, "stop")]
-    r1 = stage.run(cfg1, ctx1)
-    ctx1.gen.write_manifest("synth", {"result": {"metrics": r1.metrics}})
+    r1 = stage.run(ctx1)
+    write_manifest(ctx1.gen, Manifest("synth", StageResult(metrics=r1.metrics)))
     holder["engine"] = FakeEngine()
     holder["engine"].problems = [(EARLIER.replace("7", "9"), "stop"), (GOOD, "stop")]
     cfg2, ctx2 = make(2, math_fraction=1.0)
-    stage.run(cfg2, ctx2)
+    stage.run(ctx2)
     assert reasons(ctx2)["math-00000"] == "dup_earlier_gen"
     train = read_jsonl(ctx2.out / "train.jsonl")
     assert {r["meta"]["gen"] for r in train} == {1, 2}
@@ -245,13 +245,13 @@ def test_kill_mid_stage_resumes_without_duplicates(setup):
     cfg, ctx = make(1)
     holder["engine"] = FakeEngine(fail_on="code")
     with pytest.raises(KeyboardInterrupt):
-        stage.run(cfg, ctx)
+        stage.run(ctx)
     assert (ctx.out / "work" / "math_samples.jsonl").exists() and not (ctx.out / "train.jsonl").exists()
     holder["engine"] = FakeEngine()
-    stage.run(cfg, ctx)
+    stage.run(ctx)
     assert holder["engine"].calls == ["code"]  # finished steps are loaded, not regenerated
     first = (ctx.out / "train.jsonl").read_text()
-    stage.run(cfg, ctx)  # a second complete re-run rewrites the same files
+    stage.run(ctx)  # a second complete re-run rewrites the same files
     assert (ctx.out / "train.jsonl").read_text() == first
     ids = [r["meta"]["id"] for r in read_jsonl(ctx.out / "new.jsonl")]
     assert len(ids) == len(set(ids)) == 4
@@ -261,7 +261,7 @@ def test_nothing_verified_falls_back_to_anchor_rows(setup):
     make, holder = setup
     holder["engine"].problems = [("junk", "stop")]
     cfg, ctx = make(1, math_fraction=1.0)
-    res = stage.run(cfg, ctx)
+    res = stage.run(ctx)
     train = read_jsonl(ctx.out / "train.jsonl")
     assert len(train) == 3 and all(r["meta"]["source"] == "anchor" for r in train)
     assert all(re.search(r"#### -?\d+$", r["messages"][1]["content"]) for r in train)
@@ -278,7 +278,7 @@ def test_smoke_run_on_tiny_qwen3(smoke_cfg, tiny_qwen3, tmp_path):
     lin = Lineage(cfg.paths.root, cfg.paths.lineage)
     lin.init("tiny:qwen3", tiny_qwen3)
     ctx = StageContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="synth")
-    res = stage.run(cfg, ctx)
+    res = stage.run(ctx)
     for name in ("new", "train", "val", "pairs", "rejected"):
         assert (ctx.out / f"{name}.jsonl").exists()
     st = read_json(ctx.out / "stats.json")

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from pipeline.context import StageContext
+from pipeline.stage import StageContext
 from pipeline.io import atomic_write_json, write_jsonl
 from pipeline.lineage import Lineage
-from pipeline.train import TrainDataError, prepare_job, run
+from pipeline.train.stage import TrainDataError, prepare_job, run
 from pipeline.train.launch import LaunchError, worker_command
 from pipeline.train.worker import batch_layout, build_sft_trainer, drop_incomplete, latest_complete
 
@@ -53,7 +53,7 @@ def make_ctx(cfg, rows: list[dict] | None, hparams: dict | None = None, pairs: l
 def test_missing_proposal_is_a_clear_error(smoke_cfg):
     ctx = make_ctx(smoke_cfg(), arithmetic_rows(4), hparams=None)
     with pytest.raises(FileNotFoundError, match="accepted.json is missing"):
-        run(smoke_cfg(), ctx)
+        run(ctx)
 
 
 def test_missing_hparam_field_is_named(smoke_cfg):
@@ -62,7 +62,7 @@ def test_missing_hparam_field_is_named(smoke_cfg):
     p = ctx.gen.path / "propose" / "accepted.json"
     p.write_text(json.dumps({"hparams": {"learning_rate": 1e-3}}))
     with pytest.raises(ValueError, match="missing .*epochs"):
-        run(cfg, ctx)
+        run(ctx)
 
 
 @pytest.mark.parametrize("rows, match", [
@@ -197,7 +197,7 @@ def reference_run(tmp_path_factory, models_dir):
     cfg = compose(["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path_factory.mktemp('ref')}",
                    f"paths.models={models_dir}", *SLOW_ARGS])
     ctx = make_ctx(cfg, arithmetic_rows(6), LORA)
-    return cfg, ctx, run(cfg, ctx)
+    return cfg, ctx, run(ctx)
 
 
 @pytest.mark.slow
@@ -256,7 +256,7 @@ def test_killed_run_resumes_at_its_checkpoint_with_the_same_loss_curve(reference
     ctx.gen.model_dir.mkdir()  # and a model dir from an interrupted export: no manifest
     (ctx.gen.model_dir / "config.json").write_text("{")
     (ctx.gen.path / ".model.abc123").mkdir()
-    res = run(cfg, ctx)
+    res = run(ctx)
     assert res.info["resumed_from"] == {"sft": "checkpoint-4"}
     assert res.info["steps"] == {"sft": 6}
     assert res.info["losses"]["sft"] == pytest.approx(ref.info["losses"]["sft"], rel=1e-5)  # same seed, same curve
@@ -274,7 +274,7 @@ def test_merged_model_reproduces_a_memorized_answer_in_hf_and_vllm(smoke_cfg):
     cfg = smoke_cfg("train.max_steps=14", "train.save_steps=100", "train.report_to=none")
     ctx = make_ctx(cfg, [chat("What is 2 + 3?", "2 + 3 = 5")],
                    {"learning_rate": 1e-2, "lora_r": 16, "lora_alpha": 32, "batch_size": 1, "epochs": 1})
-    run(cfg, ctx)
+    run(ctx)
     prompt = [[{"role": "user", "content": "What is 2 + 3?"}]]
     for backend in ("hf", "vllm"):
         engine_cfg = smoke_cfg(f"engine.backend={backend}").engine
@@ -293,7 +293,7 @@ def test_dpo_after_sft_on_constructed_pairs(smoke_cfg):
     cfg = smoke_cfg("train.max_steps=2", "train.dpo.enabled=true", "train.dpo.max_steps=4", "train.dpo.learning_rate=5e-3",
                     "train.logging_steps=1", "train.report_to=none")
     ctx = make_ctx(cfg, arithmetic_rows(4), LORA, pairs=pairs)
-    res = run(cfg, ctx)
+    res = run(ctx)
     assert res.info["steps"] == {"sft": 2, "dpo": 4}
     assert res.info["examples"]["dpo"]["used"] == 4
     assert {"train.dpo_loss_first", "train.dpo_loss_last"} <= set(res.metrics)
@@ -310,7 +310,7 @@ def test_two_process_ddp_on_cpu_with_torchrun(smoke_cfg):
     cfg = smoke_cfg("train.max_steps=2", "train.num_gpus=2", "train.isolate=true", "train.launcher=torchrun",
                     "train.report_to=none")
     ctx = make_ctx(cfg, arithmetic_rows(8), {**LORA, "batch_size": 4})
-    res = run(cfg, ctx)
+    res = run(ctx)
     assert res.info["batch"] == {"per_device": 2, "world": 2, "accumulation": 1}
     assert res.info["steps"] == {"sft": 2}
     assert "torch.distributed.run" in (ctx.out / "worker.log").read_text()

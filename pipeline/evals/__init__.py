@@ -30,3 +30,7 @@ def finish_cli(input_path: str, rows: list[dict], summary: dict) -> int:
     print(f"wrote {out}", file=sys.stderr)
     print(json.dumps(summary))
     return 0
+
+
+def check_config(cfg) -> None:
+    """Eval tasks against the benchmark registry (filled in by the benchmark registry)."""

@@ -150,3 +150,7 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def check_config(cfg) -> None:
+    """Drift suites and gate budgets against the probe-suite registry (filled in by the suite registry)."""

@@ -36,10 +36,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from pipeline.config import Config, resolved_dict
-from pipeline.context import StageContext
+from pipeline.stage import StageContext, StageResult
 from pipeline.engine import GenParams
 from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.lineage import StageResult
 from pipeline.sandbox import run_programs
 from pipeline.synth import codegen, mathgen, mixture
 from pipeline.synth.decontaminate import default_index
@@ -258,7 +257,8 @@ def synth_code(cfg: Config, eng, steps: Steps, seed: int, hp: dict, index, gen: 
                                               {**meta, "id": f"{t['id']}-pair{j}"}) for j, b in enumerate(bad[:cc.max_solutions_per_task])]})
 
 
-def run(cfg: Config, ctx: StageContext) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg
     from pipeline.data import load_gsm8k
 
     sc, gen = cfg.synth, ctx.gen.index

@@ -77,7 +77,7 @@ def finish(cfg, ctx, hp: dict, out: dict, new: list[dict], train: list[dict], pa
            groups: list[dict], index, earlier_gens: int):
     """Write the stage's files (data first, stats.json last) and return its StageResult."""
     from pipeline.io import atomic_write_json, write_jsonl
-    from pipeline.lineage import StageResult
+    from pipeline.stage import StageResult
 
     d = ctx.out
     val = [r for r in new if r["meta"]["split"] == "val"]

@@ -18,20 +18,17 @@ lineage scores the same items in every generation.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
-import sys
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from pipeline.config import Config, EvalTask, to_config
-from pipeline.context import StageContext
+from pipeline.config import Config, EvalTask
+from pipeline.stage import StageContext, StageResult
 from pipeline.engine import Engine, GenParams, Output
 from pipeline.evals import gsm8k, humaneval
 from pipeline.evals import write_results
 from pipeline.io import atomic_write_json, hash_obj, read_jsonl
-from pipeline.lineage import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -176,34 +173,7 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
     return StageResult(metrics=metrics, info=info, tokens=tokens, inputs=inputs)
 
 
-def run(cfg: Config, ctx: StageContext) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg
     """Stage entry point: evaluate this generation's model into gen_NNN/eval/."""
     return evaluate_model(cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
-
-
-def _hydra_main() -> None:
-    import hydra
-    from omegaconf import DictConfig
-
-    from pipeline import models
-    from pipeline.config import register
-    from pipeline.engine import open_engine
-
-    register()
-
-    @hydra.main(config_path="../conf", config_name="config", version_base=None)
-    def main(dcfg: DictConfig) -> float | None:
-        cfg = to_config(dcfg)
-        model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
-        out = Path(cfg.paths.root) / "evals" / re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model.spec).strip("_")
-        result = evaluate_model(cfg, model_dir, out,
-                                lambda d: open_engine(d, cfg.model, cfg.engine, seed=cfg.seed))
-        print(f"wrote {out}", file=sys.stderr)
-        print(json.dumps(result.metrics))
-        return result.metrics.get(cfg.gate.metric)
-
-    main()
-
-
-if __name__ == "__main__":
-    sys.exit(_hydra_main())

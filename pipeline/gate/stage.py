@@ -23,9 +23,9 @@ import logging
 from typing import Any
 
 from pipeline.config import Config, EvalConfig, GateConfig, is_test_task
-from pipeline.context import StageContext
+from pipeline.stage import StageContext, StageResult, read_manifest
 from pipeline.io import atomic_write_json, read_json
-from pipeline.lineage import GenerationDir, StageResult
+from pipeline.lineage import GenerationDir
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def validation_metrics(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, An
     out: dict[str, Any] = {}
     for stage in ("eval", "drift"):
         if gen.is_done(stage):
-            out.update(gen.read_manifest(stage)["result"]["metrics"])
+            out.update(read_manifest(gen, stage).metrics)
     return {k: v for k, v in out.items() if not is_test_task(k.split(".")[0], eval_cfg)}
 
 
@@ -130,7 +130,8 @@ def synth_red_flags(gen: GenerationDir) -> list | None:
     return flags if isinstance(flags, list) else None
 
 
-def run(cfg: Config, ctx: StageContext) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg
     if ctx.gen.index == 0:
         raise ValueError("the gate judges a candidate against its teacher; gen 0 is the baseline, not a candidate")
     cand = validation_metrics(ctx.gen, cfg.eval)

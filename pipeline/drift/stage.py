@@ -1,0 +1,211 @@
+"""Stage `drift`: what a generation lost (or gained) in alignment and distribution, vs gen 0 and its parent.
+
+Runs on every generation, gen 0 included (the baseline), as part of the loop:
+
+    python -m pipeline.generation model=tiny:qwen3 experiment=smoke generations=2
+    python -m pipeline.probes            # validate the probe suites it uses
+
+1. Probes (pipeline/probes, versioned): safety (refuse harmful, answer benign look-alikes), honesty
+   (false premises, unanswerable), sycophancy (2 turns: answer, wrong pushback), IFEval-style
+   constraints. Greedy, one engine scope: one batched call for every first turn, one for the
+   sycophancy second turns. Scored deterministically (pipeline.probes.scoring); an optional frozen
+   judge adds `drift.judge_*`.
+2. Behavioural drift: per-item outcome agreement with gen 0 and the parent (probes, and the eval
+   stage's `eval/<task>.jsonl` items: GSM8K/HumanEval items gained and lost).
+3. Distribution drift: teacher-forced per-token KL from gen 0 and the parent on fixed reference text
+   (pipeline.drift.kl, after the engine is closed), mean length and distinct-n of the free
+   generations, and the synthetic data's distinct-n (`synth/stats.json`), a collapse signal.
+
+Writes `gen_NNN/drift/`: probes.jsonl (per item: suite, id, prompt, completion, score, outcome,
+evidence), kl.jsonl (per reference item), summary.json (every aggregate with its counts and the
+ids behind it); returns `drift.*` metrics for the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pipeline import probes
+from pipeline.config import Config, DriftConfig
+from pipeline.stage import StageContext, StageResult
+from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
+                                      synth_distinct)
+from pipeline.drift.kl import mean_token_kl
+from pipeline.engine import GenParams, Output
+from pipeline.io import atomic_write_json, read_jsonl, write_jsonl
+from pipeline.lineage import GenerationDir
+from pipeline.probes import scoring
+
+__all__ = ["run", "probe_records", "aggregate", "DriftError"]
+
+log = logging.getLogger(__name__)
+
+Generate = Callable[[Sequence[Any]], list[Output]]
+
+
+def _user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def probe_records(suites: dict[str, probes.Suite], max_items: int, generate: Generate) -> list[dict]:
+    """Run the probes through `generate` (two batched calls at most) and score every item."""
+    todo = [(s, it) for s in suites.values() for it in probes.take(s, max_items)]
+    firsts = generate([_user(it["question"] if s.name == "sycophancy" else it["prompt"]) for s, it in todo])
+    records = []
+    for (s, it), out in zip(todo, firsts):
+        text = out.texts[0]
+        rec = {"suite": s.name, "version": s.version, "id": it["id"], "kind": it.get("kind"),
+               "prompt": it["question"] if s.name == "sycophancy" else it["prompt"], "completion": text,
+               "tokens": out.completion_tokens[0], "finish": out.finish_reasons[0]}
+        if s.name == "safety":
+            rec.update(scoring.score_safety(it, text))
+        elif s.name == "honesty":
+            rec.update(scoring.score_honesty(it, text))
+        elif s.name == "ifeval":
+            rec.update(scoring.score_ifeval(it, text))
+        records.append(rec)
+    # Sycophancy: only a correct first answer can flip, so only those get the pushback turn.
+    syc = [(rec, it) for rec, (s, it) in zip(records, todo) if s.name == "sycophancy"]
+    pushed = [(rec, it) for rec, it in syc if scoring.correct_first(it, rec["completion"])]
+    seconds = generate([[*_user(it["question"]), {"role": "assistant", "content": rec["completion"]},
+                         *_user(it["pushback"])] for rec, it in pushed]) if pushed else []
+    second_text = {rec["id"]: out.texts[0] for (rec, _), out in zip(pushed, seconds)}
+    for rec, it in syc:
+        rec["pushback"] = it["pushback"]
+        rec["completion_2"] = second_text.get(rec["id"])
+        rec.update(scoring.score_sycophancy(it, rec["completion"], rec["completion_2"] or ""))
+    return records
+
+
+def _rate(xs: list[bool]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def aggregate(records: list[dict], n: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Suite scores and free-generation statistics: (metrics, counts behind them)."""
+    def pick(suite: str, kind: str | None = None) -> list[dict]:
+        return [r for r in records if r["suite"] == suite and kind in (None, r.get("kind"))]
+
+    syc_scored = [r for r in pick("sycophancy") if r["outcome"] in ("held", "flipped")]
+    ifeval_checks = [p for r in pick("ifeval") for p in r["evidence"]["passed"]]
+    values = {
+        "drift.refusal_harmful": _rate([r["outcome"] == "refused" for r in pick("safety", "harmful")]),
+        "drift.over_refusal_benign": _rate([r["outcome"] == "refused" for r in pick("safety", "benign")]),
+        "drift.honesty": _rate([r["score"] == 1.0 for r in pick("honesty")]),
+        "drift.sycophancy_flip_rate": _rate([r["outcome"] == "flipped" for r in syc_scored]),
+        "drift.ifeval": _rate([r["score"] == 1.0 for r in pick("ifeval")]),
+        "drift.mean_length": sum(r["tokens"] for r in records) / len(records) if records else None,
+        f"drift.distinct_{n}": distinct_n([r["completion"] for r in records], n) if records else None,
+    }
+    counts = {
+        "safety_harmful": len(pick("safety", "harmful")), "safety_benign": len(pick("safety", "benign")),
+        "honesty": len(pick("honesty")), "sycophancy": len(pick("sycophancy")),
+        "sycophancy_correct_first": len(syc_scored), "ifeval": len(pick("ifeval")),
+        "ifeval_instruction_level": _rate(ifeval_checks), "free_generations": len(records),
+    }
+    # A rate over zero items is undefined, not 0: leave it out and say why in the summary.
+    undefined = sorted(k for k, v in values.items() if v is None)
+    return {k: v for k, v in values.items() if v is not None}, {**counts, "undefined": undefined}
+
+
+def _reference_records(ref: GenerationDir, gen: GenerationDir, records: list[dict]) -> list[dict] | None:
+    if ref.name == gen.name:
+        return records
+    path = ref.path / "drift" / "probes.jsonl"
+    return read_jsonl(path) if path.exists() else None
+
+
+def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], records: list[dict]) -> tuple[dict, dict]:
+    """Probe agreement and eval items gained/lost vs each reference generation."""
+    metrics: dict[str, float] = {}
+    detail: dict[str, Any] = {}
+    for label, ref in refs.items():
+        ref_records = _reference_records(ref, gen, records)
+        agree = agreement(records, ref_records) if ref_records is not None else None
+        if agree and agree["rate"] is not None:
+            metrics[f"drift.agreement_{label}"] = agree["rate"]
+        tasks: dict[str, Any] = {}
+        for task in cfg.eval.tasks:
+            cur, old = read_eval_outcomes(gen.path, task), read_eval_outcomes(ref.path, task)
+            tasks[task] = eval_changes(cur, old) if cur is not None and old is not None else None
+        compared = [t for t in tasks.values() if t is not None and t["n"]]
+        if compared:
+            n = sum(t["n"] for t in compared)
+            gained, lost = sum(len(t["gained"]) for t in compared), sum(len(t["lost"]) for t in compared)
+            metrics[f"drift.eval_agreement_{label}"] = (n - gained - lost) / n
+            if label == "gen0":  # the table shows gains/losses vs gen 0; vs parent they are in summary.json
+                metrics["drift.items_gained_gen0"] = gained
+                metrics["drift.items_lost_gen0"] = lost
+        detail[label] = {"generation": ref.name, "probes": agree if agree is not None else "no drift/probes.jsonl",
+                         "eval": {t: v if v is not None else "eval/<task>.jsonl absent" for t, v in tasks.items()}}
+    return metrics, detail
+
+
+def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir]) -> tuple[dict, dict, list[dict]]:
+    """Teacher-forced KL from each reference model (0 for an identical model dir, not recomputed)."""
+    d = cfg.drift
+    items = probes.take(probes.load_suite("reference"), d.kl_prompts)
+    model_dir = Path(ctx.gen.model_dir).resolve()
+    dirs = {label: Path(ref.model_dir).resolve() for label, ref in refs.items()}
+    distinct = {str(p): p for p in dirs.values() if p != model_dir}
+    kl_by_dir: dict[str, float] = {}
+    per_item: list[dict] = []
+    tokens = 0
+    if distinct:
+        res = mean_token_kl(model_dir, distinct, items, dtype=cfg.model.dtype, batch_size=d.kl_batch_size,
+                            chat_template_kwargs=dict(cfg.model.chat_template_kwargs))
+        kl_by_dir, tokens = res["kl"], res["tokens"]
+        names = {str(p): [lb for lb, q in dirs.items() if q == p] for p in distinct.values()}
+        per_item = [{"id": r["id"], "tokens": r["tokens"],
+                     **{f"kl_{lb}": r[key] for key in names for lb in names[key]}} for r in res["per_item"]]
+    metrics = {f"drift.kl_{lb}": (0.0 if p == model_dir else kl_by_dir[str(p)]) for lb, p in dirs.items()}
+    detail = {"reference_items": len(items), "tokens": tokens, "direction": "KL(generation || reference), nats/token",
+              "identical": sorted(lb for lb, p in dirs.items() if p == model_dir),
+              "models": {lb: str(p) for lb, p in dirs.items()}}
+    return metrics, detail, per_item
+
+
+def run(ctx: StageContext) -> StageResult:
+    cfg = ctx.cfg
+    d: DriftConfig = cfg.drift
+    if not d.enabled:
+        return StageResult(info={"skipped": "drift.enabled is false"})
+    model_dir = ctx.gen.model_dir
+    if not (Path(model_dir) / "config.json").exists():
+        raise DriftError(f"{ctx.gen.name}: no model at {model_dir} (did the train stage finish?)")
+    refs = {"gen0": ctx.lineage.gen(0), "parent": ctx.teacher}
+    suites = {name: probes.load_suite(name) for name in d.suites}
+    params = GenParams(max_tokens=d.max_tokens, temperature=0.0)
+    with ctx.engine(model_dir) as eng:
+        records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params))
+        engine_stats = eng.stats.as_dict()
+    metrics, counts = aggregate(records, d.distinct_n)
+    summary: dict[str, Any] = {"generation": ctx.gen.name, "model": str(model_dir), "counts": counts,
+                               "suites": {s.tag: s.sha256 for s in suites.values()}, "engine": engine_stats}
+    if d.judge.enabled:
+        from pipeline import models
+        from pipeline.drift.judge import judge_records
+
+        judge_dir = ctx.base_model_dir if d.judge.model == "gen0" else models.resolve(d.judge.model, cfg.paths.models)
+        verdicts = judge_records(records, judge_dir, model_dir, d.judge.max_tokens, ctx.engine)
+        metrics.update(verdicts.pop("metrics"))
+        summary["judge"] = verdicts
+    write_jsonl(ctx.out / "probes.jsonl", records)
+
+    b_metrics, summary["behaviour"] = behaviour(cfg, ctx.gen, refs, records)
+    with ctx.accelerator():  # KL loads transformers models: the engine gives the memory back first
+        k_metrics, summary["kl"], kl_items = distribution(cfg, ctx, refs)
+    write_jsonl(ctx.out / "kl.jsonl", kl_items)
+    metrics.update(b_metrics)
+    metrics.update(k_metrics)
+    synth = synth_distinct(ctx.gen.path, d.distinct_n)
+    summary["synth_distinct"] = synth if synth is not None else "no synth/stats.json distinct-n (gen 0 has no synth)"
+    if synth is not None:
+        metrics[f"drift.synth_distinct_{d.distinct_n}"] = synth
+    summary["metrics"] = metrics
+    atomic_write_json(ctx.out / "summary.json", summary)
+    inputs = {f"probes.{s.tag}": s.sha256[:16] for s in suites.values()}
+    return StageResult(metrics=metrics, tokens=engine_stats["completion_tokens"], inputs=inputs,
+                       info={"records": len(records), "kl_items": len(kl_items), "counts": counts})

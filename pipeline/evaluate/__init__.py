@@ -1,0 +1,1 @@
+"""The evaluate stage (run: pipeline/evaluate/stage.py)."""

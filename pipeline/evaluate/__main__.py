@@ -1,0 +1,43 @@
+"""python -m pipeline.evaluate [hydra overrides]: evaluate any model on every task of `eval.tasks`.
+
+    python -m pipeline.evaluate model=embedded:smollm2-135m-instruct            # -> checkpoints/evals/<model>/
+    python -m pipeline.evaluate model=tiny:qwen3 experiment=smoke engine.backend=hf
+    python -m pipeline.evaluate model.spec=/path/to/hf_model_dir eval=full   # any model dir or hub id
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def _hydra_main() -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    from pipeline import models
+    from pipeline.compose import config_path, load_config
+    from pipeline.config import register
+    from pipeline.engine import open_engine
+    from pipeline.evaluate.stage import evaluate_model
+
+    register()
+
+    @hydra.main(config_path=config_path(), config_name="config", version_base=None)
+    def main(dcfg: DictConfig) -> float | None:
+        cfg = load_config(dcfg)
+        model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
+        out = Path(cfg.paths.root) / "evals" / re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model.spec).strip("_")
+        result = evaluate_model(cfg, model_dir, out,
+                                lambda d: open_engine(d, cfg.model, cfg.engine, seed=cfg.seed))
+        print(f"wrote {out}", file=sys.stderr)
+        print(json.dumps(result.metrics))
+        return result.metrics.get(cfg.gate.metric)
+
+    main()
+
+
+if __name__ == "__main__":
+    sys.exit(_hydra_main())

@@ -1,0 +1,1 @@
+"""The gate stage (run: pipeline/gate/stage.py)."""
