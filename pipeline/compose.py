@@ -6,7 +6,7 @@
     @hydra.main(config_path=config_path(), config_name="config", version_base=None)   # CLIs
     def main(dcfg): cfg = load_config(dcfg)
 
-`conf_dir()` is the one place that locates `conf/` (so an installed package composes the same files
+`pipeline.locate.conf_dir()` is the one place that locates `conf/` (so an installed package composes the same files
 as a checkout). `load_config` imports the modules named in `plugins` (they register benchmarks, probe
 suites or training methods), runs every schema's own `validate()` (pipeline.config), then the checks
 that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
@@ -16,16 +16,11 @@ against the probe-suite registry, `train.method` against the method registry.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from pipeline.config import Config, ConfigError, register, to_config
-
-
-def conf_dir() -> Path:
-    """The directory holding `config.yaml` and the config groups."""
-    return Path(__file__).resolve().parents[1] / "conf"
+from pipeline.locate import conf_dir
 
 
 def config_path() -> str:

@@ -87,7 +87,9 @@ def default_config(name: str = "default") -> SandboxConfig:
     """`conf/sandbox/<name>.yaml` as a validated SandboxConfig, for CLIs that run outside Hydra."""
     from omegaconf import OmegaConf
 
-    path = Path(__file__).resolve().parents[1] / "conf" / "sandbox" / f"{name}.yaml"
+    from pipeline.locate import conf_dir
+
+    path = conf_dir() / "sandbox" / f"{name}.yaml"
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SandboxConfig), OmegaConf.load(path)))
     cfg.validate()
     return cfg

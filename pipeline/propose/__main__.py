@@ -17,9 +17,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pipeline.config import ConfigError, ProposeConfig, register
+from pipeline.locate import conf_dir
 from pipeline.propose.validate import validate
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def load_propose_config(overrides: list[str]) -> ProposeConfig:
@@ -27,7 +27,7 @@ def load_propose_config(overrides: list[str]) -> ProposeConfig:
     from hydra import compose, initialize_config_dir
 
     register()
-    with initialize_config_dir(str(CONF), version_base=None):
+    with initialize_config_dir(str(conf_dir()), version_base=None):
         dcfg = compose("config", overrides)
     pc = OmegaConf.to_object(dcfg.propose)
     pc.validate()

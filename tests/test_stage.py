@@ -1,0 +1,92 @@
+"""The stage contract: loop-owned engines, run_stage (manifest last, then the ledger; done stages skipped),
+and the typed manifest reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.lineage import Lineage, LineageError
+from pipeline.stage import (Engines, Manifest, Stage, StageContext, StageResult, read_manifest, run_stage,
+                            write_manifest)
+
+
+class FakeEngine:
+    def __init__(self, path, log):
+        self.path, self.log, self.closed = path, log, False
+        log.append(("open", path.name))
+
+    def close(self):
+        self.closed = True
+        self.log.append(("close", self.path.name))
+
+
+def test_kept_engines_are_reused_per_model_and_closed_on_release(tmp_path):
+    log: list = []
+    engines = Engines(lambda p: FakeEngine(p, log), keep=True)
+    with engines.use(tmp_path / "teacher") as a:
+        pass
+    with engines.use(tmp_path / "teacher") as b:  # the next stage on the same model: no new start
+        assert b is a and not a.closed
+    with engines.use(tmp_path / "student") as c:  # another model: the old engine goes first
+        assert a.closed and c is not a
+    engines.release()
+    assert c.closed and engines.current is None
+    assert log == [("open", "teacher"), ("close", "teacher"), ("open", "student"), ("close", "student")]
+    assert engines.starts == [str((tmp_path / "teacher").resolve()), str((tmp_path / "student").resolve())]
+
+
+def test_scoped_engines_close_after_each_use(tmp_path):
+    log: list = []
+    engines = Engines(lambda p: FakeEngine(p, log))
+    with engines.use(tmp_path / "m") as a:
+        assert not a.closed
+    assert a.closed
+    with engines.use(tmp_path / "m") as b:
+        assert b is not a
+    assert len(engines.starts) == 2
+
+
+def test_accelerator_releases_the_loops_engine(smoke_cfg, tmp_path):
+    cfg = smoke_cfg()
+    lin = Lineage(cfg.paths.root, cfg.paths.lineage)
+    log: list = []
+    ctx = StageContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="drift",
+                       engines=Engines(lambda p: FakeEngine(p, log), keep=True))
+    with ctx.engine(tmp_path / "m") as eng:
+        pass
+    assert not eng.closed
+    with ctx.accelerator():
+        assert eng.closed
+
+
+def test_run_stage_writes_manifest_then_ledger_and_skips_when_done(smoke_cfg):
+    cfg = smoke_cfg()
+    lin = Lineage(cfg.paths.root, cfg.paths.lineage)
+    calls = []
+
+    def work(ctx: StageContext) -> StageResult:
+        calls.append(ctx.stage)
+        (ctx.out / "out.txt").write_text("x")
+        return StageResult(metrics={"toy.score": 0.5}, info={"note": "ok"}, tokens=7)
+
+    stage = Stage("toy", work, accelerator=True)
+    ctx = StageContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="toy")
+    res = run_stage(stage, ctx)
+    assert res.metrics == {"toy.score": 0.5} and calls == ["toy"]
+    m = read_manifest(lin.gen(1), "toy")
+    assert m.info == {"note": "ok"} and m.teacher == "gen_000" and m.config_hash and m.versions["torch"]
+    row = lin.row(lin.gen(1))
+    assert row["metrics"]["toy.score"] == 0.5 and row["tokens"]["toy"] == 7 and "toy" in row["seconds"]
+    assert run_stage(stage, ctx).metrics == {"toy.score": 0.5} and calls == ["toy"]  # done: not run again
+
+
+def test_manifest_reader_names_a_bad_file(tmp_path):
+    lin = Lineage(tmp_path, "lin")
+    g = lin.gen(1)
+    with pytest.raises(LineageError, match="has not finished"):
+        read_manifest(g, "eval")
+    write_manifest(g, Manifest("eval", StageResult(metrics={"a": 1})))
+    assert read_manifest(g, "eval").metrics == {"a": 1}
+    g.manifest_path("eval").write_text('{"stage": "eval"}')
+    with pytest.raises(LineageError, match="not a stage manifest"):
+        read_manifest(g, "eval")
