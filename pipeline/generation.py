@@ -59,6 +59,7 @@ def run(cfg: Config) -> list[dict]:
     models.resolve(cfg.model.spec, cfg.paths.models)  # a bad model fails before any write
     with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
         candidates.prepare(cfg, lineage, engines)
+        promote.repair_teacher(lineage)
         candidates.refuse_pending_sweep(lineage)
         target = cfg.generations
         if target < 0:

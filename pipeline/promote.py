@@ -14,6 +14,7 @@ never read here.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stage import read_manifest
 
+log = logging.getLogger(__name__)
 CANDIDATE_FILE = "candidate.json"  # written by each sweep job into its Hydra output dir
 
 
@@ -46,6 +48,8 @@ def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir],
     choice is written to the generation's `selection.json`."""
     views = [candidate_view(c) for c in candidates]
     best = select(views, metric)
+    if best:  # the pointer first: a kill before the statuses below is finished by the resumed run
+        lineage.set_teacher(lineage.gen_by_name(best))
     if candidates == [gen] or [c.name for c in candidates] == [gen.name]:  # the generation is its own candidate
         v = views[0]
         lineage.record(gen, status="promoted" if best else ("failed" if v["gate_status"] == "failed" else "rejected"),
@@ -63,9 +67,20 @@ def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir],
         atomic_write_json(gen.path / "selection.json", {"metric": metric, "selected": best, "candidates": views})
         lineage.record(gen, status="promoted" if best else "rejected", selected=best,
                        gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
-    if best:
-        lineage.set_teacher(lineage.gen_by_name(best))
     return best
+
+
+def repair_teacher(lineage: Lineage) -> None:
+    """Make TEACHER agree with the ledger: the newest promoted generation (or the candidate it
+    selected) is the teacher. Run when a loop starts, so a crash between the two writes heals."""
+    promoted = [r for r in lineage.rows() if r["name"] == f"gen_{r['gen']:03d}" and r.get("status") == "promoted"]
+    if not promoted:
+        return
+    newest = max(promoted, key=lambda r: r["gen"])
+    want = newest.get("selected") or newest["name"]
+    if lineage.teacher().name != want:
+        log.warning("TEACHER said %s but the ledger's newest promotion is %s: repaired", lineage.teacher().name, want)
+        lineage.set_teacher(lineage.gen_by_name(want))
 
 
 def promote_sweep(sweep_dir: Path) -> str | None:

@@ -12,7 +12,8 @@ Every stage is a package `pipeline/<stage>/` whose `stage.py` defines one public
   and the loop closes the engines first (on a GPU a later change may put them to sleep instead); a
   stage that needs the accelerator throughout (train) says so in its `Stage` entry;
 - it may find its own partial output from a crashed run in `ctx.out` and resume from it;
-- it returns a StageResult; `run_stage` writes the manifest (last, atomically) and the ledger row.
+- it returns a StageResult; `run_stage` writes the manifest (last, atomically), then the ledger row,
+  which is derived from the manifest (and re-derived when a resumed run finds the stage done).
 
 A stage is finished exactly when `gen_NNN/<stage>/manifest.json` exists; `read_manifest` is the one
 typed reader of manifests (no `["result"]["info"]` chains elsewhere).
@@ -222,12 +223,21 @@ class Stage:
     accelerator: bool = False  # needs the accelerator for the whole stage (training): engines released first
 
 
+def record(lineage: Lineage, gen: GenerationDir, manifest: Manifest) -> None:
+    """The ledger's copy of a finished stage, derived from its manifest (the source of truth);
+    recording it again is harmless, so a resumed run repairs a row a kill left behind."""
+    lineage.record(gen, metrics=manifest.metrics, seconds={manifest.stage: manifest.seconds},
+                   tokens={manifest.stage: manifest.result.tokens})
+
+
 def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
     """Run one stage unless its manifest exists; write the manifest last, then the ledger row."""
     gen, lineage = ctx.gen, ctx.lineage
     if gen.is_done(stage.name):
         log.info("%s/%s: done, skipping", gen.name, stage.name)
-        return read_manifest(gen, stage.name).result
+        manifest = read_manifest(gen, stage.name)
+        record(lineage, gen, manifest)  # a run killed between manifest and ledger row left the row behind
+        return manifest.result
     if stage.accelerator and ctx.engines is not None:
         ctx.engines.release()
     handler = logging.FileHandler(ctx.out / "log.txt")
@@ -241,7 +251,8 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
         logging.getLogger().removeHandler(handler)
         handler.close()
     seconds = round(time.time() - t0, 2)
-    write_manifest(gen, new_manifest(ctx.cfg, stage.name, ctx.teacher, result, seconds))
-    lineage.record(gen, metrics=result.metrics, seconds={stage.name: seconds}, tokens={stage.name: result.tokens})
+    manifest = new_manifest(ctx.cfg, stage.name, ctx.teacher, result, seconds)
+    write_manifest(gen, manifest)
+    record(lineage, gen, manifest)
     log.info("%s/%s: done in %.1fs %s", gen.name, stage.name, seconds, result.metrics)
     return result

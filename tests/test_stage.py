@@ -90,3 +90,30 @@ def test_manifest_reader_names_a_bad_file(tmp_path):
     g.manifest_path("eval").write_text('{"stage": "eval"}')
     with pytest.raises(LineageError, match="not a stage manifest"):
         read_manifest(g, "eval")
+
+
+def test_a_done_stage_repairs_a_ledger_row_a_kill_left_behind(smoke_cfg):
+    cfg = smoke_cfg()
+    lin = Lineage(cfg.paths.root, cfg.paths.lineage)
+    g = lin.gen(1)
+    # as if killed right after the manifest was written: the ledger never got the stage's numbers
+    write_manifest(g, Manifest("eval", StageResult(metrics={"t.acc": 0.25}, tokens=3), seconds=1.5))
+    ctx = StageContext(cfg=cfg, lineage=lin, gen=g, teacher=lin.gen(0), stage="eval")
+    run_stage(Stage("eval", lambda c: pytest.fail("a finished stage must not run again")), ctx)
+    row = lin.row(g)
+    assert row["metrics"] == {"t.acc": 0.25} and row["seconds"] == {"eval": 1.5} and row["tokens"] == {"eval": 3}
+
+
+def test_teacher_pointer_is_repaired_from_the_ledger(tmp_path):
+    from pipeline.promote import repair_teacher
+
+    lin = Lineage(tmp_path, "lin")
+    lin.record(lin.gen(0), status="promoted", parent=None)
+    lin.record(lin.gen(1), status="promoted", parent="gen_000")
+    lin.record(lin.gen(2), status="rejected", parent="gen_001")
+    assert lin.teacher().name == "gen_000"  # as if killed between the status and the TEACHER write
+    repair_teacher(lin)
+    assert lin.teacher().name == "gen_001"
+    lin.record(lin.gen(3), status="promoted", parent="gen_001", selected="gen_003-c1")
+    repair_teacher(lin)
+    assert lin.teacher().name == "gen_003-c1"
