@@ -156,7 +156,7 @@ def run_candidate(cfg: Config, lineage: Lineage) -> dict:
         with lineage.shared_lock():
             prepare(cfg, lineage, engines)
             gen, teacher = shared_stages(cfg, lineage, engines)
-        engines.release()  # the lock is gone: other jobs may need the accelerator
+        engines.close()  # the lock is gone: the other jobs need the accelerator, not a sleeping engine
         cand = train_candidates(cfg, lineage, gen, teacher, engines)[0]
     return {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
             "candidate": cand.name, "metric": cfg.gate.metric,

@@ -55,6 +55,7 @@ class EngineConfig:
     enforce_eager: bool = MISSING
     max_num_seqs: int = MISSING
     hf_batch_size: int = MISSING  # prompts per HF generate() call
+    sleep: bool = MISSING  # on CUDA, put vLLM to sleep (not close it) while training holds the GPU
 
     def validate(self) -> None:
         _check(self.backend in ("auto", "vllm", "hf"), "engine.backend", f"{self.backend!r} is not auto|vllm|hf")

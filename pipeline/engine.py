@@ -155,6 +155,16 @@ class Engine:
     def close(self) -> None:
         pass
 
+    def sleep(self) -> bool:
+        """Give the accelerator's memory back but keep the engine (vLLM sleep mode, CUDA only).
+        True when the engine is now asleep (wake it with `wake()`); False when this engine cannot
+        sleep, and the caller closes it instead. Every request is counted (tests observe the CPU path)."""
+        self.sleep_requests = getattr(self, "sleep_requests", 0) + 1
+        return False
+
+    def wake(self) -> None:
+        pass
+
     def __enter__(self) -> "Engine":
         return self
 
@@ -176,12 +186,16 @@ class VLLMEngine(Engine):
             model=str(model_dir), dtype=dtype, max_model_len=model_cfg.max_model_len, seed=seed,
             tensor_parallel_size=cfg.tensor_parallel_size, gpu_memory_utilization=cfg.gpu_memory_utilization,
             enforce_eager=cfg.enforce_eager, max_num_seqs=cfg.max_num_seqs,
+            # sleep mode (free the GPU for training, wake in seconds instead of a reload) exists on CUDA only
+            **({"enable_sleep_mode": True} if cfg.sleep and has_cuda() else {}),
             # Compact JSON is an engine-level setting (vLLM ignores the per-request flag), and it needs
             # an explicit backend; otherwise a weak model fills the schema's whitespace slots forever.
             structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
         super().__init__(model_dir, model_cfg, self.llm.get_tokenizer())
         self.on_cuda = has_cuda()
+        self.can_sleep = bool(cfg.sleep and self.on_cuda)
+        self.asleep = False
 
     def _generate_ids(self, ids, params):
         from vllm import SamplingParams
@@ -208,6 +222,19 @@ class VLLMEngine(Engine):
             )
             for r in results
         ]
+
+    def sleep(self) -> bool:
+        super().sleep()
+        if not self.can_sleep or self.llm is None:
+            return False
+        self.llm.sleep(level=1)  # level 1: weights to CPU memory, KV cache dropped
+        self.asleep = True
+        return True
+
+    def wake(self) -> None:
+        if self.asleep and self.llm is not None:
+            self.llm.wake_up()
+            self.asleep = False
 
     def close(self) -> None:
         if getattr(self, "llm", None) is None:

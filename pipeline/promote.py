@@ -18,6 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pipeline import faults
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stage import read_manifest
@@ -50,6 +51,7 @@ def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir],
     best = select(views, metric)
     if best:  # the pointer first: a kill before the statuses below is finished by the resumed run
         lineage.set_teacher(lineage.gen_by_name(best))
+        faults.point("promote:teacher-set")
     if candidates == [gen] or [c.name for c in candidates] == [gen.name]:  # the generation is its own candidate
         v = views[0]
         lineage.record(gen, status="promoted" if best else ("failed" if v["gate_status"] == "failed" else "rejected"),

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
+from pipeline import faults
 from pipeline.config import Config, resolved_dict
 from pipeline.engine import Engine, open_engine
 from pipeline.io import atomic_write_json, hash_obj, read_json
@@ -131,19 +132,23 @@ def new_manifest(cfg: Config, stage: str, teacher: GenerationDir, result: StageR
 # -- engines: owned by the loop ---------------------------------------------------------------------
 
 class Engines:
-    """The engines a loop (or a test) lends its stages: at most one open engine, on one model dir.
+    """The engines a loop (or a test) lends its stages: at most one awake engine, on one model dir.
 
-    `use(model_dir)` reuses the open engine when it serves the same model and otherwise closes it and
-    opens a new one. With `keep=True` (the loop) the engine stays open after the `with` block, so the
-    next stage on the same model needs no new engine start; with `keep=False` (a stage run on its own)
-    it is closed at the end of the block. `release()` closes it (before training, or before a stage
-    loads models of its own); `starts` counts engine starts, for the bench and tests."""
+    `use(model_dir)` reuses the engine when it serves the same model (waking it if it sleeps) and
+    otherwise closes it and opens a new one. With `keep=True` (the loop) the engine stays open after
+    the `with` block, so the next stage on the same model needs no new engine start; with
+    `keep=False` (a stage run on its own) it is closed at the end of the block. `release()` frees
+    the accelerator before training or before a stage loads models of its own: the engine is put to
+    sleep when it can (vLLM on CUDA) and closed otherwise. `starts` and `events` record what
+    happened, for the bench and tests."""
 
     def __init__(self, opener: Callable[[Path], Engine], keep: bool = False) -> None:
         self.opener = opener
         self.keep = keep
         self.current: tuple[Path, Engine] | None = None
+        self.asleep = False
         self.starts: list[str] = []
+        self.events: list[tuple[str, str]] = []
 
     @classmethod
     def for_config(cls, cfg: Config, keep: bool = False) -> "Engines":
@@ -152,27 +157,44 @@ class Engines:
     @contextmanager
     def use(self, model_dir: str | Path) -> Iterator[Engine]:
         path = Path(model_dir).resolve()
-        if self.current is None or self.current[0] != path:
-            self.release()
+        if self.current is not None and self.current[0] != path:
+            self.close()
+        if self.current is None:
             self.current = (path, self.opener(path))
             self.starts.append(str(path))
+            self.events.append(("start", str(path)))
+        elif self.asleep:
+            self.current[1].wake()
+            self.asleep = False
+            self.events.append(("wake", str(path)))
         try:
             yield self.current[1]
         finally:
             if not self.keep:
-                self.release()
+                self.close()
 
     def release(self) -> None:
+        """Free the accelerator: sleep if the engine can, else close it."""
+        if self.current is None or self.asleep:
+            return
+        if self.current[1].sleep():
+            self.asleep = True
+            self.events.append(("sleep", str(self.current[0])))
+        else:
+            self.close()
+
+    def close(self) -> None:
         if self.current is not None:
-            _, eng = self.current
-            self.current = None
+            path, eng = self.current
+            self.current, self.asleep = None, False
             eng.close()
+            self.events.append(("close", str(path)))
 
     def __enter__(self) -> "Engines":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.release()
+        self.close()
 
 
 @dataclass
@@ -253,6 +275,7 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
     seconds = round(time.time() - t0, 2)
     manifest = new_manifest(ctx.cfg, stage.name, ctx.teacher, result, seconds)
     write_manifest(gen, manifest)
+    faults.point(f"manifest-written:{stage.name}")
     record(lineage, gen, manifest)
     log.info("%s/%s: done in %.1fs %s", gen.name, stage.name, seconds, result.metrics)
     return result

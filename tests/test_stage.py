@@ -19,6 +19,23 @@ class FakeEngine:
         self.closed = True
         self.log.append(("close", self.path.name))
 
+    def sleep(self):
+        return False  # like vLLM on CPU: cannot sleep, so the loop closes it
+
+    def wake(self):
+        raise AssertionError("a closed engine is never woken")
+
+
+class SleepyEngine(FakeEngine):
+    """Like vLLM on CUDA with sleep mode: gives the memory back and wakes on the next use."""
+
+    def sleep(self):
+        self.log.append(("sleep", self.path.name))
+        return True
+
+    def wake(self):
+        self.log.append(("wake", self.path.name))
+
 
 def test_kept_engines_are_reused_per_model_and_closed_on_release(tmp_path):
     log: list = []
@@ -33,6 +50,19 @@ def test_kept_engines_are_reused_per_model_and_closed_on_release(tmp_path):
     assert c.closed and engines.current is None
     assert log == [("open", "teacher"), ("close", "teacher"), ("open", "student"), ("close", "student")]
     assert engines.starts == [str((tmp_path / "teacher").resolve()), str((tmp_path / "student").resolve())]
+
+
+def test_release_sleeps_an_engine_that_can_and_wakes_it_for_the_next_stage(tmp_path):
+    log: list = []
+    engines = Engines(lambda p: SleepyEngine(p, log), keep=True)
+    with engines.use(tmp_path / "cand") as a:
+        pass
+    engines.release()  # e.g. drift loads its own models for KL
+    with engines.use(tmp_path / "cand") as b:
+        assert b is a
+    engines.close()
+    assert log == [("open", "cand"), ("sleep", "cand"), ("wake", "cand"), ("close", "cand")]
+    assert [e for e, _ in engines.events] == ["start", "sleep", "wake", "close"] and len(engines.starts) == 1
 
 
 def test_scoped_engines_close_after_each_use(tmp_path):
