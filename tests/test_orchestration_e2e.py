@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.io import read_json
 from pipeline.lineage import Lineage
 from pipeline.stage import read_manifest
 from tests.conftest import ROOT
@@ -68,12 +69,18 @@ def test_kill_during_training_then_resume(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_of_two_jobs_and_promote(tmp_path):
-    proc = cli(tmp_path, "-m", "sweep=smoke")
+    """The GPU node's path on CPU: the joblib launcher runs both jobs at once, each in a fresh child
+    process on its own (fake) device set, then promote picks one."""
+    proc = cli(tmp_path, "-m", "sweep=smoke", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "candidate.devices=2")
     out, _ = proc.communicate(timeout=1200)
     assert proc.returncode == 0, out[-3000:]
     lin = Lineage(tmp_path, "default")
     sweeps = list((lin.path / "sweeps").iterdir())
     assert len(sweeps) == 1
+    jobs = [read_json(p) for p in sorted(sweeps[0].rglob("candidate.json"))]
+    assert sorted(j["devices"] for j in jobs) == ["0", "1"]  # disjoint device sets
+    assert len({j["pid"] for j in jobs}) == 2 and max(j["started"] for j in jobs) < min(j["finished"] for j in jobs)
+    assert sorted(j["candidate"] for j in jobs) == ["gen_001-j0", "gen_001-j1"]
     names = {r["name"] for r in lin.rows()}
     assert {"gen_000", "gen_001", "gen_001-j0", "gen_001-j1"} <= names
     # both candidates trained on the same shared data with their own learning rates
