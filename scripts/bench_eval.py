@@ -62,7 +62,7 @@ def bench_generation(model: str, n_prompts: int, max_tokens: int) -> dict:
     from pipeline import models
     from pipeline.config import register, to_config
     from pipeline.engine import GenParams, open_engine
-    from pipeline.evaluate import build_prompts, load_items
+    from pipeline.evaluate.stage import build_prompts, load_items
 
     register()
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):

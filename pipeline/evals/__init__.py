@@ -1,36 +1,105 @@
-"""Benchmark scorers: `gsm8k` (answer extraction) and `humaneval` (programs run in pipeline.sandbox).
+"""The benchmark registry: every benchmark the eval stage, config validation, decontamination and the
+report know of. Built-ins register here, one line each; a plugin (a module named in the config's
+`plugins`) or a test calls `register_benchmark(b)` with its own `pipeline.evals.base.Benchmark`.
 
-Both are pure checkers shared by the eval stage (pipeline.evaluate) and the synthesis verifiers,
-and both have a CLI: `python -m pipeline.evals.gsm8k --help`, `python -m pipeline.evals.humaneval --help`.
+    python -m pipeline.evals --list                  # benchmarks, splits, protocols, metrics
+    python -m pipeline.evals.gsm8k --help            # the scorers' own CLIs
+    python -m pipeline.evals.humaneval --help
+
+Each benchmark module (gsm8k.py, humaneval.py) is also a pure checker shared by the eval stage
+(pipeline.evaluate) and the synthesis verifiers.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+import warnings
+from typing import TYPE_CHECKING
 
-from pipeline.io import atomic_write_text, write_jsonl
+from pipeline.config import ConfigError
+from pipeline.evals import gsm8k, humaneval
+from pipeline.evals.base import Benchmark
+from pipeline.registry import Registry
 
+if TYPE_CHECKING:
+    from pipeline.config import Config, EvalConfig
 
-def write_results(path: str | os.PathLike, rows: list[dict]) -> None:
-    """Write result rows as JSONL; rows holding text that UTF-8 cannot encode (lone surrogates from
-    a JSON `\\ud800` escape) are written with ASCII escapes, which keeps them exactly."""
-    try:
-        write_jsonl(path, rows)
-    except UnicodeEncodeError:
-        atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+# `python -m pipeline.evals.gsm8k` imports this package, which imports gsm8k to register it, before
+# runpy executes gsm8k as __main__; the CLI uses nothing of the registry, so the warning is noise.
+warnings.filterwarnings("ignore", category=RuntimeWarning,
+                        message=r"'pipeline\.evals\.\w+' found in sys\.modules after import of package 'pipeline\.evals'")
 
-
-def finish_cli(input_path: str, rows: list[dict], summary: dict) -> int:
-    """The CLIs' common ending, as the official harness does it: `<input>_results.jsonl` next to
-    the input, and the scores as one JSON object on the last stdout line."""
-    out = input_path + "_results.jsonl"
-    write_results(out, rows)
-    print(f"wrote {out}", file=sys.stderr)
-    print(json.dumps(summary))
-    return 0
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+BENCHMARKS.register(gsm8k.BENCHMARK)
+BENCHMARKS.register(humaneval.BENCHMARK)
 
 
-def check_config(cfg) -> None:
-    """Eval tasks against the benchmark registry (filled in by the benchmark registry)."""
+def register_benchmark(benchmark: Benchmark, replace: bool = False) -> Benchmark:
+    """Make a benchmark known to evaluation, config validation, decontamination and the report."""
+    if not isinstance(benchmark, Benchmark):
+        raise TypeError(f"register_benchmark needs a pipeline.evals.base.Benchmark, got {type(benchmark).__name__}")
+    return BENCHMARKS.register(benchmark, replace=replace)
+
+
+def _fail(key: str, msg: str) -> None:
+    raise ConfigError(f"invalid config value for '{key}': {msg}")
+
+
+def check_config(cfg: "Config") -> None:
+    """Every eval task against its benchmark (benchmark, split, protocol and what the protocol
+    needs), then the gate metric: a higher-is-better metric of a non-test eval task."""
+    for name, task in cfg.eval.tasks.items():
+        key = f"eval.tasks.{name}"
+        if task.benchmark not in BENCHMARKS:
+            _fail(f"{key}.benchmark", f"unknown benchmark {task.benchmark!r}; registered: {BENCHMARKS.names()}")
+        b = BENCHMARKS.get(task.benchmark)
+        if task.split not in b.splits:
+            only = f"{b.title} has only a {next(iter(b.splits))} split" if len(b.splits) == 1 \
+                else f"{b.title} has splits {'|'.join(b.splits)}"
+            _fail(f"{key}.split", f"{task.split!r} is not a split of {b.title} ({only})")
+        if task.prompt not in b.protocols:
+            _fail(f"{key}.prompt", f"{task.prompt!r} is not a protocol of {b.title}; it has {'|'.join(b.protocols)}")
+        problem = b.protocols[task.prompt].check and b.protocols[task.prompt].check(task)
+        if problem:
+            _fail(f"{key}.{problem[0]}", problem[1])
+    task, _, metric = cfg.gate.metric.partition(".")
+    if task not in cfg.eval.tasks:
+        _fail("gate.metric", f"task {task!r} is not in eval.tasks {sorted(cfg.eval.tasks)}")
+    if is_test_task(task, cfg.eval):
+        _fail("gate.metric", f"eval task {task!r} has split=test; the gate reads validation metrics only")
+    directions = BENCHMARKS.get(cfg.eval.tasks[task].benchmark).task_metrics(cfg.eval.tasks[task])
+    if metric not in directions:
+        _fail("gate.metric", f"{metric!r} is not a metric of eval task {task!r}; it has {sorted(directions)}")
+    if directions[metric] != "higher":
+        _fail("gate.metric", f"{cfg.gate.metric!r} is lower-is-better; the gate's capability rule needs higher-is-better")
+
+
+def is_test_task(task: str, eval_cfg: "EvalConfig") -> bool:
+    """True when eval task `task` runs on a test split of its benchmark: such scores are reported,
+    never used to select or promote. A name that is no eval task (`drift`, ...) is not one."""
+    spec = eval_cfg.tasks.get(task)
+    return spec is not None and spec.split in BENCHMARKS.get(spec.benchmark).test_splits
+
+
+def protected_ids() -> frozenset[str]:
+    """Ids of every item on a protected split of any registered benchmark (never to be trained on)."""
+    return frozenset(it["id"] for b in BENCHMARKS for s in sorted(b.protected_splits) for it in b.splits[s]())
+
+
+def headline_columns(metric_keys: list[str]) -> tuple[str, ...]:
+    """The report's capability columns among `metric_keys` (`<task>.<metric>`): test-split tasks
+    first, then the others; within each, benchmarks in registry order, each task's headline metrics.
+    A task is recognised by its name, `<benchmark>` or `<benchmark>_<split or its prefix>`, since a
+    ledger row holds metric names only; unknown tasks are left to the rest of the table."""
+    tasks = sorted({k.split(".", 1)[0] for k in metric_keys if "." in k})
+    test: list[str] = []
+    other: list[str] = []
+    for b in BENCHMARKS:
+        for task in tasks:
+            if task != b.name and not task.startswith(b.name + "_"):
+                continue
+            split = b.split_for(task[len(b.name) + 1:])
+            if split is None:
+                continue
+            cols = [f"{task}.{m}" for m in b.headline.get(split, ())]
+            (test if split in b.test_splits else other).extend(c for c in cols if c in metric_keys)
+    return tuple(test + other)

@@ -1,4 +1,5 @@
-"""GSM8K scoring (pure, no torch) and prompts; one checker for the eval and for synthetic-data answers.
+"""GSM8K: scoring (pure, no torch), prompts and the benchmark declaration (`BENCHMARK`); one checker
+for the eval and for synthetic-data answers.
 
 Two extractions, both reported:
 - **strict**: if the completion contains `####`, exactly lm-evaluation-harness `strict-match`
@@ -14,6 +15,10 @@ trailing periods and compares numerically (`18.0` equals `18`).
     python -m pipeline.evals.gsm8k --completions C.jsonl
         rows carry `completion` and `answer` (a GSM8K reference ending in `#### N`, or a bare number);
         writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
+
+As a benchmark: splits `test` (reported) and `validation` (the gate's slice of train; see
+pipeline.data), protocols `chat` and `few_shot` (exemplars from the `exemplars` train slice), metrics
+accuracy_strict / accuracy_flexible per item = the share of its samples judged correct.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ import random
 import re
 import sys
 from decimal import Decimal, InvalidOperation
+from functools import partial
+
+from pipeline.data import gsm8k_slice, load_gsm8k
+from pipeline.evals.base import Benchmark, Metric, Protocol
+from pipeline.evals.common import mean
 
 LM_EVAL_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 LM_EVAL_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
@@ -93,13 +103,12 @@ def score(completion: str, answer: str | int | float) -> dict:
 # ---- prompts -----------------------------------------------------------------------------------
 
 def exemplars(k: int, seed: int) -> list[dict]:
-    """k worked examples drawn (seeded) from the GSM8K *train* split only (never test or validation)."""
+    """k worked examples drawn (seeded) from the `exemplars` slice of GSM8K train (never test,
+    validation or the synthesis pool)."""
     if k <= 0:
         return []
-    from pipeline.data import load_gsm8k
-
-    train = load_gsm8k("train")
-    return random.Random(seed).sample(train, min(k, len(train)))
+    pool = gsm8k_slice("exemplars")
+    return random.Random(seed).sample(pool, min(k, len(pool)))
 
 
 def exemplar_answer(answer: str) -> str:
@@ -115,6 +124,55 @@ def build_prompt(question: str, instruction: str, shots: list[dict]) -> list[dic
         messages.append({"role": "assistant", "content": exemplar_answer(ex["answer"])})
     messages.append({"role": "user", "content": f"{question}\n\n{instruction}".strip()})
     return messages
+
+
+# ---- the benchmark -----------------------------------------------------------------------------
+
+def _chat_prompts(task, items: list[dict]) -> list[list[dict]]:
+    return [build_prompt(it["question"], task.instruction, []) for it in items]
+
+
+def _few_shot_prompts(task, items: list[dict]) -> list[list[dict]]:
+    shots = exemplars(task.few_shot, task.seed)
+    return [build_prompt(it["question"], task.instruction, shots) for it in items]
+
+
+def _needs_shots(task) -> tuple[str, str] | None:
+    return None if task.few_shot > 0 else ("few_shot", "prompt=few_shot needs few_shot > 0")
+
+
+def score_task(task, items: list[dict], prompts: list[list[dict]], outputs, cfg) -> list[dict]:
+    """One record per item: sample 0's extractions and verdicts (`correct` = its flexible verdict),
+    every sample's when there are several, and the item's accuracies over its samples."""
+    records = []
+    for it, prompt, out in zip(items, prompts, outputs):
+        samples = [score(t, it["answer"]) for t in out.texts]
+        records.append({
+            "n_shots": (len(prompt) - 1) // 2, "answer": reference_number(it["answer"]), **samples[0],
+            "correct": samples[0]["correct_flexible"],
+            "metrics": {"accuracy_strict": mean(s["correct_strict"] for s in samples),
+                        "accuracy_flexible": mean(s["correct_flexible"] for s in samples)},
+            **({"samples": samples} if len(samples) > 1 else {}),
+        })
+    return records
+
+
+def _test_questions() -> list[tuple[str, str, str]]:
+    return [("gsm8k_test", r["id"], r["question"]) for r in load_gsm8k("test")]
+
+
+BENCHMARK = Benchmark(
+    name="gsm8k", title="GSM8K",
+    splits={"test": partial(load_gsm8k, "test"), "validation": partial(load_gsm8k, "validation")},
+    test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation"}),
+    protocols={"chat": Protocol("chat", _chat_prompts, description="zero-shot: the question and the instruction"),
+               "few_shot": Protocol("few_shot", _few_shot_prompts, check=_needs_shots,
+                                    description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns")},
+    metrics=(Metric("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right"),
+             Metric("accuracy_flexible", "higher", "the last number is right")),
+    score=score_task, decontamination=_test_questions,
+    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible",)},
+)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
@@ -143,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.evals.gsm8k", description=__doc__.split("\n")[0])
     ap.add_argument("--completions", required=True, help="JSONL with 'completion' and 'answer' per row")
     args = ap.parse_args(argv)
-    from pipeline.evals import finish_cli
+    from pipeline.evals.common import finish_cli
     from pipeline.io import JsonlError
 
     try:

@@ -12,6 +12,10 @@ Drop-in for the official `evaluate_functional_correctness` (same flags, same res
         [--timeout 3.0] [--workers N] [--sanitize]
     -> writes S.jsonl_results.jsonl (each sample plus `passed` and `result`) and prints
        {"pass@1": ..} as the last stdout line. Completions are used verbatim unless --sanitize.
+
+As a benchmark (`BENCHMARK`): one `test` split, the `chat` protocol (the prompt in a python fence,
+the answer sanitized), metric pass@k per problem for every k of the task; verdicts depend on the
+sandbox limits, so they are part of the task key.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections import defaultdict
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
+from pipeline.data import load_humaneval
+from pipeline.evals.base import Benchmark, Metric, Protocol
 
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -113,7 +119,6 @@ def _sandbox_cfg(timeout: float | None, workers: int | None) -> SandboxConfig:
 def evaluate_file(samples_path: str, problems_path: str | None, ks: Sequence[int], cfg: SandboxConfig,
                   sanitize_chat: bool = False) -> tuple[list[dict], dict, int]:
     """Score a samples file; returns (result rows, pass@k, number of problems never attempted)."""
-    from pipeline.data import load_humaneval
     from pipeline.io import JsonlError, iter_jsonl
 
     problems = {p["task_id"]: p for p in load_humaneval(problems_path)}
@@ -131,6 +136,46 @@ def evaluate_file(samples_path: str, problems_path: str | None, ks: Sequence[int
     return rows, mean_pass_at_k(by_task, ks), len(set(problems) - set(by_task))
 
 
+# ---- the benchmark -----------------------------------------------------------------------------
+
+def _items() -> list[dict]:
+    return [{"id": p["task_id"], "problem": p} for p in load_humaneval()]
+
+
+def _chat_prompts(task, items: list[dict]) -> list[list[dict]]:
+    return [[{"role": "user", "content": f"{task.instruction}\n\n```python\n{it['problem']['prompt']}```"}]
+            for it in items]
+
+
+def score_task(task, items: list[dict], prompts: list[list[dict]], outputs, cfg) -> list[dict]:
+    """One record per problem: every sample's verdict (`passed`, `result`), `correct` = sample 0
+    passed, and the problem's unbiased pass@k for every k of the task."""
+    samples = [{"task_id": it["id"], "completion": text} for it, out in zip(items, outputs) for text in out.texts]
+    checked = iter(check_samples(samples, {it["id"]: it["problem"] for it in items}, cfg.sandbox, sanitize_chat=True))
+    records = []
+    for out in outputs:
+        rows = [next(checked) for _ in out.texts]
+        passed = [r["passed"] for r in rows]
+        records.append({
+            "passed": passed, "result": [r["result"] for r in rows], "correct": passed[0],
+            "metrics": {f"pass@{k}": pass_at_k(len(passed), sum(passed), k) for k in task.k},
+        })
+    return records
+
+
+def _prompts_to_index() -> list[tuple[str, str, str]]:
+    return [("humaneval", p["task_id"], p["prompt"]) for p in load_humaneval()]
+
+
+BENCHMARK = Benchmark(
+    name="humaneval", title="HumanEval",
+    splits={"test": _items}, test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
+    protocols={"chat": Protocol("chat", _chat_prompts, description="the prompt in a python fence; answers sanitized")},
+    metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`"),),
+    score=score_task, decontamination=_prompts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.evals.humaneval", description=__doc__.split("\n")[0])
     ap.add_argument("--samples", required=True, help="JSONL of {task_id, completion}")
@@ -141,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sanitize", action="store_true", help="post-process chat output (fences, restated function)")
     args = ap.parse_args(argv)
     from pipeline.config import ConfigError
-    from pipeline.evals import finish_cli
+    from pipeline.evals.common import finish_cli
     from pipeline.io import JsonlError
 
     try:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pipeline.config import Config, EvalConfig, GateConfig, is_test_task
+from pipeline.config import Config, EvalConfig, GateConfig
+from pipeline.evals import is_test_task
 from pipeline.stage import StageContext, StageResult, read_manifest
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir

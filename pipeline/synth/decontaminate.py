@@ -1,4 +1,4 @@
-"""Decontamination: keep GSM8K test and HumanEval items out of training data.
+"""Decontamination: keep benchmark items (GSM8K test, HumanEval, any registered benchmark) out of training data.
 
 A row is contaminated when any of its message texts, after `textnorm.words` normalization (case,
 punctuation, whitespace and instruction prefixes removed):
@@ -15,8 +15,9 @@ than <num> the number of") makes 8-grams match 3.5% of GSM8K train; masked 13-gr
 digit 8-grams 1.2% (the known train/test overlap), so legitimate problems survive.
 
 All checks use hash indexes (an n-gram -> item map and a shingle -> items inverted index), so
-checking a row costs O(its length), independent of the benchmark size. Benchmarks: GSM8K test
-questions (`pipeline.data.load_gsm8k("test")`) and HumanEval prompts (signature + docstring).
+checking a row costs O(its length), independent of the benchmark size. The items are every
+registered benchmark's decontamination texts (`Benchmark.decontamination`, pipeline.evals): GSM8K test
+questions, HumanEval prompts (signature + docstring), and whatever a plugin benchmark declares.
 
     python -m pipeline.synth.decontaminate --input IN.jsonl --output OUT.jsonl [--ngram 13]
 
@@ -34,6 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.evals import BENCHMARKS
 from pipeline.synth.textnorm import ngrams, stable_hash, words
 
 SHINGLE = 3  # word 3-grams for whole-statement matching
@@ -41,7 +43,7 @@ SHINGLE = 3  # word 3-grams for whole-statement matching
 
 @dataclass
 class Match:
-    benchmark: str  # gsm8k_test | humaneval
+    benchmark: str  # the benchmark's decontamination label: gsm8k_test | humaneval | ...
     item_id: str
     kind: str  # ngram | ngram_masked | near_dup
     score: float  # near_dup: containment of the item's shingles; ngram: 1.0
@@ -117,20 +119,17 @@ def row_texts(row: dict) -> list[str]:
 
 
 def benchmark_items() -> list[tuple[str, str, str]]:
-    """(benchmark, id, text) for every GSM8K test question and HumanEval prompt."""
-    from pipeline.data import load_gsm8k, load_humaneval
-
-    items = [("gsm8k_test", r["id"], r["question"]) for r in load_gsm8k("test")]
-    items += [("humaneval", r["task_id"], r["prompt"]) for r in load_humaneval()]
-    return items
+    """(label, id, text) for every item of every registered benchmark that training must not contain."""
+    return [item for b in BENCHMARKS for item in b.decontamination()]
 
 
-_INDEX_CACHE: dict[tuple[int, int, float], BenchmarkIndex] = {}
+_INDEX_CACHE: dict[tuple, BenchmarkIndex] = {}
 
 
 def default_index(ngram: int, ngram_masked: int, near_dup: float) -> BenchmarkIndex:
-    """The benchmark index, built once per process per setting (well under a second)."""
-    k = (ngram, ngram_masked, near_dup)
+    """The benchmark index, built once per process per setting and set of registered benchmarks
+    (well under a second)."""
+    k = (ngram, ngram_masked, near_dup, tuple((b.name, id(b)) for b in BENCHMARKS))
     if k not in _INDEX_CACHE:
         _INDEX_CACHE[k] = BenchmarkIndex(benchmark_items(), ngram, ngram_masked, near_dup)
     return _INDEX_CACHE[k]

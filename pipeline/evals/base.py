@@ -1,0 +1,101 @@
+"""What a benchmark declares (`Benchmark`, `Protocol`, `Metric`); the eval stage, config validation,
+decontamination and the report read these declarations and never test a benchmark's name.
+
+A benchmark module (pipeline/evals/gsm8k.py, humaneval.py, or a plugin outside pipeline/) builds one
+`Benchmark` and registers it (`pipeline.evals.register_benchmark`). Its scorer returns one record per
+item holding that item's value of every metric in `record["metrics"]`; a task's metric is the mean
+over its records, so paired statistics can test exactly the reported number.
+
+    python -m pipeline.evals --list        # every registered benchmark with its splits, protocols, metrics
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence
+
+if TYPE_CHECKING:
+    from pipeline.config import Config, EvalTask
+    from pipeline.engine import Output
+
+DIRECTIONS = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-item metric. A `{k}` in the name expands to one metric per k of the task's `k`
+    (HumanEval's `pass@{k}`)."""
+
+    name: str
+    direction: str  # higher | lower: which way is better
+    description: str = ""
+
+    def names(self, task: "EvalTask") -> list[str]:
+        return [self.name.format(k=k) for k in task.k] if "{k}" in self.name else [self.name]
+
+    def matches(self, name: str) -> bool:
+        pattern = re.escape(self.name).replace(re.escape("{k}"), r"\d+")
+        return re.fullmatch(pattern, name) is not None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a task's items become chat prompts. `check` returns (field, message) for a task spec this
+    protocol cannot run, else None; `stop` is merged with the task's own `stop`."""
+
+    name: str  # the value of eval.tasks.<name>.prompt: chat | few_shot
+    build: Callable[["EvalTask", list[dict]], list[list[dict]]]
+    stop: tuple[str, ...] = ()
+    check: Optional[Callable[["EvalTask"], Optional[tuple[str, str]]]] = None
+    description: str = ""
+
+
+# score(task, items, prompts, outputs, cfg) -> one record per item, each with `correct` and `metrics`
+Scorer = Callable[["EvalTask", list[dict], list[list[dict]], Sequence["Output"], "Config"], list[dict]]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark, declared once. Items are dicts with a unique `id`."""
+
+    name: str  # the value of eval.tasks.<name>.benchmark
+    title: str  # for messages: "GSM8K"
+    splits: Mapping[str, Callable[[], list[dict]]]  # split -> loader of its items
+    test_splits: frozenset[str]  # reported only, never used to select or promote
+    protected_splits: frozenset[str]  # never trained on (test splits included)
+    protocols: Mapping[str, Protocol]
+    metrics: tuple[Metric, ...]
+    score: Scorer
+    # (label, item id, text) for every item that training data must not contain
+    decontamination: Callable[[], Iterable[tuple[str, str, str]]]
+    headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # split -> report columns
+    sandboxed: bool = False  # verdicts depend on cfg.sandbox (it goes into the task key)
+
+    def __post_init__(self) -> None:
+        where = f"benchmark {self.name!r}"
+        if not self.splits or not self.protocols or not self.metrics:
+            raise ValueError(f"{where}: needs at least one split, protocol and metric")
+        if not self.test_splits <= self.protected_splits <= set(self.splits):
+            raise ValueError(f"{where}: test splits must be protected, and protected splits must be splits")
+        bad = [p for name, p in self.protocols.items() if p.name != name]
+        if bad:
+            raise ValueError(f"{where}: protocols must be keyed by their own name, got {bad[0].name!r}")
+        for m in self.metrics:
+            if m.direction not in DIRECTIONS:
+                raise ValueError(f"{where}: metric {m.name!r} direction {m.direction!r} is not higher|lower")
+        for split, names in self.headline.items():
+            unknown = [n for n in names if not any(m.matches(n) for m in self.metrics)]
+            if split not in self.splits or unknown:
+                raise ValueError(f"{where}: headline {split!r}: {unknown or 'unknown split'}")
+
+    def task_metrics(self, task: "EvalTask") -> dict[str, str]:
+        """{metric name: direction} of one task (templates expanded)."""
+        return {n: m.direction for m in self.metrics for n in m.names(task)}
+
+    def split_for(self, suffix: str) -> str | None:
+        """The split a task name suffix names: `gsm8k_val` -> validation; a bare name -> the first
+        test split. Used only where no config is at hand (the report reading a ledger)."""
+        if not suffix:
+            return next((s for s in self.splits if s in self.test_splits), None)
+        return next((s for s in self.splits if s.startswith(suffix)), None)
