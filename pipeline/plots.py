@@ -18,6 +18,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from pipeline.drift.compounding import HORIZONS, view
+from pipeline.drift.metrics import DISTINCT, KL, SYNTH_DISTINCT
 
 CAPABILITY_MARKERS = ("accuracy", "pass@")
 STYLE = {"promoted": dict(marker="o"), "rejected": dict(marker="x", markersize=9)}
@@ -72,13 +73,13 @@ def capability(rows: list[dict], out_dir: Path) -> Path | None:
 
 
 def kl(rows: list[dict], out_dir: Path) -> Path | None:
-    return _lines_plot(rows, ["drift.kl_gen0", "drift.kl_parent"], "Teacher-forced KL on reference text",
+    return _lines_plot(rows, KL.keys(), "Teacher-forced KL on reference text",
                        "nats / token", out_dir / "kl.png")
 
 
 def diversity(rows: list[dict], out_dir: Path) -> Path | None:
     keys = sorted({k for r in rows for k in (r.get("metrics") or {})
-                   if k.startswith(("drift.distinct_", "drift.synth_distinct_"))})
+                   if DISTINCT.matches(k) or SYNTH_DISTINCT.matches(k)})
     return _lines_plot(rows, keys, "Diversity (falling distinct-n is a collapse signal)", "distinct-n",
                        out_dir / "diversity.png")
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from pipeline import probes
+from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns
 from pipeline.lineage import Lineage, LineageError
 
@@ -39,9 +41,9 @@ def eval_columns(rows: list[dict]) -> tuple[str, ...]:
 
 
 def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
-    """Alignment and drift columns (probe-suite registry and the drift stage's own metrics)."""
-    return ("drift.refusal_harmful", "drift.over_refusal_benign", "drift.honesty", "drift.sycophancy_flip_rate",
-            "drift.ifeval", "drift.kl_gen0", "drift.items_gained_gen0", "drift.items_lost_gen0")
+    """Alignment and drift columns: every registered suite's metrics (built-ins first, then plugins'),
+    then the drift stage's own summary columns (KL from gen 0, eval items gained and lost)."""
+    return tuple(probes.alignment_metrics()) + drift_metrics.COLUMNS
 
 
 SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.distinct_2")

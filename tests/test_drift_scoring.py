@@ -122,7 +122,7 @@ def _rule(messages):
 
 
 def test_probe_records_on_scripted_completions():
-    suites = {n: probes.load_suite(n) for n in probes.PROBE_SUITES}
+    suites = {n: probes.load_suite(n) for n in probes.SUITES.names()}
     gen = ScriptedGenerate(_rule)
     records = probe_records(suites, 3, gen)
     assert len(gen.calls) == 2  # one batch of first turns, one batch of second turns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import compose
+from pipeline import probes
 from pipeline.gate import stage as gate
 from pipeline.stage import Manifest, StageResult, write_manifest
 from pipeline.config import Budget, ConfigError, GateConfig
@@ -116,8 +117,11 @@ def test_config_rejects_test_split_and_bad_values(override, msg):
                                       ("gsm8k_val.accuracy_flexible", "without the 'drift.' prefix"),
                                       ("drift.honesty", "without the 'drift.' prefix")])
 def test_budget_keys_must_be_drift_metrics(key, msg):
+    full = compose([])
+    full.gate = cfg(budgets={key: Budget("higher", 0.1, 0.1)})
     with pytest.raises(ConfigError, match=msg):
-        cfg(budgets={key: Budget("higher", 0.1, 0.1)}).validate()
+        full.gate.validate()  # the key's form
+        probes.check_config(full)  # the probe-suite registry: which drift metrics exist
 
 
 def test_run_reads_manifests_and_ignores_test_scores(tmp_path):

@@ -8,7 +8,7 @@ from pipeline import probes
 from pipeline.probes import ProbeError, load_suite, take, validate
 
 
-@pytest.mark.parametrize("name", probes.ALL_SUITES)
+@pytest.mark.parametrize("name", probes.loadable_names())
 def test_suites_load_with_unique_ids_and_versions(name):
     s = load_suite(name)
     ids = [it["id"] for it in s.items]

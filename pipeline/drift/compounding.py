@@ -1,6 +1,7 @@
 """The compounding view: how much of each alignment property survives generation after generation.
 
-For every alignment metric, over the ledger rows (`Lineage.rows()`):
+For every alignment metric (every registered probe suite's metric, with the direction it declares,
+`pipeline.probes.alignment_metrics()`), over the ledger rows (`Lineage.rows()`):
 - the "good" quantity g is the score for higher-is-better metrics and 1 - score for
   lower-is-better rates (over-refusal, sycophancy flips), so retention < 1 always means a loss;
 - per-generation retention r_k = g_k / g_parent(k) (the parent is the row's `parent`, i.e. the
@@ -20,22 +21,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-# What "better" means for each alignment metric (a property of the metric, not a tunable).
-DIRECTIONS = {
-    "drift.refusal_harmful": "higher",
-    "drift.over_refusal_benign": "lower",
-    "drift.honesty": "higher",
-    "drift.sycophancy_flip_rate": "lower",
-    "drift.ifeval": "higher",
-}
-# Every drift metric a gate budget may name (`gate.budgets.<name>` is `drift.<name>`), with its direction.
-BUDGETABLE = {
-    **DIRECTIONS,
-    "drift.judge_refusal_harmful": "higher", "drift.judge_over_refusal_benign": "lower", "drift.judge_honesty": "higher",
-    "drift.kl_gen0": "lower", "drift.kl_parent": "lower",
-    "drift.agreement_gen0": "higher", "drift.agreement_parent": "higher",
-    "drift.eval_agreement_gen0": "higher", "drift.eval_agreement_parent": "higher",
-}
+from pipeline import probes
+
 HORIZONS = (10, 50, 500)
 COUNTED = ("promoted", "rejected")  # rows whose stages all finished
 
@@ -96,9 +83,10 @@ def _from_good(g: float, direction: str) -> float:
 
 
 def view(rows: list[dict], directions: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """metric -> metric_view, for every alignment metric gen 0 measured."""
+    """metric -> metric_view, for every alignment metric gen 0 measured (`directions`: metric ->
+    higher|lower, default the probe-suite registry's)."""
     out = {}
-    for metric, direction in (directions or DIRECTIONS).items():
+    for metric, direction in (directions or probes.alignment_metrics()).items():
         v = metric_view(rows, metric, direction)
         if v is not None:
             out[metric] = v

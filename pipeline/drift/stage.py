@@ -5,16 +5,17 @@ Runs on every generation, gen 0 included (the baseline), as part of the loop:
     python -m pipeline.generation model=tiny:qwen3 experiment=smoke generations=2
     python -m pipeline.probes            # validate the probe suites it uses
 
-1. Probes (pipeline/probes, versioned): safety (refuse harmful, answer benign look-alikes), honesty
-   (false premises, unanswerable), sycophancy (2 turns: answer, wrong pushback), IFEval-style
-   constraints. Greedy, one engine scope: one batched call for every first turn, one for the
-   sycophancy second turns. Scored deterministically (pipeline.probes.scoring); an optional frozen
-   judge adds `drift.judge_*`.
+1. Probes: every suite in `drift.suites`, from the probe-suite registry (pipeline.probes: safety,
+   honesty, sycophancy, ifeval, and any plugin's), each with its own prompt builder, scorer and
+   metrics. Greedy, one engine scope: one batched call for every first turn, one for the follow-up
+   turns (sycophancy's pushback). Scored deterministically; an optional frozen judge adds
+   `drift.judge_*` for the suites that declare judge questions.
 2. Behavioural drift: per-item outcome agreement with gen 0 and the parent (probes, and the eval
    stage's `eval/<task>.jsonl` items: GSM8K/HumanEval items gained and lost).
 3. Distribution drift: teacher-forced per-token KL from gen 0 and the parent on fixed reference text
    (pipeline.drift.kl, after the engine is closed), mean length and distinct-n of the free
    generations, and the synthetic data's distinct-n (`synth/stats.json`), a collapse signal.
+   These metrics of the stage's own are declared in pipeline.drift.metrics.
 
 Writes `gen_NNN/drift/`: probes.jsonl (per item: suite, id, prompt, completion, score, outcome,
 evidence), kl.jsonl (per reference item), summary.json (every aggregate with its counts and the
@@ -33,10 +34,11 @@ from pipeline.stage import StageContext, StageResult
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
 from pipeline.drift.kl import mean_token_kl
+from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, ITEMS_GAINED, ITEMS_LOST, KL, MEAN_LENGTH,
+                                    REFS, SYNTH_DISTINCT)
 from pipeline.engine import GenParams, Output
 from pipeline.io import atomic_write_json, read_jsonl, write_jsonl
 from pipeline.lineage import GenerationDir
-from pipeline.probes import scoring
 
 __all__ = ["run", "probe_records", "aggregate", "DriftError"]
 
@@ -50,61 +52,44 @@ def _user(text: str) -> list[dict]:
 
 
 def probe_records(suites: dict[str, probes.Suite], max_items: int, generate: Generate) -> list[dict]:
-    """Run the probes through `generate` (two batched calls at most) and score every item."""
+    """Run the probes through `generate` (two batched calls at most: every first turn, then every
+    follow-up turn a suite asks for) and score every item with its suite's scorer."""
     todo = [(s, it) for s in suites.values() for it in probes.take(s, max_items)]
-    firsts = generate([_user(it["question"] if s.name == "sycophancy" else it["prompt"]) for s, it in todo])
+    firsts = generate([_user(s.spec.prompt(it)) for s, it in todo])
     records = []
     for (s, it), out in zip(todo, firsts):
         text = out.texts[0]
         rec = {"suite": s.name, "version": s.version, "id": it["id"], "kind": it.get("kind"),
-               "prompt": it["question"] if s.name == "sycophancy" else it["prompt"], "completion": text,
+               "prompt": s.spec.prompt(it), "completion": text,
                "tokens": out.completion_tokens[0], "finish": out.finish_reasons[0]}
-        if s.name == "safety":
-            rec.update(scoring.score_safety(it, text))
-        elif s.name == "honesty":
-            rec.update(scoring.score_honesty(it, text))
-        elif s.name == "ifeval":
-            rec.update(scoring.score_ifeval(it, text))
+        if s.spec.follow_up is None:
+            rec.update(s.spec.score(it, text))
         records.append(rec)
-    # Sycophancy: only a correct first answer can flip, so only those get the pushback turn.
-    syc = [(rec, it) for rec, (s, it) in zip(records, todo) if s.name == "sycophancy"]
-    pushed = [(rec, it) for rec, it in syc if scoring.correct_first(it, rec["completion"])]
-    seconds = generate([[*_user(it["question"]), {"role": "assistant", "content": rec["completion"]},
-                         *_user(it["pushback"])] for rec, it in pushed]) if pushed else []
-    second_text = {rec["id"]: out.texts[0] for (rec, _), out in zip(pushed, seconds)}
-    for rec, it in syc:
-        rec["pushback"] = it["pushback"]
-        rec["completion_2"] = second_text.get(rec["id"])
-        rec.update(scoring.score_sycophancy(it, rec["completion"], rec["completion_2"] or ""))
+    # Follow-up turns (sycophancy's pushback) only where the suite asks, e.g. after a correct first answer.
+    later = [(i, s.spec, it) for i, (s, it) in enumerate(todo) if s.spec.follow_up is not None]
+    asked = [(i, spec, it) for i, spec, it in later if spec.follow_up.ask(it, records[i]["completion"])]
+    seconds = generate([[*_user(records[i]["prompt"]), {"role": "assistant", "content": records[i]["completion"]},
+                         *_user(spec.follow_up.prompt(it))] for i, spec, it in asked]) if asked else []
+    second_text = {i: out.texts[0] for (i, _, _), out in zip(asked, seconds)}
+    for i, spec, it in later:
+        rec = records[i]
+        rec[spec.follow_up.field] = spec.follow_up.prompt(it)
+        rec["completion_2"] = second_text.get(i)
+        rec.update(spec.score(it, rec["completion"], rec["completion_2"] or ""))
     return records
 
 
-def _rate(xs: list[bool]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
-
-
 def aggregate(records: list[dict], n: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Suite scores and free-generation statistics: (metrics, counts behind them)."""
-    def pick(suite: str, kind: str | None = None) -> list[dict]:
-        return [r for r in records if r["suite"] == suite and kind in (None, r.get("kind"))]
-
-    syc_scored = [r for r in pick("sycophancy") if r["outcome"] in ("held", "flipped")]
-    ifeval_checks = [p for r in pick("ifeval") for p in r["evidence"]["passed"]]
-    values = {
-        "drift.refusal_harmful": _rate([r["outcome"] == "refused" for r in pick("safety", "harmful")]),
-        "drift.over_refusal_benign": _rate([r["outcome"] == "refused" for r in pick("safety", "benign")]),
-        "drift.honesty": _rate([r["score"] == 1.0 for r in pick("honesty")]),
-        "drift.sycophancy_flip_rate": _rate([r["outcome"] == "flipped" for r in syc_scored]),
-        "drift.ifeval": _rate([r["score"] == 1.0 for r in pick("ifeval")]),
-        "drift.mean_length": sum(r["tokens"] for r in records) / len(records) if records else None,
-        f"drift.distinct_{n}": distinct_n([r["completion"] for r in records], n) if records else None,
-    }
-    counts = {
-        "safety_harmful": len(pick("safety", "harmful")), "safety_benign": len(pick("safety", "benign")),
-        "honesty": len(pick("honesty")), "sycophancy": len(pick("sycophancy")),
-        "sycophancy_correct_first": len(syc_scored), "ifeval": len(pick("ifeval")),
-        "ifeval_instruction_level": _rate(ifeval_checks), "free_generations": len(records),
-    }
+    """Every registered suite's metrics and counts, and free-generation statistics: (metrics, counts)."""
+    values: dict[str, float | None] = {}
+    counts: dict[str, Any] = {}
+    for spec in probes.SUITES:
+        mine = [r for r in records if r["suite"] == spec.name]
+        values.update({m.key: m.mean(mine) for m in spec.metrics})
+        counts.update(spec.counts(mine))
+    values[MEAN_LENGTH.key()] = sum(r["tokens"] for r in records) / len(records) if records else None
+    values[DISTINCT.key(n=n)] = distinct_n([r["completion"] for r in records], n) if records else None
+    counts["free_generations"] = len(records)
     # A rate over zero items is undefined, not 0: leave it out and say why in the summary.
     undefined = sorted(k for k, v in values.items() if v is None)
     return {k: v for k, v in values.items() if v is not None}, {**counts, "undefined": undefined}
@@ -125,7 +110,7 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
         ref_records = _reference_records(ref, gen, records)
         agree = agreement(records, ref_records) if ref_records is not None else None
         if agree and agree["rate"] is not None:
-            metrics[f"drift.agreement_{label}"] = agree["rate"]
+            metrics[AGREEMENT.key(ref=label)] = agree["rate"]
         tasks: dict[str, Any] = {}
         for task in cfg.eval.tasks:
             cur, old = read_eval_outcomes(gen.path, task), read_eval_outcomes(ref.path, task)
@@ -134,10 +119,10 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
         if compared:
             n = sum(t["n"] for t in compared)
             gained, lost = sum(len(t["gained"]) for t in compared), sum(len(t["lost"]) for t in compared)
-            metrics[f"drift.eval_agreement_{label}"] = (n - gained - lost) / n
+            metrics[EVAL_AGREEMENT.key(ref=label)] = (n - gained - lost) / n
             if label == "gen0":  # the table shows gains/losses vs gen 0; vs parent they are in summary.json
-                metrics["drift.items_gained_gen0"] = gained
-                metrics["drift.items_lost_gen0"] = lost
+                metrics[ITEMS_GAINED.key()] = gained
+                metrics[ITEMS_LOST.key()] = lost
         detail[label] = {"generation": ref.name, "probes": agree if agree is not None else "no drift/probes.jsonl",
                          "eval": {t: v if v is not None else "eval/<task>.jsonl absent" for t, v in tasks.items()}}
     return metrics, detail
@@ -146,7 +131,7 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
 def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir]) -> tuple[dict, dict, list[dict]]:
     """Teacher-forced KL from each reference model (0 for an identical model dir, not recomputed)."""
     d = cfg.drift
-    items = probes.take(probes.load_suite("reference"), d.kl_prompts)
+    items = probes.take(probes.REFERENCE.load(), d.kl_prompts)
     model_dir = Path(ctx.gen.model_dir).resolve()
     dirs = {label: Path(ref.model_dir).resolve() for label, ref in refs.items()}
     distinct = {str(p): p for p in dirs.values() if p != model_dir}
@@ -160,7 +145,7 @@ def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir])
         names = {str(p): [lb for lb, q in dirs.items() if q == p] for p in distinct.values()}
         per_item = [{"id": r["id"], "tokens": r["tokens"],
                      **{f"kl_{lb}": r[key] for key in names for lb in names[key]}} for r in res["per_item"]]
-    metrics = {f"drift.kl_{lb}": (0.0 if p == model_dir else kl_by_dir[str(p)]) for lb, p in dirs.items()}
+    metrics = {KL.key(ref=lb): (0.0 if p == model_dir else kl_by_dir[str(p)]) for lb, p in dirs.items()}
     detail = {"reference_items": len(items), "tokens": tokens, "direction": "KL(generation || reference), nats/token",
               "identical": sorted(lb for lb, p in dirs.items() if p == model_dir),
               "models": {lb: str(p) for lb, p in dirs.items()}}
@@ -175,8 +160,8 @@ def run(ctx: StageContext) -> StageResult:
     model_dir = ctx.gen.model_dir
     if not (Path(model_dir) / "config.json").exists():
         raise DriftError(f"{ctx.gen.name}: no model at {model_dir} (did the train stage finish?)")
-    refs = {"gen0": ctx.lineage.gen(0), "parent": ctx.teacher}
-    suites = {name: probes.load_suite(name) for name in d.suites}
+    refs = dict(zip(REFS, (ctx.lineage.gen(0), ctx.teacher)))  # gen 0 and the parent
+    suites = {name: probes.SUITES.get(name).load() for name in d.suites}
     params = GenParams(max_tokens=d.max_tokens, temperature=0.0)
     with ctx.engine(model_dir) as eng:
         records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params))
@@ -203,7 +188,7 @@ def run(ctx: StageContext) -> StageResult:
     synth = synth_distinct(ctx.gen.path, d.distinct_n)
     summary["synth_distinct"] = synth if synth is not None else "no synth/stats.json distinct-n (gen 0 has no synth)"
     if synth is not None:
-        metrics[f"drift.synth_distinct_{d.distinct_n}"] = synth
+        metrics[SYNTH_DISTINCT.key(n=d.distinct_n)] = synth
     summary["metrics"] = metrics
     atomic_write_json(ctx.out / "summary.json", summary)
     inputs = {f"probes.{s.tag}": s.sha256[:16] for s in suites.values()}

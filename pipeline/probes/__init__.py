@@ -1,156 +1,150 @@
-"""The drift probe suites, stored in this package and versioned (`suites.json`).
+"""The drift probe suites: a registry of scored suites, each declared once in its own module.
 
-    safety.jsonl      harmful requests (must be refused) and benign look-alikes (must be answered)
-    honesty.jsonl     false-premise and unanswerable questions
-    sycophancy.jsonl  a question with a known answer, and a wrong pushback for the second turn
-    ifeval.jsonl      prompts with constraints checkable by code (pipeline.probes.scoring.CHECKS)
-    reference.jsonl   prompts with reference continuations, for teacher-forced KL
+    safety.py       harmful requests (must be refused) and benign look-alikes (must be answered)
+    honesty.py      false-premise and unanswerable questions
+    sycophancy.py   a question with a known answer, and a wrong pushback for the second turn
+    ifeval.py       prompts with constraints checkable by code (pipeline.probes.scoring.CHECKS)
+    reference.py    prompts with reference continuations, for teacher-forced KL (loadable, not scored)
 
-The items never change within a version: bump the suite's `version` in `suites.json` when editing
-a file, so per-item agreement is only ever computed between the same items. `load_suite` checks the
-schema (ids unique, required fields, valid regexes, known check types) and names file and line on
-error.
+A declaration (pipeline.probes.suite.ProbeSuite) holds the item schema, where the items live, the
+prompt builder, the scorer, the metrics with their good direction, the summary counts and optional
+judge questions; the drift stage, the judge, config validation (`check_config`), the compounding view
+and the report read only the registry. A plugin adds a suite with `register_suite(ProbeSuite(...))`
+in a module named in the `plugins` config key (see tests/plugins/toy_suite.py).
 
-    python -m pipeline.probes        # validate every suite and print counts and versions
+The packaged items never change within a version: bump the suite's `version` in `suites.json` when
+editing a file, so per-item agreement is only ever computed between the same items. Loading checks
+the schema (ids unique, required fields, valid regexes, known check types) and names file and line.
+
+    python -m pipeline.probes            # validate every suite and print counts and versions
+    python -m pipeline.probes --list     # also each suite's metrics: direction, budgetable
 """
 
 from __future__ import annotations
 
-import json
-import re
+import argparse
 import sys
-from dataclasses import dataclass
-from importlib import resources
-from typing import Any
 
-from pipeline.io import JsonlError, iter_jsonl, sha256_bytes
-from pipeline.probes.scoring import check_ifeval_item
+from pipeline.config import _check
+from pipeline.drift import metrics as drift_metrics
+from pipeline.probes import honesty, ifeval, reference, safety, sycophancy
+from pipeline.probes.suite import ProbeError, ProbeSet, ProbeSuite, Suite, versions
+from pipeline.registry import Registry
 
-PROBE_SUITES = ("safety", "honesty", "sycophancy", "ifeval")  # scored probes
-ALL_SUITES = PROBE_SUITES + ("reference",)
-MIN_SAFETY_PER_KIND = 40
+__all__ = ["SUITES", "REFERENCE", "register_suite", "load_suite", "loadable_names", "take", "validate",
+           "alignment_metrics", "budgetable", "check_config", "ProbeError", "ProbeSet", "ProbeSuite", "Suite",
+           "versions", "main"]
 
-
-class ProbeError(ValueError):
-    """A probe file that does not match its schema; the message names file and line."""
-
-
-@dataclass
-class Suite:
-    name: str
-    version: int
-    items: list[dict]
-    sha256: str  # of the file's bytes, recorded with every drift summary
-
-    @property
-    def tag(self) -> str:
-        return f"{self.name}-v{self.version}"
+SUITES: Registry[ProbeSuite] = Registry("probe suite")
+REFERENCE = reference.REFERENCE  # the KL reference text: loadable, not scored, so not in SUITES
 
 
-# suite -> field -> required type; `kind` values are checked separately.
-SCHEMAS: dict[str, dict[str, type | tuple]] = {
-    "safety": {"id": str, "kind": str, "category": str, "prompt": str},
-    "honesty": {"id": str, "kind": str, "prompt": str, "accept": list},
-    "sycophancy": {"id": str, "question": str, "answer": list, "pushback": str},
-    "ifeval": {"id": str, "prompt": str, "checks": list},
-    "reference": {"id": str, "prompt": str, "continuation": str},
-}
-KINDS = {"safety": ("harmful", "benign"), "honesty": ("false_premise", "unanswerable")}
-REGEX_FIELDS = {"honesty": "accept", "sycophancy": "answer"}
+def register_suite(suite: ProbeSuite) -> ProbeSuite:
+    """Add a scored probe suite (a plugin's or a test's); its metric keys must be new."""
+    if not isinstance(suite, ProbeSuite):
+        raise ProbeError(f"register_suite needs a pipeline.probes.suite.ProbeSuite, got {type(suite).__name__}")
+    if suite.name == REFERENCE.name:
+        raise ProbeError(f"{suite.name!r} is the KL reference set, not a name a scored suite may take")
+    taken = {m.key: s.name for s in SUITES if s.name != suite.name for m in s.all_metrics()}
+    for m in suite.all_metrics():
+        if drift_metrics.owns(m.key):
+            raise ProbeError(f"probe suite {suite.name!r}: metric {m.key!r} is one of the drift stage's own")
+        if m.key in taken:
+            raise ProbeError(f"probe suite {suite.name!r}: metric {m.key!r} is already {taken[m.key]}'s")
+    return SUITES.register(suite)
 
 
-def _files():
-    return resources.files(__package__)
+register_suite(safety.SUITE)
+register_suite(honesty.SUITE)
+register_suite(sycophancy.SUITE)
+register_suite(ifeval.SUITE)
 
 
-def versions() -> dict[str, dict[str, Any]]:
-    return json.loads(_files().joinpath("suites.json").read_text(encoding="utf-8"))
+def _loadable() -> dict[str, ProbeSet]:
+    return {**{s.name: s for s in SUITES}, REFERENCE.name: REFERENCE}
 
 
-def _item_error(suite: str, item: dict) -> str | None:
-    for key, typ in SCHEMAS[suite].items():
-        if not isinstance(item.get(key), typ) or (typ is str and not item[key].strip()):
-            return f"field {key!r} must be a non-empty {getattr(typ, '__name__', typ)}"
-    if suite in KINDS and item["kind"] not in KINDS[suite]:
-        return f"kind {item['kind']!r} is not one of {KINDS[suite]}"
-    if suite in REGEX_FIELDS:
-        pats = item[REGEX_FIELDS[suite]]
-        if suite == "sycophancy" and not pats:
-            return "'answer' needs at least one pattern"
-        for p in pats:
-            try:
-                re.compile(p)
-            except (re.error, TypeError) as e:
-                return f"bad regex {p!r} in {REGEX_FIELDS[suite]!r}: {e}"
-    if suite == "ifeval":
-        return check_ifeval_item(item)
-    return None
+def loadable_names() -> list[str]:
+    """Every set `load_suite` loads: the registered suites, then the KL reference set."""
+    return list(_loadable())
 
 
-def validate(suite: str, rows: list[tuple[int, dict]], where: str) -> None:
-    """Raise ProbeError for the first bad row (schema, duplicate id) or a too-small safety suite."""
-    seen: dict[str, int] = {}
-    for lineno, item in rows:
-        err = _item_error(suite, item)
-        if err:
-            raise ProbeError(f"{where}:{lineno}: {err}")
-        if item["id"] in seen:
-            raise ProbeError(f"{where}:{lineno}: duplicate id {item['id']!r} (first on line {seen[item['id']]})")
-        seen[item["id"]] = lineno
-    if suite == "safety":
-        for kind in KINDS["safety"]:
-            n = sum(1 for _, it in rows if it["kind"] == kind)
-            if n < MIN_SAFETY_PER_KIND:
-                raise ProbeError(f"{where}: {n} {kind} items; the safety suite needs >= {MIN_SAFETY_PER_KIND}")
-    if not rows:
-        raise ProbeError(f"{where}: no items")
+def _spec(name: str) -> ProbeSet:
+    sets = _loadable()
+    if name not in sets:
+        raise ProbeError(f"unknown probe suite {name!r}; known: {list(sets)}")
+    return sets[name]
 
 
 def load_suite(name: str) -> Suite:
-    """One validated suite with its version and content hash."""
-    if name not in ALL_SUITES:
-        raise ProbeError(f"unknown probe suite {name!r}; known: {ALL_SUITES}")
-    meta = versions()[name]
-    ref = _files().joinpath(meta["file"])
-    with resources.as_file(ref) as path:
-        try:
-            rows = list(enumerate(iter_jsonl(path), 1))
-        except JsonlError as e:
-            raise ProbeError(str(e)) from None
-        data = path.read_bytes()
-    # iter_jsonl skips blank lines, so recount to report real line numbers
-    lines = [i for i, raw in enumerate(data.decode("utf-8").splitlines(), 1) if raw.strip()]
-    rows = [(lines[k], item) for k, (_, item) in enumerate(rows)]
-    validate(name, rows, f"pipeline/probes/{meta['file']}")
-    return Suite(name=name, version=int(meta["version"]), items=[it for _, it in rows], sha256=sha256_bytes(data))
+    """One validated suite (or the reference set) with its version and content hash."""
+    return _spec(name).load()
+
+
+def validate(name: str, rows: list[tuple[int, dict]], where: str) -> None:
+    """Check numbered rows against suite `name`'s schema (ProbeError naming `where` and the line)."""
+    _spec(name).validate(rows, where)
 
 
 def take(suite: Suite, max_items: int) -> list[dict]:
-    """The first `max_items` items (0 = all); safety takes that many of EACH kind, so a small
-    smoke run still measures both refusal and over-refusal."""
-    if max_items <= 0:
-        return list(suite.items)
-    if suite.name in KINDS:
-        out = []
-        for kind in KINDS[suite.name]:
-            out += [it for it in suite.items if it["kind"] == kind][:max_items]
-        return out
-    return suite.items[:max_items]
+    """The first `max_items` items (0 = all); suites with kinds (safety, honesty) take that many of
+    EACH kind, so a small smoke run still measures every kind."""
+    return suite.spec.take(suite.items, max_items)
 
 
-def main() -> int:
+def alignment_metrics() -> dict[str, str]:
+    """Every scored suite metric -> its good direction, in registry order (the compounding view)."""
+    return {m.key: m.direction for s in SUITES for m in s.metrics}
+
+
+def budgetable() -> dict[str, str]:
+    """Every drift metric a gate budget may name (`gate.budgets.<name>` is `drift.<name>`) -> direction:
+    the suites' budgetable metrics, their judge metrics, and the drift stage's own (KL, agreement)."""
+    out = {m.key: m.direction for s in SUITES for m in s.all_metrics() if m.budgetable}
+    return {**out, **drift_metrics.budgetable()}
+
+
+def check_config(cfg) -> None:
+    """`drift.suites` and `gate.budgets` against the registry (ConfigError naming the key)."""
+    unknown = [s for s in cfg.drift.suites if s not in SUITES]
+    _check(not unknown, "drift.suites", f"unknown suite(s) {unknown}; known: {SUITES.names()}")
+    allowed = budgetable()
+    for name, b in cfg.gate.budgets.items():
+        key, metric = f"gate.budgets.{name}", f"drift.{name}"
+        _check(metric in allowed, key,
+               f"unknown drift metric; budgetable: {sorted(k.removeprefix('drift.') for k in allowed)}")
+        _check(b.direction == allowed[metric], f"{key}.direction",
+               f"{metric} is {allowed[metric]}-is-better, not {b.direction}")
+
+
+def _kinds(s: Suite) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for it in s.items:
+        kinds[it.get("kind", "-")] = kinds.get(it.get("kind", "-"), 0) + 1
+    return kinds
+
+
+def main(argv: list[str] | tuple[str, ...] = ()) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.probes", description="Validate the drift probe suites.")
+    ap.add_argument("--list", action="store_true", help="also each suite's metrics (direction, budgetable)")
+    args = ap.parse_args(list(argv))
     try:
-        for name in ALL_SUITES:
+        for name in loadable_names():
             s = load_suite(name)
-            kinds = {}
-            for it in s.items:
-                kinds[it.get("kind", "-")] = kinds.get(it.get("kind", "-"), 0) + 1
-            print(f"{s.tag:16s} {len(s.items):3d} items {kinds} sha256={s.sha256[:12]}")
+            print(f"{s.tag:16s} {len(s.items):3d} items {_kinds(s)} sha256={s.sha256[:12]}")
+            if args.list and isinstance(s.spec, ProbeSuite):
+                judge = s.spec.judge.metrics if s.spec.judge else ()
+                for m in s.spec.metrics + judge:
+                    notes = [f"{m.direction}-is-better"]
+                    if m.budgetable:
+                        notes.append("budgetable")
+                    if m in judge:
+                        notes.append("judge")
+                    print(f"    {m.key:32s} {', '.join(notes)}")
+            elif args.list:
+                print("    (not scored: reference text for teacher-forced KL)")
     except ProbeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
 
-
-def check_config(cfg) -> None:
-    """Drift suites and gate budgets against the probe-suite registry (filled in by the suite registry)."""

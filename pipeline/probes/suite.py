@@ -1,0 +1,253 @@
+"""What a probe suite is: the declaration every suite module (safety.py, honesty.py, ...) fills in once.
+
+- `ProbeSet`: items that can be loaded and validated: where they live (`Packaged` jsonl + version from
+  `suites.json`, or a plugin's own `JsonlFile`), the item schema (field -> type, allowed kinds, an extra
+  per-item check) and how `take(max_items)` picks a subset. The KL reference text is a ProbeSet.
+- `ProbeSuite`: a scored ProbeSet: its prompt builder (the first user turn, and an optional `FollowUp`
+  turn built from the first completion), its scorer, its `Metric`s (each a mean of per-record values
+  over the records it counts, with its good direction and whether a gate budget may name it), the
+  per-suite counts written to `drift/summary.json`, and optional `Judge` questions.
+
+The drift stage, the judge, config validation, the compounding view and the report read only these
+fields, so a suite (built-in or a plugin's, via `pipeline.probes.register_suite`) is declared in one
+place. Declarations are checked when made: a malformed one fails at import, naming the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.io import JsonlError, iter_jsonl, sha256_bytes
+
+DIRECTIONS = ("higher", "lower")  # which way is better
+_METRIC_KEY = re.compile(r"drift\.[A-Za-z0-9_]+")  # gate budgets name it without `drift.` (config keys)
+
+
+class ProbeError(ValueError):
+    """A probe file that does not match its schema (the message names file and line), or a bad declaration."""
+
+
+def versions() -> dict[str, dict[str, Any]]:
+    """The packaged suites' files and versions (`pipeline/probes/suites.json`)."""
+    return json.loads(resources.files("pipeline.probes").joinpath("suites.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """Items packaged in pipeline/probes; file and version come from `suites.json`."""
+
+    name: str
+
+    def locate(self) -> tuple[int, Traversable, str]:
+        meta = versions().get(self.name)
+        if meta is None:
+            raise ProbeError(f"pipeline/probes/suites.json has no entry for probe suite {self.name!r}")
+        return int(meta["version"]), resources.files("pipeline.probes").joinpath(meta["file"]), \
+            f"pipeline/probes/{meta['file']}"
+
+
+@dataclass(frozen=True)
+class JsonlFile:
+    """Items in a jsonl file of a plugin's own, with the version it declares (bump it on every edit)."""
+
+    path: Path
+    version: int
+
+    def locate(self) -> tuple[int, Path, str]:
+        return self.version, Path(self.path), str(self.path)
+
+
+@dataclass
+class Suite:
+    """One loaded, validated probe set: its items, version and content hash."""
+
+    name: str
+    version: int
+    items: list[dict]
+    sha256: str  # of the file's bytes, recorded with every drift summary
+    spec: "ProbeSet" = field(repr=False)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+
+def regexes(key: str, required: bool = False) -> Callable[[dict], str | None]:
+    """An item check: `item[key]` is a list of valid regexes (at least one when `required`)."""
+    def check(item: dict) -> str | None:
+        if required and not item[key]:
+            return f"{key!r} needs at least one pattern"
+        for p in item[key]:
+            try:
+                re.compile(p)
+            except (re.error, TypeError) as e:
+                return f"bad regex {p!r} in {key!r}: {e}"
+        return None
+    return check
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSet:
+    name: str
+    source: Packaged | JsonlFile
+    schema: dict[str, type | tuple]  # field -> required type (non-empty when str); `id` is required
+    kinds: tuple[str, ...] = ()  # allowed values of the `kind` field, when the items have kinds
+    check_item: Callable[[dict], str | None] | None = None  # why an item is malformed beyond the schema
+    min_per_kind: int = 0  # fewer items of any kind fails validation (safety needs both sides measured)
+    take_per_kind: bool = False  # take(n) takes n of EACH kind, so a smoke run measures every kind
+
+    def __post_init__(self) -> None:
+        if self.schema.get("id") is not str:
+            raise ProbeError(f"probe suite {self.name!r}: its schema needs an 'id' field of type str")
+        if (self.kinds or self.take_per_kind or self.min_per_kind) and "kind" not in self.schema:
+            raise ProbeError(f"probe suite {self.name!r}: kinds need a 'kind' field in the schema")
+
+    def item_error(self, item: dict) -> str | None:
+        for key, typ in self.schema.items():
+            if not isinstance(item.get(key), typ) or (typ is str and not item[key].strip()):
+                return f"field {key!r} must be a non-empty {getattr(typ, '__name__', typ)}"
+        if self.kinds and item["kind"] not in self.kinds:
+            return f"kind {item['kind']!r} is not one of {self.kinds}"
+        return self.check_item(item) if self.check_item else None
+
+    def validate(self, rows: list[tuple[int, dict]], where: str) -> None:
+        """Raise ProbeError for the first bad row (schema, duplicate id) or too few items of a kind."""
+        seen: dict[str, int] = {}
+        for lineno, item in rows:
+            err = self.item_error(item)
+            if err:
+                raise ProbeError(f"{where}:{lineno}: {err}")
+            if item["id"] in seen:
+                raise ProbeError(f"{where}:{lineno}: duplicate id {item['id']!r} (first on line {seen[item['id']]})")
+            seen[item["id"]] = lineno
+        if self.min_per_kind:
+            for kind in self.kinds:
+                n = sum(1 for _, it in rows if it["kind"] == kind)
+                if n < self.min_per_kind:
+                    raise ProbeError(f"{where}: {n} {kind} items; the {self.name} suite needs >= {self.min_per_kind}")
+        if not rows:
+            raise ProbeError(f"{where}: no items")
+
+    def load(self) -> Suite:
+        """The validated items with their version and content hash."""
+        version, ref, where = self.source.locate()
+        if not ref.is_file():
+            raise ProbeError(f"{where}: no such file (items of probe suite {self.name!r})")
+        with resources.as_file(ref) as path:
+            try:
+                rows = list(iter_jsonl(path))
+            except JsonlError as e:
+                raise ProbeError(str(e)) from None
+            data = path.read_bytes()
+        # iter_jsonl skips blank lines, so recount to report real line numbers
+        lines = [i for i, raw in enumerate(data.decode("utf-8").splitlines(), 1) if raw.strip()]
+        numbered = list(zip(lines, rows))
+        self.validate(numbered, where)
+        return Suite(name=self.name, version=version, items=rows, sha256=sha256_bytes(data), spec=self)
+
+    def take(self, items: list[dict], max_items: int) -> list[dict]:
+        """The first `max_items` items (0 = all), of each kind when `take_per_kind`."""
+        if max_items <= 0:
+            return list(items)
+        if self.take_per_kind:
+            return [it for kind in self.kinds for it in [x for x in items if x["kind"] == kind][:max_items]]
+        return items[:max_items]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One ledger metric: the mean of `value(record)` over the suite's records that `select` counts
+    (undefined, and left out, when it counts none)."""
+
+    key: str  # `drift.<name>`; a gate budget names it `gate.budgets.<name>`
+    direction: str  # higher | lower: which way is better
+    select: Callable[[dict], bool]  # which of the suite's records it counts
+    value: Callable[[dict], float]  # the per-record value (1.0 / 0.0 for a rate)
+    budgetable: bool = True  # whether `gate.budgets` may name it
+
+    def __post_init__(self) -> None:
+        if not _METRIC_KEY.fullmatch(self.key):
+            raise ProbeError(f"metric {self.key!r}: keys are 'drift.<letters, digits, _>'")
+        if self.direction not in DIRECTIONS:
+            raise ProbeError(f"metric {self.key!r}: direction {self.direction!r} is not higher|lower")
+
+    def item_values(self, records: list[dict]) -> dict[str, float]:
+        """id -> per-record value of the records it counts (what paired statistics compare)."""
+        return {r["id"]: float(self.value(r)) for r in records if self.select(r)}
+
+    def mean(self, records: list[dict]) -> float | None:
+        vs = [float(self.value(r)) for r in records if self.select(r)]
+        return sum(vs) / len(vs) if vs else None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A second user turn after the first completion (sycophancy's pushback); the scorer then gets
+    (item, first, second) and the record `field` (the turn's text) and `completion_2`."""
+
+    field: str  # record key holding the second turn's text, e.g. "pushback"
+    prompt: Callable[[dict], str]  # the second user turn
+    ask: Callable[[dict, str], bool]  # whether to ask it, given the item and the first completion
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Questions for the optional frozen LLM judge: `question` is formatted with the record's
+    `prompt` and `completion`; a YES/NO verdict lands in `record["judge"]["verdict"]`."""
+
+    question: str
+    metrics: tuple[Metric, ...]  # over the judged records, e.g. drift.judge_honesty
+
+
+def of_kind(kind: str | None = None) -> Callable[[dict], bool]:
+    """Select the records of one kind (None: all)."""
+    return lambda r: kind in (None, r.get("kind"))
+
+
+def outcome_is(outcome: str) -> Callable[[dict], float]:
+    """Per-record value: 1.0 when the record's outcome is `outcome`."""
+    return lambda r: float(r["outcome"] == outcome)
+
+
+def scored(r: dict) -> float:
+    """Per-record value: 1.0 when the scorer gave full marks."""
+    return float(r["score"] == 1.0)
+
+
+def judged(kind: str | None = None) -> Callable[[dict], bool]:
+    """Select the judged records (of one kind) whose verdict parsed."""
+    return lambda r: kind in (None, r.get("kind")) and r["judge"]["verdict"] is not None
+
+
+def verdict(r: dict) -> float:
+    return float(r["judge"]["verdict"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSuite(ProbeSet):
+    prompt: Callable[[dict], str]  # the first user turn
+    # (item, completion), or (item, first, second) with a follow_up -> {score, outcome, evidence}
+    score: Callable[..., dict]
+    metrics: tuple[Metric, ...]
+    follow_up: FollowUp | None = None
+    summary_counts: Callable[[list[dict]], dict[str, Any]] | None = None  # default: {name: records}
+    judge: Judge | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.metrics:
+            raise ProbeError(f"probe suite {self.name!r} declares no metric")
+
+    def counts(self, records: list[dict]) -> dict[str, Any]:
+        """The counts behind this suite's metrics, for `drift/summary.json`."""
+        return self.summary_counts(records) if self.summary_counts else {self.name: len(records)}
+
+    def all_metrics(self) -> tuple[Metric, ...]:
+        """Scored metrics, then the judge's."""
+        return self.metrics + (self.judge.metrics if self.judge else ())
