@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from pipeline.config import Config
 from pipeline.data import load_gsm8k
-from pipeline.engine import GenParams
+from pipeline.engine import Engine, GenParams
 from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.sandbox import run_programs
 from pipeline.synth import codegen, mathgen
@@ -58,7 +58,7 @@ class Job:
     the persisted steps, this generation's seed and index, its hparams, the benchmark index."""
 
     cfg: Config
-    engine: Any
+    engine: Engine | None
     steps: Steps
     seed: int
     gen: int
