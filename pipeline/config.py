@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -81,36 +82,63 @@ class Range:
     high: float = MISSING
 
 
+RANGE, CHOICES = "range", "choices"  # how `propose.space.<field>` bounds a hyperparameter
+
+
+def hparam(space: str) -> Any:
+    """An HParams field (value from YAML); `space` is RANGE (`{low, high}`) or CHOICES (a list)."""
+    return field(default=MISSING, metadata={"space": space})
+
+
 @dataclass
 class HParams:
-    """What the teacher proposes for its successor's training (pipeline.propose validates it)."""
+    """What the teacher proposes for its successor's training (pipeline.propose validates it).
+    Adding a hyperparameter is one line here (plus its YAML values): SearchSpace and
+    HParamsOverride are derived from these fields."""
 
-    learning_rate: float = MISSING
-    epochs: float = MISSING
-    lora_r: int = MISSING  # 0 means full fine-tuning
-    lora_alpha: int = MISSING
-    lora_dropout: float = MISSING
-    batch_size: int = MISSING  # effective (per device x accumulation x devices)
-    max_seq_length: int = MISSING
-    warmup_ratio: float = MISSING
-    num_examples: int = MISSING  # training examples to draw from the accumulated pool
-    math_fraction: float = MISSING  # share of math vs code examples
-    synth_temperature: float = MISSING  # sampling temperature for the next synthesis
+    learning_rate: float = hparam(RANGE)
+    epochs: float = hparam(RANGE)
+    lora_r: int = hparam(CHOICES)  # 0 means full fine-tuning
+    lora_alpha: int = hparam(RANGE)
+    lora_dropout: float = hparam(RANGE)
+    batch_size: int = hparam(CHOICES)  # effective (per device x accumulation x devices)
+    max_seq_length: int = hparam(CHOICES)
+    warmup_ratio: float = hparam(RANGE)
+    num_examples: int = hparam(RANGE)  # training examples to draw from the accumulated pool
+    math_fraction: float = hparam(RANGE)  # share of math vs code examples
+    synth_temperature: float = hparam(RANGE)  # sampling temperature for the next synthesis
 
 
-@dataclass
-class SearchSpace:
-    learning_rate: Range = field(default_factory=Range)
-    epochs: Range = field(default_factory=Range)
-    lora_r: List[int] = field(default_factory=list)  # allowed choices
-    lora_alpha: Range = field(default_factory=Range)
-    lora_dropout: Range = field(default_factory=Range)
-    batch_size: List[int] = field(default_factory=list)
-    max_seq_length: List[int] = field(default_factory=list)
-    warmup_ratio: Range = field(default_factory=Range)
-    num_examples: Range = field(default_factory=Range)
-    math_fraction: Range = field(default_factory=Range)
-    synth_temperature: Range = field(default_factory=Range)
+def _per_hparam(hp: type, name: str, doc: str, make: Callable[[Any, str], tuple]) -> type:
+    """A dataclass with one field per field of `hp`: `make(type, space)` -> (type, default field)."""
+    hints = typing.get_type_hints(hp)
+    fields = []
+    for f in dataclasses.fields(hp):
+        space = f.metadata.get("space")
+        if space not in (RANGE, CHOICES):
+            raise TypeError(f"{hp.__name__}.{f.name} needs metadata space={RANGE!r} or {CHOICES!r} (use hparam())")
+        fields.append((f.name, *make(hints[f.name], space)))
+    cls = dataclasses.make_dataclass(name, fields)
+    cls.__module__, cls.__doc__ = __name__, doc
+    return cls
+
+
+def search_space_for(hp: type) -> type:
+    """`propose.space`'s schema: a Range per RANGE field, a list of allowed values per CHOICES field."""
+    return _per_hparam(hp, "SearchSpace", "Where the teacher may put each hyperparameter (pipeline.propose.validate).",
+                       lambda t, space: (Range, field(default_factory=Range)) if space == RANGE
+                       else (List[t], field(default_factory=list)))
+
+
+def override_for(hp: type) -> type:
+    """`candidate.hparams`' schema: every field optional, None meaning "keep the proposal's value"."""
+    return _per_hparam(hp, "HParamsOverride",
+                       "Per-candidate overrides laid over the teacher's accepted proposal (sweeps set these).",
+                       lambda t, space: (Optional[t], field(default=None)))
+
+
+SearchSpace = search_space_for(HParams)
+HParamsOverride = override_for(HParams)
 
 
 @dataclass
@@ -418,23 +446,6 @@ class GateConfig:
                    "must be a drift metric name without the 'drift.' prefix, e.g. refusal_harmful")
             _check(b.direction in ("higher", "lower"), f"{key}.direction", f"{b.direction!r} is not higher|lower")
             _check(b.total >= 0 and b.step >= 0, key, "total and step must be >= 0")
-
-
-@dataclass
-class HParamsOverride:
-    """Per-candidate overrides laid over the teacher's accepted proposal (sweeps set these)."""
-
-    learning_rate: Optional[float] = None
-    epochs: Optional[float] = None
-    lora_r: Optional[int] = None
-    lora_alpha: Optional[int] = None
-    lora_dropout: Optional[float] = None
-    batch_size: Optional[int] = None
-    max_seq_length: Optional[int] = None
-    warmup_ratio: Optional[float] = None
-    num_examples: Optional[int] = None
-    math_fraction: Optional[float] = None
-    synth_temperature: Optional[float] = None
 
 
 @dataclass

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from pipeline.config import Config, ConfigError
+from pipeline.config import (CHOICES, RANGE, Config, ConfigError, HParams, HParamsOverride, Range, SearchSpace,
+                             hparam, override_for, search_space_for)
 from tests.conftest import CONF, compose
 
 
@@ -61,3 +66,39 @@ def test_unknown_group_option_lists_choices():
 def test_model_spec_can_be_any_path_or_hub_id():
     cfg = compose(["model.spec=/some/local/dir"])
     assert cfg.model.spec == "/some/local/dir"
+
+
+def test_eval_profiles_share_one_task_spec():
+    """eval/full.yaml composes eval/cpu.yaml's task specs and changes only their sizes."""
+    cpu, full = compose(["eval=cpu"]).eval.tasks, compose(["eval=full"]).eval.tasks
+    assert {k: (t.n, t.max_tokens) for k, t in cpu.items()} == {
+        "gsm8k_test": (50, 256), "gsm8k_val": (50, 256), "humaneval": (20, 256)}
+    assert full == {k: dataclasses.replace(t, n=0, max_tokens=1024) for k, t in cpu.items()}
+    assert (cpu["gsm8k_val"].split, cpu["humaneval"].benchmark) == ("validation", "humaneval")
+
+
+def test_search_space_and_overrides_follow_hparams():
+    names = [f.name for f in dataclasses.fields(HParams)]
+    assert [f.name for f in dataclasses.fields(SearchSpace)] == names
+    assert [f.name for f in dataclasses.fields(HParamsOverride)] == names
+
+    @dataclasses.dataclass
+    class More(HParams):  # adding a hyperparameter is one line on HParams
+        knob: float = hparam(RANGE)
+        width: int = hparam(CHOICES)
+
+    space = OmegaConf.merge(OmegaConf.structured(search_space_for(More)), {"knob": {"low": 0.0, "high": 1.0}, "width": [1, 2]})
+    over = OmegaConf.structured(override_for(More))
+    over.width = 3
+    assert isinstance(OmegaConf.to_object(space.knob), Range) and over.knob is None and over.width == 3
+    with pytest.raises(ValidationError, match="width"):
+        space.width = ["wide"]
+    with pytest.raises(ConfigAttributeError, match="knobb"):
+        over.knobb = 1.0
+
+
+def test_hparam_typos_name_the_key():
+    with pytest.raises(ConfigCompositionException, match="propose.space.lerning_rate"):
+        compose(["propose.space.lerning_rate={low: 1e-5, high: 1e-4}"])
+    with pytest.raises(ConfigCompositionException, match="candidate.hparams.lerning_rate"):
+        compose(["candidate.hparams.lerning_rate=1e-4"])

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from pipeline import proposal
 from pipeline.stage import Manifest, StageContext, StageResult, write_manifest
 from pipeline.data import load_gsm8k
 from pipeline.engine import GenStats, Output
@@ -268,6 +269,22 @@ def test_nothing_verified_falls_back_to_anchor_rows(setup):
     st = read_json(ctx.out / "stats.json")
     assert st["mixture"]["fallback_anchor"] is True and any("anchor" in f for f in st["red_flags"])
     assert res.metrics["synth.anchor_examples"] == 3 and res.metrics["synth.kept"] == 0
+
+
+def test_hparams_come_from_the_accepted_proposal_else_the_config(smoke_cfg, tiny_qwen3):
+    cfg = smoke_cfg()
+    lin = Lineage(cfg.paths.root, cfg.paths.lineage)
+    lin.init("tiny:qwen3", tiny_qwen3)
+    g = lin.gen(1)
+    ctx = StageContext(cfg=cfg, lineage=lin, gen=g, teacher=lin.gen(0), stage="synth")
+    fallback = {"synth_temperature": cfg.propose.hparams.synth_temperature, "num_examples": cfg.propose.hparams.num_examples,
+                "math_fraction": cfg.propose.hparams.math_fraction, "source": "config:propose.hparams"}
+    assert stage.hparams(cfg, ctx) == fallback  # no proposal
+    proposal.write(g, {"hparams": {"synth_temperature": 0.5}, "source": "teacher"})
+    assert stage.hparams(cfg, ctx) == fallback  # incomplete proposal
+    proposal.write(g, {"hparams": {"synth_temperature": 0.5, "num_examples": 7, "math_fraction": 0.25}, "source": "teacher"})
+    assert stage.hparams(cfg, ctx) == {"synth_temperature": 0.5, "num_examples": 7, "math_fraction": 0.25,
+                                       "source": str(proposal.path_of(g))}
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
 """Verified data synthesis by the teacher (issue 4).
 
-- `stage.run(cfg, ctx)`: the synth stage of a generation (math + code, verified, decontaminated,
+- `stage.run(ctx)`: the synth stage of a generation (math + code, verified, decontaminated,
   deduplicated, accumulated); see its docstring for the files it writes.
-- `mathgen`, `codegen`: prompts, parsing and verification rules for each kind of data.
+- `steps`: the engine steps (math, code), resumable from `work/`; they fill a `record.SynthRecord`.
+- `mathgen`, `codegen`: prompts, parsing and verification rules for each kind of data;
+  `parsing`: the output checks both share.
 - `decontaminate`: benchmark n-gram / near-duplicate index and its CLI
   (`python -m pipeline.synth.decontaminate --input IN.jsonl --output OUT.jsonl`).
-- `dedup`, `mixture`, `stats`, `textnorm`: dedup index, training mixture, diversity and red flags.
+- `dedup`, `mixture`, `stats`, `textnorm`: dedup index, training mixture, stats.json (diversity,
+  red flags; computed only, the stage writes it), text normalization.
 """

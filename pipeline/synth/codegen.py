@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import ast
 import random
-import re
 import textwrap
+
+from pipeline.synth.parsing import code_blocks, output_problem
 
 TASK_HEADER = "Write a new, self-contained Python programming task."
 # The same wording and layout as the HumanEval chat eval (conf/eval/*.yaml `humaneval.instruction`,
@@ -52,12 +53,6 @@ assert count_evens([7, 9]) == 0
 assert count_evens([0, -2, 3]) == 2
 ```'''
 MUTANT_BODIES = ("pass", "return 0", "return ''", "return []", "return True", "return False", "return {first}")
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.S | re.I)
-
-
-def code_blocks(text: str) -> list[str]:
-    """Closed ```python fenced blocks in `text`."""
-    return [b for b in _FENCE.findall(text) if b.strip()]
 
 
 def task_prompts(n: int, seed: int, min_asserts: int) -> list[dict]:
@@ -79,8 +74,6 @@ def _calls(node: ast.AST, name: str) -> bool:
 
 def parse_task(text: str, finish: str, min_asserts: int, max_chars: int) -> tuple[dict | None, str]:
     """(task, "ok") or (None, reason). task: entry_point, prompt, solution, tests, asserts."""
-    from pipeline.synth.mathgen import output_problem
-
     bad = output_problem(text, finish, max_chars)
     if bad:
         return None, bad

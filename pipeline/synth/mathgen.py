@@ -23,6 +23,8 @@ import re
 from collections import Counter
 
 from pipeline.data import load_gsm8k
+from pipeline.synth.parsing import code_blocks, output_problem
+from pipeline.synth.textnorm import key
 
 PROBLEM_HEADER = "Here are some grade-school math word problems:"
 SOLVE_HEADER = "Solve the math problem step by step. End with a final line of the form '#### <number>'."
@@ -75,17 +77,6 @@ def problem_prompts(n: int, few_shot: int, seed: int, train: list[dict] | None =
         out.append({"messages": [{"role": "user", "content": text}], "topic": topic, "structure": structure,
                     "exemplars": [r["id"] for r in ex]})
     return out
-
-
-def output_problem(text: str, finish: str, max_chars: int) -> str | None:
-    """Reason a raw teacher output is unusable before any parsing, or None."""
-    if "\ufffd" in text:
-        return "non_utf8"  # undecodable bytes surface as U+FFFD after detokenization
-    if len(text) > max_chars:
-        return "huge"
-    if not text.strip():
-        return "empty"
-    return None
 
 
 def parse_problem(text: str, finish: str, min_words: int, max_chars: int) -> tuple[str | None, str]:
@@ -147,8 +138,6 @@ def sample_answer(text: str, finish: str, max_chars: int) -> tuple[str | None, s
 
 def vote(texts: list[str], finishes: list[str], threshold: float, m: int, max_chars: int) -> dict:
     """Self-consistency over k samples of one problem (see module doc)."""
-    from pipeline.synth.textnorm import key
-
     k = len(texts)
     samples = [sample_answer(t, f, max_chars) for t, f in zip(texts, finishes)]
     answers = [a for a, _, _ in samples if a is not None]
@@ -188,8 +177,6 @@ def pot_prompts(problems: list[str]) -> list[list]:
 
 def pot_program(text: str) -> str | None:
     """The Python code in a program-of-thought answer (fenced or bare), or None."""
-    from pipeline.synth.codegen import code_blocks
-
     blocks = code_blocks(text)
     code = "\n\n".join(blocks) if blocks else text
     return code if "print" in code else None

@@ -3,7 +3,9 @@
 - `distinct_n`: unique word n-grams / all word n-grams over a set of texts (Li et al. 2016);
 - `spread`: mean pairwise Jaccard distance between the texts' word sets (a seeded sample of pairs),
   which falls when problems converge on one template even if distinct-n stays high;
-- `red_flags`: conditions the gate treats as disqualifying or suspicious, each a readable string.
+- `red_flags`: conditions the gate treats as disqualifying or suspicious, each a readable string;
+- `compute`: the whole stats.json of a stage from its `SynthRecord` and final data (pure; the stage
+  writes the file).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from pipeline.synth.decontaminate import BenchmarkIndex
+from pipeline.synth.record import KINDS, Assembled, SynthRecord
 from pipeline.synth.textnorm import words
 
 
@@ -73,62 +77,34 @@ def red_flags(stats: dict) -> list[str]:
     return flags
 
 
-def finish(cfg, ctx, hp: dict, out: dict, new: list[dict], train: list[dict], pairs: list[dict], mix: dict,
-           groups: list[dict], index, earlier_gens: int):
-    """Write the stage's files (data first, stats.json last) and return its StageResult."""
-    from pipeline.io import atomic_write_json, write_jsonl
-    from pipeline.stage import StageResult
-
-    d = ctx.out
-    val = [r for r in new if r["meta"]["split"] == "val"]
-    final_hits = [h.as_dict() for r in train if (h := index.match_row(r)) is not None]
-    rej = out["rejected"]
-    per = {k: {} for k in ("math", "code")}
-    for r in rej:
-        f = per[r["kind"]].setdefault(r["filter"], {})
-        f[r["reason"]] = f.get(r["reason"], 0) + 1
-    kept = {k: sum(g["kind"] == k for g in groups) for k in ("math", "code")}
-    cand = {"math": cfg.synth.math.n_problems if out["tokens"].get("math_problems") is not None else 0,
-            "code": cfg.synth.code.n_tasks if out["tokens"].get("code_tasks") is not None else 0}
-    rows_new = {k: sum(r["meta"]["kind"] == k for r in new) for k in ("math", "code")}
-    problems = [g["text"] for g in groups]
+def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, teacher: str, hparams: dict) -> dict:
+    """The stats.json of a synth stage, `red_flags` included (the stage writes it)."""
+    final_hits = [h.as_dict() for r in data.train if (h := index.match_row(r)) is not None]
+    kept = {k: sum(g.kind == k for g in data.groups) for k in KINDS}
+    rows_new = {k: sum(r["meta"]["kind"] == k for r in data.new) for k in KINDS}
+    m = rec.math
     stats = {
-        "gen": ctx.gen.index, "teacher": ctx.teacher.name, "hparams": hp,
-        "math": {"candidates": cand["math"], "parsed": out["math"]["parsed"], "problems_kept": kept["math"],
-                 "rows": rows_new["math"], "rejected": per["math"],
-                 "agreement_histogram": agreement_histogram(out["math"]["agreements"]),
-                 "sample_reasons": dict(out["math"]["sample_reasons"]),
-                 "majority_answers": dict(out["math"]["majority_answers"].most_common(10))},
-        "code": {"candidates": cand["code"], "tasks_kept": kept["code"], "rows": rows_new["code"],
-                 "rejected": per["code"], **out["code"]},
+        "gen": gen, "teacher": teacher, "hparams": hparams,
+        "math": {"candidates": rec.candidates["math"], "parsed": m.parsed, "problems_kept": kept["math"],
+                 "rows": rows_new["math"], "rejected": rec.rejections_by_filter("math"),
+                 "agreement_histogram": agreement_histogram(m.agreements),
+                 "sample_reasons": dict(m.sample_reasons), "majority_answers": dict(m.majority_answers.most_common(10))},
+        "code": {"candidates": rec.candidates["code"], "tasks_kept": kept["code"], "rows": rows_new["code"],
+                 "rejected": rec.rejections_by_filter("code"), **rec.code.as_dict()},
         "decontamination": {"ngram": index.n, "ngram_masked": index.n_masked, "near_dup": index.near_dup,
-                            "hits": len(out["decontam"]),
-                            "by_benchmark": dict(Counter(h["matched_benchmark"] for h in out["decontam"])),
-                            "by_kind": dict(Counter(h["match"]["kind"] for h in out["decontam"])),
-                            "earlier_rows_removed": mix["pool"]["earlier_decontaminated"],
+                            "hits": len(rec.decontam),
+                            "by_benchmark": dict(Counter(h["matched_benchmark"] for h in rec.decontam)),
+                            "by_kind": dict(Counter(h["match"]["kind"] for h in rec.decontam)),
+                            "earlier_rows_removed": data.mixture["pool"]["earlier_decontaminated"],
                             "final_hits": len(final_hits), "final_matches": final_hits[:20]},
-        "dedup": {k: sum(r["reason"] == k for r in rej) for k in ("dup_within_gen", "dup_earlier_gen", "copies_exemplar")},
-        "diversity": {"new_problems": diversity(problems),
-                      "train_prompts": diversity([r["messages"][0]["content"] for r in train])},
-        "tokens": {"generated": sum(out["tokens"].values()), "by_step": out["tokens"],
-                   "train_words": sum(len(m["content"].split()) for r in train for m in r["messages"])},
-        "mixture": {**mix, "earlier_generations": earlier_gens},
-        "counts": {"new": len(new), "train": len(train), "val": len(val), "pairs": len(pairs), "rejected": len(rej)},
+        "dedup": {k: sum(r["reason"] == k for r in rec.rejected) for k in ("dup_within_gen", "dup_earlier_gen", "copies_exemplar")},
+        "diversity": {"new_problems": diversity([g.text for g in data.groups]),
+                      "train_prompts": diversity([r["messages"][0]["content"] for r in data.train])},
+        "tokens": {"generated": sum(rec.tokens.values()), "by_step": rec.tokens,
+                   "train_words": sum(len(msg["content"].split()) for r in data.train for msg in r["messages"])},
+        "mixture": {**data.mixture, "earlier_generations": data.earlier_generations},
+        "counts": {"new": len(data.new), "train": len(data.train), "val": len(data.val), "pairs": len(data.pairs),
+                   "rejected": len(rec.rejected)},
     }
     stats["red_flags"] = red_flags(stats)
-    paths = {}
-    for name, rows in (("new", new), ("train", train), ("val", val), ("pairs", pairs), ("rejected", rej)):
-        paths[name] = str(write_jsonl(d / f"{name}.jsonl", rows))
-    atomic_write_json(d / "stats.json", stats)
-    n_cand = cand["math"] + cand["code"]
-    n_kept = kept["math"] + kept["code"]
-    return StageResult(
-        metrics={"synth.kept": len(new), "synth.candidates": n_cand,
-                 "synth.keep_rate": round(n_kept / n_cand, 4) if n_cand else 0.0,
-                 "synth.distinct_2": stats["diversity"]["new_problems"]["distinct_2"],
-                 "synth.decontam_hits": len(out["decontam"]), "synth.anchor_examples": mix["anchor_examples"],
-                 "synth.train_examples": len(train)},
-        info={"counts": stats["counts"], "problems_kept": kept, "paths": {**paths, "stats": str(d / "stats.json")},
-              "red_flags": stats["red_flags"], "hparams_source": hp["source"]},
-        tokens=stats["tokens"]["generated"],
-    )
+    return stats
