@@ -2,7 +2,7 @@
 
 Steps (the stage batches each one into a single engine call):
 1. `problem_prompts`: one chat prompt per candidate, with `few_shot` exemplar problems drawn (seeded)
-   from GSM8K **train** only, plus a seeded topic and structure cue so candidates differ.
+   from the GSM8K-train `exemplars` slice only (pipeline.data.gsm8k_slice), plus a seeded topic and structure cue so candidates differ.
 2. `parse_problem`: the problem statement out of the teacher's text, or a rejection reason
    (non_utf8, huge, truncated, malformed, too_short).
 3. `solve_prompts`: each problem, with `few_shot_solve` worked GSM8K-train exemplars as earlier
@@ -22,7 +22,7 @@ import random
 import re
 from collections import Counter
 
-from pipeline.data import load_gsm8k
+from pipeline.data import gsm8k_slice
 from pipeline.synth.parsing import code_blocks, output_problem
 from pipeline.synth.textnorm import key
 
@@ -65,7 +65,7 @@ def clean_reference(answer: str) -> str:
 
 def problem_prompts(n: int, few_shot: int, seed: int, train: list[dict] | None = None) -> list[dict]:
     """`n` seeded problem-writing requests: {"messages", "topic", "structure", "exemplars"}."""
-    train = train if train is not None else load_gsm8k("train")
+    train = train if train is not None else gsm8k_slice("exemplars")
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -106,7 +106,7 @@ def parse_problem(text: str, finish: str, min_words: int, max_chars: int) -> tup
 
 def solve_prompts(problems: list[str], few_shot_solve: int, seed: int, train: list[dict] | None = None) -> list[list]:
     """Chat prompts asking for step-by-step solutions ending in `#### N` (same exemplars for all)."""
-    train = train if train is not None else load_gsm8k("train")
+    train = train if train is not None else gsm8k_slice("exemplars")
     ex = random.Random(seed + 1).sample(train, min(few_shot_solve, len(train)))
     shots: list[dict] = []
     for r in ex:

@@ -19,7 +19,7 @@ import random
 import re
 from pathlib import Path
 
-from pipeline.data import load_gsm8k
+from pipeline.data import gsm8k_slice
 from pipeline.io import read_jsonl
 from pipeline.synth.decontaminate import BenchmarkIndex
 from pipeline.synth.mathgen import clean_reference
@@ -49,10 +49,11 @@ def earlier_rows(dirs: list[Path]) -> list[dict]:
 
 
 def anchor_rows(n: int, seed: int, gen: int, index: BenchmarkIndex) -> list[dict]:
-    """`n` seeded GSM8K-train rows (never validation or test), benchmark-clean, ending in `#### N`."""
+    """`n` seeded rows of the GSM8K-train `pool` slice (never validation, verifier or test), benchmark-clean,
+    ending in `#### N`."""
     if n <= 0:
         return []
-    train = load_gsm8k("train")
+    train = gsm8k_slice("pool")
     order = list(range(len(train)))
     random.Random(seed).shuffle(order)
     rows = []
