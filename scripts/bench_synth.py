@@ -31,33 +31,31 @@ def bench() -> dict:
     shared = ROOT.parent / "shared" / "data"
     if "PIPELINE_DATA_DIR" not in os.environ and (shared / "gsm8k").is_dir():
         os.environ["PIPELINE_DATA_DIR"] = str(shared)
-    from hydra import compose, initialize_config_dir
-
     from pipeline import models
-    from pipeline.config import register, to_config
-    from pipeline.context import StageContext
+    from pipeline.compose import compose
+    from pipeline.engine import open_engine
     from pipeline.io import read_json
     from pipeline.lineage import Lineage
+    from pipeline.stage import Engines, StageContext
     from pipeline.synth import stage
 
-    register()
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = to_config(compose("config", [f"model={MODEL}", f"paths.root={tmp}", *BENCH_OVERRIDES]))
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose([f"model={MODEL}", f"paths.root={tmp}", *BENCH_OVERRIDES])
         lin = Lineage(cfg.paths.root, cfg.paths.lineage)
         lin.init(MODEL, models.resolve(MODEL, cfg.paths.models))
         startup = {}
 
-        class TimedContext(StageContext):
-            def engine(self, model_dir):
-                t = time.perf_counter()
-                eng = super().engine(model_dir)
-                startup["seconds"] = time.perf_counter() - t
-                startup["backend"] = eng.backend
-                return eng
+        def timed_open(model_dir):
+            t = time.perf_counter()
+            eng = open_engine(model_dir, cfg.model, cfg.engine, seed=cfg.seed)
+            startup["seconds"] = time.perf_counter() - t
+            startup["backend"] = eng.backend
+            return eng
 
-        ctx = TimedContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="synth")
+        ctx = StageContext(cfg=cfg, lineage=lin, gen=lin.gen(1), teacher=lin.gen(0), stage="synth",
+                           engines=Engines(timed_open))
         t0 = time.perf_counter()
-        res = stage.run(cfg, ctx)
+        res = stage.run(ctx)
         seconds = time.perf_counter() - t0
         st = read_json(ctx.out / "stats.json")
     kept = res.metrics["synth.kept"]
