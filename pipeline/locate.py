@@ -3,15 +3,22 @@
     from pipeline.locate import conf_dir
     conf_dir() / "sandbox" / "default.yaml"
 
-A lowest-floor module (it imports nothing of the pipeline), so anything may use it; config
-composition itself lives in `pipeline.compose`.
+In a checkout (and an editable install) the configs are the top-level `conf/`; an installed wheel
+carries a copy inside the package, `pipeline/conf/` (setup.py puts it there), so `pip install .`
+composes the same files outside the checkout. A lowest-floor module (it imports nothing of the
+pipeline), so anything may use it; composing configs is `pipeline.compose`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+PACKAGE = Path(__file__).resolve().parent
+
 
 def conf_dir() -> Path:
     """The directory holding `config.yaml` and the config groups."""
-    return Path(__file__).resolve().parents[1] / "conf"
+    for candidate in (PACKAGE / "conf", PACKAGE.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no Hydra configs: neither {PACKAGE / 'conf'} nor {PACKAGE.parent / 'conf'} holds config.yaml")
