@@ -151,7 +151,8 @@ def score_task(task, items: list[dict], prompts: list[list[dict]], outputs, cfg)
             "n_shots": (len(prompt) - 1) // 2, "answer": reference_number(it["answer"]), **samples[0],
             "correct": samples[0]["correct_flexible"],
             "metrics": {"accuracy_strict": mean(s["correct_strict"] for s in samples),
-                        "accuracy_flexible": mean(s["correct_flexible"] for s in samples)},
+                        "accuracy_flexible": mean(s["correct_flexible"] for s in samples),
+                        "format_rate": mean(s["extracted_strict"] is not None for s in samples)},
             **({"samples": samples} if len(samples) > 1 else {}),
         })
     return records
@@ -169,7 +170,8 @@ BENCHMARK = Benchmark(
                "few_shot": Protocol("few_shot", _few_shot_prompts, check=_needs_shots,
                                     description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns")},
     metrics=(Metric("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right"),
-             Metric("accuracy_flexible", "higher", "the last number is right")),
+             Metric("accuracy_flexible", "higher", "the last number is right"),
+             Metric("format_rate", "higher", "the completion has a strict-extractable final answer")),
     score=score_task, decontamination=_test_questions,
     headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible",)},
 )
