@@ -46,7 +46,7 @@ def model_card(info: dict, cfg: Config) -> str:
     Each phase's method (pipeline.train.methods) supplies its tags and its lines of text."""
     hp, res = HParams(**info["hparams"]), info["phases"]
     chain = [METHODS.get(name) for name in res]
-    tags = ["trl", *[t for m in chain for t in m.tags], *(["lora"] if hp.lora_r else []), "self-post-training"]
+    tags = [*[t for m in chain for t in m.tags], *(["lora"] if hp.lora_r else []), "self-post-training"]
     front = [
         "---",
         f"base_model: {info['base_model']}",

@@ -82,7 +82,7 @@ class Method:
     metrics: dict[str, str] = {}  # ledger metric -> key of the phase's result.json
     report_columns: tuple[str, ...] = ()  # ledger metrics shown in the report's summary table
     hparam_keys: tuple[str, ...] = ()  # proposal hyperparameters it trains with, shown as hp.<name>
-    tags: tuple[str, ...] = ()  # model-card tags
+    tags: tuple[str, ...] = ()  # model-card tags (the library it trains with, its own name)
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Check `path` (a `self.data` file) and convert it: (rows for the trainer, stats with read/used)."""

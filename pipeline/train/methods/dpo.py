@@ -25,7 +25,7 @@ class DPO(Method):
     data = PAIRS
     needs_reference = True
     metrics = {"train.dpo_loss_first": "loss_first", "train.dpo_loss_last": "loss_last"}
-    tags = ("dpo",)
+    tags = ("trl", "dpo")
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Preference rows for DPOTrainer (prompt / chosen / rejected), overlong pairs dropped and counted."""

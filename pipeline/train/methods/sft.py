@@ -29,7 +29,7 @@ class SFT(Method):
     metrics = {"train.loss_first": "loss_first", "train.loss_last": "loss_last", "train.tokens_per_s": "tokens_per_s"}
     report_columns = ("train.loss_last",)
     hparam_keys = ("learning_rate", "epochs", "lora_r")
-    tags = ("sft",)
+    tags = ("trl", "sft")
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Rows for SFTTrainer plus stats (read, used, dropped_too_long, tokens, prompt/completion tokens)."""
