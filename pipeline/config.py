@@ -240,10 +240,10 @@ class SynthConfig:
 
 @dataclass
 class DPOConfig:
-    """Optional preference stage after SFT (iterative RPO: DPO plus an NLL term on the chosen answer)."""
+    """The `dpo` training method's knobs (`train.method=sft+dpo`: iterative RPO, DPO plus an NLL term on
+    the chosen answer, after SFT)."""
 
-    enabled: bool = MISSING
-    beta: float = MISSING  # strength of the pull towards the reference (the SFT model)
+    beta: float = MISSING  # strength of the pull towards the reference (the start model: after sft, the SFT model)
     rpo_alpha: float = MISSING  # weight of the NLL term on chosen answers (trl loss_type ["sigmoid", "sft"])
     learning_rate: float = MISSING
     epochs: float = MISSING
@@ -262,6 +262,7 @@ class DPOConfig:
 class TrainConfig:
     """How pipeline.train fine-tunes the successor; the teacher's proposal (HParams) supplies the rest."""
 
+    method: str = MISSING  # a registered training method or a chain `a+b` (checked by pipeline.train.methods)
     init_from: str = MISSING  # base | teacher
     per_device_batch_size: int = MISSING
     max_steps: int = MISSING  # -1: from epochs; >0 caps the run (CPU budgets)
@@ -281,7 +282,7 @@ class TrainConfig:
     num_gpus: int = MISSING  # > 1: launch one process per GPU with `launcher`
     launcher: str = MISSING  # accelerate | torchrun (torchrun also runs gloo DDP on CPU)
     accelerate_config: str = MISSING  # name under conf/accelerate/ (ddp | fsdp) or a path to a yaml
-    dpo: DPOConfig = field(default_factory=DPOConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)  # used when the chain holds `dpo`
 
     def validate(self) -> None:
         _check(self.init_from in ("base", "teacher"), "train.init_from", f"{self.init_from!r} is not base|teacher")

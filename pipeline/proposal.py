@@ -20,7 +20,8 @@ HPARAM_FIELDS = tuple(HParams.__dataclass_fields__)
 
 
 class ProposalError(ValueError):
-    """An accepted.json that is missing or lacks what training needs; the message names the file."""
+    """An accepted.json that lacks what training needs; the message names the file. (A missing file
+    is a FileNotFoundError.)"""
 
 
 @dataclass
@@ -59,7 +60,7 @@ def exists(gen: GenerationDir) -> bool:
 def read(gen: GenerationDir) -> Proposal:
     path = path_of(gen)
     if not path.exists():
-        raise ProposalError(f"{path} is missing: the propose stage must run first (it writes the hyperparameters)")
+        raise FileNotFoundError(f"{path} is missing: the propose stage must run first (it writes the hyperparameters)")
     d = read_json(path)
     hp = d.get("hparams", {})
     if not isinstance(hp, dict):

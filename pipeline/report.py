@@ -25,6 +25,7 @@ from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns
 from pipeline.lineage import Lineage, LineageError
+from pipeline.train import methods
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -49,14 +50,18 @@ def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
 SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.distinct_2")
 
 
+HP_SOURCE = "hp.source"  # where the proposal's hyperparameters came from (teacher, clamped, config)
+
+
 def train_columns(rows: list[dict]) -> tuple[str, ...]:
     """What was trained: the methods' own columns, then the hyperparameters (method registry)."""
-    return ("train.loss_last", "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
+    hp = tuple(f"hp.{k}" for k in hparam_keys())
+    return methods.report_columns() + hp + ((HP_SOURCE,) if hp else ())
 
 
 def hparam_keys() -> tuple[str, ...]:
     """The hyperparameters flattened into `hp.<name>` columns (method registry)."""
-    return ("learning_rate", "epochs", "lora_r")
+    return methods.hparam_keys()
 
 
 def summary_columns(rows: list[dict]) -> tuple[str, ...]:
@@ -72,7 +77,7 @@ def flatten(row: dict) -> dict:
         if k in hp:
             out[f"hp.{k}"] = hp[k]
     if row.get("hparams_source"):
-        out["hp.source"] = row["hparams_source"]
+        out[HP_SOURCE] = row["hparams_source"]
     seconds = row.get("seconds") or {}
     if seconds:
         out["wall_s"] = round(sum(seconds.values()), 1)

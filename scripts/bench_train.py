@@ -49,7 +49,7 @@ def _rows(n: int) -> list[dict]:
 
 def _ctx(root: Path):
     from pipeline import models
-    from pipeline.context import StageContext
+    from pipeline.stage import StageContext
     from pipeline.io import atomic_write_json, write_jsonl
     from pipeline.lineage import Lineage
 
@@ -64,19 +64,19 @@ def _ctx(root: Path):
 
 def prepared_rows(root: Path) -> Path:
     """The prompt/completion rows our stage trains on (the bare script gets the very same file)."""
-    from pipeline.train import prepare_job
+    from pipeline.train.stage import prepare_job
 
     cfg, ctx = _ctx(root)
-    return Path(prepare_job(cfg, ctx)[1].sft_data)
+    return Path(prepare_job(cfg, ctx)[1].phases[0]["data"])  # train.method=sft: the one phase
 
 
 def ours(root: Path) -> tuple[float, float]:
     """Our stage end to end; returns (trainer tokens/s, stage wall seconds)."""
-    from pipeline.train import run
+    from pipeline.train.stage import run
 
     cfg, ctx = _ctx(root)
     t0 = time.perf_counter()
-    res = run(cfg, ctx)
+    res = run(ctx)
     return res.metrics["train.tokens_per_s"], time.perf_counter() - t0
 
 

@@ -12,7 +12,7 @@ from pipeline.io import atomic_write_json, write_jsonl
 from pipeline.lineage import Lineage
 from pipeline.train.stage import TrainDataError, prepare_job, run
 from pipeline.train.launch import LaunchError, worker_command
-from pipeline.train.worker import batch_layout, build_sft_trainer, drop_incomplete, latest_complete
+from pipeline.train.worker import batch_layout, build_trainer, drop_incomplete, latest_complete
 
 
 # -- fixtures: a lineage in tmp with propose/ and synth/ outputs written by hand ------------------------
@@ -100,8 +100,8 @@ def test_missing_training_file_and_chat_template(smoke_cfg, tmp_path, tiny_qwen3
         require_chat_template(tok, tiny_qwen3)
 
 
-def test_dpo_enabled_without_pairs_is_an_error(smoke_cfg):
-    cfg = smoke_cfg("train.dpo.enabled=true")
+def test_dpo_without_pairs_is_an_error(smoke_cfg):
+    cfg = smoke_cfg("train.method=sft+dpo")
     with pytest.raises(TrainDataError, match="pairs.jsonl does not exist"):
         prepare_job(cfg, make_ctx(cfg, arithmetic_rows(4), hparams={}))
 
@@ -114,7 +114,7 @@ def test_loss_only_on_the_answer_including_end_of_turn(smoke_cfg, spec):
     also the pad token (SmolLM2's tokenizer, tiny:llama)."""
     cfg = smoke_cfg(f"model={spec}", "train.report_to=none")
     _, job, _ = prepare_job(cfg, make_ctx(cfg, [chat("What is 2 + 3?", "5"), chat("Say hi", "hi there")], hparams={}))
-    trainer = build_sft_trainer(job)
+    trainer = build_trainer(job)
     tok = trainer.processing_class
     eot = tok.convert_tokens_to_ids("<|im_end|>")
     for ex, answer in zip(trainer.train_dataset, ["5", "hi there"]):
@@ -130,7 +130,7 @@ def test_loss_only_on_the_answer_including_end_of_turn(smoke_cfg, spec):
 def test_packing_builds_padding_free_rows_with_answer_labels(smoke_cfg):
     cfg = smoke_cfg("train.packing=true", "train.report_to=none")
     _, job, _ = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(6), hparams={"max_seq_length": 128}))
-    trainer = build_sft_trainer(job)
+    trainer = build_trainer(job)
     rows = list(trainer.train_dataset)
     assert len(rows) < 6 and sum(len(r["seq_lengths"]) for r in rows) == 6  # 6 examples packed into fewer rows
     batch = trainer.data_collator(rows[:2])
@@ -290,7 +290,7 @@ def test_dpo_after_sft_on_constructed_pairs(smoke_cfg):
     pairs = [{"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
               "chosen": [{"role": "assistant", "content": f"#### {2 * i}"}],
               "rejected": [{"role": "assistant", "content": f"#### {2 * i + 7}"}]} for i in range(4)]
-    cfg = smoke_cfg("train.max_steps=2", "train.dpo.enabled=true", "train.dpo.max_steps=4", "train.dpo.learning_rate=5e-3",
+    cfg = smoke_cfg("train.max_steps=2", "train.method=sft+dpo", "train.dpo.max_steps=4", "train.dpo.learning_rate=5e-3",
                     "train.logging_steps=1", "train.report_to=none")
     ctx = make_ctx(cfg, arithmetic_rows(4), LORA, pairs=pairs)
     res = run(ctx)

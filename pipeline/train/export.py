@@ -1,5 +1,5 @@
-"""Build the successor's model directory: LoRA merged into full weights, tokenizer, chat template,
-generation config, a Hugging Face model card, and a checksum manifest.
+"""Build the successor's model directory: LoRA merged into full weights (phase by phase), tokenizer,
+chat template, generation config, a Hugging Face model card, and a checksum manifest.
 
 The directory is built in a temp dir next to `gen_NNN/model/` and renamed into place, so the model
 dir is either absent or complete; `pipeline.models.check_model_dir` verifies it by its manifest.
@@ -15,8 +15,10 @@ import tempfile
 from pathlib import Path
 
 from pipeline import models
+from pipeline.config import Config, HParams
 from pipeline.io import atomic_write_text
 from pipeline.train.data import end_of_turn_id
+from pipeline.train.methods import METHODS
 
 MERGE_NOTE = "LoRA adapters merged into the weights: the directory loads in transformers and vLLM as is"
 
@@ -39,22 +41,25 @@ def merged_model(init_dir: Path, out: Path, phases: list[str], lora: bool):
     return model.to(dtype)
 
 
-def model_card(info: dict) -> str:
-    """README.md in the HF convention: YAML front matter (base_model, datasets, metrics), prose below."""
-    hp, data, res = info["hparams"], info["data"], info["phases"]
-    tags = ["trl", "sft", *(["dpo"] if "dpo" in res else []), *(["lora"] if hp["lora_r"] else []), "self-post-training"]
+def model_card(info: dict, cfg: Config) -> str:
+    """README.md in the HF convention: YAML front matter (base_model, datasets, metrics), prose below.
+    Each phase's method (pipeline.train.methods) supplies its tags and its lines of text."""
+    hp, res = HParams(**info["hparams"]), info["phases"]
+    chain = [METHODS.get(name) for name in res]
+    tags = [*[t for m in chain for t in m.tags], *(["lora"] if hp.lora_r else []), "self-post-training"]
     front = [
         "---",
         f"base_model: {info['base_model']}",
         "base_model_relation: finetune",
         "library_name: transformers",
         "pipeline_tag: text-generation",
-        "tags:", *[f"- {t}" for t in tags],
+        "tags:", *[f"- {t}" for t in dict.fromkeys(tags)],
         "datasets:", *[f"- {d}" for d in info["datasets"]],
         "metrics:", "- accuracy  # GSM8K exact match (pipeline.evaluate)", "- code_eval  # HumanEval pass@k",
         "---",
     ]
-    sft = res["sft"]
+    weights = (f"LoRA r={hp.lora_r} alpha={hp.lora_alpha} dropout={hp.lora_dropout:g} ({MERGE_NOTE})" if hp.lora_r
+               else "full fine-tuning")
     lines = [
         f"# {info['lineage']} / {info['generation']}",
         "",
@@ -65,34 +70,25 @@ def model_card(info: dict) -> str:
         f"written when training ends.",
         "",
         "## Training",
-        f"- Method: trl SFT with loss on the assistant completion only, "
-        f"{'LoRA r=%d alpha=%d dropout=%g (%s)' % (hp['lora_r'], hp['lora_alpha'], hp['lora_dropout'], MERGE_NOTE) if hp['lora_r'] else 'full fine-tuning'}"
-        + (f"; then DPO with an NLL term on the chosen answer (beta={info['dpo']['beta']}, "
-           f"rpo_alpha={info['dpo']['rpo_alpha']})" if "dpo" in res else "") + ".",
-        f"- Hyperparameters: learning rate {hp['learning_rate']:g}, epochs {hp['epochs']:g}, effective batch "
-        f"{hp['batch_size']}, max length {hp['max_seq_length']}, warmup ratio {hp['warmup_ratio']:g}.",
-        f"- SFT: {sft['steps']} steps, loss {sft['loss_first']:.4f} -> {sft['loss_last']:.4f}, "
-        f"{sft['tokens']} tokens, {sft['tokens_per_s']:.1f} tokens/s.",
-    ]
-    if "dpo" in res:
-        d = res["dpo"]
-        lines.append(f"- DPO: {d['steps']} steps, loss {d['loss_first']:.4f} -> {d['loss_last']:.4f}.")
-    lines += [
+        f"- Method (`train.method={info['method']}`): {'; then '.join(m.card_method(cfg, hp) for m in chain)}.",
+        f"- Weights: {weights}.",
+        f"- Hyperparameters: learning rate {hp.learning_rate:g}, epochs {hp.epochs:g}, effective batch "
+        f"{hp.batch_size}, max length {hp.max_seq_length}, warmup ratio {hp.warmup_ratio:g}.",
+        *[m.card_phase(res[m.name]) for m in chain],
         "",
         "## Data",
-        f"- `{info['datasets'][0]}`: {data['sft']['read']} examples read, {data['sft']['used']} used, "
-        f"{data['sft']['dropped_too_long']} dropped as longer than {hp['max_seq_length']} tokens; "
-        f"{data['sft']['tokens']} tokens ({data['sft']['completion_tokens']} in answers). sha256 {info['data_sha256']}.",
+        *[m.card_data(info["data"][m.name], info["files"][m.name]["path"], info["files"][m.name]["sha256"], hp)
+          for m in chain],
+        "",
+        "## Lineage", *[f"- {k}: {v}" for k, v in info["lineage_info"].items()], "",
     ]
-    if "dpo" in data:
-        lines.append(f"- Preference pairs: {data['dpo']['read']} read, {data['dpo']['used']} used.")
-    lines += ["", "## Lineage", *[f"- {k}: {v}" for k, v in info["lineage_info"].items()], ""]
     return "\n".join(front + [""] + lines)
 
 
 def write_model_dir(target: Path, init_dir: Path, train_out: Path, phases: list[str], lora: bool,
-                    template_kwargs: dict, card: dict) -> Path:
-    """Build the model dir atomically; an existing complete one is kept, a partial one replaced."""
+                    template_kwargs: dict, card: str, spec: str) -> Path:
+    """Build the model dir atomically (`card`: its README.md, `spec`: the manifest's name for it);
+    an existing complete one is kept, a partial one replaced."""
     from transformers import AutoTokenizer, GenerationConfig
 
     if (target / models.MANIFEST).exists():
@@ -117,8 +113,8 @@ def write_model_dir(target: Path, init_dir: Path, train_out: Path, phases: list[
         model.generation_config = gen
         model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
-        atomic_write_text(tmp / "README.md", model_card(card))
-        models.write_manifest(tmp, spec=card["generation"], init_model=str(init_dir), phases=phases)
+        atomic_write_text(tmp / "README.md", card)
+        models.write_manifest(tmp, spec=spec, init_model=str(init_dir), phases=phases)
         os.rename(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,14 +1,17 @@
-"""Train stage: fine-tune the successor with trl (SFT, LoRA or full, optional DPO) and export it.
+"""Train stage: fine-tune the successor with the `train.method` chain (LoRA or full) and export it.
 
     python -m pipeline.generation                    # runs this stage inside a generation
+    python -m pipeline.generation train.method=sft+dpo
     python -m pipeline.train <gen>/train/job.json    # the worker alone (what the stage launches)
 
-`run(cfg, ctx)`:
-1. reads the hyperparameters from `propose/accepted.json` and the data from `synth/train.jsonl`
-   (and `synth/pairs.jsonl` with `train.dpo.enabled`), and checks them (pipeline.train.data);
+`run(ctx)`:
+1. reads the hyperparameters from `propose/accepted.json` (pipeline.proposal) and, for each method
+   of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`, ...),
+   which the method checks and converts;
 2. writes `train/job.json` and runs pipeline.train.worker: in a child process by default
    (`train.isolate`), under accelerate/torchrun when `train.num_gpus > 1` (pipeline.train.launch);
-   a restarted stage resumes from its newest complete checkpoint;
+   each phase starts from the previous one's result; a restarted stage resumes from its newest
+   complete checkpoint;
 3. merges and writes `gen_NNN/model/` atomically with a model card (pipeline.train.export).
 """
 
@@ -19,30 +22,20 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline.config import Config, HParams, resolved_dict
-from pipeline.stage import StageContext, StageResult
+from pipeline import proposal
+from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.models import check_model_dir
-from pipeline.train.data import TrainDataError, prepare_pairs, prepare_sft, require_chat_template
-from pipeline.train.export import write_model_dir
+from pipeline.stage import StageContext, StageResult
+from pipeline.train import methods
+from pipeline.train.data import TrainDataError, require_chat_template
+from pipeline.train.export import model_card, write_model_dir
 from pipeline.train.launch import run_worker
-from pipeline.train.worker import Job, train
+from pipeline.train.worker import RESULT, Job, train
 
-__all__ = ["run", "TrainDataError", "read_hparams", "prepare_job"]
+__all__ = ["run", "TrainDataError", "prepare_job"]
 
 log = logging.getLogger(__name__)
-
-
-def read_hparams(ctx: StageContext) -> HParams:
-    path = ctx.gen.path / "propose" / "accepted.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the propose stage must run before train (it writes the hyperparameters)")
-    hp = read_json(path).get("hparams")
-    names = set(HParams.__dataclass_fields__)
-    if not isinstance(hp, dict) or not names <= set(hp):
-        missing = sorted(names - set(hp or {}))
-        raise ValueError(f"{path}: 'hparams' must hold every HParams field; missing {missing}")
-    return HParams(**{k: hp[k] for k in names})
 
 
 def init_dir(cfg: Config, ctx: StageContext) -> Path:
@@ -50,39 +43,33 @@ def init_dir(cfg: Config, ctx: StageContext) -> Path:
 
 
 def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
-    """Check and convert the data, write `job.json`; returns (job path, job, data stats)."""
+    """Check and convert each phase's data, write `job.json`; returns (job path, job, {method: data stats})."""
     from transformers import AutoTokenizer
 
-    hp, start = read_hparams(ctx), init_dir(cfg, ctx)
+    hp, start = proposal.read(ctx.gen).typed_hparams(), init_dir(cfg, ctx)
     tok = AutoTokenizer.from_pretrained(str(start))
     require_chat_template(tok, start)
-    kwargs = dict(cfg.model.chat_template_kwargs)
-    synth = ctx.gen.path / "synth"
-    sft_rows, stats = prepare_sft(synth / "train.jsonl", tok, hp.max_seq_length, cfg.train.min_examples, kwargs)
-    data_dir = ctx.out / "data"
-    write_jsonl(data_dir / "sft.jsonl", sft_rows)
-    data = {"sft": stats}
-    dpo_path = None
-    if cfg.train.dpo.enabled:
-        pairs, data["dpo"] = prepare_pairs(synth / "pairs.jsonl", tok, hp.max_seq_length, cfg.train.dpo.min_pairs, kwargs)
-        dpo_path = str(write_jsonl(data_dir / "dpo.jsonl", pairs))
-    job = Job(config=resolved_dict(cfg), hparams=asdict(hp), init_dir=str(start), out=str(ctx.out),
-              sft_data=str(data_dir / "sft.jsonl"), dpo_data=dpo_path)
+    phases, data = [], {}
+    for m in methods.chain(cfg):
+        rows, data[m.name] = m.prepare(ctx.gen.path / m.data.file, tok, cfg, hp)
+        phases.append({"method": m.name, "data": str(write_jsonl(ctx.out / "data" / f"{m.name}.jsonl", rows))})
+    job = Job(config=resolved_dict(cfg), hparams=asdict(hp), init_dir=str(start), out=str(ctx.out), phases=phases)
     path = atomic_write_json(ctx.out / "job.json", asdict(job))
     return path, job, data
 
 
-def _card(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, inputs: dict) -> dict:
+def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, shas: dict) -> dict:
     base_spec = ctx.lineage.meta()["base_model_spec"]
     base = base_spec if cfg.train.init_from == "base" else f"{ctx.lineage.name}/{ctx.teacher.name}"
-    synth_rel = f"{ctx.lineage.name}/{ctx.gen.name}/synth/train.jsonl"
+    files = {m.name: {"path": f"{ctx.lineage.name}/{ctx.gen.name}/{m.data.file}", "sha256": shas[m.data.file]}
+             for m in methods.chain(cfg)}
     return {
         "base_model": base, "lineage": ctx.lineage.name, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
-        "init_from": cfg.train.init_from, "init_model": job.init_dir, "hparams": job.hparams, "data": data,
-        "phases": phases, "dpo": asdict(cfg.train.dpo), "datasets": [synth_rel, "openai/gsm8k"],
-        "data_sha256": inputs["train.jsonl"],
+        "init_from": cfg.train.init_from, "init_model": job.init_dir, "hparams": job.hparams, "method": cfg.train.method,
+        "data": data, "phases": phases, "files": files,
+        "datasets": [*dict.fromkeys(f["path"] for f in files.values()), "openai/gsm8k"],
         "lineage_info": {"base model spec": base_spec, "teacher": ctx.teacher.name, "profile": cfg.profile,
-                         "seed": cfg.train.seed, "accepted.json sha256": inputs["accepted.json"]},
+                         "seed": cfg.train.seed, "accepted.json sha256": shas["propose/accepted.json"]},
     }
 
 
@@ -90,33 +77,27 @@ def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     t0 = time.time()
     job_path, job, data = prepare_job(cfg, ctx)
-    synth = ctx.gen.path / "synth"
-    inputs = {"accepted.json": sha256_file(ctx.gen.path / "propose" / "accepted.json"),
-              "train.jsonl": sha256_file(synth / "train.jsonl")}
-    if job.dpo_data:
-        inputs["pairs.jsonl"] = sha256_file(synth / "pairs.jsonl")
-    names = ["sft", "dpo"] if job.dpo_data else ["sft"]
-    done = all((ctx.out / p / "final" / "result.json").exists() for p in names)
+    chain = methods.chain(cfg)
+    shas = {f: sha256_file(ctx.gen.path / f) for f in ["propose/accepted.json", *(m.data.file for m in chain)]}
+    inputs = {Path(f).name: sha for f, sha in shas.items()}  # accepted.json, train.jsonl, pairs.jsonl, ...
+    names = [m.name for m in chain]
+    done = all((ctx.out / n / "final" / RESULT).exists() for n in names)
     if cfg.train.isolate and not done:
         run_worker(job_path, cfg.train, ctx.out / "worker.log")
-    phases = train(job) if not cfg.train.isolate else {p: read_json(ctx.out / p / "final" / "result.json") for p in names}
-    lora = job.hparams["lora_r"] > 0
-    card = _card(cfg, ctx, job, data, phases, inputs)
-    write_model_dir(ctx.gen.model_dir, Path(job.init_dir), ctx.out, list(phases), lora,
-                    dict(cfg.model.chat_template_kwargs), card)
-    sft = phases["sft"]
-    tokens = sum(p["tokens"] for p in phases.values())
+    phases = train(job) if not cfg.train.isolate else {n: read_json(ctx.out / n / "final" / RESULT) for n in names}
+    card = model_card(_card_info(cfg, ctx, job, data, phases, shas), cfg)
+    write_model_dir(ctx.gen.model_dir, Path(job.init_dir), ctx.out, names, job.hparams["lora_r"] > 0,
+                    dict(cfg.model.chat_template_kwargs), card, spec=ctx.gen.name)
+    first = phases[names[0]]
     info = {
-        "steps": {k: p["steps"] for k, p in phases.items()}, "examples": data, "wall_seconds": round(time.time() - t0, 2),
-        "peak_memory_mb": max(p["peak_memory_mb"] for p in phases.values()), "device": sft["device"],
-        "hparams": job.hparams, "resumed_from": {k: p["resumed_from"] for k, p in phases.items()},
-        "batch": sft["batch"], "bf16": sft["bf16"], "attn_implementation": sft["attn_implementation"],
+        "method": cfg.train.method, "steps": {k: p["steps"] for k, p in phases.items()}, "examples": data,
+        "wall_seconds": round(time.time() - t0, 2), "peak_memory_mb": max(p["peak_memory_mb"] for p in phases.values()),
+        "device": first["device"], "hparams": job.hparams, "resumed_from": {k: p["resumed_from"] for k, p in phases.items()},
+        "batch": first["batch"], "bf16": first["bf16"], "attn_implementation": first["attn_implementation"],
         "init_from": cfg.train.init_from, "init_model": job.init_dir, "model_dir": str(ctx.gen.model_dir),
         "losses": {k: p["losses"] for k, p in phases.items()},
     }
-    metrics = {"train.loss_first": sft["loss_first"], "train.loss_last": sft["loss_last"],
-               "train.tokens_per_s": sft["tokens_per_s"]}
-    if "dpo" in phases:
-        metrics.update({"train.dpo_loss_first": phases["dpo"]["loss_first"], "train.dpo_loss_last": phases["dpo"]["loss_last"]})
+    metrics = {k: v for m in chain for k, v in m.ledger_metrics(phases[m.name]).items()}
+    tokens = sum(p["tokens"] for p in phases.values())
     atomic_write_json(ctx.out / "summary.json", {"metrics": metrics, "info": info})
     return StageResult(metrics=metrics, info=info, tokens=tokens, inputs=inputs)

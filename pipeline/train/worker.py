@@ -1,14 +1,15 @@
-"""The training process: trl SFT (LoRA or full fine-tuning), then optional DPO, resumable.
+"""The training process: the phases of `train.method` in order (sft, sft+dpo, ...), each resumable.
 
-Runs what `pipeline.train.run` wrote to `<gen>/train/job.json`, in this process or in one process
-per GPU under accelerate/torchrun (every rank runs this same code; rank 0 writes the markers):
+Runs what `pipeline.train.stage.run` wrote to `<gen>/train/job.json`, in this process or in one
+process per GPU under accelerate/torchrun (every rank runs this same code; rank 0 writes the markers):
 
     python -m pipeline.train checkpoints/<lineage>/gen_001/train/job.json
 
-Layout under `<gen>/train/`:
-    sft/checkpoints/checkpoint-N/COMPLETE   trainer checkpoint + our marker, written after the save finished
-    sft/final/ result.json                  adapter (LoRA) or full model; result.json last = phase done
-    dpo/...                                 the same for the preference phase
+Each phase is one training method (pipeline.train.methods): this module loads its start model (the
+init model, or the previous phase's result with LoRA adapters merged), shares the TrainingArguments
+every method uses, and lets the method build its trainer. Layout under `<gen>/train/`:
+    <method>/checkpoints/checkpoint-N/COMPLETE   trainer checkpoint + our marker, written after the save finished
+    <method>/final/ result.json                  adapter (LoRA) or full model; result.json last = phase done
 
 A restarted phase resumes from its newest checkpoint WITH a COMPLETE marker (transformers' checkpoint
 directories are not written atomically); newer unmarked ones are deleted first.
@@ -24,12 +25,15 @@ import resource
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
 from pipeline.config import Config, HParams, TrainConfig
 from pipeline.io import atomic_write_json, read_json, read_jsonl
+from pipeline.train.methods import METHODS
+from pipeline.train.methods.base import Method, Phase, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +43,30 @@ RESULT = "result.json"
 
 @dataclass
 class Job:
-    """Everything a worker needs, as plain JSON (written by `pipeline.train.run`)."""
+    """Everything a worker needs, as plain JSON (written by `pipeline.train.stage.run`)."""
 
     config: dict  # resolved Config
     hparams: dict  # HParams fields from propose/accepted.json
     init_dir: str  # model the student starts from (base or teacher)
     out: str  # <gen>/train
-    sft_data: str  # prepared prompt/completion rows (jsonl)
-    dpo_data: str | None  # prepared preference rows, when train.dpo.enabled
+    phases: list[dict]  # [{"method": name, "data": prepared rows (jsonl)}], trained in this order
 
     @classmethod
     def load(cls, path: str | Path) -> "Job":
         return cls(**read_json(path))
 
-    def cfg(self) -> Config:
+    @cached_property
+    def _cfg(self) -> Config:
         from omegaconf import OmegaConf
 
+        from pipeline.compose import import_plugins
         from pipeline.config import to_config
 
+        import_plugins(list(self.config.get("plugins") or []))  # a worker process registers plugin methods too
         return to_config(OmegaConf.merge(OmegaConf.structured(Config), self.config))
+
+    def cfg(self) -> Config:
+        return self._cfg
 
     def hp(self) -> HParams:
         return HParams(**self.hparams)
@@ -162,18 +171,19 @@ def _callbacks(extra: Sequence[Any]) -> list:
     return [MarkComplete(), Meter(), *extra]
 
 
-def common_args(t: TrainConfig, hp: HParams, out: Path, lr: float, epochs: float, max_steps: int) -> dict:
-    """TrainingArguments shared by the SFT and DPO phases."""
+def common_args(t: TrainConfig, hp: HParams, out: Path, s: Schedule) -> dict:
+    """TrainingArguments fields every method shares (a method adds its own, e.g. trl's max_length)."""
     per, accum = batch_layout(hp.batch_size, t.per_device_batch_size, world_size())
     bf16 = use_bf16(t)
     return dict(
-        output_dir=str(out / "checkpoints"), learning_rate=lr, num_train_epochs=epochs, max_steps=max_steps,
+        output_dir=str(out / "checkpoints"), learning_rate=s.learning_rate, num_train_epochs=s.epochs,
+        max_steps=s.max_steps,
         per_device_train_batch_size=per, gradient_accumulation_steps=accum,
         warmup_steps=float(hp.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
         logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, seed=t.seed, data_seed=t.seed, bf16=bf16, fp16=False,
         gradient_checkpointing=t.gradient_checkpointing, use_liger_kernel=t.use_liger,
-        report_to=[] if t.report_to == "none" else [t.report_to], max_length=hp.max_seq_length,
+        report_to=[] if t.report_to == "none" else [t.report_to],
         include_num_input_tokens_seen="non_padding", disable_tqdm=True, dataloader_pin_memory=_cuda(),
     )
 
@@ -202,48 +212,39 @@ def _rows(path: str):
     return Dataset.from_list(read_jsonl(path))
 
 
-def build_sft_trainer(job: Job, callbacks: Sequence[Any] = ()):
-    """The SFTTrainer for this job (also used by tests to inspect masking and by the benchmark)."""
-    from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    cfg, hp = job.cfg(), job.hp()
-    t, full_ft = cfg.train, hp.lora_r == 0
-    args = SFTConfig(**{
-        **common_args(t, hp, Path(job.out) / "sft", hp.learning_rate, hp.epochs, t.max_steps),
-        "completion_only_loss": True, "packing": t.packing, "packing_strategy": "bfd",
-        # packed rows are padding-free (no attention mask): count all their tokens, pad-id ones included
-        **({"include_num_input_tokens_seen": "all"} if t.packing else {}),
-    })
-    return SFTTrainer(
-        model=load_model(job.init_dir, t, full_ft), args=args, train_dataset=_rows(job.sft_data),
-        processing_class=AutoTokenizer.from_pretrained(job.init_dir),
-        peft_config=None if full_ft else lora_config(t, hp), callbacks=_callbacks(callbacks),
-    )
+def method_of(job: Job, index: int) -> Method:
+    return METHODS.get(job.phases[index]["method"])
 
 
-def build_dpo_trainer(job: Job, callbacks: Sequence[Any] = ()):
-    """DPO on the SFT student: the reference is the SFT model (LoRA: merged, adapter disabled)."""
+def start_model(job: Job, index: int):
+    """Phase `index` starts from the previous phase's result: the init model for the first; after that
+    the previous full model, or the init model with every earlier LoRA adapter merged in turn."""
     from peft import PeftModel
-    from transformers import AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
 
-    cfg, hp = job.cfg(), job.hp()
-    t, d, full_ft = cfg.train, cfg.train.dpo, hp.lora_r == 0
-    sft_final = Path(job.out) / "sft" / "final"
-    if full_ft:
-        model = load_model(sft_final, t, full_ft)
-    else:
-        model = PeftModel.from_pretrained(load_model(job.init_dir, t, full_ft), str(sft_final)).merge_and_unload()
-    args = DPOConfig(
-        **common_args(t, hp, Path(job.out) / "dpo", d.learning_rate, d.epochs, d.max_steps),
-        beta=d.beta, loss_type=["sigmoid", "sft"], loss_weights=[1.0, d.rpo_alpha],  # RPO = DPO + alpha * NLL(chosen)
+    t, full_ft = job.cfg().train, job.hp().lora_r == 0
+    earlier = [Path(job.out) / p["method"] / "final" for p in job.phases[:index]]
+    if full_ft and earlier:
+        return load_model(earlier[-1], t, full_ft)
+    model = load_model(job.init_dir, t, full_ft)
+    for final in earlier:
+        model = PeftModel.from_pretrained(model, str(final)).merge_and_unload()
+    return model
+
+
+def build_trainer(job: Job, index: int = 0, callbacks: Sequence[Any] = ()):
+    """The trainer of phase `index`, built by its method (tests use it to inspect masking; so does the benchmark)."""
+    from transformers import AutoTokenizer
+
+    cfg, hp, method = job.cfg(), job.hp(), method_of(job, index)
+    t = cfg.train
+    phase = Phase(
+        cfg=cfg, hp=hp, model=start_model(job, index), tokenizer=AutoTokenizer.from_pretrained(job.init_dir),
+        train_dataset=_rows(job.phases[index]["data"]),
+        args=common_args(t, hp, Path(job.out) / method.name, method.schedule(cfg, hp)),
+        peft_config=None if hp.lora_r == 0 else lora_config(t, hp), callbacks=_callbacks(callbacks),
+        rewards=method.rewards(cfg),
     )
-    return DPOTrainer(
-        model=model, args=args, train_dataset=_rows(job.dpo_data),
-        processing_class=AutoTokenizer.from_pretrained(job.init_dir),
-        peft_config=None if full_ft else lora_config(t, hp), callbacks=_callbacks(callbacks),
-    )
+    return method.build_trainer(phase)
 
 
 @contextmanager
@@ -260,8 +261,10 @@ def _env(**values: str):
                 os.environ[k] = v
 
 
-def run_phase(job: Job, phase: str, callbacks: Sequence[Any] = ()) -> dict:
-    """Train one phase (sft | dpo) to its `final/`, resuming from a complete checkpoint; return its result."""
+def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
+    """Train phase `index` to its `final/`, resuming from a complete checkpoint; return its result."""
+    method = method_of(job, index)
+    phase = method.name
     out = Path(job.out) / phase
     final = out / "final"
     if (final / RESULT).exists():
@@ -272,10 +275,9 @@ def run_phase(job: Job, phase: str, callbacks: Sequence[Any] = ()) -> dict:
         dropped = drop_incomplete(ckpts, resume)
         if dropped:
             log.warning("%s: ignoring incomplete checkpoints %s", phase, dropped)
-    build = build_sft_trainer if phase == "sft" else build_dpo_trainer
     log.info("%s: %s", phase, f"resuming from {resume}" if resume else "starting")
     with _env(TENSORBOARD_LOGGING_DIR=str(out / "logs")):  # beside checkpoints/, not inside them
-        trainer = build(job, callbacks)
+        trainer = build_trainer(job, index, callbacks)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.state.global_step == 0:  # never report success for a run that trained nothing
         raise RuntimeError(f"{phase}: the trainer ran 0 optimizer steps (dataset or max_steps too small)")
@@ -285,7 +287,10 @@ def run_phase(job: Job, phase: str, callbacks: Sequence[Any] = ()) -> dict:
     meter = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "Meter")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     result = {
-        "phase": phase, "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
+        "phase": phase, "schedule": asdict(method.schedule(job.cfg(), job.hp())),
+        "reference": method.needs_reference, "generation": method.generation,
+        "rewards": [getattr(f, "__name__", repr(f)) for f in method.rewards(job.cfg())],
+        "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
         "losses": losses, "tokens": trainer.state.num_input_tokens_seen,
         "session": {"steps": meter.steps, "tokens": meter.tokens, "seconds": round(meter.seconds, 3)},
         "tokens_per_s": round(meter.tokens / meter.seconds, 2) if meter.seconds > 0 else 0.0,
@@ -312,11 +317,10 @@ def _free() -> None:
 
 
 def train(job: Job, callbacks: Sequence[Any] = ()) -> dict:
-    """All phases of a job; returns {phase: result}. Frees the trainer between phases."""
-    results = {"sft": run_phase(job, "sft", callbacks)}
-    _free()
-    if job.dpo_data:
-        results["dpo"] = run_phase(job, "dpo", callbacks)
+    """All phases of a job in order; returns {method: result}. Frees the trainer between phases."""
+    results = {}
+    for i, p in enumerate(job.phases):
+        results[p["method"]] = run_phase(job, i, callbacks)
         _free()
     return results
 

@@ -1,5 +1,71 @@
-"""Training methods (filled in by the method registry)."""
+"""The training-method registry: what `train.method` names.
+
+    python -m pipeline.generation train.method=sft        # the default (methods/sft.py)
+    python -m pipeline.generation train.method=sft+dpo    # a chain: SFT, then DPO on the SFT result
+    register_method(MyMethod())                           # a plugin module (named in `plugins:`) or a test
+
+A method is declared once, in its own module, by the contract in `pipeline.train.methods.base`
+(dataset, data check, trainer, rewards, reference, generation backend, schedule, ledger metrics,
+model-card text, report columns). A chain `a+b` trains each phase from the previous phase's result,
+into `gen_NNN/train/<method>/`, so a method appears in a chain at most once. The train stage, its
+worker, the export and the report iterate the chain or the registry; none of them names a method.
+"""
+
+from __future__ import annotations
+
+from pipeline.config import Config, ConfigError
+from pipeline.registry import Registry, RegistryError
+from pipeline.train.methods import dpo, sft
+from pipeline.train.methods.base import Method
+
+METHODS: Registry[Method] = Registry("training method")
+METHODS.register(sft.METHOD)
+METHODS.register(dpo.METHOD)
+
+CHAIN = "+"
 
 
-def check_config(cfg) -> None:
-    """`train.method` against the method registry."""
+def register_method(method: Method, replace: bool = False) -> Method:
+    """Add a training method (a plugin's or a test's); `train.method` can then name it."""
+    return METHODS.register(method, replace=replace)
+
+
+def parse_chain(spec: str) -> list[Method]:
+    """`"sft+dpo"` -> [sft, dpo]; ValueError for an empty or repeated part, RegistryError for an unknown one."""
+    names = [n.strip() for n in str(spec).split(CHAIN)]
+    if not all(names):
+        raise ValueError(f"{spec!r} is not a method name or a chain like 'sft+dpo'")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{spec!r} names {twice} more than once (each phase trains into its own "
+                         f"train/<method>/ directory)")
+    return [METHODS.get(n) for n in names]
+
+
+def chain(cfg: Config) -> list[Method]:
+    """The methods `cfg.train.method` trains, in order."""
+    return parse_chain(cfg.train.method)
+
+
+def check_config(cfg: Config) -> None:
+    """`train.method` against the method registry, then each method's own needs."""
+    try:
+        methods = chain(cfg)
+    except (ValueError, RegistryError) as e:
+        raise ConfigError(f"invalid config value for 'train.method': {e}") from None
+    for m in methods:
+        m.check_config(cfg)
+
+
+def _union(parts) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(x for part in parts for x in part))
+
+
+def report_columns() -> tuple[str, ...]:
+    """The ledger metrics the registered methods show in the report's summary table."""
+    return _union(m.report_columns for m in METHODS)
+
+
+def hparam_keys() -> tuple[str, ...]:
+    """The proposal's hyperparameters the registered methods train with (the report's hp.* columns)."""
+    return _union(m.hparam_keys for m in METHODS)

@@ -1,0 +1,82 @@
+"""The training-method registry: `train.method` validation, chains, report columns, and a plugin
+method (tests/plugins/toy_method.py) trained through the train stage without touching pipeline/."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import report
+from pipeline.config import ConfigError
+from pipeline.train.methods import METHODS, parse_chain, register_method
+from pipeline.train.stage import prepare_job, run
+from test_train import LORA, arithmetic_rows, make_ctx
+
+
+@pytest.fixture
+def toy():
+    """The plugin's method, registered for one test and unregistered after it."""
+    from plugins import toy_method
+
+    method = register_method(toy_method.METHOD)  # importing registered it once; a later test registers again
+    yield method
+    METHODS.unregister(method.name)
+
+
+def test_unknown_or_repeated_method_fails_config_validation(smoke_cfg):
+    with pytest.raises(ConfigError, match=r"'train.method'.*unknown training method 'nope'.*registered: \['dpo', 'sft'\]"):
+        smoke_cfg("train.method=nope")
+    with pytest.raises(ConfigError, match=r"'train.method'.*\['sft'\] more than once"):
+        smoke_cfg("train.method=sft+sft")
+    with pytest.raises(ConfigError, match=r"'train.method'.*not a method name or a chain"):
+        smoke_cfg("train.method=sft+")
+    assert [m.name for m in parse_chain("sft+dpo")] == ["sft", "dpo"]
+
+
+def test_report_columns_come_from_the_registry(toy):
+    assert report.hparam_keys() == ("learning_rate", "epochs", "lora_r")
+    assert report.train_columns([]) == ("train.loss_last", "train.toy_lm_loss_last", "hp.learning_rate",
+                                        "hp.epochs", "hp.lora_r", "hp.source")
+    METHODS.unregister(toy.name)
+    assert report.train_columns([]) == ("train.loss_last", "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
+
+
+def test_a_chain_prepares_one_phase_per_method(smoke_cfg, toy):
+    pairs = [{"prompt": [{"role": "user", "content": "1 + 1?"}], "chosen": [{"role": "assistant", "content": "2"}],
+              "rejected": [{"role": "assistant", "content": "3"}]}]
+    cfg = smoke_cfg("train.method=sft+dpo")
+    _, job, data = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(3), hparams={}, pairs=pairs))
+    assert [p["method"] for p in job.phases] == ["sft", "dpo"] and set(data) == {"sft", "dpo"}
+    assert json.loads(open(job.phases[1]["data"]).readline())["chosen"][0]["content"] == "2"
+    cfg = smoke_cfg("train.method=sft+toy_lm")  # a plugin method chains like a built-in one
+    _, job, data = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(3), hparams={}, gen_index=2))
+    assert [p["method"] for p in job.phases] == ["sft", "toy_lm"]
+    assert "input_ids" in json.loads(open(job.phases[1]["data"]).readline()) and data["toy_lm"]["used"] == 3
+
+
+@pytest.mark.slow
+def test_plugin_method_trains_through_the_train_stage(smoke_cfg, toy):
+    """train.method=toy_lm: the stage, worker, export and card run a method they have never heard of."""
+    import torch
+    from safetensors.torch import load_file
+
+    from pipeline.models import check_model_dir
+
+    cfg = smoke_cfg("train.method=toy_lm", "train.isolate=false", "train.max_steps=6", "train.save_steps=3",
+                    "train.logging_steps=1", "train.report_to=none")
+    ctx = make_ctx(cfg, arithmetic_rows(6), LORA)
+    res = run(ctx)
+    assert res.info["steps"] == {"toy_lm": 6} and res.info["method"] == "toy_lm"
+    assert set(res.metrics) == {"train.toy_lm_loss_first", "train.toy_lm_loss_last"}
+    assert res.metrics["train.toy_lm_loss_last"] < res.metrics["train.toy_lm_loss_first"]
+    assert (ctx.out / "toy_lm" / "checkpoints" / "checkpoint-6" / "COMPLETE").exists()
+    model_dir = check_model_dir(ctx.gen.model_dir)
+    assert json.loads((model_dir / "manifest.json").read_text())["phases"] == ["toy_lm"]
+    base = load_file(str(ctx.base_model_dir / "model.safetensors"))
+    merged = load_file(str(model_dir / "model.safetensors"))
+    assert set(merged) == set(base) and any(not torch.equal(base[k], merged[k]) for k in base)
+    card = (model_dir / "README.md").read_text()
+    assert "- toy-lm" in card.split("---")[1] and "train.method=toy_lm" in card
+    assert "plain causal-LM loss on the whole conversation" in card and "- Toy LM (" in card
+    assert "6 examples read, 6 used" in card
