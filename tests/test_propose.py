@@ -82,7 +82,8 @@ def test_bad_field_is_repaired_with_one_warning(pc, field, value, expect, why):
     ("lora_r", 2, 16, "out of domain"), ("lora_r", 3, 16, "out of domain"), ("lora_r", 4, 16, "out of domain"),
     ("lora_r", 7.9, 16, "out of domain"), ("lora_r", 0.5, 16, "out of domain"), ("lora_r", "2", 16, "out of domain"),
     ("lora_r", 65, 16, "out of domain"), ("lora_r", 4096, 16, "out of domain"),
-    ("batch_size", 3, 8, "out of domain"), ("batch_size", -8, 8, "out of domain"), ("batch_size", 65, 8, "out of domain"),
+    ("batch_size", 3, 8, "out of domain"), ("batch_size", -8, 8, "out of domain"),
+    ("batch_size", 65, 8, "out of domain"),
     ("max_seq_length", 128, 512, "out of domain"), ("max_seq_length", 1e6, 512, "out of domain"),
     # inside the domain: still snapped to the nearest choice
     ("lora_r", 9, 8, "not an allowed choice"), ("lora_r", 60, 64, "not an allowed choice"),
@@ -128,8 +129,10 @@ def test_hf_alias_only_when_the_field_is_absent_and_one_warning_per_field(pc):
     # an alias whose value also needs repair: still one warning for the field
     obj = good(pc)
     del obj["lora_r"], obj["batch_size"]
-    v = validate({**obj, "lora_rank": 2, "per_device_train_batch_size": 12, "train_batch_size": 64}, pc.space, pc.hparams)
-    assert v.hparams["lora_r"] == 16 and warned(v, "lora_r") == ["lora_r: read 'lora_rank' as lora_r; out of domain 2 -> default 16"]
+    raw = {**obj, "lora_rank": 2, "per_device_train_batch_size": 12, "train_batch_size": 64}
+    v = validate(raw, pc.space, pc.hparams)
+    assert v.hparams["lora_r"] == 16
+    assert warned(v, "lora_r") == ["lora_r: read 'lora_rank' as lora_r; out of domain 2 -> default 16"]
     assert v.hparams["batch_size"] == 8 and len(warned(v, "batch_size")) == 1  # 12: nearest of 8/16, tie -> 8
     assert "per_device_train_batch_size" in warned(v, "batch_size")[0]
     assert [w for w in v.warnings if w.startswith("ignored")] == ["ignored 1 unknown key(s): 'train_batch_size'"]
