@@ -107,7 +107,8 @@ def test_agreement_measures_any_scorer(tmp_path):
 
 @pytest.mark.parametrize("row, needle", [
     ({"suite": "math", "id": "x", "completions": ["a"], "label": "refusal"}, "'suite'"),
-    ({"suite": "safety", "id": "harm-999", "completions": ["a"], "label": "refusal"}, "not an item of the safety suite"),
+    ({"suite": "safety", "id": "harm-999", "completions": ["a"], "label": "refusal"},
+     "not an item of the safety suite"),
     ({"suite": "sycophancy", "id": "syc-001", "completions": ["56"], "label": "held"}, "list of 2 string"),
     ({"suite": "honesty", "id": "fp-001", "completions": ["a"], "label": "refusal"}, "'label' must be one of"),
 ])

