@@ -207,7 +207,7 @@ def test_bad_entry_point_and_missing_function():
 
 RIGGED_HUMANEVAL = {
     "HumanEval/0": "    class T:\n        __eq__ = lambda s, o: True\n    return T()\n",
-    "HumanEval/2": "    class F(float):\n        __sub__ = lambda s, o: 0.0\n    return F(0)\n",
+    "HumanEval/2": "    class F(float):\n        __eq__ = lambda s, o: True\n        __sub__ = lambda s, o: 0.0\n    return F(0)\n",
     "HumanEval/23": "    class I(int):\n        __eq__ = lambda s, o: True\n    return I(0)\n",
     "HumanEval/29": "    class L(list):\n        __eq__ = lambda s, o: True\n    return L()\n",
     "HumanEval/107": "    class T(tuple):\n        __eq__ = lambda s, o: True\n    return T()\n",
