@@ -37,8 +37,16 @@ Namespace mode is `unshare --user --map-root-user --pid --fork --net --mount --m
 --kill-child`; it needs util-linux `unshare` and unprivileged user namespaces (or root), and is
 probed once per process. `capabilities()` reports which mode is in use.
 
-    from pipeline.sandbox import run_programs
+Checking code against tests goes through `GuardedProgram(setup, entry_point, tests)`: the entry
+point's results must be made of exact builtin types, so a completion cannot pass by returning an
+object (or an int/str/list subclass) whose `__eq__`, `__lt__`, `__bool__`, `__contains__` or
+`__sub__` is rigged; its names cannot shadow the builtins the tests use either (see the launcher).
+Beyond reach of any in-process harness, as for the nonce: a program that tampers with the harness's
+own objects through frames, closures or ctypes, or patches a module the tests import.
+
+    from pipeline.sandbox import GuardedProgram, run_programs
     results = run_programs(["assert 1 + 1 == 2"], cfg.sandbox)   # cfg = pipeline.config.Config
+    results = run_programs([GuardedProgram("def f(x):\n    return x + 1\n", "f", "assert f(1) == 2")], cfg.sandbox)
 """
 
 from __future__ import annotations
@@ -80,6 +88,23 @@ class SandboxResult:
     stdout: str = ""  # the program's stdout, capped at sandbox.output_kb
 
 
+@dataclass(frozen=True)
+class GuardedProgram:
+    """`setup` (prompt + completion, or a synthesized solution) defines `entry_point`; `tests` then
+    run against a guarded entry point whose every result must be made of exact builtin types
+    (int, float, complex, str, bytes, bool, None, list, tuple, dict, set, frozenset; never a
+    subclass), else it raises and the program fails. `text` is the same program unguarded."""
+
+    setup: str
+    entry_point: str
+    tests: str
+
+    @property
+    def text(self) -> str:
+        return self.setup + "\n" + self.tests
+
+
+Program = str | GuardedProgram  # what run_programs accepts
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")  # runs inside the sandbox
 
 
@@ -250,18 +275,26 @@ def _terminate(proc: subprocess.Popen, pinned: list[int], namespace: bool) -> No
     proc.wait()
 
 
-def _run_one(program: str, cfg: SandboxConfig, namespace: bool) -> SandboxResult:
+def _run_one(program: Program, cfg: SandboxConfig, namespace: bool) -> SandboxResult:
     t0 = time.perf_counter()
+    guarded = isinstance(program, GuardedProgram)
+    if guarded and not program.entry_point.isidentifier():
+        return SandboxResult(False, "error", f"entry point {program.entry_point[:80]!r} is not an identifier", 0.0)
     try:
-        data = program.encode("utf-8")
+        files = {"program": (program.setup if guarded else program).encode("utf-8"),
+                 "tests": program.tests.encode("utf-8") if guarded else None}
     except UnicodeEncodeError as e:
         return SandboxResult(False, "error", f"program is not valid UTF-8 text ({e.reason})", 0.0)
     with tempfile.TemporaryDirectory(prefix="sandbox-") as tmp:
         work = Path(tmp)
-        (work / "program.py").write_bytes(data)
+        for name, data in files.items():
+            if data is not None:
+                (work / f"{name}.py").write_bytes(data)
         nonce = secrets.token_hex(16)
         settings = {
             "program": str(work / "program.py"), "namespace": namespace,
+            "tests": str(work / "tests.py") if guarded else None,
+            "entry_point": program.entry_point if guarded else None,
             "site": _site_paths(),
             "timeout": cfg.timeout, "memory_mb": cfg.memory_mb, "cpu_seconds": int(cfg.timeout) + 2,
             "fsize_mb": cfg.file_size_mb, "open_files": cfg.open_files, "max_processes": cfg.max_processes,
@@ -318,15 +351,16 @@ def _run_one(program: str, cfg: SandboxConfig, namespace: bool) -> SandboxResult
     return SandboxResult(False, "failed", detail, seconds, stdout)
 
 
-def run_programs(programs: Sequence[str], cfg: SandboxConfig) -> list[SandboxResult]:
-    """Run every program in its own sandbox, `cfg.workers` at a time (0 = all cores); input order."""
+def run_programs(programs: Sequence[Program], cfg: SandboxConfig) -> list[SandboxResult]:
+    """Run every program (source text or a GuardedProgram) in its own sandbox, `cfg.workers` at a
+    time (0 = all cores); results in input order."""
     programs = list(programs)
     if not programs:
         return []
     namespace = capabilities(cfg)["mode"] == "namespace"
     workers = cfg.workers or os.cpu_count() or 1
 
-    def one(program: str) -> SandboxResult:
+    def one(program: Program) -> SandboxResult:
         try:
             return _run_one(program, cfg, namespace)
         except Exception as e:  # a harness-side failure is that item's recorded error, never a crash
@@ -339,7 +373,7 @@ def run_programs(programs: Sequence[str], cfg: SandboxConfig) -> list[SandboxRes
         return list(pool.map(one, programs))
 
 
-def run_program_output(programs: Sequence[str], cfg: SandboxConfig) -> list[SandboxResult]:
+def run_program_output(programs: Sequence[Program], cfg: SandboxConfig) -> list[SandboxResult]:
     """`run_programs` for callers that check what a program prints (e.g. program-of-thought math):
     `result.stdout` holds its stdout (capped at `cfg.output_kb` KB); trust it only if `result.passed`."""
     return run_programs(programs, cfg)

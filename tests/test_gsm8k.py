@@ -25,7 +25,7 @@ EXTRACTION_CASES = [
     ("#### 3.50", "3.50", "3.50"),
     ("#### 18.", "18.", "18."),
     ("First 2, then #### 7 and later #### 9", "7", "9"),
-    ("#### $18", None, "$18"),  # lm-eval strict-match needs a digit right after "#### "
+    ("#### $18", "$18", "$18"),  # a currency sign is read (lm-eval strict-match would miss it)
     ("####18", None, "18"),
     ("#### ", None, None),
     ("The answer is 42.", "42", "42."),
@@ -67,18 +67,38 @@ def test_at_least_30_cases():
 LM_EVAL_STRICT = r"#### (\-?[0-9\.\,]+)"  # lm-evaluation-harness gsm8k.yaml, strict-match, group_select 0
 
 
-@pytest.mark.parametrize("text", [c[0] for c in EXTRACTION_CASES if "####" in c[0]] + [
+CURRENCY_AFTER_MARKER = re.compile(r"#### -?[$€£¥]")
+
+
+@pytest.mark.parametrize("text", [c[0] for c in EXTRACTION_CASES if "####" in c[0]
+                                  and not CURRENCY_AFTER_MARKER.search(c[0])] + [  # the currency cases: below
     "#### 1.2.3", "#### ,", "a #### b #### 4", "#### -0.5\n#### 2", "reasoning\n\n#### 10000000",
+    "She earns 12 * 3 = 36 dollars.\n#### 36", "#### 1,000,000", "#### 0.25 of the cake", "#### 7 apples\n#### 8",
+    "Total: 1,250.\n\n#### 1,250\n", "#### -12", "#### 3.", "#### 5$", "So the answer is 4.\n#### 40",
+    "#### 2,5", "x ####  9\n#### 10",  # two spaces: lm-eval skips to the next marker, so do we
 ])
 def test_strict_agrees_with_lm_eval_on_hash_marker(text):
     matches = re.findall(LM_EVAL_STRICT, text)
     assert extract_strict(text) == (matches[0] if matches else None)
 
 
+@pytest.mark.parametrize("text,strict,value", [
+    ("#### $1,000,000", "$1,000,000", "1000000"), ("#### €5", "€5", "5"), ("#### £12.50", "£12.50", "12.5"),
+    ("#### ¥300", "¥300", "300"), ("#### -$5", "-$5", "-5"), ("#### $-5", "$-5", "-5"),
+    ("He has $18 left.\n#### $18.00", "$18.00", "18"), ("#### $\n#### 4", "4", "4"),  # a sign alone is no number
+    ("#### $ 5", None, None),
+    ("The answer is €7.", "€7", "7"),
+])
+def test_strict_reads_a_currency_sign_after_the_marker(text, strict, value):
+    assert extract_strict(text) == strict
+    assert normalize_number(strict) == value
+
+
 @pytest.mark.parametrize("raw,norm", [
     ("1,234", "1234"), ("$18", "18"), ("18.", "18"), ("18.0", "18"), ("18.50", "18.5"), ("-0", "0"),
     ("-3.25", "-3.25"), (".5", "0.5"), ("$1,000.", "1000"), ("abc", None), (".", None), (",", None),
     ("1.2.3", None), ("5-3", None), (None, None), ("1e3", "1000"), ("nan", None), ("inf", None),
+    ("€5", "5"), ("£1,000.50", "1000.5"), ("-¥3", "-3"),
 ])
 def test_normalize_number(raw, norm):
     assert normalize_number(raw) == norm

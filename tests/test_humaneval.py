@@ -60,8 +60,11 @@ def test_pass_at_k_matches_official_and_rejects_nonsense():
 
 def test_program_is_built_like_the_official_harness():
     p = PROBLEMS["HumanEval/0"]
-    assert build_program(p, "    return 1\n") == (
+    prog = build_program(p, "    return 1\n")
+    assert prog.text == (
         p["prompt"] + "    return 1\n" + "\n" + p["test"] + "\n" + "check(has_close_elements)")
+    # guarded: the tests (and only they) run after the entry point is wrapped
+    assert (prog.setup, prog.entry_point) == (p["prompt"] + "    return 1\n", "has_close_elements")
 
 
 def _restated(task: str) -> str:

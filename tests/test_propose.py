@@ -54,8 +54,8 @@ def test_wrapped_in_prose_and_hparams_key(pc):
     ("num_examples", 1e308, 20000, "above range"),
     ("num_examples", 123.6, 124, "not an integer"),
     ("lora_r", 20, 16, "not an allowed choice"),
-    ("lora_r", -3, 0, "not an allowed choice"),
-    ("batch_size", 1e9, 64, "not an allowed choice"),
+    ("lora_r", -3, 16, "out of domain"),  # not 0: that means full fine-tuning
+    ("batch_size", 1e9, 8, "out of domain"),
     ("learning_rate", "1e-4", 1e-4, "coerced"),
     ("lora_r", "32", 32, "coerced"),
     ("learning_rate", "fast", 2e-4, "not a number"),
@@ -74,6 +74,68 @@ def test_bad_field_is_repaired_with_one_warning(pc, field, value, expect, why):
     assert len(v.warnings) == 1  # the other fields were fine
     assert v.source == "clamped" and not v.fallback
     assert in_space(v.hparams, pc.space)
+
+
+@pytest.mark.parametrize("field,value,expect,why", [
+    # out of the choices' domain -> the configured default, never the nearest choice
+    ("lora_r", -1, 16, "out of domain"), ("lora_r", -64, 16, "out of domain"), ("lora_r", 1, 16, "out of domain"),
+    ("lora_r", 2, 16, "out of domain"), ("lora_r", 3, 16, "out of domain"), ("lora_r", 4, 16, "out of domain"),
+    ("lora_r", 7.9, 16, "out of domain"), ("lora_r", 0.5, 16, "out of domain"), ("lora_r", "2", 16, "out of domain"),
+    ("lora_r", 65, 16, "out of domain"), ("lora_r", 4096, 16, "out of domain"),
+    ("batch_size", 3, 8, "out of domain"), ("batch_size", -8, 8, "out of domain"),
+    ("batch_size", 65, 8, "out of domain"),
+    ("max_seq_length", 128, 512, "out of domain"), ("max_seq_length", 1e6, 512, "out of domain"),
+    # inside the domain: still snapped to the nearest choice
+    ("lora_r", 9, 8, "not an allowed choice"), ("lora_r", 60, 64, "not an allowed choice"),
+    ("batch_size", 5, 4, "not an allowed choice"), ("max_seq_length", 700, 512, "not an allowed choice"),
+])
+def test_choice_out_of_domain_falls_back_to_default(pc, field, value, expect, why):
+    obj = good(pc)
+    obj[field] = value
+    v = validate(obj, pc.space, pc.hparams)
+    assert v.hparams[field] == expect
+    if why == "out of domain":
+        assert expect == getattr(pc.hparams, field)  # the configured default
+    assert len(warned(v, field)) == 1 and why in warned(v, field)[0] and len(v.warnings) == 1
+    assert in_space(v.hparams, pc.space) and v.source == "clamped"
+
+
+def test_lora_r_zero_is_still_full_fine_tuning_when_asked(pc):
+    v = validate({**good(pc), "lora_r": 0}, pc.space, pc.hparams)
+    assert v.hparams["lora_r"] == 0 and v.source == "teacher"
+
+
+@pytest.mark.parametrize("alias,field,value,expect", [
+    ("num_train_epochs", "epochs", 2, 2.0), ("per_device_train_batch_size", "batch_size", 32, 32),
+    ("train_batch_size", "batch_size", 4, 4), ("lora_rank", "lora_r", 64, 64), ("r", "lora_r", 8, 8),
+    ("lr", "learning_rate", 3e-5, 3e-5), ("max_length", "max_seq_length", 2048, 2048),
+    ("max_seq_len", "max_seq_length", 256, 256), ("warmup", "warmup_ratio", 0.15, 0.15),
+    ("temperature", "synth_temperature", 1.1, 1.1),
+])
+def test_hf_style_keys_are_read_as_their_field(pc, alias, field, value, expect):
+    obj = good(pc)
+    del obj[field]
+    obj[alias] = value
+    v = validate(obj, pc.space, pc.hparams)
+    assert v.hparams[field] == pytest.approx(expect) and not v.fallback
+    assert warned(v, field) == [f"{field}: read {alias!r} as {field}"] and len(v.warnings) == 1
+    assert in_space(v.hparams, pc.space)
+
+
+def test_hf_alias_only_when_the_field_is_absent_and_one_warning_per_field(pc):
+    # the canonical key wins; the alias is then just an unknown key
+    v = validate({**good(pc), "lr": 1e-3}, pc.space, pc.hparams)
+    assert v.hparams["learning_rate"] == 5e-5 and v.warnings == ["ignored 1 unknown key(s): 'lr'"]
+    # an alias whose value also needs repair: still one warning for the field
+    obj = good(pc)
+    del obj["lora_r"], obj["batch_size"]
+    raw = {**obj, "lora_rank": 2, "per_device_train_batch_size": 12, "train_batch_size": 64}
+    v = validate(raw, pc.space, pc.hparams)
+    assert v.hparams["lora_r"] == 16
+    assert warned(v, "lora_r") == ["lora_r: read 'lora_rank' as lora_r; out of domain 2 -> default 16"]
+    assert v.hparams["batch_size"] == 8 and len(warned(v, "batch_size")) == 1  # 12: nearest of 8/16, tie -> 8
+    assert "per_device_train_batch_size" in warned(v, "batch_size")[0]
+    assert [w for w in v.warnings if w.startswith("ignored")] == ["ignored 1 unknown key(s): 'train_batch_size'"]
 
 
 def test_nan_and_infinity_literals_in_text(pc):

@@ -2,14 +2,15 @@
 for the eval and for synthetic-data answers.
 
 Two extractions, both reported:
-- **strict**: if the completion contains `####`, exactly lm-evaluation-harness `strict-match`
-  (`#### (\\-?[0-9\\.\\,]+)`, first match, else nothing). Otherwise the first number after the
-  earliest of the markers `The answer is` / `The final answer is` (any case, optional `:`) and
-  `\\boxed{`.
+- **strict**: if the completion contains `####`, the first number right after a `#### ` marker, a
+  currency sign before it allowed (`#### $1,000,000`, `#### -€5`): on a marker followed by a plain
+  number this is exactly lm-evaluation-harness `strict-match` (`#### (\\-?[0-9\\.\\,]+)`, first
+  match), which would miss the currency case. Otherwise the first number after the earliest of the
+  markers `The answer is` / `The final answer is` (any case, optional `:`) and `\\boxed{`.
 - **flexible**: lm-evaluation-harness `flexible-extract` (`(-?[$0-9.,]{2,})|(-?[0-9]+)`, last match),
   skipping matches without a digit (lm-eval would return a trailing "..." and score it wrong).
 
-Extractions are the raw matched strings; `normalize_number` removes commas, currency signs and
+Extractions are the raw matched strings; `normalize_number` removes commas, currency signs ($ € £ ¥) and
 trailing periods and compares numerically (`18.0` equals `18`).
 
     python -m pipeline.evals.gsm8k --completions C.jsonl
@@ -34,17 +35,19 @@ from pipeline.data import gsm8k_slice, load_gsm8k
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.evals.common import mean
 
-LM_EVAL_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+CURRENCY = "$€£¥"
+# lm-eval strict-match's own group first, so that wherever it matches, the match is the same.
+STRICT = re.compile(rf"#### (\-?[0-9\.\,]+|-?[{CURRENCY}]-?[0-9.,]*[0-9][0-9.,]*)")
 LM_EVAL_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 MARKERS = re.compile(r"the (?:final )?answer is\s*:?|\\boxed\s*\{", re.IGNORECASE)
-NUMBER = re.compile(r"-?\$?-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+NUMBER = re.compile(rf"-?[{CURRENCY}]?-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
 CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
 
 
 def extract_strict(text: str) -> str | None:
     """The number after the answer marker (see module doc), or None."""
     if "####" in text:
-        m = LM_EVAL_STRICT.search(text)
+        m = STRICT.search(text)
         return m.group(1) if m else None
     marker = MARKERS.search(text)
     if marker is None:
@@ -66,7 +69,7 @@ def normalize_number(s: str | None) -> str | None:
     """Canonical decimal string ("1,234.50" -> "1234.5", "$18." -> "18", "-0" -> "0"), or None."""
     if s is None:
         return None
-    t = re.sub(r"[\s,$]", "", str(s)).rstrip(".")
+    t = re.sub(rf"[\s,{CURRENCY}]", "", str(s)).rstrip(".")
     if t.count("-") > 1 or ("-" in t and not t.startswith("-")):
         return None
     try:

@@ -2,6 +2,10 @@
 
     program = prompt + completion + "\\n" + test + "\\n" + f"check({entry_point})"
 
+run as `pipeline.sandbox.GuardedProgram(prompt + completion, entry_point, test + "\\n" + check(..))`:
+the same program, with the entry point's results required to be exact builtin values, so a
+completion returning an object with a rigged `__eq__` (or `__lt__`, `__bool__`, ...) fails.
+
 Chat-model output goes through `sanitize` first (markdown fences stripped; a completion that
 restates the whole function is kept as the function). pass@k uses the unbiased estimator
 1 - C(n-c, k) / C(n, k). `check_samples` is the one checker shared with the synthesis verifier.
@@ -28,15 +32,21 @@ from collections import defaultdict
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
+<<<<<<< HEAD
 from pipeline.data import load_humaneval
 from pipeline.evals.base import Benchmark, Metric, Protocol
+=======
+from pipeline.sandbox import GuardedProgram
+>>>>>>> issue16-checks
 
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
-def build_program(problem: Mapping, completion: str) -> str:
-    """The exact program openai/human-eval executes."""
-    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+def build_program(problem: Mapping, completion: str) -> GuardedProgram:
+    """The program openai/human-eval executes (`.text`), split where the tests begin so that the
+    sandbox can guard the entry point."""
+    entry = problem["entry_point"]
+    return GuardedProgram(problem["prompt"] + completion, entry, problem["test"] + "\n" + f"check({entry})")
 
 
 def sanitize(text: str, problem: Mapping) -> str:

@@ -3,8 +3,13 @@
 `validate(raw, space, defaults, history_best)` never raises and never returns a value outside
 `conf/propose/*.yaml: space`. Per field: coerce (a numeric string such as "1e-4" is accepted, "fast"
 is not), clamp into the range (choices: the nearest allowed value), or replace with the default;
-at most ONE warning per field. Unknown keys are ignored with one warning. Output without a JSON
-object falls back, deterministically, to the best setting in the history or the config default.
+at most ONE warning per field. A choice field's value outside the choices' domain (below the
+smallest or above the largest choice, negative, or, where 0 is a choice, a positive value below the
+smallest positive one) is not snapped but replaced by the default: lora_r 0 means FULL fine-tuning,
+the most expensive mode, and must never be what "-3" or "2" turns into. The usual HF names
+(`num_train_epochs`, `lr`, `lora_rank`, ... see ALIASES) are read as their field when the field's
+own key is absent. Unknown keys are ignored with one warning. Output without a JSON object falls
+back, deterministically, to the best setting in the history or the config default.
 
     python -m pipeline.propose validate RAW.txt      # the same function from the command line
 """
@@ -29,6 +34,12 @@ INT_FIELDS = {n for n in FIELDS if _HINTS[n] is int}
 MAX_PARSE_CHARS = 65536
 MAX_RATIONALE_CHARS = 500
 SOURCES = ("teacher", "clamped", "fallback", "config")
+# Names a teacher trained on HF/trl code tends to write -> the field they mean (first alias present wins).
+ALIASES = {
+    "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size",
+    "lora_rank": "lora_r", "r": "lora_r", "lr": "learning_rate", "max_length": "max_seq_length",
+    "max_seq_len": "max_seq_length", "warmup": "warmup_ratio", "temperature": "synth_temperature",
+}
 
 
 @dataclass
@@ -70,6 +81,26 @@ def _fit(name: str, x: float, space: SearchSpace) -> float | int:
     return min(sorted(s), key=lambda c: abs(float(c) - x))
 
 
+def _out_of_domain(x: float, s: Range | list) -> bool:
+    """Whether a choice field's value is too far off to snap to a choice (see the module doc)."""
+    if isinstance(s, Range):
+        return False
+    positive = [c for c in s if c > 0]
+    zero_is_a_mode = 0 in s and bool(positive) and 0 < x < min(positive)  # e.g. lora_r: 0 = full fine-tuning
+    return x < 0 or x < min(s) or x > max(s) or zero_is_a_mode
+
+
+def read_aliases(hp: dict) -> tuple[dict, dict[str, str]]:
+    """`hp` with each HF-style key (ALIASES) moved to its field where the field's own key is absent,
+    and {field: the alias read}. An alias whose field is already given stays (an ignored key)."""
+    out, used = dict(hp), {}
+    for alias, name in ALIASES.items():
+        if alias in hp and name not in hp and name not in used:
+            out[name] = out.pop(alias)
+            used[name] = alias
+    return out, used
+
+
 def check_field(name: str, value: Any, space: SearchSpace, default: Any) -> tuple[Any, str | None]:
     """One field -> (a value inside the space, a warning or None)."""
     if value is None:
@@ -92,6 +123,8 @@ def check_field(name: str, value: Any, space: SearchSpace, default: Any) -> tupl
         return default, f"{name}: wrong type {type(value).__name__} -> default {default}"
     if not math.isfinite(x):
         return default, f"{name}: non-finite {_short(value)} -> default {default}"
+    if _out_of_domain(x, getattr(space, name)):
+        return default, f"{name}: {how + ', ' if how else ''}out of domain {_short(value)} -> default {default}"
     y = _fit(name, x, space)
     if name not in INT_FIELDS:
         y = float(y)
@@ -171,12 +204,16 @@ def _validate(raw: Any, space: SearchSpace, defaults: HParams, history_best: dic
         v.warnings[:0] = warnings
         return v
     hp, rationale = _hparams_of(obj)
+    hp, aliased = read_aliases(hp)
     dd = defaults_dict(space, defaults)
     out: dict[str, Any] = {}
     changed = False
     for name in FIELDS:
         value, warn = check_field(name, hp.get(name), space, dd[name])
         out[name] = value
+        if name in aliased:  # still one warning for the field
+            read = f"{name}: read {_short(aliased[name], 30)} as {name}"
+            warn = read + ("; " + warn[len(name) + 2:] if warn else "")
         if warn:
             warnings.append(warn)
             changed = True

@@ -22,7 +22,11 @@ import ast
 import random
 import textwrap
 
+<<<<<<< HEAD
 from pipeline.synth.parsing import code_blocks, output_problem
+=======
+from pipeline.sandbox import GuardedProgram
+>>>>>>> issue16-checks
 
 TASK_HEADER = "Write a new, self-contained Python programming task."
 # The same wording and layout as the HumanEval chat eval (conf/eval/*.yaml `humaneval.instruction`,
@@ -113,16 +117,18 @@ def parse_task(text: str, finish: str, min_asserts: int, max_chars: int) -> tupl
             "asserts": len(calling), "first_arg": first, "indent": indent}, "ok"
 
 
-def check_program(code: str, tests: str) -> str:
-    return f"{code.rstrip()}\n\n\n{tests}\n"
+def check_program(code: str, tests: str, entry_point: str) -> GuardedProgram:
+    """`code` checked by `tests` in the sandbox, the entry point guarded (exact builtin results only)."""
+    return GuardedProgram(f"{code.rstrip()}\n\n", entry_point, f"{tests}\n")
 
 
-def mutant_programs(task: dict) -> list[str]:
+def mutant_programs(task: dict) -> list[GuardedProgram]:
     """Wrong implementations that any discriminating test set must reject."""
     out = []
     for body in MUTANT_BODIES:
         stmt = body.format(first=task["first_arg"])
-        out.append(check_program(task["prompt"].rstrip() + "\n" + task.get("indent", "    ") + stmt, task["tests"]))
+        out.append(check_program(task["prompt"].rstrip() + "\n" + task.get("indent", "    ") + stmt, task["tests"],
+                                 task["entry_point"]))
     return out
 
 
