@@ -333,7 +333,7 @@ def test_cli_paired_rejects_mismatched_ids_and_bad_rows(tmp_path, capsys):
         '{"id": 1, "correct": 1}': '"correct" must be true or false',
         '{"correct": true}': 'missing "id"',
         '{"id": 1, "correct": true': "not valid JSON",
-        '[1, true]': "expected an object",
+        '[1, true]': "expected a JSON object",
         '{"id": [1], "correct": true}': '"id" must be a string or an integer',
         '{"id": 2, "correct": true}': "duplicate id 2 (first on line 1)",
     }
