@@ -132,7 +132,7 @@ def test_unregistered_benchmark_is_refused_and_plugins_key_registers_it(no_toy, 
 def test_decontamination_indexes_every_registered_benchmark(toy):
     from tests.conftest import compose
 
-    labels = {label for label, _, _ in benchmark_items()}
+    labels = {item[0] for item in benchmark_items()}
     assert labels == {"gsm8k_test", "humaneval", "toy"}
     s = compose([]).synth
     hit = default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup).match(

@@ -68,7 +68,7 @@ def run(ctx: StageContext) -> StageResult:
     made_by = {"synth": resolved_dict(cfg)["synth"], "seed": seed, "teacher": ctx.teacher.name,
                "hparams": {k: v for k, v in hp.items() if k != "source"}}
     steps = Steps(ctx.out / "work", made_by)
-    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup)
+    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase)
     do_math = sc.math.n_problems > 0 and hp["math_fraction"] > 0
     do_code = sc.code.n_tasks > 0 and hp["math_fraction"] < 1
     needed = ["math_problems", "math_samples"] * do_math + ["math_pot"] * (do_math and sc.math.pot_check)
