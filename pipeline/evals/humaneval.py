@@ -36,6 +36,7 @@ from pipeline.data import load_humaneval
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.sandbox import GuardedProgram
 
+METADATA = re.compile(r"METADATA\s*=\s*\{[^}]*\}")
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -177,7 +178,8 @@ def _texts_to_index() -> list[tuple[str, str, str, str]]:
     out = []
     for p in load_humaneval():
         out.append(("humaneval", p["task_id"], p["prompt"], "all"))
-        out.append(("humaneval", p["task_id"], p["test"], "ngram"))
+        # the tests without the METADATA header every problem shares (it would point at problem 0)
+        out.append(("humaneval", p["task_id"], METADATA.sub("", p["test"]), "ngram"))
         if p.get("canonical_solution", "").strip():
             out.append(("humaneval", p["task_id"], p["prompt"] + p["canonical_solution"], "near_dup"))
     return out
