@@ -46,7 +46,7 @@ def _files(lin: Lineage, name: str, correct: list[bool], gained=(), lost=(), com
 
 def _gen_files(lin: Lineage, name: str, steps: int, status: str, reasons: list[str]) -> None:
     d = lin.path / name
-    for sub in ("gate", "propose", "synth", "train"):
+    for sub in ("gate", "propose", "train"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "gate" / "decision.json").write_text(json.dumps({"status": status, "reasons": reasons}))
     (d / "propose" / "accepted.json").write_text(json.dumps(
@@ -80,10 +80,15 @@ def lineage(tmp_path) -> Lineage:
     _files(lin, "gen_000", [False, True, False])
     _files(lin, "gen_001", [False, False, True], gained=["gsm8k-test-00002"], lost=["gsm8k-test-00001"])
     _files(lin, "gen_002-c0", [True, True, False], gained=["gsm8k-test-00000"], completion="#### 4 <b>bold</b>")
-    _files(lin, "gen_002-c1", [False, True, False])
+    _files(lin, "gen_002-c1", [False, True, False], completion="\n" * 40)
     _gen_files(lin, "gen_001", 12, "rejected", REASONS_1)
     _gen_files(lin, "gen_002-c0", 7, "promoted", ["capability: pass"])
+    for k in (0, 1):  # candidates train on their generation's data (pipeline.candidates links it)
+        (lin.path / f"gen_002-c{k}" / "synth").symlink_to("../gen_002/synth", target_is_directory=True)
+    (lin.path / "gen_002" / "synth").mkdir(parents=True)
+    (lin.path / "gen_002" / "synth" / "stats.json").write_text(json.dumps({"counts": {"new": 3}}))
     synth = lin.path / "gen_001" / "synth"
+    synth.mkdir()
     (synth / "stats.json").write_text(json.dumps({"teacher": "gen_000", "counts": {"new": 1, "rejected": 2},
                                                   "math": {"rejected": {"parse": {"truncated": 2}}},
                                                   "red_flags": ["few verified rows"]}))
@@ -155,10 +160,12 @@ def test_page_content_and_safety(lineage, tmp_path):
     assert not page.find("link") and not re.search(r"url\((?!#)|@import|https?://", html)  # url(#clip) is internal
     # per generation: source, steps, wall time, synth examples, tree with the selected candidate
     assert "clamped" in text and "sft: 12" in text and "sft: 7" in text and "total 15.5 s" in text
+    assert text.count("the data of gen_002") == 2
     assert "Kept question <i>1</i>" in text and "few verified rows" in text and "truncated" in text
     selected = [a for a in page.find("li") if a.get("class") == "selected"]
     assert len(selected) == 1 and "\u2190 selected" in text
     assert "gained" in text and "lost" in text and "gsm8k-test-00002" in text
+    assert "[40 whitespace characters]" in text  # a blank completion is named, not drawn
     assert "harm-001" in text and "answered (score 0.0)" in text
     # the loop's writer and the comparison page
     assert write_lineage_report(lineage.path) == lineage.path / REPORT_FILE

@@ -35,12 +35,11 @@ class GenFiles:
     name: str
     decision: dict | None = None  # gate/decision.json
     accepted: dict | None = None  # propose/accepted.json
-    selection: dict | None = None  # selection.json (several candidates)
-    synth_stats: dict | None = None  # synth/stats.json
+    synth_stats: dict | None = None  # synth/stats.json (None for a candidate sharing its generation's)
+    synth_shared: str | None = None  # the generation whose synth/ a candidate links to
     kept: list[dict] = field(default_factory=list)  # synth/new.jsonl, first EXAMPLES
     rejected: list[dict] = field(default_factory=list)  # synth/rejected.jsonl, first EXAMPLES
     train: dict | None = None  # train/summary.json
-    eval_summary: dict | None = None  # eval/summary.json
     drift_summary: dict | None = None  # drift/summary.json
     eval_items: dict[str, list[dict]] = field(default_factory=dict)  # task -> eval/<task>.jsonl rows
     probes: list[dict] = field(default_factory=list)  # drift/probes.jsonl rows
@@ -57,16 +56,23 @@ def read_gen(path: Path) -> GenFiles:
     path = Path(path)
     eval_dir = path / "eval"
     eval_items = {p.stem: jsonl(p) for p in sorted(eval_dir.glob("*.jsonl"))} if eval_dir.is_dir() else {}
+    synth = path / "synth"
+    if synth.is_symlink():  # a candidate trains on its generation's data (pipeline.candidates)
+        return GenFiles(name=path.name, synth_shared=synth.resolve().parent.name, **_common(path, eval_items))
     return GenFiles(
         name=path.name,
+        synth_stats=json_or_none(synth / "stats.json"),
+        kept=head(synth / "new.jsonl", EXAMPLES),
+        rejected=head(synth / "rejected.jsonl", EXAMPLES),
+        **_common(path, eval_items),
+    )
+
+
+def _common(path: Path, eval_items: dict[str, list[dict]]) -> dict[str, Any]:
+    return dict(
         decision=json_or_none(path / "gate" / "decision.json"),
         accepted=json_or_none(path / "propose" / "accepted.json"),
-        selection=json_or_none(path / "selection.json"),
-        synth_stats=json_or_none(path / "synth" / "stats.json"),
-        kept=head(path / "synth" / "new.jsonl", EXAMPLES),
-        rejected=head(path / "synth" / "rejected.jsonl", EXAMPLES),
         train=json_or_none(path / "train" / "summary.json"),
-        eval_summary=json_or_none(eval_dir / "summary.json"),
         drift_summary=json_or_none(path / "drift" / "summary.json"),
         eval_items=eval_items,
         probes=jsonl(path / "drift" / "probes.jsonl"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pipeline.report_html.disk import GenFiles
 from pipeline.report_html.markup import Raw, clip, el, join, status, table
 
+
 def gate(row: dict, files: GenFiles) -> Raw:
     reasons = row.get("gate_reasons") or (files.decision or {}).get("reasons") or []
     verdict = (files.decision or {}).get("status")
@@ -49,6 +50,8 @@ def _messages(row: dict) -> Raw:
 
 
 def synth(files: GenFiles) -> Raw | str:
+    if files.synth_shared:
+        return el("p", el("b", "Synthesis: "), f"the data of {files.synth_shared} (shared by its candidates)")
     st = files.synth_stats
     if st is None:
         return ""
@@ -56,8 +59,10 @@ def synth(files: GenFiles) -> Raw | str:
     out = [el("p", el("b", "Synthesis"), f" (teacher {st.get('teacher', '-')})")]
     if counts:
         out.append(table(list(counts), [list(counts.values())]))
-    rejected = {k: (st.get(k) or {}).get("rejected") for k in ("math", "code")}
-    why = [[kind, f, r, n] for kind, by in rejected.items() if by for f, rs in by.items()
+    # each kind of data (math, code, ...) counts its rejections as {filter: {reason: n}}
+    rejected = {kind: part["rejected"] for kind, part in st.items()
+                if isinstance(part, dict) and isinstance(part.get("rejected"), dict)}
+    why = [[kind, f, r, n] for kind, by in rejected.items() for f, rs in by.items()
            for r, n in (rs.items() if isinstance(rs, dict) else [("", rs)])]
     if why:
         out += [el("p", "rejections by filter and reason"), table(["kind", "filter", "reason", "count"], why)]
@@ -70,7 +75,8 @@ def synth(files: GenFiles) -> Raw | str:
     kept = [el("div", _messages(r), class_="example") for r in files.kept]
     out.append(el("details", el("summary", f"{len(files.kept)} kept example(s) (synth/new.jsonl)"),
                   join(kept) if kept else el("p", "no verified new example", class_="muted")))
-    rej = [[r.get("kind", ""), r.get("filter", ""), r.get("reason", ""), clip(r.get("text"), 300)]
+    rej = [[r.get("kind", ""), r.get("filter", ""), r.get("reason", ""),
+            clip(r.get("text") or r.get("completion") or r.get("prompt"), 300)]
            for r in files.rejected]
     out.append(el("details", el("summary", f"{len(files.rejected)} rejected example(s) (synth/rejected.jsonl)"),
                   table(["kind", "filter", "reason", "text"], rej) if rej else el("p", "none", class_="muted")))
@@ -100,9 +106,9 @@ def wall_time(row: dict) -> Raw | str:
                  table(list(seconds) + ["total"], [list(seconds.values()) + [round(total, 1)]])])
 
 
-def section(row: dict, files: GenFiles, prefix: str = "") -> Raw:
+def section(row: dict, files: GenFiles) -> Raw:
     """One generation's details."""
     parent = row.get("parent") or "-"
     head = el("h3", row["name"], " ", status(row.get("status")), el("span", f" parent {parent}", class_="muted"))
     body = [gate(row, files), hparams(row, files), synth(files), train(files), wall_time(row)]
-    return el("section", head, join(body), id=f"{prefix}{row['name']}", class_="generation")
+    return el("section", head, join(body), id=row["name"], class_="generation")

@@ -23,7 +23,7 @@ def _eval_verdict(rec: dict) -> Raw:
 
 def _probe_verdict(rec: dict) -> Raw:
     score = rec.get("score")
-    return el("span", f"{rec.get('outcome', '-')} (score {score})", class_="verdict")
+    return el("span", rec.get("outcome", "-"), "" if score is None else f" (score {score})", class_="verdict")
 
 
 def _answer(rec: dict | None, verdict) -> Raw | str:

@@ -8,6 +8,7 @@ into the page unescaped: `el` escapes its text children and attribute values, an
 from __future__ import annotations
 
 import html
+import re
 from typing import Iterable
 
 CSS = """
@@ -20,7 +21,7 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 .failed, .candidate { color: #8a6d00; font-weight: 600; }
 span.ci { cursor: help; border-bottom: 1px dotted #888; } td:has(> span.ci) { text-align: right; }
 pre { white-space: pre-wrap; word-break: break-word; max-height: 14em; overflow: auto; margin: 0;
-      background: #f8f8f8; padding: 3px; font-size: 12px; }
+      background: #f8f8f8; padding: 3px; font-size: 12px; max-width: 40em; }
 .side { display: flex; gap: 1.5em; flex-wrap: wrap; align-items: flex-start; }
 .scroll { overflow-x: auto; max-width: 100%; }
 figure.plot { margin: 0; flex: 1 1 560px; max-width: 760px; }
@@ -72,11 +73,14 @@ def status(s) -> Raw:
 
 
 def clip(text, limit: int = 600) -> Raw:
-    """Model text in a <pre>, cut to `limit` characters (the full text stays in the jsonl on disk)."""
+    """Model text in a <pre>, cut to `limit` characters (the full text stays in the jsonl on disk).
+    Runs of blank lines, common in a small model's output, are counted rather than drawn."""
     text = "" if text is None else str(text)
+    if not text.strip():
+        return el("pre", f"[{'empty' if not text else f'{len(text)} whitespace characters'}]", class_="muted")
     if len(text) > limit:
         text = text[:limit] + f"\u2026 [{len(text) - limit} more characters]"
-    return el("pre", text)
+    return el("pre", re.sub(r"\n{3,}", lambda m: f"\n[{len(m.group())} newlines]\n", text))
 
 
 def document(title: str, body: Iterable) -> str:

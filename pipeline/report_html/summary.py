@@ -1,15 +1,15 @@
 """The lineage-wide parts of the HTML report: the per-generation table, plots, retention, tree.
 
 The table has the same columns as `pipeline.report.render(rows, "table")` (the report's own column
-functions decide them, passed in as a `Table`); a cell whose ledger row also carries `<metric>_lo` and `<metric>_hi` reads
-`0.32 [0.21, 0.46]`, with `<metric>_n` in its tooltip. Plots are `pipeline.plots.figures` as inline SVG.
+functions decide them, passed in as a `Table`); a cell whose ledger row also carries `<metric>_lo`
+and `<metric>_hi` reads `0.32 [0.21, 0.46]`, with `<metric>_n` in its tooltip. Plots are
+`pipeline.plots.figures` as inline SVG.
 """
 
 from __future__ import annotations
 
 import io
 import re
-
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -78,28 +78,28 @@ def svg(fig, salt: str) -> Raw:
     return Raw(_XMLNS.sub("", text[:end]) + text[end:])
 
 
-def plot_section(rows: list[dict], prefix: str = "") -> list[Raw]:
+def plot_section(rows: list[dict]) -> list[Raw]:
     out = []
     for name, fig in plots.figures(rows).items():
         title = name.removesuffix(".png")
-        out.append(el("figure", svg(fig, f"{prefix}{title}"), el("figcaption", title), class_="plot",
-                      id=f"{prefix}plot-{title}"))
+        out.append(el("figure", svg(fig, title), el("figcaption", title), class_="plot", id=f"plot-{title}"))
     return out
 
 
 def lineage_tree(rows: list[dict]) -> Raw | None:
     """Generations with their candidates (gen_NNN-c<k>, sweep jobs gen_NNN-<name>) under them, each
     with its parent (the teacher it was trained from); None when nothing branched."""
-    cands = [r for r in rows if "-" in r["name"]]
-    if not cands:
+    if not any("-" in r["name"] for r in rows):
         return None
     items = []
-    for r in (r for r in rows if "-" not in r["name"]):
-        kids = [c for c in cands if c["name"].startswith(r["name"] + "-")]
-        sel = r.get("selected")
-        sub = join(el("li", _node(c), " \u2190 selected" if c["name"] == sel else "",
-                      class_="selected" if c["name"] == sel else None) for c in kids)
-        items.append(el("li", _node(r), el("ul", sub, class_="tree") if kids else ""))
+    for gen in sorted({r["gen"] for r in rows}):
+        group = [r for r in rows if r["gen"] == gen]
+        base = next((r for r in group if "-" not in r["name"]), None)
+        sel = (base or {}).get("selected")
+        kids = join(el("li", _node(c), " \u2190 selected" if c["name"] == sel else "",
+                       class_="selected" if c["name"] == sel else None) for c in group if c is not base)
+        head = _node(base) if base else el("b", f"gen_{gen:03d}", el("span", " (no ledger row yet)", class_="muted"))
+        items.append(el("li", head, el("ul", kids, class_="tree") if kids else ""))
     return el("ul", join(items), class_="tree")
 
 
@@ -109,13 +109,13 @@ def _node(r: dict) -> Raw:
                  el("span", f" parent {r.get('parent') or '-'}, teacher {teacher or '-'}", class_="muted")])
 
 
-def lineage_block(rows: list[dict], spec: Table, prefix: str = "") -> list[Raw]:
+def lineage_block(rows: list[dict], spec: Table) -> list[Raw]:
     """Table, tree, plots and retention: what one lineage shows above its per-generation details."""
     out = [el("h2", "Generations"), generation_table(rows, spec)]
     tree = lineage_tree(rows)
     if tree is not None:
         out += [el("h2", "Lineage tree"), tree]
-    figs = plot_section(rows, prefix)
+    figs = plot_section(rows)
     if figs:
         out += [el("h2", "Plots"), el("div", join(figs), class_="side")]
     ret = retention_table(rows)
