@@ -24,7 +24,7 @@ from tabulate import tabulate
 
 from pipeline.lineage import Lineage, LineageError
 
-FORMATS = ("table", "markdown", "csv", "json", "html")
+FORMATS = ("table", "markdown", "csv", "json")
 
 
 # The readable table (table/markdown without --all) shows, in this order: capability, alignment, data,
@@ -126,7 +126,7 @@ def load(path: str | Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
     ap.add_argument("--lineage", default="checkpoints/default", help="lineage directory")
-    ap.add_argument("--format", default="table", choices=FORMATS)
+    ap.add_argument("--format", default="table", choices=FORMATS + ("html",))  # html: a page, pipeline.report_html
     ap.add_argument("--compare", nargs="+", metavar="LINEAGE", help="lineage directories side by side")
     ap.add_argument("-o", "--output", metavar="FILE", help="html: write the page to FILE (default: stdout)")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.format == "html":  # one self-contained page (pipeline.report_html)
             from pipeline.report_html import page, summary
 
-            page.write(args.compare or [args.lineage], args.output, summary.Table(flatten, columns, summary_columns, _fmt))
+            table = summary.Table(flatten, columns, summary_columns, _fmt)
+            page.write(args.compare or [args.lineage], args.output, table)
             return 0
         if args.compare:
             parts = []

@@ -42,7 +42,8 @@ def eval_items(gens: list[GenFiles]) -> Raw | None:
         rows = []
         for rec in recs[:PER_TASK]:
             i = rec.get("id")
-            rows.append([el("code", i), clip(rec.get("prompt"), 400), *[_answer(b.get(i), _eval_verdict) for b in by_gen]])
+            answers = [_answer(b.get(i), _eval_verdict) for b in by_gen]
+            rows.append([el("code", i), clip(rec.get("prompt"), 400), *answers])
         out += [el("h3", task), table(["id", "prompt", *[g.name for g in gens]], rows)]
     return join(out)
 
