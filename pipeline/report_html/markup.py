@@ -16,14 +16,14 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.5em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; } h3 { margin-bottom: .3em; }
 table { border-collapse: collapse; margin: .4em 0 1em; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f3f3f3; } tbody td:first-child { white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .promoted { color: #17692a; font-weight: 600; } .rejected { color: #a61b1b; font-weight: 600; }
 .failed, .candidate { color: #8a6d00; font-weight: 600; }
 span.ci { cursor: help; border-bottom: 1px dotted #888; } td:has(> span.ci) { text-align: right; }
 pre { white-space: pre-wrap; word-break: break-word; max-height: 14em; overflow: auto; margin: 0;
       background: #f8f8f8; padding: 3px; font-size: 12px; max-width: 40em; }
 .side { display: flex; gap: 1.5em; flex-wrap: wrap; align-items: flex-start; }
-.scroll { overflow-x: auto; max-width: 100%; }
+.scroll { overflow-x: auto; max-width: 100%; } div.lineage { flex: 1 1 600px; min-width: 0; }
 figure.plot { margin: 0; flex: 1 1 560px; max-width: 760px; }
 figure.plot svg { width: 100%; height: auto; } figcaption { color: #777; font-size: 12px; }
 details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
