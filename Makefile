@@ -3,6 +3,7 @@
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
 # make generations N=3, make sweep SWEEP=lr_rank, make report, make bench
+# make gpu-check     on a GPU machine, first: does every GPU path work here (scripts/gpu_check.py)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,7 +20,7 @@ ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup setup-browser test test-fast generation generations sweep report bench clean-venv
+.PHONY: setup setup-browser test test-fast gpu-check generation generations sweep report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
@@ -50,8 +51,16 @@ test:
 test-fast:
 	$(PY) -m pytest tests -m "not slow"
 
-# NUM_GPUS > 1: training under accelerate on all of them, vLLM tensor-parallel across them.
-MULTI_GPU := $(if $(filter-out 0 1,$(NUM_GPUS)),train.num_gpus=$(NUM_GPUS) engine.tensor_parallel_size=$(NUM_GPUS))
+# NUM_GPUS > 1: training under accelerate on all of them. The engines size themselves
+# (engine.tensor_parallel_size=auto: the smallest divisor of the model's KV heads that fits one GPU,
+# 1 for Qwen3-1.7B; engine.replicas=auto: one engine process per remaining device set, see
+# pipeline/engine/parallel.py): tensor_parallel_size=NUM_GPUS would fail on 3, 5, 6 or 7 GPUs.
+MULTI_GPU := $(if $(filter-out 0 1,$(NUM_GPUS)),train.num_gpus=$(NUM_GPUS))
+
+# Run first on a GPU machine (<= 10 minutes): CUDA engine, bf16 step, DDP, tensor parallel, replicas,
+# sleep/wake and a one-generation smoke run; PASS/FAIL/SKIP per check. ARGS=--dry-run on CPU.
+gpu-check:
+	$(PY) scripts/gpu_check.py $(ARGS)
 
 generation:
 	$(PY) -m pipeline.generation experiment=$(PROFILE) $(MULTI_GPU) $(ARGS)

@@ -45,23 +45,52 @@ class ModelConfig:
         _check(self.max_model_len > 0, "model.max_model_len", "must be > 0")
 
 
+def _auto_count(value: Any, key: str, minimum: int) -> int:
+    """`auto` (or 0) -> 0, an integer >= `minimum` -> itself; anything else is a ConfigError naming `key`."""
+    if value == "auto" or value == 0:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"invalid config value for '{key}': {value!r} is not auto (or 0) or an integer >= {minimum}")
+    return value
+
+
 @dataclass
 class EngineConfig:
-    """Text generation backend (pipeline.engine)."""
+    """Text generation backend (pipeline.engine): how one engine is sized and how many run side by side."""
 
     backend: str = MISSING  # auto | vllm | hf  (auto: vllm when importable)
     cpu_kv_cache_gb: float = MISSING  # VLLM_CPU_KVCACHE_SPACE on CPU machines
     gpu_memory_utilization: float = MISSING
-    tensor_parallel_size: int = MISSING
+    # auto (or 0): the smallest divisor of the model's KV heads whose weight shard leaves room for a KV
+    # cache on one GPU (pipeline.parallel); an integer must divide the KV heads (checked at model resolve)
+    tensor_parallel_size: Any = MISSING
+    replicas: Any = MISSING  # engine processes splitting each batch; auto: devices // tensor_parallel_size
+    devices: int = MISSING  # -1: the visible CUDA GPUs; N: N device sets (fake on CPU, for tests)
+    endpoint: str = MISSING  # URL of a running `vllm serve`: engines on the model it serves use it
     enforce_eager: bool = MISSING
     max_num_seqs: int = MISSING
+    max_num_batched_tokens: int = MISSING  # 0: vLLM's default
     hf_batch_size: int = MISSING  # prompts per HF generate() call
     sleep: bool = MISSING  # on CUDA, put vLLM to sleep (not close it) while training holds the GPU
+
+    def requested_tp(self) -> int:
+        """The configured tensor_parallel_size; 0 means auto."""
+        return _auto_count(self.tensor_parallel_size, "engine.tensor_parallel_size", 1)
+
+    def requested_replicas(self) -> int:
+        """The configured replica count; 0 means auto."""
+        return _auto_count(self.replicas, "engine.replicas", 1)
 
     def validate(self) -> None:
         _check(self.backend in ("auto", "vllm", "hf"), "engine.backend", f"{self.backend!r} is not auto|vllm|hf")
         _check(0 < self.gpu_memory_utilization <= 1, "engine.gpu_memory_utilization", "must be in (0, 1]")
-        _check(self.tensor_parallel_size >= 1, "engine.tensor_parallel_size", "must be >= 1")
+        self.requested_tp()
+        self.requested_replicas()
+        _check(self.devices >= -1, "engine.devices", "must be -1 (the visible GPUs) or >= 0")
+        _check(self.endpoint == "" or self.endpoint.startswith(("http://", "https://")), "engine.endpoint",
+               f"{self.endpoint!r} is not empty or an http(s):// URL")
+        _check(self.max_num_seqs >= 1, "engine.max_num_seqs", "must be >= 1")
+        _check(self.max_num_batched_tokens >= 0, "engine.max_num_batched_tokens", "must be >= 0 (0: vLLM's default)")
         _check(self.hf_batch_size >= 1, "engine.hf_batch_size", "must be >= 1")
         _check(self.cpu_kv_cache_gb > 0, "engine.cpu_kv_cache_gb", "must be > 0")
 

