@@ -8,7 +8,9 @@
 - kl.png                 teacher-forced KL from gen 0 and from the parent vs generation
 - diversity.png          distinct-n of free generations and of the synthetic data vs generation
 
-Rejected generations are drawn as crosses, promoted ones as dots. A plot with no data is skipped.
+Rejected generations are drawn as crosses, promoted ones as dots; a metric whose ledger row carries
+its 95% interval (`<metric>_lo`, `<metric>_hi`, pipeline.stats.ledger) gets error bars, and the
+projected retention its interval band when per-item values are given. A plot with no data is skipped.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline.drift.compounding import HORIZONS, view
+from pipeline.drift.compounding import HORIZONS, Items, view
 from pipeline.drift.metrics import DISTINCT, KL, SYNTH_DISTINCT
+from pipeline.stats.ledger import bounds, points
 
 CAPABILITY_MARKERS = ("accuracy", "pass@")
 STYLE = {"promoted": dict(marker="o"), "rejected": dict(marker="x", markersize=9)}
@@ -28,13 +31,20 @@ def _finished(rows: list[dict]) -> list[dict]:
     return sorted((r for r in rows if r.get("status") in ("promoted", "rejected")), key=lambda r: (r["gen"], r["name"]))
 
 
-def _series(rows: list[dict], key: str) -> list[tuple[int, float, str]]:
-    return [(r["gen"], float(r["metrics"][key]), r["status"]) for r in rows
+Point = tuple[int, float, str, "float | None", "float | None"]  # gen, value, status, lo, hi
+
+
+def _series(rows: list[dict], key: str) -> list[Point]:
+    return [(r["gen"], float(r["metrics"][key]), r["status"], *bounds(r["metrics"], key)[:2]) for r in rows
             if isinstance((r.get("metrics") or {}).get(key), (int, float))]
 
 
-def _plot_series(ax, pts: list[tuple[int, float, str]], label: str, color=None) -> None:
+def _plot_series(ax, pts: list[Point], label: str, color=None) -> None:
     line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", alpha=0.6, label=label, color=color)
+    bars = [p for p in pts if p[3] is not None and p[4] is not None]
+    if bars:  # the 95% interval of each generation's value
+        ax.errorbar([p[0] for p in bars], [p[1] for p in bars], linestyle="none", color=line.get_color(),
+                    yerr=[[p[1] - p[3] for p in bars], [p[4] - p[1] for p in bars]], capsize=3, alpha=0.6)
     for status, style in STYLE.items():
         sel = [p for p in pts if p[2] == status]
         if sel:
@@ -66,7 +76,7 @@ def _lines_plot(rows: list[dict], keys: list[str], title: str, ylabel: str, path
 
 
 def capability(rows: list[dict], out_dir: Path) -> Path | None:
-    keys = sorted({k for r in rows for k in (r.get("metrics") or {})
+    keys = sorted({k for r in rows for k in points(r.get("metrics") or {})  # intervals are error bars
                    if not k.startswith(("drift.", "gate.")) and any(m in k for m in CAPABILITY_MARKERS)})
     return _lines_plot(rows, keys, "Capability by generation (val: gated on; test: reported only)", "score",
                        out_dir / "capability.png")
@@ -84,12 +94,13 @@ def diversity(rows: list[dict], out_dir: Path) -> Path | None:
                        out_dir / "diversity.png")
 
 
-def alignment(rows: list[dict], out_dir: Path) -> list[Path]:
+def alignment(rows: list[dict], out_dir: Path, with_rejected: bool = False, items: Items | None = None
+              ) -> list[Path]:
     out = []
-    for metric, v in view(rows).items():
+    for metric, v in view(rows, with_rejected=with_rejected, items=items).items():
         fig = Figure(figsize=(10, 4))
         ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-        _plot_series(ax, list(zip(v["gens"], v["scores"], v["status"])), metric)
+        _plot_series(ax, _series(rows, metric), metric)  # every finished generation, rejected ones too
         ax.set_title(f"{metric} ({v['direction']} is better)")
         ax.set_xlabel("generation")
         ax.set_ylabel("score")
@@ -104,17 +115,26 @@ def alignment(rows: list[dict], out_dir: Path) -> list[Path]:
         else:
             ns = [1] + [round(10 ** (i / 20)) for i in range(1, 55)]
             ns = sorted(set(n for n in ns if n <= max(HORIZONS)))
-            bx.plot(ns, [mean ** n for n in ns], "-", label=f"mean retention {100 * mean:.2f}%/gen")
-            cum = [(g, c) for g, c in zip(v["gens"], v["cumulative"]) if c is not None and g > 0]
+            line, = bx.plot(ns, [mean ** n for n in ns], "-", label=f"mean retention {100 * mean:.2f}%/gen")
+            band = v["mean_interval"]
+            if band is not None and band.lo is not None and band.hi is not None:
+                bx.fill_between(ns, [band.lo ** n for n in ns], [min(band.hi ** n, 1.05) for n in ns],
+                                color=line.get_color(), alpha=0.15, label="95% interval")
+            cum = [(g, c, iv) for g, c, iv in zip(v["gens"], v["cumulative"], v["cumulative_interval"])
+                   if c is not None and g > 0]
             if cum:
-                bx.plot([g for g, _ in cum], [c for _, c in cum], "o", label="measured (vs gen 0)")
+                bx.plot([g for g, _, _ in cum], [c for _, c, _ in cum], "o", label="measured (vs gen 0)")
+                bars = [(g, c, iv) for g, c, iv in cum if iv is not None and iv.lo is not None and iv.hi is not None]
+                if bars:
+                    bx.errorbar([g for g, _, _ in bars], [c for _, c, _ in bars], linestyle="none", capsize=3,
+                                yerr=[[c - iv.lo for _, c, iv in bars], [iv.hi - c for _, c, iv in bars]])
             for n in HORIZONS:
                 r = mean ** n
                 bx.plot([n], [r], "s", color="C3")
                 bx.annotate(f"{100 * r:.1f}% @ {n}", (n, r), textcoords="offset points", xytext=(-10, 8),
                             fontsize=8, ha="right")
             bx.set_xscale("log")
-            bx.set_ylim(0, 1.05 * max([1.0] + [c for _, c in cum]))
+            bx.set_ylim(0, 1.05 * max([1.0] + [c for _, c, _ in cum]))
             bx.set_title(f"projected cumulative retention ({v['steps']} measured step(s))")
             bx.set_xlabel("generations (log)")
             bx.set_ylabel("share of gen 0 retained")
@@ -124,10 +144,12 @@ def alignment(rows: list[dict], out_dir: Path) -> list[Path]:
     return out
 
 
-def write_all(rows: list[dict], out_dir: Path) -> list[Path]:
-    """Write every plot the rows have data for; return the files written."""
+def write_all(rows: list[dict], out_dir: Path, with_rejected: bool = False, items: Items | None = None
+              ) -> list[Path]:
+    """Write every plot the rows have data for; return the files written. The retention panels use
+    the promoted line unless `with_rejected`, with intervals where `items` gives per-item values."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _finished(rows)
     written = [capability(rows, out_dir), kl(rows, out_dir), diversity(rows, out_dir)]
-    return [p for p in written if p is not None] + alignment(rows, out_dir)
+    return [p for p in written if p is not None] + alignment(rows, out_dir, with_rejected, items)
