@@ -123,10 +123,10 @@ def alignment(rows: list[dict], out_dir: Path, with_rejected: bool = False, item
             cum = [(g, c, iv) for g, c, iv in zip(v["gens"], v["cumulative"], v["cumulative_interval"])
                    if c is not None and g > 0]
             if cum:
-                bx.plot([g for g, _, _ in cum], [c for _, c, _ in cum], "o", label="measured (vs gen 0)")
+                bx.plot([g for g, _, _ in cum], [c for _, c, _ in cum], "o", color="C1", label="measured (vs gen 0)")
                 bars = [(g, c, iv) for g, c, iv in cum if iv is not None and iv.lo is not None and iv.hi is not None]
                 if bars:
-                    bx.errorbar([g for g, _, _ in bars], [c for _, c, _ in bars], linestyle="none", capsize=3,
+                    bx.errorbar([g for g, _, _ in bars], [c for _, c, _ in bars], linestyle="none", capsize=3, color="C1",
                                 yerr=[[c - iv.lo for _, c, iv in bars], [iv.hi - c for _, c, iv in bars]])
             for n in HORIZONS:
                 r = mean ** n
