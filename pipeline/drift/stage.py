@@ -178,7 +178,7 @@ def run(ctx: StageContext) -> StageResult:
         records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params))
         engine_stats = eng.stats.as_dict()
     metrics, counts = aggregate(records, d.distinct_n)
-    intervals = uncertainty.free_intervals(records, d.distinct_n)
+    intervals = uncertainty.free_intervals(records)
     summary: dict[str, Any] = {"generation": ctx.gen.name, "model": str(model_dir), "counts": counts,
                                "suites": {s.tag: s.sha256 for s in suites.values()}, "engine": engine_stats}
     if d.judge.enabled:

@@ -8,27 +8,21 @@ ledger (`<metric>_lo`, `_hi`, `_n`, pipeline.stats.ledger). Which statistic each
   is `ratio_bootstrap` of per-item KL sums over per-item token counts, resampling reference items;
   an identical model's KL is exactly 0 with no per-item values, and gets no interval;
 - mean length: bootstrap over free generations (the metric is their mean);
-- distinct-n: a percentile bootstrap over free generations of the corpus-level distinct-n itself
-  (it is not a mean of per-generation values, so each resample recomputes it);
-- items gained/lost are counts and synthetic distinct-n a single corpus statistic: no interval.
+- no interval: items gained/lost (counts), and distinct-n of the free generations and of the
+  synthetic data. Distinct-n is one corpus-level ratio, not a mean of per-item values, and
+  resampling completions with replacement repeats their n-grams, so a bootstrap's resamples sit
+  below the reported value and a percentile interval would not contain it.
 
 Pure functions over records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
-
 from pipeline import probes
-from pipeline.drift.behaviour import distinct_n
-from pipeline.drift.metrics import DISTINCT, MEAN_LENGTH
+from pipeline.drift.metrics import MEAN_LENGTH
 from pipeline.stats import Interval, bootstrap_mean, interval, ratio_bootstrap, wilson
-from pipeline.stats.intervals import percentile_bootstrap
 
 ALPHA, N_BOOT, SEED = 0.05, 2000, 0
-CORPUS_METHOD = "bootstrap-over-completions"
 
 
 def suite_item_values(records: list[dict]) -> dict[str, dict[str, float]]:
@@ -52,24 +46,11 @@ def suite_intervals(records: list[dict]) -> dict[str, Interval]:
     return {k: interval(list(v.values()), ALPHA, N_BOOT, SEED) for k, v in suite_item_values(records).items()}
 
 
-def corpus_bootstrap(texts: list[str], statistic: Callable[[list[str]], float]) -> Interval:
-    """Percentile bootstrap of a corpus statistic, resampling whole texts."""
-    est = statistic(texts)
-    idx = np.arange(len(texts))
-
-    def over(ix: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.apply_along_axis(lambda row: statistic([texts[int(i)] for i in row]), axis, ix)
-
-    lo, hi = percentile_bootstrap((idx,), over, ALPHA, N_BOOT, SEED)
-    return Interval(est, lo, hi, len(texts), CORPUS_METHOD, ALPHA)
-
-
-def free_intervals(records: list[dict], n: int) -> dict[str, Interval]:
-    """Mean length and distinct-n of the free generations."""
+def free_intervals(records: list[dict]) -> dict[str, Interval]:
+    """Mean length of the free generations (bootstrap over them)."""
     if not records:
         return {}
-    return {MEAN_LENGTH.key(): bootstrap_mean([r["tokens"] for r in records], ALPHA, N_BOOT, SEED),
-            DISTINCT.key(n=n): corpus_bootstrap([r["completion"] for r in records], lambda t: distinct_n(t, n))}
+    return {MEAN_LENGTH.key(): bootstrap_mean([r["tokens"] for r in records], ALPHA, N_BOOT, SEED)}
 
 
 def agreement_interval(agree: int, n: int) -> Interval:
