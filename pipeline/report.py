@@ -4,11 +4,14 @@
     python -m pipeline.report --lineage checkpoints/mylineage --format markdown
     python -m pipeline.report --format csv|json                 # every column; table shows a summary
     python -m pipeline.report --all                             # every column in the table too
+    python -m pipeline.report --with-rejected                   # compounding view over rejected steps too
     python -m pipeline.report --compare checkpoints/a checkpoints/b
     python -m pipeline.report --format html --lineage checkpoints/mylineage -o report.html  # one page
 
 Every number comes from the ledger, which the stages fill from their per-item records on disk
 (eval/*.jsonl, drift/*.jsonl), so each cell can be traced back to the completions behind it.
+A metric with a 95% interval shows it in its cell in table/markdown (`0.3158 [0.2103, 0.4571]`);
+csv and json carry it as `<metric>_lo`, `<metric>_hi`, `<metric>_n` columns right after the metric.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns
 from pipeline.lineage import Lineage, LineageError
+from pipeline.stats.ledger import SUFFIXES, base_of, bounds
 from pipeline.train import methods
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -90,18 +94,29 @@ def flatten(row: dict) -> dict:
     return out
 
 
-def columns(rows: list[dict]) -> list[str]:
+def columns(rows: list[dict], intervals: bool = True) -> list[str]:
+    """Every column of `rows` in table order; each metric's interval columns (`_lo`, `_hi`, `_n`)
+    right after it, or left out with intervals=False (table cells show them inside the metric's)."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
+    present = set(keys)
+    ivs = {k for k in keys if base_of(k, present) is not None}
+    keys = [k for k in keys if k not in ivs]
     head = [k for k in ("gen", "status", "parent") if k in keys]
     lead = [k for k in eval_columns(rows) if k in keys]
     tail = [k for k in ("wall_s", "tokens") if k in keys]
     rest = sorted(k for k in keys if k not in head + lead + tail)
-    return head + lead + rest + tail
+    out = head + lead + rest + tail
+    if not intervals:
+        return out
+    return [c for k in out for c in (k, *(f"{k}{s}" for s in SUFFIXES if f"{k}{s}" in ivs))]
 
 
-def _fmt(v):
+def _fmt(v, lo=None, hi=None):
+    """A table cell: numbers to 4 places, with the interval `[lo, hi]` when both bounds are given."""
+    if lo is not None and hi is not None and isinstance(v, (int, float)):
+        return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
     return round(v, 4) if isinstance(v, float) else ("" if v is None else v)
 
 
@@ -110,9 +125,9 @@ def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = Fals
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     rows = [flatten(r) for r in ledger_rows]
+    cols = columns(rows, intervals=fmt in ("csv", "json"))
     if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
-    cols = columns(rows)
+        return json.dumps([{c: r[c] for c in cols if c in r} for r in rows], indent=2, default=str)
     if fmt in ("table", "markdown") and not all_columns:
         order = ("gen", "status", "parent") + summary_columns(rows) + ("wall_s", "tokens")
         cols = [c for c in order if c in cols]
@@ -123,7 +138,7 @@ def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = Fals
         for r in rows:
             w.writerow({c: r.get(c, "") for c in cols})
         return buf.getvalue()
-    table = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    table = [[_fmt(r.get(c), *bounds(r, c)[:2]) for c in cols] for r in rows]
     return tabulate(table, headers=cols, tablefmt="github" if fmt == "markdown" else "simple")
 
 
@@ -142,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", metavar="FILE", help="html: write the page to FILE (default: stdout)")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
+    ap.add_argument("--with-rejected", action="store_true",
+                    help="compounding view and plots: count rejected candidates as steps too (default: the promoted line)")
     args = ap.parse_args(argv)
     try:
         if args.format == "html":  # one self-contained page (pipeline.report_html)
@@ -161,16 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(render(rows, args.format, args.all))
-    if args.format in ("table", "markdown"):  # the compounding view of the alignment metrics (issue 7)
-        from pipeline.drift import compounding
+    from pipeline.drift import compounding
 
-        retention = compounding.render(rows, "github" if args.format == "markdown" else "simple")
+    items = compounding.lineage_items(args.lineage)  # per-item probe values: retention intervals
+    if args.format in ("table", "markdown"):  # the compounding view of the alignment metrics (issue 7)
+        retention = compounding.render(rows, "github" if args.format == "markdown" else "simple",
+                                       with_rejected=args.with_rejected, items=items)
         if retention:
-            print(f"\nRetention per generation and its projection (pipeline.drift.compounding):\n{retention}")
+            line = "every finished candidate" if args.with_rejected else "the promoted line"
+            print(f"\nRetention per generation and its projection, over {line} (pipeline.drift.compounding):"
+                  f"\n{retention}")
     if args.plots:
         from pipeline import plots
 
-        for f in plots.write_all(rows, Path(args.plots)):
+        for f in plots.write_all(rows, Path(args.plots), with_rejected=args.with_rejected, items=items):
             print(f"wrote {f}", file=sys.stderr)
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.config import HParams, Range, SearchSpace
 from pipeline.lineage import GenerationDir, Lineage
 from pipeline.propose.validate import FIELDS, INT_FIELDS, MAX_RATIONALE_CHARS
+from pipeline.stats.ledger import points
 
 # One-line meanings for the names that do not explain themselves.
 MEANING = {
@@ -88,7 +89,9 @@ def data_stats(path: Path) -> dict[str, float]:
 
 
 def val_metrics(metrics: dict, gate_metric: str, limit: int = 3) -> dict[str, float]:
-    """The gate metric, then other validation metrics (never test-split numbers: they must not steer training)."""
+    """The gate metric, then other validation metrics (never test-split numbers: they must not steer
+    training), as point values: the teacher sees no `_lo/_hi/_n` interval keys."""
+    metrics = points(metrics)
     keys = [gate_metric] if gate_metric in metrics else []
     keys += sorted(k for k in metrics if k != gate_metric and "val" in k.split(".")[0])
     out = {}

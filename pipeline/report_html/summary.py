@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from matplotlib import rc_context
 
+from pipeline.stats.ledger import bounds
 from pipeline import plots
 from pipeline.drift import compounding
 from pipeline.report_html.markup import Raw, el, join, status, table
@@ -41,10 +42,9 @@ def cell(spec: Table, flat_row: dict, col: str) -> Raw | str | int | float:
     v = flat_row.get(col)
     if col == "status":
         return status(v)
-    ci = plots.interval(flat_row, col) if isinstance(v, (int, float)) else None
-    if ci is None:
+    lo, hi, n = bounds(flat_row, col) if isinstance(v, (int, float)) else (None, None, None)
+    if lo is None or hi is None:
         return spec.fmt(v)
-    lo, hi, n = ci
     tip = f"n = {n}" if n is not None else "interval"
     return el("span", f"{spec.fmt(v)} [{spec.fmt(lo)}, {spec.fmt(hi)}]", class_="ci", title=tip)
 
