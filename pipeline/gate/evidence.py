@@ -77,7 +77,7 @@ def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, mar
     p = stats.paired_binary(a, b, alpha) if binary else stats.paired_continuous(a, b, alpha)
     verdict = stats.decide(p, margin, higher_is_better=higher, require_improvement=require_improvement)
     sign = 1.0 if higher else -1.0
-    d = None if p.diff is None else sign * p.diff
+    d = None if p.diff is None else sign * p.diff + 0.0  # + 0.0: no "-0.0000"
     lo, hi = (p.lo, p.hi) if higher else (None if p.hi is None else -p.hi, None if p.lo is None else -p.lo)
     threshold = 0.0 if require_improvement else -margin
     counts = f"n={p.n}" + (f", both={p.both}, only_a={p.only_a}, only_b={p.only_b}" if binary else "")
