@@ -34,7 +34,9 @@ import numpy as np
 from scipy import stats as sps
 from tabulate import tabulate
 
-from pipeline import stats
+from pipeline import probes, stats
+from pipeline.drift import metrics as drift_metrics
+from pipeline.evals import headline_columns
 from pipeline.gate.items import item_values
 from pipeline.io import read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
@@ -87,11 +89,13 @@ def base_rows(lin: Lineage) -> dict[int, dict]:
 
 
 def default_metrics(rows: list[dict]) -> list[str]:
-    """The report's capability and alignment summary columns the rows have numbers for."""
-    from pipeline import report  # report renders this module's output: import late, no cycle
-
+    """The metrics worth aggregating that the rows have numbers for, from the registries: each
+    benchmark's headline metrics, then every probe suite's and drift's summary metrics."""
     flat = [dict(r.get("metrics") or {}) for r in rows]
-    keys = list(report.eval_columns(flat)) + list(report.alignment_columns(flat))
+    names: list[str] = []
+    for f in flat:
+        names += [k for k in f if k not in names]
+    keys = list(headline_columns(names)) + list(probes.alignment_metrics()) + list(drift_metrics.COLUMNS)
     return [k for k in dict.fromkeys(keys) if any(isinstance(f.get(k), (int, float)) for f in flat)]
 
 
