@@ -12,7 +12,8 @@ any runs. Without devices (a CPU machine) the lineages run one after another in 
 devices (CUDA GPUs, or `candidate.devices=N` fake device sets) they run in parallel, one lineage per
 slot of `candidate.gpus` devices, each in a fresh child process with CUDA_VISIBLE_DEVICES set: the
 device-slot mechanism of the sweeps (`pipeline.sweep.claim_slot`, shared lock files), child output
-in `<study>/logs/<lineage>.log`. Re-running a study continues its lineages (each run is idempotent).
+in `<study>/logs/<lineage>.log`. Re-running a study with `generations=N` continues its lineages
+up to N (each lineage's run is idempotent; the default -1 adds one generation per run).
 
 `<root>/studies/<name>/study.json` records the arms, seeds, common overrides and every lineage's
 dir, status and devices; `pipeline.compare` reads it.

@@ -64,7 +64,7 @@ def _items_needed(p: stats.Paired, d: float, boundary: float, alpha: float) -> t
     effect = min(abs(d - boundary), rate)  # a paired difference is at most the discordant share
     if effect <= 0:
         return None, "the observed difference sits on the boundary"
-    return stats.items_needed(effect, rate, alpha=alpha), f"at the observed discordance {rate:.4f}"
+    return stats.items_needed(effect, rate, alpha=alpha), f"at the observed discordance {rate:.4f} (80% power)"
 
 
 def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, margin: float, margin_name: str,
