@@ -2,7 +2,7 @@
 #                   + headless chromium for the HTML report's browser test (make setup-browser)
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
-# make generations N=3, make sweep SWEEP=lr_rank, make report, make bench
+# make generations N=3, make sweep SWEEP=lr_rank, make study STUDY=seeds, make report, make bench
 # make gpu-check     on a GPU machine, first: does every GPU path work here (scripts/gpu_check.py)
 
 SHELL := /bin/bash
@@ -15,12 +15,13 @@ FLAVOUR := $(if $(GPU),gpu,cpu)
 PROFILE ?= $(if $(GPU),gpu,cpu)
 N ?= 3
 SWEEP ?= lr_rank
+STUDY ?= seeds
 NUM_GPUS ?= $(if $(GPU),$(shell nvidia-smi -L | wc -l),0)
 ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup setup-browser test test-fast gpu-check generation generations sweep report bench clean-venv
+.PHONY: setup setup-browser test test-fast gpu-check generation generations sweep study report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
@@ -72,6 +73,11 @@ generations:
 sweep:
 	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) \
 		$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)) $(ARGS)
+
+# Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/study.py).
+# Compare them: make report ARGS="--compare checkpoints/studies/$(STUDY)"
+study:
+	$(PY) -m pipeline.study study=$(STUDY) experiment=$(PROFILE) $(ARGS)
 
 report:
 	$(PY) -m pipeline.report $(ARGS)

@@ -451,7 +451,8 @@ class Budget:
 
 @dataclass
 class GateConfig:
-    """Promotion rules (pipeline.gate): validation capability, drift budgets, synthesis red flags."""
+    """Promotion rules (pipeline.gate): validation capability, drift budgets, synthesis red flags,
+    each decided on the paired (1 - alpha) interval of candidate minus reference."""
 
     metric: str = MISSING  # validation metric key from the eval summary, e.g. gsm8k_val.accuracy_flexible
     epsilon: float = MISSING  # allowed drop vs the teacher
@@ -459,6 +460,9 @@ class GateConfig:
     on_max_rejections: str = MISSING  # stop | repropose (keep proposing from the same teacher)
     require_synth_stats: bool = MISSING  # reject when synth/stats.json or its red_flags list is missing
     budgets: Dict[str, Budget] = field(default_factory=dict)  # drift metric without `drift.` -> budget
+    alpha: float = 0.05  # the gate's intervals are (1 - alpha)
+    require_improvement: bool = False  # capability passes only when shown better (lo > 0), not merely within epsilon
+    on_inconclusive: str = "promote"  # promote | keep_teacher: when no rule fails but some cannot be decided
 
     def validate(self) -> None:
         """Values only; which drift metrics a budget may name, and their directions, are the probe-suite
@@ -470,6 +474,9 @@ class GateConfig:
         _check(self.max_consecutive_rejections >= 1, "gate.max_consecutive_rejections", "must be >= 1")
         _check(self.on_max_rejections in ("stop", "repropose"), "gate.on_max_rejections",
                f"{self.on_max_rejections!r} is not stop|repropose")
+        _check(0 < self.alpha < 1, "gate.alpha", f"{self.alpha!r} must lie in (0, 1)")
+        _check(self.on_inconclusive in ("promote", "keep_teacher"), "gate.on_inconclusive",
+               f"{self.on_inconclusive!r} is not promote|keep_teacher")
         for name, b in self.budgets.items():
             key = f"gate.budgets.{name}"
             # keys are `drift.<name>` metrics, so no test score can gate; plain names keep CLI overrides

@@ -5,8 +5,11 @@
     python -m pipeline.report --format csv|json                 # every column; table shows a summary
     python -m pipeline.report --all                             # every column in the table too
     python -m pipeline.report --with-rejected                   # compounding view over rejected steps too
-    python -m pipeline.report --compare checkpoints/a checkpoints/b
+    python -m pipeline.report --compare checkpoints/a checkpoints/b [more ...]   # or a study directory
     python -m pipeline.report --format html --lineage checkpoints/mylineage -o report.html  # one page
+
+`--compare` prints each lineage's table, then the aggregate over seeds and the paired differences
+between arms (pipeline.compare).
 
 Every number comes from the ledger, which the stages fill from their per-item records on disk
 (eval/*.jsonl, drift/*.jsonl), so each cell can be traced back to the completions behind it.
@@ -153,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
     ap.add_argument("--lineage", default="checkpoints/default", help="lineage directory")
     ap.add_argument("--format", default="table", choices=FORMATS + ("html",))  # html: a page, pipeline.report_html
-    ap.add_argument("--compare", nargs="+", metavar="LINEAGE", help="lineage directories side by side")
+    ap.add_argument("--compare", nargs="+", metavar="DIR",
+                    help="lineage directories and/or study directories: each table, then the comparison "
+                         "over seeds and between arms (pipeline.compare)")
     ap.add_argument("-o", "--output", metavar="FILE", help="html: write the page to FILE (default: stdout)")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
@@ -168,9 +173,12 @@ def main(argv: list[str] | None = None) -> int:
             page.write(args.compare or [args.lineage], args.output, table)
             return 0
         if args.compare:
-            parts = []
-            for p in args.compare:
-                parts.append(f"## {p}\n\n{render(load(p), args.format, args.all)}")
+            from pipeline import compare
+
+            parts = [f"## {m.path}\n\n{render(load(m.path), args.format, args.all)}"
+                     for m in compare.members(args.compare)]
+            agg = compare.compare(args.compare)
+            parts.append(compare.render(agg, args.format if args.format in ("markdown", "json") else "table"))
             print("\n\n".join(parts))
             return 0
         rows = load(args.lineage)

