@@ -155,7 +155,7 @@ def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
 def test_intervals_are_wilson_for_0_1_items_and_bootstrap_for_averaged_samples(smoke_cfg):
     spec = smoke_cfg().eval.tasks["gsm8k_val"]
     # accuracy averaged over 2 samples per item (0.5 = one of two right): a mean, so bootstrap
-    recs = [{"metrics": {"accuracy_strict": v, "accuracy_flexible": f}}
+    recs = [{"metrics": {"accuracy_strict": v, "accuracy_flexible": f, "format_rate": 1.0}}
             for v, f in [(0.5, 1.0), (1.0, 1.0), (0.0, 0.0), (0.5, 0.0), (1.0, 1.0)]]
     ivs = task_intervals(spec, recs)
     assert ivs["accuracy_strict"] == bootstrap_mean([0.5, 1.0, 0.0, 0.5, 1.0])
