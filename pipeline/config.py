@@ -141,19 +141,23 @@ SearchSpace = search_space_for(HParams)
 HParamsOverride = override_for(HParams)
 
 
+PROPOSE_MODES = ("teacher", "random", "config")  # how pipeline.propose chooses the hyperparameters
+
+
 @dataclass
 class ProposeConfig:
-    enabled: bool = MISSING  # false: use `hparams` as-is (recorded as source=config)
+    mode: str = MISSING  # PROPOSE_MODES: teacher (asks the teacher) | random (control arm) | config (`hparams` as-is)
     candidates: int = MISSING
     max_tokens: int = MISSING
     temperature: float = MISSING
     retries: int = MISSING  # re-asks when the HF backend returns unparseable text
     retry_temperature: float = MISSING  # used on re-asks when `temperature` is 0 (greedy would repeat itself)
     history: int = MISSING  # earlier generations shown to the teacher (fewer if the prompt is too long)
-    hparams: HParams = field(default_factory=HParams)  # the fallback, and what is used when disabled
+    hparams: HParams = field(default_factory=HParams)  # the fallback, and what mode=config uses
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def validate(self) -> None:
+        _check(self.mode in PROPOSE_MODES, "propose.mode", f"{self.mode!r} is not {'|'.join(PROPOSE_MODES)}")
         _check(self.candidates >= 1, "propose.candidates", "must be >= 1")
         _check(self.retries >= 0, "propose.retries", "must be >= 0")
         _check(self.history >= 0, "propose.history", "must be >= 0")

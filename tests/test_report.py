@@ -49,3 +49,12 @@ def test_cli(lineage, tmp_path, capsys):
     assert capsys.readouterr().out.count("## ") == 2
     assert report.main(["--lineage", str(tmp_path / "nothing")]) == 2
     assert "not a lineage" in capsys.readouterr().err
+
+
+def test_proposal_sources_line():
+    rows = [{"name": "gen_000"}, {"name": "gen_001", "hparams_source": "echo"},
+            {"name": "gen_002", "hparams_source": "teacher"}, {"name": "gen_003", "hparams_source": "echo"},
+            {"name": "gen_004", "hparams_source": "clamped"}]
+    assert report.proposal_sources(rows) == ("proposals (4 trained): echo 2 (50%), clamped 1 (25%), "
+                                             "fallback 0 (0%), teacher 1")
+    assert report.proposal_sources([{"name": "gen_000"}]) == ""
