@@ -177,6 +177,9 @@ class ProposeConfig:
                 _check(v in s, f"propose.hparams.{f.name}", f"{v} is not one of {key} {list(s)}")
 
 
+MATH_SOURCES = ("teacher", "pool", "mixed")  # where synth.math's problems come from (pipeline.synth.mathgen)
+
+
 @dataclass
 class MathSynthConfig:
     n_problems: int = MISSING  # candidate problems the teacher writes
@@ -191,8 +194,10 @@ class MathSynthConfig:
     min_problem_words: int = MISSING  # shorter problem statements are rejected as malformed
     pot_check: bool = MISSING  # also require a program-of-thought solution (run in the sandbox) to agree
     max_tokens_pot: int = MISSING
+    source: str = MISSING  # MATH_SOURCES: teacher-written problems | GSM8K-train `pool` questions | mixed (half each)
 
     def validate(self) -> None:
+        _check(self.source in MATH_SOURCES, "synth.math.source", f"{self.source!r} is not {'|'.join(MATH_SOURCES)}")
         _check(self.n_problems >= 0, "synth.math.n_problems", "must be >= 0")
         _check(self.few_shot >= 0 and self.few_shot_solve >= 0, "synth.math.few_shot", "must be >= 0")
         _check(self.k_solutions >= 1, "synth.math.k_solutions", "must be >= 1")
@@ -269,7 +274,8 @@ class TrainConfig:
     method: str = MISSING  # a registered training method or a chain `a+b` (checked by pipeline.train.methods)
     init_from: str = MISSING  # base | teacher
     per_device_batch_size: int = MISSING
-    max_steps: int = MISSING  # -1: from epochs; >0 caps the run (CPU budgets)
+    min_steps: int = MISSING  # floor of optimizer steps per phase, by extra epochs (pipeline.train.budget)
+    max_steps: int = MISSING  # -1: no cap; >0 caps the run (CPU budgets), over min_steps too
     logging_steps: int = MISSING
     save_steps: int = MISSING
     save_total_limit: int = MISSING  # >= 2 keeps a complete checkpoint while the next one is written
@@ -294,6 +300,7 @@ class TrainConfig:
         _check(self.save_steps >= 1, "train.save_steps", "must be >= 1")
         _check(self.save_total_limit >= 2, "train.save_total_limit", "must be >= 2 (a complete checkpoint must survive the next save)")
         _check(self.max_steps == -1 or self.max_steps > 0, "train.max_steps", "must be -1 or > 0")
+        _check(self.min_steps >= 0, "train.min_steps", "must be >= 0 (0: the proposal's epochs alone)")
         _check(self.logging_steps >= 1, "train.logging_steps", "must be >= 1")
         _check(self.report_to in ("tensorboard", "wandb", "mlflow", "none"), "train.report_to",
                f"{self.report_to!r} is not tensorboard|wandb|mlflow|none")
