@@ -157,3 +157,30 @@ def test_tiny_training_reaches_min_steps_and_picks_the_best_checkpoint_on_val(sm
     assert val["best_eval_loss"] == min(val["eval_losses"])
     assert val["best_checkpoint"] in {"checkpoint-3", "checkpoint-6", "checkpoint-7"}
     assert read_json(gen.path / "train" / "sft" / "final" / "result.json")["step_plan"]["actual"] == 7
+
+
+@pytest.mark.slow
+def test_resume_with_validation_keeps_the_plan_and_the_best_checkpoint(smoke_cfg):
+    """Killed after step 4 (complete checkpoint-3): the rerun resumes there, plans the same 7 steps and
+    still ends on the lowest eval loss of every evaluation, before and after the kill."""
+    from transformers import TrainerCallback
+
+    from pipeline.train.worker import train
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 4:
+                raise KeyboardInterrupt("simulated kill")
+
+    cfg = smoke_cfg("train.max_steps=-1", "train.min_steps=7", "train.save_steps=3", "train.logging_steps=1",
+                    "train.report_to=none", "train.isolate=false")
+    lin, gen = shared_generation(cfg, val_rows=3)
+    ctx = StageContext(cfg=cfg, lineage=lin, gen=gen, teacher=lin.gen(0), stage="train")
+    _, job, _ = prepare_job(cfg, ctx)
+    with pytest.raises(KeyboardInterrupt):
+        train(job, callbacks=[Crash()])
+    res = run(ctx)
+    assert res.info["resumed_from"] == {"sft": "checkpoint-3"}
+    assert res.info["step_plan"]["sft"]["steps"] == 7 and res.info["step_plan"]["sft"]["actual"] == 7
+    val = res.info["val"]["sft"]
+    assert val["used"] is True and len(val["eval_losses"]) == 3 and val["best_eval_loss"] == min(val["eval_losses"])
