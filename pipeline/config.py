@@ -170,19 +170,23 @@ SearchSpace = search_space_for(HParams)
 HParamsOverride = override_for(HParams)
 
 
+PROPOSE_MODES = ("teacher", "random", "config")  # how pipeline.propose chooses the hyperparameters
+
+
 @dataclass
 class ProposeConfig:
-    enabled: bool = MISSING  # false: use `hparams` as-is (recorded as source=config)
+    mode: str = MISSING  # PROPOSE_MODES: teacher (asks the teacher) | random (control arm) | config (`hparams` as-is)
     candidates: int = MISSING
     max_tokens: int = MISSING
     temperature: float = MISSING
     retries: int = MISSING  # re-asks when the HF backend returns unparseable text
     retry_temperature: float = MISSING  # used on re-asks when `temperature` is 0 (greedy would repeat itself)
     history: int = MISSING  # earlier generations shown to the teacher (fewer if the prompt is too long)
-    hparams: HParams = field(default_factory=HParams)  # the fallback, and what is used when disabled
+    hparams: HParams = field(default_factory=HParams)  # the fallback, and what mode=config uses
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def validate(self) -> None:
+        _check(self.mode in PROPOSE_MODES, "propose.mode", f"{self.mode!r} is not {'|'.join(PROPOSE_MODES)}")
         _check(self.candidates >= 1, "propose.candidates", "must be >= 1")
         _check(self.retries >= 0, "propose.retries", "must be >= 0")
         _check(self.history >= 0, "propose.history", "must be >= 0")
@@ -202,6 +206,9 @@ class ProposeConfig:
                 _check(v in s, f"propose.hparams.{f.name}", f"{v} is not one of {key} {list(s)}")
 
 
+MATH_SOURCES = ("teacher", "pool", "mixed")  # where synth.math's problems come from (pipeline.synth.mathgen)
+
+
 @dataclass
 class MathSynthConfig:
     n_problems: int = MISSING  # candidate problems the teacher writes
@@ -216,8 +223,10 @@ class MathSynthConfig:
     min_problem_words: int = MISSING  # shorter problem statements are rejected as malformed
     pot_check: bool = MISSING  # also require a program-of-thought solution (run in the sandbox) to agree
     max_tokens_pot: int = MISSING
+    source: str = MISSING  # MATH_SOURCES: teacher-written problems | GSM8K-train `pool` questions | mixed (half each)
 
     def validate(self) -> None:
+        _check(self.source in MATH_SOURCES, "synth.math.source", f"{self.source!r} is not {'|'.join(MATH_SOURCES)}")
         _check(self.n_problems >= 0, "synth.math.n_problems", "must be >= 0")
         _check(self.few_shot >= 0 and self.few_shot_solve >= 0, "synth.math.few_shot", "must be >= 0")
         _check(self.k_solutions >= 1, "synth.math.k_solutions", "must be >= 1")
@@ -296,7 +305,8 @@ class TrainConfig:
     method: str = MISSING  # a registered training method or a chain `a+b` (checked by pipeline.train.methods)
     init_from: str = MISSING  # base | teacher
     per_device_batch_size: int = MISSING
-    max_steps: int = MISSING  # -1: from epochs; >0 caps the run (CPU budgets)
+    min_steps: int = MISSING  # floor of optimizer steps per phase, by extra epochs (pipeline.train.budget)
+    max_steps: int = MISSING  # -1: no cap; >0 caps the run (CPU budgets), over min_steps too
     logging_steps: int = MISSING
     save_steps: int = MISSING
     save_total_limit: int = MISSING  # >= 2 keeps a complete checkpoint while the next one is written
@@ -321,6 +331,7 @@ class TrainConfig:
         _check(self.save_steps >= 1, "train.save_steps", "must be >= 1")
         _check(self.save_total_limit >= 2, "train.save_total_limit", "must be >= 2 (a complete checkpoint must survive the next save)")
         _check(self.max_steps == -1 or self.max_steps > 0, "train.max_steps", "must be -1 or > 0")
+        _check(self.min_steps >= 0, "train.min_steps", "must be >= 0 (0: the proposal's epochs alone)")
         _check(self.logging_steps >= 1, "train.logging_steps", "must be >= 1")
         _check(self.report_to in ("tensorboard", "wandb", "mlflow", "none"), "train.report_to",
                f"{self.report_to!r} is not tensorboard|wandb|mlflow|none")

@@ -58,7 +58,8 @@ def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
 SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.distinct_2")
 
 
-HP_SOURCE = "hp.source"  # where the proposal's hyperparameters came from (teacher, clamped, config)
+HP_SOURCE = "hp.source"  # where the proposal's hyperparameters came from (pipeline.propose.validate.SOURCES)
+HONESTY = ("echo", "clamped", "fallback")  # proposals that were not the teacher's own, usable setting
 
 
 def train_columns(rows: list[dict]) -> tuple[str, ...]:
@@ -145,6 +146,19 @@ def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = Fals
     return tabulate(table, headers=cols, tablefmt="github" if fmt == "markdown" else "simple")
 
 
+def proposal_sources(ledger_rows: list[dict]) -> str:
+    """One line under the table: how the trained generations' hyperparameters were chosen, e.g.
+    `proposals (4 trained): teacher 1, echo 2 (50%), clamped 1 (25%), fallback 0 (0%)`; "" when none."""
+    srcs = [r["hparams_source"] for r in ledger_rows if r.get("hparams_source")]
+    if not srcs:
+        return ""
+    n = len(srcs)
+    counts = {s: srcs.count(s) for s in dict.fromkeys(srcs)}
+    parts = [f"{s} {counts.get(s, 0)} ({counts.get(s, 0) / n:.0%})" for s in HONESTY]
+    parts += [f"{s} {c}" for s, c in counts.items() if s not in HONESTY]
+    return f"proposals ({n} trained): " + ", ".join(parts)
+
+
 def load(path: str | Path) -> list[dict]:
     path = Path(path)
     lineage = Lineage(path.parent, path.name)
@@ -186,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(render(rows, args.format, args.all))
+    if args.format in ("table", "markdown") and proposal_sources(rows):
+        print(f"\n{proposal_sources(rows)}")
     from pipeline.drift import compounding
 
     items = compounding.lineage_items(args.lineage)  # per-item probe values: retention intervals

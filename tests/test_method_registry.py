@@ -36,10 +36,11 @@ def test_unknown_or_repeated_method_fails_config_validation(smoke_cfg):
 
 def test_report_columns_come_from_the_registry(toy):
     assert report.hparam_keys() == ("learning_rate", "epochs", "lora_r")
-    assert report.train_columns([]) == ("train.loss_last", "train.toy_lm_loss_last", "hp.learning_rate",
-                                        "hp.epochs", "hp.lora_r", "hp.source")
+    assert report.train_columns([]) == ("train.steps", "train.loss_last", "train.toy_lm_loss_last",
+                                        "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
     METHODS.unregister(toy.name)
-    assert report.train_columns([]) == ("train.loss_last", "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
+    assert report.train_columns([]) == ("train.steps", "train.loss_last", "hp.learning_rate", "hp.epochs", "hp.lora_r",
+                                        "hp.source")
 
 
 def test_a_chain_prepares_one_phase_per_method(smoke_cfg, toy):

@@ -92,3 +92,12 @@ def test_csv_and_json_carry_interval_columns_beside_each_metric(tmp_path):
 def test_fmt_interval_cell():
     assert report._fmt(0.31579, 0.21034, 0.45712) == "0.3158 [0.2103, 0.4571]"
     assert report._fmt(0.5, None, 0.6) == 0.5 and report._fmt(None) == "" and report._fmt("x", 0.1, 0.2) == "x"
+
+
+def test_proposal_sources_line():
+    rows = [{"name": "gen_000"}, {"name": "gen_001", "hparams_source": "echo"},
+            {"name": "gen_002", "hparams_source": "teacher"}, {"name": "gen_003", "hparams_source": "echo"},
+            {"name": "gen_004", "hparams_source": "clamped"}]
+    assert report.proposal_sources(rows) == ("proposals (4 trained): echo 2 (50%), clamped 1 (25%), "
+                                             "fallback 0 (0%), teacher 1")
+    assert report.proposal_sources([{"name": "gen_000"}]) == ""
