@@ -6,6 +6,7 @@
 `run(cfg, ctx)`:
 1. reads the hyperparameters from `propose/accepted.json` and the data from `synth/train.jsonl`
    (and `synth/pairs.jsonl` with `train.dpo.enabled`), and checks them (pipeline.train.data);
+   checks the plan against the device's memory and makes it fit (pipeline.train.memory);
 2. writes `train/job.json` and runs pipeline.train.worker: in a child process by default
    (`train.isolate`), under accelerate/torchrun when `train.num_gpus > 1` (pipeline.train.launch);
    a restarted stage resumes from its newest complete checkpoint;
@@ -25,7 +26,8 @@ from pipeline.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.models import check_model_dir
 from pipeline.train.data import TrainDataError, prepare_pairs, prepare_sft, require_chat_template
 from pipeline.train.export import write_model_dir
-from pipeline.train.launch import run_worker
+from pipeline.train import memory
+from pipeline.train.launch import reap_stale_worker, run_worker
 from pipeline.train.worker import Job, train
 
 __all__ = ["run", "TrainDataError", "read_hparams", "prepare_job"]
@@ -66,7 +68,10 @@ def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
     if cfg.train.dpo.enabled:
         pairs, data["dpo"] = prepare_pairs(synth / "pairs.jsonl", tok, hp.max_seq_length, cfg.train.dpo.min_pairs, kwargs)
         dpo_path = str(write_jsonl(data_dir / "dpo.jsonl", pairs))
-    job = Job(config=resolved_dict(cfg), hparams=asdict(hp), init_dir=str(start), out=str(ctx.out),
+    pre = memory.preflight(cfg, hp, start)  # an infeasible plan gets checkpointing, accumulation or LoRA
+    atomic_write_json(ctx.out / memory.FILE, pre.record())
+    config, hparams = memory.apply(pre, resolved_dict(cfg), asdict(hp))
+    job = Job(config=config, hparams=hparams, init_dir=str(start), out=str(ctx.out),
               sft_data=str(data_dir / "sft.jsonl"), dpo_data=dpo_path)
     path = atomic_write_json(ctx.out / "job.json", asdict(job))
     return path, job, data
@@ -89,6 +94,7 @@ def _card(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, in
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     t0 = time.time()
+    reap_stale_worker(ctx.out)  # a worker a killed run left behind must stop before its dir is touched
     job_path, job, data = prepare_job(cfg, ctx)
     synth = ctx.gen.path / "synth"
     inputs = {"accepted.json": sha256_file(ctx.gen.path / "propose" / "accepted.json"),
@@ -113,6 +119,7 @@ def run(ctx: StageContext) -> StageResult:
         "batch": sft["batch"], "bf16": sft["bf16"], "attn_implementation": sft["attn_implementation"],
         "init_from": cfg.train.init_from, "init_model": job.init_dir, "model_dir": str(ctx.gen.model_dir),
         "losses": {k: p["losses"] for k, p in phases.items()},
+        "memory_preflight": read_json(ctx.out / memory.FILE),
     }
     metrics = {"train.loss_first": sft["loss_first"], "train.loss_last": sft["loss_last"],
                "train.tokens_per_s": sft["tokens_per_s"]}
