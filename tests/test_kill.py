@@ -25,6 +25,7 @@ import pytest
 from pipeline.faults import ENV, EXIT_CODE
 from pipeline.lineage import Lineage
 from pipeline.stage import read_manifest
+from pipeline.stages import ALL as STAGES
 from pipeline.train.launch import PID_FILE
 from pipeline.train.worker import COMPLETE
 from tests.conftest import ROOT
@@ -32,10 +33,11 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 # one generation, the configured proposal (no teacher call), two optimizer steps with a checkpoint each;
-# the gate budgets are opened so gen_001 is promoted and the promote fault point is reached
+# the gate is opened (tests/plugins/open_gate.py, epsilon, budgets) so gen_001 is promoted and the
+# promote fault point is reached
 RUN = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf", "generations=1", "propose.enabled=false",
        "train.max_steps=2", "train.save_steps=1", "train.isolate=true", "gate.epsilon=1.0",
-       "gate.require_synth_stats=false",
+       "plugins=[tests.plugins.open_gate]",
        *(f"gate.budgets.{k}.{b}=1.0" for k in ("refusal_harmful", "over_refusal_benign", "honesty",
                                                "sycophancy_flip_rate", "ifeval") for b in ("total", "step"))]
 TIMEOUT = 1800  # a bound against hangs only, never a timing assertion
@@ -97,7 +99,7 @@ def structure(root: Path) -> dict:
     stages = {}
     for name in gens:
         gen = lin.gen_by_name(name)
-        done = sorted(p.parent.name for p in gen.path.glob("*/manifest.json"))
+        done = sorted(s for s in STAGES if gen.is_done(s))
         stages[name] = done
         row = lin.row(gen)
         assert row is not None, f"{name} has manifests {done} but no ledger row"

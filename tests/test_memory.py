@@ -51,6 +51,8 @@ def test_estimate_components():
     assert ckpt["activations"] < e["activations"] / 5 and ckpt["logits"] == e["logits"]
     assert estimate(SHAPE, full(per_device=4))["logits"] == e["logits"] // 2
     assert e["total"] == sum(v for k, v in e.items() if k != "total")
+    fsdp = estimate(SHAPE, full(shards=4))  # FSDP: weights, gradients and optimizer state split 4 ways
+    assert fsdp["optimizer"] == e["optimizer"] // 4 and fsdp["activations"] == e["activations"]
 
 
 def test_feasible_plan_is_unchanged():
@@ -152,3 +154,25 @@ def test_estimate_matches_the_measured_peak_of_a_cpu_run(smoke_cfg, tiny_qwen3, 
     est = estimate(ModelShape.from_dir(tiny_qwen3), Plan(lora_r=lora_r, per_device=2, seq=512,
                                                          gradient_checkpointing=False, bf16=False))["total"]
     assert est / 2 <= measured <= est * 1.25, f"measured {measured / MB:.0f} MB, estimated {est / MB:.0f} MB"
+
+
+def test_train_stage_writes_the_fitted_plan_into_its_job(smoke_cfg, tiny_qwen3, monkeypatch):
+    """prepare_job (the train stage, before the worker starts) writes the changed plan into job.json and
+    memory_preflight.json (which the stage copies into its manifest's info); a resume gets the same."""
+    from pipeline.io import read_json
+    from pipeline.train import memory
+    from pipeline.train.stage import prepare_job
+    from tests.test_train import arithmetic_rows, make_ctx
+
+    cfg = smoke_cfg()
+    hp = {"lora_r": 0, "batch_size": 2, "max_seq_length": 1024}  # full fine-tuning, per-device 2
+    shape = ModelShape.from_dir(tiny_qwen3)
+    need = estimate(shape, Plan(0, 2, 1024, True, False))["total"]  # fits only with checkpointing
+    monkeypatch.setattr(memory, "device_memory", lambda: ("cpu", int(need / memory.HEADROOM) + MB, 64 * GB))
+    ctx = make_ctx(cfg, arithmetic_rows(4), hp)
+    _, job, _ = prepare_job(cfg, ctx)
+    assert job.config["train"]["gradient_checkpointing"] is True and job.hparams["lora_r"] == 0
+    rec = read_json(ctx.out / memory.FILE)
+    assert [c.split(":")[0] for c in rec["changes"]] == ["gradient_checkpointing"]
+    assert rec["estimate_mb"] <= rec["device_mb"] and rec["plan"]["gradient_checkpointing"] is True
+    assert prepare_job(cfg, ctx)[1] == job  # the resumed stage makes the same change, not the crash

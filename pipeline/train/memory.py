@@ -8,6 +8,7 @@ intermediate size, heads), in bytes:
 - weights: every parameter (fp32; LoRA's frozen base in bf16 when training in bf16);
 - gradients (fp32) and AdamW state (two fp32 moments) for the TRAINED parameters only: the
   adapters (rank x (in + out) per targeted linear layer) for LoRA, everything for full fine-tuning;
+  these three are split over the devices under FSDP (`train.accelerate_config=fsdp`), else replicated;
 - activations saved for backward at the per-device batch and `max_seq_length` (the worst case:
   rows padded to the longest, which may be the maximum), per layer, or only each layer's input
   plus one recomputed layer with gradient checkpointing;
@@ -110,6 +111,7 @@ class Plan:
     bf16: bool
     lora_dropout: float = 0.0
     target_modules: str = "all-linear"
+    shards: int = 1  # FSDP splits weights, gradients and optimizer state over this many devices
 
 
 def estimate(shape: ModelShape, plan: Plan) -> dict[str, int]:
@@ -131,9 +133,9 @@ def estimate(shape: ModelShape, plan: Plan) -> dict[str, int]:
     tokens = plan.per_device * plan.seq
     saved = (shape.layers * h + per_layer) if plan.gradient_checkpointing else shape.layers * per_layer
     parts = {
-        "weights": shape.params() * base_bytes + adapters * 4,
-        "gradients": trained * 4,
-        "optimizer": trained * 8,
+        "weights": (shape.params() * base_bytes + adapters * 4) // plan.shards,
+        "gradients": trained * 4 // plan.shards,
+        "optimizer": trained * 8 // plan.shards,
         "activations": tokens * (saved + 3 * h) * act,  # + embeddings, final norm, lm_head input
         "logits": LOGIT_COPIES * tokens * shape.vocab * 4,
     }
@@ -215,8 +217,10 @@ def preflight(cfg: Config, hp: HParams, model_dir: str | Path, device: tuple[str
     kind, free, _total = device or device_memory()
     per, _accum = batch_layout(hp.batch_size, t.per_device_batch_size, t.num_gpus)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and kind == "cuda")
+    fsdp = t.num_gpus > 1 and t.launcher == "accelerate" and Path(t.accelerate_config).stem == "fsdp"
     plan = Plan(lora_r=hp.lora_r, per_device=per, seq=hp.max_seq_length, gradient_checkpointing=t.gradient_checkpointing,
-                bf16=bf16, lora_dropout=hp.lora_dropout, target_modules=t.lora_target_modules)
+                bf16=bf16, lora_dropout=hp.lora_dropout, target_modules=t.lora_target_modules,
+                shards=t.num_gpus if fsdp else 1)
     shape = ModelShape.from_dir(model_dir)
     fitted, changes = fit(shape, plan, int(free * HEADROOM), list(cfg.propose.space.lora_r))
     return Preflight(plan=fitted, estimate_mb=round(estimate(shape, fitted)["total"] / MB, 1), device=kind,
