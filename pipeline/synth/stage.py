@@ -14,9 +14,14 @@ Sampling temperature, mixture size and math/code ratio come from this generation
 proposal (`pipeline.proposal.read`: "hparams"), else from `cfg.propose.hparams`. With
 math_fraction 1 no code is synthesized (none would be used), with 0 no math.
 
+  measured beside them (pipeline.synth.verifier, synth.verifier.*): the math vote's precision on
+        held-out GSM8K-train questions (one more engine call, step `math_verifier`), the kept code
+        tests' kill rate on AST mutants of the reference solutions (sandbox, step `code_mutants`)
+
 Outputs in `gen_NNN/synth/`: new.jsonl (this generation's verified rows, `meta.split` train|val),
 train.jsonl (the mixture), val.jsonl, pairs.jsonl (trl conversational preference rows), rejected.jsonl
-(one row per rejection with its filter and reason), stats.json (with `red_flags`).
+(one row per rejection with its filter and reason), verifier.jsonl and code_mutants.jsonl (the
+verifiers' per-item measurements), stats.json (with `red_flags` and "verifier").
 
 Resume: each step's raw outputs go to `work/<step>.jsonl`, written atomically once the step is
 complete; a re-run loads finished steps instead of regenerating them, and the final files are
@@ -39,11 +44,11 @@ from pipeline import proposal
 from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, write_jsonl
 from pipeline.stage import StageContext, StageResult
-from pipeline.synth import mixture, stats as synth_stats
+from pipeline.synth import mixture, stats as synth_stats, verifier
 from pipeline.synth.decontaminate import BenchmarkIndex, default_index
 from pipeline.synth.dedup import dedup_items
 from pipeline.synth.record import Assembled, SynthRecord, chat_row
-from pipeline.synth.steps import Job, Steps, synth_code, synth_math
+from pipeline.synth.steps import Job, Steps, synth_code, synth_math, verify_math
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,9 @@ def run(ctx: StageContext) -> StageResult:
     index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase)
     do_math = sc.math.n_problems > 0 and hp["math_fraction"] > 0
     do_code = sc.code.n_tasks > 0 and hp["math_fraction"] < 1
+    do_verify = do_math and sc.verifier.n_questions > 0
     needed = ["math_problems", "math_samples"] * do_math + ["math_pot"] * (do_math and sc.math.pot_check)
+    needed += ["math_verifier"] * do_verify
     needed += ["code_tasks", "code_verify"] * do_code + ["code_samples"] * (do_code and sc.code.k_solutions > 0)
     rec = SynthRecord()
     needs_engine = not all(steps.done(s) for s in needed)
@@ -79,6 +86,8 @@ def run(ctx: StageContext) -> StageResult:
         job = Job(cfg, eng, steps, seed, gen, hp, index)
         if do_math:
             synth_math(job, rec)
+        if do_verify:
+            verify_math(job, rec)
         if do_code:
             synth_code(job, rec)
     data = assemble(ctx, hp, rec, seed, index)
@@ -124,7 +133,7 @@ def write(d: Path, rec: SynthRecord, data: Assembled, stats: dict) -> dict[str, 
     """The stage's files, data first and stats.json last; returns their paths."""
     paths = {}
     for name, rows in (("new", data.new), ("train", data.train), ("val", data.val), ("pairs", data.pairs),
-                       ("rejected", rec.rejected)):
+                       ("rejected", rec.rejected), ("verifier", rec.verifier), ("code_mutants", rec.code_mutants)):
         paths[name] = str(write_jsonl(d / f"{name}.jsonl", rows))
     paths["stats"] = str(atomic_write_json(d / "stats.json", stats))
     return paths
@@ -141,7 +150,7 @@ def result(stats: dict, paths: dict[str, str]) -> StageResult:
                  "synth.distinct_2": stats["diversity"]["new_problems"]["distinct_2"],
                  "synth.decontam_hits": stats["decontamination"]["hits"],
                  "synth.anchor_examples": stats["mixture"]["anchor_examples"],
-                 "synth.train_examples": stats["counts"]["train"]},
+                 "synth.train_examples": stats["counts"]["train"], **verifier.metrics(stats["verifier"])},
         info={"counts": stats["counts"], "problems_kept": kept, "paths": paths, "red_flags": stats["red_flags"],
               "hparams_source": stats["hparams"]["source"]},
         tokens=stats["tokens"]["generated"],
