@@ -10,13 +10,13 @@ are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
         mutants fail -> solve k times -> sandbox (pipeline.synth.codegen)
   then (`assemble`): decontaminate solutions -> dedup within and against earlier generations (dedup)
         -> val split -> mixture (mixture); `stats.compute` -> `write` the files -> StageResult
+  measured beside, changing nothing kept (pipeline.synth.verifier, synth.verifier.*): the math
+        vote's precision on held-out GSM8K-train questions (one more engine call, step
+        `math_verifier`), the kept code tests' kill rate on AST mutants of the reference solutions
+        (sandbox, step `code_mutants`)
 Sampling temperature, mixture size and math/code ratio come from this generation's accepted
 proposal (`pipeline.proposal.read`: "hparams"), else from `cfg.propose.hparams`. With
 math_fraction 1 no code is synthesized (none would be used), with 0 no math.
-
-  measured beside them (pipeline.synth.verifier, synth.verifier.*): the math vote's precision on
-        held-out GSM8K-train questions (one more engine call, step `math_verifier`), the kept code
-        tests' kill rate on AST mutants of the reference solutions (sandbox, step `code_mutants`)
 
 Outputs in `gen_NNN/synth/`: new.jsonl (this generation's verified rows, `meta.split` train|val),
 train.jsonl (the mixture), val.jsonl, pairs.jsonl (trl conversational preference rows), rejected.jsonl

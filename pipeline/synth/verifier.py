@@ -7,12 +7,14 @@ task's tests are written beside its own solution. Two measurements, neither chan
 - math precision: the same vote the synth stage uses (mathgen.solve_prompts + mathgen.vote, the
   same k, temperature and agreement threshold) on `synth.verifier.n_questions` questions of the
   held-out GSM8K-train `verifier` slice (pipeline.data.gsm8k_slice; never trained on, disjoint
-  from validation, exemplars and pool). Only the questions reach the teacher; the gold answers only
+  from validation, exemplars and pool); the optional program-of-thought check is not applied, so
+  this is the vote's own precision. Only the questions reach the teacher; the gold answers only
   score the votes. precision = kept labels equal to gold / kept labels, yield = kept / asked
   (to set beside the vote's keep rate on synthetic problems, `vote_keep_rate`).
 - code kill rate: the kept tests run against non-trivial AST mutants of each kept task's reference
   solution (pipeline.synth.mutants) in the sandbox with the eval's hardened checker
-  (codegen.check_program); a mutant that passes the tests survives. kill rate = killed / mutants.
+  (codegen.check_program); a mutant that passes the tests survives, one that fails or hangs is
+  killed. kill rate = killed / mutants run (over the kept tasks, before dedup).
 Both carry Wilson intervals (pipeline.stats). Per-item records: verifier.jsonl (id, majority,
 agreement, kept, gold, correct) and code_mutants.jsonl (id, mutants with kind, line, status, killed).
 """
@@ -60,16 +62,18 @@ def score_math(qs: list[dict], samples: list[dict], cfg: Config) -> list[dict]:
 
 def run_mutants(tasks: list[dict], limit: int, cfg: Config) -> list[dict]:
     """One code_mutants.jsonl record per task: each mutant's kind, line and sandbox status under the
-    task's tests (anything but "passed" kills it). One batched sandbox run."""
+    task's tests ("failed" or "timeout" kills it, "passed" survives, a sandbox "error" is not
+counted). One batched sandbox run."""
     muts = [mutants(t["solution"], t["entry_point"], limit) for t in tasks]
     res = iter(run_programs([codegen.check_program(m.code, t["tests"], t["entry_point"])
                              for t, ms in zip(tasks, muts) for m in ms], cfg.sandbox))
     out = []
     for t, ms in zip(tasks, muts):
         rows = [{"kind": m.kind, "line": m.line, "status": next(res).status} for m in ms]
-        for r in rows:
-            r["killed"] = r["status"] != "passed"
-        out.append({"id": t["id"], "n": len(rows), "killed": sum(r["killed"] for r in rows), "mutants": rows})
+        for r in rows:  # a sandbox "error" (it could not run the program) measures nothing
+            r["killed"] = None if r["status"] == "error" else r["status"] != "passed"
+        ran = [r for r in rows if r["killed"] is not None]
+        out.append({"id": t["id"], "n": len(ran), "killed": sum(r["killed"] for r in ran), "mutants": rows})
     return out
 
 
@@ -78,7 +82,7 @@ def summary(math: list[dict], code: list[dict], vote_keep_rate: float | None) ->
     asked, kept = len(math), sum(r["kept"] for r in math)
     correct = sum(r["correct"] for r in math)
     prec, yld = wilson(correct, kept), wilson(kept, asked)
-    flat_muts = [m for r in code for m in r["mutants"]]
+    flat_muts = [m for r in code for m in r["mutants"] if m["killed"] is not None]
     kill = wilson(sum(m["killed"] for m in flat_muts), len(flat_muts))
     by_kind = {k: {"mutants": sum(m["kind"] == k for m in flat_muts),
                    "killed": sum(m["kind"] == k and m["killed"] for m in flat_muts)} for k in KINDS}
