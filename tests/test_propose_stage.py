@@ -64,6 +64,9 @@ class FakeEngine:
         self.calls: list[tuple[list, object]] = []
         self.model_dirs: list = []
 
+    def end_of_turn_id(self):
+        return 7
+
     def generate(self, prompts, params):
         texts = self.replies[len(self.calls)]
         self.calls.append((list(prompts), params))
