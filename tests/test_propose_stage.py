@@ -259,3 +259,13 @@ def test_stage_real_vllm_on_tiny_qwen3(smoke_cfg, tiny_qwen3):
     if acc["source"] != "fallback":  # schema-constrained compact JSON, maybe cut by max_tokens and salvaged
         assert (ctx.out / "raw.txt").read_text().splitlines()[1].startswith('{"learning_rate":')
     print("tiny:qwen3 proposal:", acc["source"], acc["warnings"][:3])
+
+
+def test_stage_asks_chat_prompts_to_stop_at_the_end_of_turn(smoke_cfg, lineage, monkeypatch):
+    """A base teacher's eos is not its chat template's end of turn: every request carries that id."""
+    cfg = smoke_cfg("propose.retries=1")
+    fake = FakeEngine([["no json here"], [json.dumps(hp(learning_rate=7e-5))]], json_schema=False)
+    use_engine(monkeypatch, fake)
+    run(ctx_for(cfg, lineage))
+    assert len(fake.calls) == 2
+    assert all(isinstance(p[0], list) and params.stop_token_ids == [7] for p, params in fake.calls)
