@@ -244,6 +244,8 @@ def test_hf_generate_gets_the_stops(gen, base_models, ids, tmp_path, models_dir)
 
 @pytest.mark.slow
 def test_vllm_sampling_params_get_the_stops(base_models, ids, tmp_path, models_dir, monkeypatch):
+    """gen 0 only: the request does not depend on the model dir (the HF test checks both), and a
+    second vLLM start would double this test's minute on CPU."""
     pytest.importorskip("vllm")
     import vllm
 

