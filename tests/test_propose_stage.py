@@ -64,6 +64,9 @@ class FakeEngine:
         self.calls: list[tuple[list, object]] = []
         self.model_dirs: list = []
 
+    def end_of_turn_id(self):
+        return 7
+
     def generate(self, prompts, params):
         texts = self.replies[len(self.calls)]
         self.calls.append((list(prompts), params))
@@ -308,3 +311,13 @@ def test_propose_mode_is_checked(smoke_cfg):
 
     with pytest.raises(ConfigError, match="propose.mode"):
         smoke_cfg("propose.mode=never")
+
+
+def test_stage_asks_chat_prompts_to_stop_at_the_end_of_turn(smoke_cfg, lineage, monkeypatch):
+    """A base teacher's eos is not its chat template's end of turn: every request carries that id."""
+    cfg = smoke_cfg("propose.retries=1")
+    fake = FakeEngine([["no json here"], [json.dumps(hp(learning_rate=7e-5))]], json_schema=False)
+    use_engine(monkeypatch, fake)
+    run(ctx_for(cfg, lineage))
+    assert len(fake.calls) == 2
+    assert all(isinstance(p[0], list) and params.stop_token_ids == [7] for p, params in fake.calls)

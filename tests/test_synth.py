@@ -118,6 +118,9 @@ class FakeEngine:
     def __exit__(self, *exc):
         return None
 
+    def end_of_turn_id(self):
+        return 7
+
     def generate(self, prompts, params):
         last = prompts[0][-1]["content"]
         kind = ("problems" if last.startswith(mathgen.PROBLEM_HEADER) else "solve" if last.startswith(mathgen.SOLVE_HEADER)

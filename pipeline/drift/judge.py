@@ -43,7 +43,8 @@ def judge_records(records: list[dict], judge_dir: Path, judged_dir: Path, max_to
                                                                               completion=r["completion"])}]
                for r in todo]
     with open_engine(judge_dir) as eng:
-        outs = eng.generate(prompts, GenParams(max_tokens=max_tokens, temperature=0.0))
+        outs = eng.generate(prompts, GenParams(max_tokens=max_tokens, temperature=0.0,
+                                               stop_token_ids=[eng.end_of_turn_id()]))
     for r, o in zip(todo, outs):
         r["judge"] = {"verdict": parse_verdict(o.texts[0]), "raw": o.texts[0]}
     metrics = {m.key: m.mean([r for r in todo if r["suite"] == name])

@@ -173,8 +173,9 @@ def run(ctx: StageContext) -> StageResult:
         raise DriftError(f"{ctx.gen.name}: no model at {model_dir} (did the train stage finish?)")
     refs = dict(zip(REFS, (ctx.lineage.gen(0), ctx.teacher)))  # gen 0 and the parent
     suites = {name: probes.SUITES.get(name).load() for name in d.suites}
-    params = GenParams(max_tokens=d.max_tokens, temperature=0.0)
     with ctx.engine(model_dir) as eng:
+        # the probes are chat turns: a base model (eos <|endoftext|>) must stop at the template's end of turn
+        params = GenParams(max_tokens=d.max_tokens, temperature=0.0, stop_token_ids=[eng.end_of_turn_id()])
         records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params))
         engine_stats = eng.stats.as_dict()
     metrics, counts = aggregate(records, d.distinct_n)

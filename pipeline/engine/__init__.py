@@ -24,12 +24,12 @@ from pipeline.config import EngineConfig, ModelConfig
 from pipeline.engine import parallel
 from pipeline.engine.backends import HFEngine, VLLMEngine, local_engine
 from pipeline.engine.base import (Engine, EngineError, EngineFactory, GenParams, GenStats, Output, Prompt,
-                                  has_cuda, parse_json_object, pick_backend, torch_dtype)
+                                  end_of_turn_id, has_cuda, parse_json_object, pick_backend, torch_dtype)
 from pipeline.engine.endpoint import EndpointEngine, served_model
 from pipeline.engine.replicas import ReplicatedEngine
 
 __all__ = ["Engine", "EngineError", "EngineFactory", "EndpointEngine", "GenParams", "GenStats", "HFEngine", "Output",
-           "Prompt", "ReplicatedEngine", "VLLMEngine", "has_cuda", "open_engine",
+           "Prompt", "ReplicatedEngine", "VLLMEngine", "end_of_turn_id", "has_cuda", "open_engine",
            "parse_json_object", "pick_backend", "torch_dtype"]
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,7 @@ class VLLMEngine(Engine):
 
         sp = SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
-            stop=list(params.stop) or None,
+            stop=list(params.stop) or None, stop_token_ids=list(params.stop_token_ids) or None,
             # vLLM's CPU backend crashes on per-request seeds once a prompt is prefilled in chunks
             # (it rewinds the generator's offset, which CPU generators lack); there the engine-level
             # seed alone makes a run reproducible.
@@ -121,7 +121,8 @@ class HFEngine(Engine):
         import torch
 
         eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id} | set(params.stop_token_ids)
+        eos.discard(None)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
         outs: dict[int, Output] = {}
         for start in range(0, len(order), self.batch_size):
@@ -129,8 +130,9 @@ class HFEngine(Engine):
             batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk]}, return_tensors="pt").to(self.device)
             if params.seed is not None:
                 torch.manual_seed(params.seed + start)
+            # every eos id, the requested stop ids included, ends a sample (generate's eos list)
             kw: dict[str, Any] = dict(max_new_tokens=params.max_tokens, num_return_sequences=params.n,
-                                      pad_token_id=self.tokenizer.pad_token_id)
+                                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(eos))
             if params.temperature > 0:
                 kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
             else:

@@ -36,6 +36,9 @@ class GenParams:
     stop: Sequence[str] = ()
     seed: int | None = None
     json_schema: dict | None = None  # constrained decoding on vLLM; HF callers must parse and retry
+    # token ids that end a sample besides the model's eos: a chat prompt passes the template's
+    # end-of-turn id (`Engine.end_of_turn_id()`), which a base model's eos (`<|endoftext|>`) is not
+    stop_token_ids: Sequence[int] = ()
 
 
 @dataclass
@@ -96,6 +99,27 @@ def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def end_of_turn_id(tokenizer, template_kwargs: dict) -> int:
+    """The special token the chat template closes an assistant turn with (`<|im_end|>` for ChatML).
+
+    Generation from a chat prompt must stop there, also when the tokenizer's own eos is another
+    token (Qwen3 base: `<|endoftext|>`): the engine's callers pass it in `GenParams.stop_token_ids`,
+    and the training export lists it among the eos ids of the model it writes."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise EngineError("the tokenizer has no chat template, so it has no end-of-turn token")
+    marker = "Zq7"
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": marker}]
+    text = tokenizer.apply_chat_template(msgs, tokenize=False, **template_kwargs)
+    tail = text[text.rindex(marker) + len(marker):]
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    for tid in tokenizer(tail, add_special_tokens=False)["input_ids"]:
+        if tid in special:
+            return tid
+    if tokenizer.eos_token_id is None:
+        raise EngineError("the chat template closes assistant turns with no special token and the tokenizer has no eos")
+    return tokenizer.eos_token_id
+
+
 class Engine:
     """Base class: chat rendering, tokenization, stats. Backends implement `_generate_ids`."""
 
@@ -116,6 +140,10 @@ class Engine:
         return self.tokenizer.apply_chat_template(
             prompt, tokenize=False, add_generation_prompt=True, **dict(self.model_cfg.chat_template_kwargs)
         )
+
+    def end_of_turn_id(self) -> int:
+        """The id chat prompts stop at (see `end_of_turn_id`); pass it as `GenParams.stop_token_ids`."""
+        return end_of_turn_id(self.tokenizer, dict(self.model_cfg.chat_template_kwargs))
 
     def encode(self, prompt: Prompt) -> list[int]:
         # A rendered chat template already holds its special tokens; raw text gets the defaults.

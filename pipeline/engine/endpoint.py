@@ -66,7 +66,7 @@ class EndpointEngine(Engine):
     def body(self, ids: list[list[int]], params: GenParams) -> dict:
         body = {"model": self.model_id, "prompt": ids, "n": params.n, "temperature": params.temperature,
                 "top_p": params.top_p, "max_tokens": params.max_tokens, "stop": list(params.stop) or None,
-                "seed": params.seed, "return_token_ids": True}
+                "stop_token_ids": list(params.stop_token_ids) or None, "seed": params.seed, "return_token_ids": True}
         if params.json_schema:
             body["structured_outputs"] = {"json": params.json_schema}
             body["guided_json"] = params.json_schema  # vLLM before structured_outputs; newer ones ignore it

@@ -85,21 +85,39 @@ def protected_ids() -> frozenset[str]:
     return frozenset(it["id"] for b in BENCHMARKS for s in sorted(b.protected_splits) for it in b.splits[s]())
 
 
+def parse_task_name(task: str) -> tuple[Benchmark, str, str] | None:
+    """(benchmark, split, protocol) that a task name names, for where only names are at hand (a
+    ledger row): `<benchmark>[_<split or its prefix>][_<protocol>]`, protocol `chat` when none is
+    named (`gsm8k_val` -> validation/chat, `gsm8k_val_fewshot` -> validation/fewshot,
+    `humaneval_raw` -> test/raw); None for a name that is no such task."""
+    for b in BENCHMARKS:
+        if task != b.name and not task.startswith(b.name + "_"):
+            continue
+        rest, proto = task[len(b.name) + 1:], "chat"
+        for p in sorted(b.protocols, key=len, reverse=True):  # few_shot before a shorter name it ends in
+            if rest == p or rest.endswith("_" + p):
+                rest, proto = rest[:-len(p)].rstrip("_"), p
+                break
+        split = b.split_for(rest)
+        if split is not None:
+            return b, split, proto
+    return None
+
+
 def headline_columns(metric_keys: list[str]) -> tuple[str, ...]:
     """The report's capability columns among `metric_keys` (`<task>.<metric>`): test-split tasks
     first, then the others; within each, benchmarks in registry order, each task's headline metrics.
-    A task is recognised by its name, `<benchmark>` or `<benchmark>_<split or its prefix>`, since a
-    ledger row holds metric names only; unknown tasks are left to the rest of the table."""
+    A task is recognised by its name (`parse_task_name`), since a ledger row holds metric names
+    only; unknown tasks are left to the rest of the table."""
     tasks = sorted({k.split(".", 1)[0] for k in metric_keys if "." in k})
+    parsed = {t: parse_task_name(t) for t in tasks}
     test: list[str] = []
     other: list[str] = []
     for b in BENCHMARKS:
         for task in tasks:
-            if task != b.name and not task.startswith(b.name + "_"):
+            if parsed[task] is None or parsed[task][0] is not b:
                 continue
-            split = b.split_for(task[len(b.name) + 1:])
-            if split is None:
-                continue
+            split = parsed[task][1]
             cols = [f"{task}.{m}" for m in b.headline.get(split, ())]
             (test if split in b.test_splits else other).extend(c for c in cols if c in metric_keys)
     return tuple(test + other)

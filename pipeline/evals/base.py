@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequenc
 
 if TYPE_CHECKING:
     from pipeline.config import Config, EvalTask
-    from pipeline.engine import Output
+    from pipeline.engine import Output, Prompt
 
 DIRECTIONS = ("higher", "lower")
 
@@ -41,18 +41,24 @@ class Metric:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a task's items become chat prompts. `check` returns (field, message) for a task spec this
-    protocol cannot run, else None; `stop` is merged with the task's own `stop`."""
+    """How a task's items become prompts. `check` returns (field, message) for a task spec this
+    protocol cannot run, else None; `stop` is merged with the task's own `stop`.
 
-    name: str  # the value of eval.tasks.<name>.prompt: chat | few_shot
-    build: Callable[["EvalTask", list[dict]], list[list[dict]]]
+    A `chat` protocol builds chat messages (rendered with the model's chat template) and every
+    generation stops at the template's end-of-turn token, also a base model's whose eos is another
+    token; a plain one (`chat=False`) builds raw strings, completed as text (few-shot `Question:` /
+    `Answer:` blocks, a bare HumanEval prompt) and stopped by its stop strings, as lm-eval does."""
+
+    name: str  # the value of eval.tasks.<name>.prompt: chat | few_shot | fewshot | raw
+    build: Callable[["EvalTask", list[dict]], list["Prompt"]]
     stop: tuple[str, ...] = ()
     check: Optional[Callable[["EvalTask"], Optional[tuple[str, str]]]] = None
     description: str = ""
+    chat: bool = True  # prompts are chat messages; False: raw strings, no chat template
 
 
 # score(task, items, prompts, outputs, cfg) -> one record per item, each with `correct` and `metrics`
-Scorer = Callable[["EvalTask", list[dict], list[list[dict]], Sequence["Output"], "Config"], list[dict]]
+Scorer = Callable[["EvalTask", list[dict], list["Prompt"], Sequence["Output"], "Config"], list[dict]]
 
 
 @dataclass(frozen=True)

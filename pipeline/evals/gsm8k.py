@@ -18,8 +18,11 @@ trailing periods and compares numerically (`18.0` equals `18`).
         writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
 
 As a benchmark: splits `test` (reported) and `validation` (the gate's slice of train; see
-pipeline.data), protocols `chat` and `few_shot` (exemplars from the `exemplars` train slice), metrics
-accuracy_strict / accuracy_flexible per item = the share of its samples judged correct.
+pipeline.data), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
+slice) and `fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
+"Question: ..\nAnswer: <solution ending #### N>" exemplars, then "Question: ..\nAnswer:", stopped at
+lm-eval's stop strings), metrics accuracy_strict / accuracy_flexible per item = the share of its
+samples judged correct.
 """
 
 from __future__ import annotations
@@ -129,6 +132,17 @@ def build_prompt(question: str, instruction: str, shots: list[dict]) -> list[dic
     return messages
 
 
+# lm-eval `gsm8k`: doc_to_text, target delimiter " ", fewshot delimiter "\n\n", generation_kwargs.until
+LM_EVAL_STOP = ("Question:", "</s>", "<|im_end|>")
+
+
+def build_plain_prompt(question: str, shots: list[dict]) -> str:
+    """lm-eval's `gsm8k` prompt: each exemplar's question and reference solution as written in the
+    train split (calculator annotations included, as lm-eval has them), then the question."""
+    blocks = [f"Question: {ex['question']}\nAnswer: {ex['answer']}\n\n" for ex in shots]
+    return "".join(blocks) + f"Question: {question}\nAnswer:"
+
+
 # ---- the benchmark -----------------------------------------------------------------------------
 
 def _chat_prompts(task, items: list[dict]) -> list[list[dict]]:
@@ -140,18 +154,28 @@ def _few_shot_prompts(task, items: list[dict]) -> list[list[dict]]:
     return [build_prompt(it["question"], task.instruction, shots) for it in items]
 
 
+def _plain_prompts(task, items: list[dict]) -> list[str]:
+    shots = exemplars(task.few_shot, task.seed)
+    return [build_plain_prompt(it["question"], shots) for it in items]
+
+
+def n_shots(prompt) -> int:
+    """The exemplars in a prompt: earlier user/assistant turns, or earlier `Question:` blocks."""
+    return prompt.count("Question: ") - 1 if isinstance(prompt, str) else (len(prompt) - 1) // 2
+
+
 def _needs_shots(task) -> tuple[str, str] | None:
-    return None if task.few_shot > 0 else ("few_shot", "prompt=few_shot needs few_shot > 0")
+    return None if task.few_shot > 0 else ("few_shot", f"prompt={task.prompt} needs few_shot > 0")
 
 
-def score_task(task, items: list[dict], prompts: list[list[dict]], outputs, cfg) -> list[dict]:
+def score_task(task, items: list[dict], prompts: list, outputs, cfg) -> list[dict]:
     """One record per item: sample 0's extractions and verdicts (`correct` = its flexible verdict),
     every sample's when there are several, and the item's accuracies over its samples."""
     records = []
     for it, prompt, out in zip(items, prompts, outputs):
         samples = [score(t, it["answer"]) for t in out.texts]
         records.append({
-            "n_shots": (len(prompt) - 1) // 2, "answer": reference_number(it["answer"]), **samples[0],
+            "n_shots": n_shots(prompt), "answer": reference_number(it["answer"]), **samples[0],
             "correct": samples[0]["correct_flexible"],
             "metrics": {"accuracy_strict": mean(s["correct_strict"] for s in samples),
                         "accuracy_flexible": mean(s["correct_flexible"] for s in samples),
@@ -173,7 +197,9 @@ BENCHMARK = Benchmark(
     test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation"}),
     protocols={"chat": Protocol("chat", _chat_prompts, description="zero-shot: the question and the instruction"),
                "few_shot": Protocol("few_shot", _few_shot_prompts, check=_needs_shots,
-                                    description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns")},
+                                    description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns"),
+               "fewshot": Protocol("fewshot", _plain_prompts, stop=LM_EVAL_STOP, check=_needs_shots, chat=False,
+                                   description="plain text, lm-eval `gsm8k`: `few_shot` Question/Answer exemplars")},
     metrics=(Metric("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right"),
              Metric("accuracy_flexible", "higher", "the last number is right"),
              Metric("format_rate", "higher", "the completion has a strict-extractable final answer")),

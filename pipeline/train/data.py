@@ -1,5 +1,5 @@
 """What every training method's data check shares: the error type, turn and chat-template checks,
-token counting, and the end-of-turn token the export needs.
+and token counting (the end-of-turn token the export needs is pipeline.engine.end_of_turn_id).
 
 The methods' own conversions live with them (pipeline/train/methods/sft.py, dpo.py). They all DROP
 and count examples longer than `max_seq_length` tokens rather than truncating them: a truncated
@@ -42,21 +42,3 @@ def require_chat_template(tokenizer, model_dir: Path) -> None:
 def chat_token_ids(tokenizer, messages: list[dict], kwargs: dict, generation_prompt: bool = False) -> list[int]:
     out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt, **kwargs)
     return list(out["input_ids"] if hasattr(out, "keys") else out)
-
-
-def end_of_turn_id(tokenizer, template_kwargs: dict) -> int:
-    """The special token the chat template closes an assistant turn with (`<|im_end|>` for ChatML).
-
-    Generation must stop there, so the exported generation config lists it among the eos ids even
-    when the tokenizer's own eos is another token (Qwen3 base: `<|endoftext|>`)."""
-    marker = "Zq7"
-    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": marker}]
-    text = tokenizer.apply_chat_template(msgs, tokenize=False, **template_kwargs)
-    tail = text[text.rindex(marker) + len(marker):]
-    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-    for tid in tokenizer(tail, add_special_tokens=False)["input_ids"]:
-        if tid in special:
-            return tid
-    if tokenizer.eos_token_id is None:
-        raise TrainDataError("the chat template closes assistant turns with no special token and the tokenizer has no eos")
-    return tokenizer.eos_token_id

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pipeline import models
 from pipeline.config import Config, HParams
+from pipeline.engine import end_of_turn_id
 from pipeline.io import atomic_write_text
-from pipeline.train.data import end_of_turn_id
 from pipeline.train.methods import METHODS
 
 MERGE_NOTE = "LoRA adapters merged into the weights: the directory loads in transformers and vLLM as is"
