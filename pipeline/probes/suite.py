@@ -86,7 +86,10 @@ class Packaged:
     def read(self) -> Loaded:
         meta = suite_version(self.name)
         where = f"pipeline/probes/{meta['file']}"
-        rows, data = read_jsonl_rows(resources.files("pipeline.probes").joinpath(meta["file"]), where)
+        ref = resources.files("pipeline.probes").joinpath(meta["file"])
+        if not ref.is_file():
+            raise ProbeError(f"{where}: no such file (items of probe suite {self.name!r})")
+        rows, data = read_jsonl_rows(ref, where)
         return Loaded(int(meta["version"]), rows, data, where)
 
 
