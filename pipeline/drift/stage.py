@@ -7,9 +7,11 @@ Runs on every generation, gen 0 included (the baseline), as part of the loop:
 
 1. Probes: every suite in `drift.suites`, from the probe-suite registry (pipeline.probes: safety,
    honesty, sycophancy, ifeval, and any plugin's), each with its own prompt builder, scorer and
-   metrics. Greedy, one engine scope: one batched call for every first turn, one for the follow-up
-   turns (sycophancy's pushback). Scored deterministically; an optional frozen judge adds
-   `drift.judge_*` for the suites that declare judge questions.
+   metrics; each takes `drift.subset.<suite>` items (a fixed seeded sample, `drift.subset_seed`;
+   the CPU profile's time budget) or all. Greedy, one engine scope: one batched call for every first
+   turn, one for the follow-up turns (sycophancy's pushback). Scored deterministically; an optional
+   frozen judge adds `drift.judge_*` for the suites that declare judge questions, and its agreement
+   with the hand labels of pipeline/probes/calibration.jsonl goes in summary.json (`judge.calibration`).
 2. Behavioural drift: per-item outcome agreement with gen 0 and the parent (probes, and the eval
    stage's `eval/<task>.jsonl` items: GSM8K/HumanEval items gained and lost).
 3. Distribution drift: teacher-forced per-token KL from gen 0 and the parent on fixed reference text
@@ -55,10 +57,13 @@ def _user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def probe_records(suites: dict[str, probes.Suite], max_items: int, generate: Generate) -> list[dict]:
+def probe_records(suites: dict[str, probes.Suite], max_items: int, generate: Generate,
+                  subset: dict[str, int] | None = None, seed: int | None = None) -> list[dict]:
     """Run the probes through `generate` (two batched calls at most: every first turn, then every
-    follow-up turn a suite asks for) and score every item with its suite's scorer."""
-    todo = [(s, it) for s in suites.values() for it in probes.take(s, max_items)]
+    follow-up turn a suite asks for) and score every item with its suite's scorer. Each suite takes
+    `probes.items_for(name, max_items, subset)` items: the first ones, or with a `seed` the seeded sample."""
+    todo = [(s, it) for s in suites.values()
+            for it in probes.take(s, probes.items_for(s.name, max_items, subset or {}), seed)]
     firsts = generate([_user(s.spec.prompt(it)) for s, it in todo])
     records = []
     for (s, it), out in zip(todo, firsts):
@@ -176,18 +181,22 @@ def run(ctx: StageContext) -> StageResult:
     with ctx.engine(model_dir) as eng:
         # the probes are chat turns: a base model (eos <|endoftext|>) must stop at the template's end of turn
         params = GenParams(max_tokens=d.max_tokens, temperature=0.0, stop_token_ids=[eng.end_of_turn_id()])
-        records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params))
+        records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params),
+                                subset=dict(d.subset), seed=d.subset_seed)
         engine_stats = eng.stats.as_dict()
     metrics, counts = aggregate(records, d.distinct_n)
     intervals = uncertainty.free_intervals(records)
+    taken = {name: sum(r["suite"] == name for r in records) for name in suites}
     summary: dict[str, Any] = {"generation": ctx.gen.name, "model": str(model_dir), "counts": counts,
-                               "suites": {s.tag: s.sha256 for s in suites.values()}, "engine": engine_stats}
+                               "suites": {s.tag: s.sha256 for s in suites.values()}, "engine": engine_stats,
+                               "sample": {"seed": d.subset_seed, "items": taken,
+                                          "of": {name: len(s.items) for name, s in suites.items()}}}
     if d.judge.enabled:
         from pipeline import models
         from pipeline.drift.judge import judge_records
 
         judge_dir = ctx.base_model_dir if d.judge.model == "gen0" else models.resolve(d.judge.model, cfg.paths.models)
-        verdicts = judge_records(records, judge_dir, model_dir, d.judge.max_tokens, ctx.engine)
+        verdicts = judge_records(records, judge_dir, model_dir, d.judge.max_tokens, ctx.engine, calibrate=True)
         metrics.update(verdicts.pop("metrics"))
         summary["judge"] = verdicts
     write_jsonl(ctx.out / "probes.jsonl", records)

