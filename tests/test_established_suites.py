@@ -180,6 +180,9 @@ class FakeJudge:
     def __init__(self, answer):
         self.answer, self.calls = answer, []
 
+    def end_of_turn_id(self):
+        return 7  # the chat template's end-of-turn token, sent as a stop id
+
     def __enter__(self):
         return self
 
