@@ -35,7 +35,7 @@ from typing import Dict, List
 
 from omegaconf import OmegaConf
 
-from pipeline.config import ConfigError, _check
+from pipeline.config import ConfigError, check
 from pipeline.io import atomic_write_json
 from pipeline.locate import conf_dir
 
@@ -51,14 +51,14 @@ class StudyConfig:
     arms: Dict[str, List[str]] = field(default_factory=dict)  # arm name -> its overrides
 
     def validate(self) -> None:
-        _check(re.fullmatch(r"[A-Za-z0-9_]+", self.name or "") is not None, "study.name", "letters, digits and _ only")
-        _check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), "study.seeds",
+        check(re.fullmatch(r"[A-Za-z0-9_]+", self.name or "") is not None, "study.name", "letters, digits and _ only")
+        check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), "study.seeds",
                f"{self.seeds!r} must be a non-empty list of distinct seeds")
-        _check(bool(self.arms), "study.arms", "must name at least one arm")
+        check(bool(self.arms), "study.arms", "must name at least one arm")
         for arm, overrides in self.arms.items():
-            _check(re.fullmatch(r"[A-Za-z0-9_]+", arm) is not None, f"study.arms.{arm}", "letters, digits and _ only")
+            check(re.fullmatch(r"[A-Za-z0-9_]+", arm) is not None, f"study.arms.{arm}", "letters, digits and _ only")
             bad = [o for o in overrides if o.lstrip("+~").startswith(RESERVED)]
-            _check(not bad, f"study.arms.{arm}", f"{bad} set what the study sets itself ({', '.join(RESERVED)})")
+            check(not bad, f"study.arms.{arm}", f"{bad} set what the study sets itself ({', '.join(RESERVED)})")
 
 
 @dataclass
@@ -97,13 +97,13 @@ def load_study(name: str, edits: list[str] = ()) -> StudyConfig:
 def split_args(argv: list[str]) -> tuple[str, list[str], list[str]]:
     """(study name, study.* edits, the common overrides every lineage gets)."""
     names = [a.split("=", 1)[1] for a in argv if a.startswith("study=")]
-    _check(len(names) == 1, "study", "give exactly one study=<name>; known: " + ", ".join(known_studies()))
+    check(len(names) == 1, "study", "give exactly one study=<name>; known: " + ", ".join(known_studies()))
     edits = [a for a in argv if a.startswith("study.")]
     common = [a for a in argv if not a.startswith(("study=", "study."))]
     # paths.root may be given: the study's lineages go under <paths.root>/studies/<name>
     per_lineage = tuple(r for r in RESERVED if r != "paths.root=")
     bad = [o for o in common if o.lstrip("+~").startswith(per_lineage)]
-    _check(not bad, "study", f"{bad} set what the study sets per lineage ({', '.join(per_lineage)})")
+    check(not bad, "study", f"{bad} set what the study sets per lineage ({', '.join(per_lineage)})")
     return names[0], edits, common
 
 

@@ -62,6 +62,9 @@ class Teacher:
 
     supports_json_schema = False
 
+    def end_of_turn_id(self):
+        return 7  # the chat template's end-of-turn token, sent as a stop id
+
     def __init__(self, tasks: list[str] = (), fail_on: str | None = None) -> None:
         self.stats, self.calls, self.prompts = GenStats(), [], []
         self.tasks, self.fail_on = list(tasks), fail_on

@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.config import _check
+from pipeline.config import check
 from pipeline.drift import metrics as drift_metrics
 from pipeline.probes import donotanswer, harmbench, honesty, ifbench, ifeval, reference, safety, sycophancy, truthfulqa
 from pipeline.probes.suite import ProbeError, ProbeSet, ProbeSuite, Suite, versions
@@ -122,15 +122,15 @@ def budgetable() -> dict[str, str]:
 def check_config(cfg) -> None:
     """`drift.suites` and `gate.budgets` against the registry (ConfigError naming the key)."""
     unknown = [s for s in cfg.drift.suites if s not in SUITES]
-    _check(not unknown, "drift.suites", f"unknown suite(s) {unknown}; known: {SUITES.names()}")
+    check(not unknown, "drift.suites", f"unknown suite(s) {unknown}; known: {SUITES.names()}")
     for name in cfg.drift.subset:
-        _check(name in SUITES, f"drift.subset.{name}", f"unknown suite; known: {SUITES.names()}")
+        check(name in SUITES, f"drift.subset.{name}", f"unknown suite; known: {SUITES.names()}")
     allowed = budgetable()
     for name, b in cfg.gate.budgets.items():
         key, metric = f"gate.budgets.{name}", f"drift.{name}"
-        _check(metric in allowed, key,
+        check(metric in allowed, key,
                f"unknown drift metric; budgetable: {sorted(k.removeprefix('drift.') for k in allowed)}")
-        _check(b.direction == allowed[metric], f"{key}.direction",
+        check(b.direction == allowed[metric], f"{key}.direction",
                f"{metric} is {allowed[metric]}-is-better, not {b.direction}")
 
 
