@@ -32,12 +32,9 @@ from collections import defaultdict
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
-<<<<<<< HEAD
 from pipeline.data import load_humaneval
 from pipeline.evals.base import Benchmark, Metric, Protocol
-=======
 from pipeline.sandbox import GuardedProgram
->>>>>>> issue16-checks
 
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
