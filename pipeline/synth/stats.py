@@ -104,7 +104,7 @@ def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, 
                    "train_words": sum(len(msg["content"].split()) for r in data.train for msg in r["messages"])},
         "mixture": {**data.mixture, "earlier_generations": data.earlier_generations},
         "counts": {"new": len(data.new), "train": len(data.train), "val": len(data.val), "pairs": len(data.pairs),
-                   "rejected": len(rec.rejected)},
+                   "prompts": len(data.prompts), "rejected": len(rec.rejected)},
     }
     stats["red_flags"] = red_flags(stats)
     return stats

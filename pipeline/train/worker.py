@@ -242,7 +242,7 @@ def build_trainer(job: Job, index: int = 0, callbacks: Sequence[Any] = ()):
         train_dataset=_rows(job.phases[index]["data"]),
         args=common_args(t, hp, Path(job.out) / method.name, method.schedule(cfg, hp)),
         peft_config=None if hp.lora_r == 0 else lora_config(t, hp), callbacks=_callbacks(callbacks),
-        rewards=method.rewards(cfg),
+        rewards=method.rewards(cfg), world=world_size(),
     )
     return method.build_trainer(phase)
 
@@ -288,7 +288,7 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     result = {
         "phase": phase, "schedule": asdict(method.schedule(job.cfg(), job.hp())),
-        "reference": method.needs_reference, "generation": method.generation,
+        "reference": method.uses_reference(job.cfg()), "generation": method.generation_backend(job.cfg()),
         "rewards": [getattr(f, "__name__", repr(f)) for f in method.rewards(job.cfg())],
         "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
         "losses": losses, "tokens": trainer.state.num_input_tokens_seen,
@@ -298,7 +298,7 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
         "batch": {"per_device": trainer.args.per_device_train_batch_size, "world": world_size(),
                   "accumulation": trainer.args.gradient_accumulation_steps},
         "bf16": trainer.args.bf16, "attn_implementation": attn_implementation(job.cfg().train),
-        **peak_memory_mb(),
+        **peak_memory_mb(), **method.phase_stats(trainer.state.log_history, job.cfg()),
     }
     if is_rank0():
         atomic_write_json(final / RESULT, result)  # last: its presence means the phase is done
