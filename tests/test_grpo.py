@@ -136,8 +136,8 @@ def test_micro_batches_split_the_step_exactly():
 
 def test_prompts_are_checked_and_counted(smoke_cfg):
     cfg = smoke_cfg("train.method=grpo", "train.grpo.min_prompts=2", "train.grpo.max_completion_length=16")
-    rows = [math_row(1), math_row(2, gold=4), CODE_ROW, {**math_row(3), "prompt": prompt("long " * 200)}]
-    ctx = make_ctx(cfg, None, hparams={"max_seq_length": 128})
+    rows = [math_row(1), math_row(2, gold=4), CODE_ROW, {**math_row(3), "prompt": prompt("long " * 2100)}]
+    ctx = make_ctx(cfg, None, hparams={})
     write_jsonl(ctx.gen.path / "synth" / "prompts.jsonl", rows)
     _, job, data = prepare_job(cfg, ctx)
     assert data["grpo"] == {"read": 4, "used": 3, "dropped_too_long": 1, "other_kinds": 0,

@@ -2,12 +2,13 @@
 
     python -m pipeline.generation                    # runs this stage inside a generation
     python -m pipeline.generation train.method=sft+dpo
+    python -m pipeline.generation train.method=sft+grpo   # label-free RL (methods/grpo.py)
     python -m pipeline.train <gen>/train/job.json    # the worker alone (what the stage launches)
 
 `run(ctx)`:
 1. reads the hyperparameters from `propose/accepted.json` (pipeline.proposal) and, for each method
-   of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`, ...),
-   which the method checks and converts;
+   of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`,
+   `synth/prompts.jsonl`, ...), which the method checks and converts;
 2. writes `train/job.json` and runs pipeline.train.worker: in a child process by default
    (`train.isolate`), under accelerate/torchrun when `train.num_gpus > 1` (pipeline.train.launch);
    each phase starts from the previous one's result; a restarted stage resumes from its newest

@@ -47,7 +47,7 @@ def micro_batch(completions: int, per_device: int, world: int) -> tuple[int, int
 
 
 def _series(log_history: list[dict], key: str) -> list[float]:
-    return [h[key] for h in log_history if key in h and h[key] == h[key]]  # NaN (nothing scored) skipped
+    return [h[key] for h in log_history if h.get(key) is not None and h[key] == h[key]]  # nothing scored: None/NaN
 
 
 def _stats(values: list[float]) -> dict:
@@ -90,10 +90,11 @@ class GRPO(Method):
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Prompt rows of the kinds the configured rewards judge; prompts that leave no room for
-        `max_completion_length` new tokens within max_seq_length are dropped and counted."""
+        `max_completion_length` new tokens within the model's context (`model.max_model_len`) are
+        dropped and counted (the proposal's max_seq_length sizes SFT rows, not prompt + sample)."""
         g, kwargs = cfg.train.grpo, dict(cfg.model.chat_template_kwargs)
         rows, kinds = read_rows(path, self.name), rewards.kinds_scored(cfg)
-        room = hp.max_seq_length - g.max_completion_length
+        room = cfg.model.max_model_len - g.max_completion_length
         out, dropped, skipped = [], 0, 0
         for i, row in enumerate(rows, 1):
             where = f"{path}:{i}"
@@ -126,7 +127,7 @@ class GRPO(Method):
         if len(out) < g.min_prompts:
             raise TrainDataError(
                 f"{path}: {len(out)} usable prompts (read {len(rows)}, {dropped} leave no room for "
-                f"max_completion_length={g.max_completion_length} within max_seq_length={hp.max_seq_length}, "
+                f"max_completion_length={g.max_completion_length} within model.max_model_len={cfg.model.max_model_len}, "
                 f"{skipped} of kinds no reward in train.grpo.rewards judges); train.grpo.min_prompts={g.min_prompts}")
         return out, stats
 
@@ -143,7 +144,7 @@ class GRPO(Method):
         cfg, g = phase.cfg, phase.cfg.train.grpo
         per, accum = micro_batch(g.prompts_per_step * g.num_generations, cfg.train.per_device_batch_size, phase.world)
         vllm: dict[str, Any] = dict(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
-                                    vllm_max_model_length=phase.hp.max_seq_length) if g.use_vllm else {}
+                                    vllm_max_model_length=cfg.model.max_model_len) if g.use_vllm else {}
         args = GRPOConfig(**{
             **phase.args, "per_device_train_batch_size": per, "gradient_accumulation_steps": accum,
             "include_num_input_tokens_seen": "no",  # trl counts prompt + completion tokens itself
