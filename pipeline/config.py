@@ -45,23 +45,52 @@ class ModelConfig:
         _check(self.max_model_len > 0, "model.max_model_len", "must be > 0")
 
 
+def _auto_count(value: Any, key: str, minimum: int) -> int:
+    """`auto` (or 0) -> 0, an integer >= `minimum` -> itself; anything else is a ConfigError naming `key`."""
+    if value == "auto" or value == 0:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"invalid config value for '{key}': {value!r} is not auto (or 0) or an integer >= {minimum}")
+    return value
+
+
 @dataclass
 class EngineConfig:
-    """Text generation backend (pipeline.engine)."""
+    """Text generation backend (pipeline.engine): how one engine is sized and how many run side by side."""
 
     backend: str = MISSING  # auto | vllm | hf  (auto: vllm when importable)
     cpu_kv_cache_gb: float = MISSING  # VLLM_CPU_KVCACHE_SPACE on CPU machines
     gpu_memory_utilization: float = MISSING
-    tensor_parallel_size: int = MISSING
+    # auto (or 0): the smallest divisor of the model's KV heads whose weight shard leaves room for a KV
+    # cache on one GPU (pipeline.parallel); an integer must divide the KV heads (checked at model resolve)
+    tensor_parallel_size: Any = MISSING
+    replicas: Any = MISSING  # engine processes splitting each batch; auto: devices // tensor_parallel_size
+    devices: int = MISSING  # -1: the visible CUDA GPUs; N: N device sets (fake on CPU, for tests)
+    endpoint: str = MISSING  # URL of a running `vllm serve`: engines on the model it serves use it
     enforce_eager: bool = MISSING
     max_num_seqs: int = MISSING
+    max_num_batched_tokens: int = MISSING  # 0: vLLM's default
     hf_batch_size: int = MISSING  # prompts per HF generate() call
     sleep: bool = MISSING  # on CUDA, put vLLM to sleep (not close it) while training holds the GPU
+
+    def requested_tp(self) -> int:
+        """The configured tensor_parallel_size; 0 means auto."""
+        return _auto_count(self.tensor_parallel_size, "engine.tensor_parallel_size", 1)
+
+    def requested_replicas(self) -> int:
+        """The configured replica count; 0 means auto."""
+        return _auto_count(self.replicas, "engine.replicas", 1)
 
     def validate(self) -> None:
         _check(self.backend in ("auto", "vllm", "hf"), "engine.backend", f"{self.backend!r} is not auto|vllm|hf")
         _check(0 < self.gpu_memory_utilization <= 1, "engine.gpu_memory_utilization", "must be in (0, 1]")
-        _check(self.tensor_parallel_size >= 1, "engine.tensor_parallel_size", "must be >= 1")
+        self.requested_tp()
+        self.requested_replicas()
+        _check(self.devices >= -1, "engine.devices", "must be -1 (the visible GPUs) or >= 0")
+        _check(self.endpoint == "" or self.endpoint.startswith(("http://", "https://")), "engine.endpoint",
+               f"{self.endpoint!r} is not empty or an http(s):// URL")
+        _check(self.max_num_seqs >= 1, "engine.max_num_seqs", "must be >= 1")
+        _check(self.max_num_batched_tokens >= 0, "engine.max_num_batched_tokens", "must be >= 0 (0: vLLM's default)")
         _check(self.hf_batch_size >= 1, "engine.hf_batch_size", "must be >= 1")
         _check(self.cpu_kv_cache_gb > 0, "engine.cpu_kv_cache_gb", "must be > 0")
 
@@ -141,19 +170,23 @@ SearchSpace = search_space_for(HParams)
 HParamsOverride = override_for(HParams)
 
 
+PROPOSE_MODES = ("teacher", "random", "config")  # how pipeline.propose chooses the hyperparameters
+
+
 @dataclass
 class ProposeConfig:
-    enabled: bool = MISSING  # false: use `hparams` as-is (recorded as source=config)
+    mode: str = MISSING  # PROPOSE_MODES: teacher (asks the teacher) | random (control arm) | config (`hparams` as-is)
     candidates: int = MISSING
     max_tokens: int = MISSING
     temperature: float = MISSING
     retries: int = MISSING  # re-asks when the HF backend returns unparseable text
     retry_temperature: float = MISSING  # used on re-asks when `temperature` is 0 (greedy would repeat itself)
     history: int = MISSING  # earlier generations shown to the teacher (fewer if the prompt is too long)
-    hparams: HParams = field(default_factory=HParams)  # the fallback, and what is used when disabled
+    hparams: HParams = field(default_factory=HParams)  # the fallback, and what mode=config uses
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def validate(self) -> None:
+        _check(self.mode in PROPOSE_MODES, "propose.mode", f"{self.mode!r} is not {'|'.join(PROPOSE_MODES)}")
         _check(self.candidates >= 1, "propose.candidates", "must be >= 1")
         _check(self.retries >= 0, "propose.retries", "must be >= 0")
         _check(self.history >= 0, "propose.history", "must be >= 0")
@@ -173,6 +206,9 @@ class ProposeConfig:
                 _check(v in s, f"propose.hparams.{f.name}", f"{v} is not one of {key} {list(s)}")
 
 
+MATH_SOURCES = ("teacher", "pool", "mixed")  # where synth.math's problems come from (pipeline.synth.mathgen)
+
+
 @dataclass
 class MathSynthConfig:
     n_problems: int = MISSING  # candidate problems the teacher writes
@@ -187,8 +223,10 @@ class MathSynthConfig:
     min_problem_words: int = MISSING  # shorter problem statements are rejected as malformed
     pot_check: bool = MISSING  # also require a program-of-thought solution (run in the sandbox) to agree
     max_tokens_pot: int = MISSING
+    source: str = MISSING  # MATH_SOURCES: teacher-written problems | GSM8K-train `pool` questions | mixed (half each)
 
     def validate(self) -> None:
+        _check(self.source in MATH_SOURCES, "synth.math.source", f"{self.source!r} is not {'|'.join(MATH_SOURCES)}")
         _check(self.n_problems >= 0, "synth.math.n_problems", "must be >= 0")
         _check(self.few_shot >= 0 and self.few_shot_solve >= 0, "synth.math.few_shot", "must be >= 0")
         _check(self.k_solutions >= 1, "synth.math.k_solutions", "must be >= 1")
@@ -222,6 +260,7 @@ class SynthConfig:
     decontam_ngram: int = MISSING  # word n-gram overlap with benchmarks, digits kept
     decontam_ngram_masked: int = MISSING  # word n-gram overlap with numbers masked (number changes)
     decontam_near_dup: float = MISSING  # share of a benchmark item's 3-gram shingles that marks a copy
+    decontam_paraphrase: float = MISSING  # share of its content words a same-numbers rewording keeps (0 = off)
     dedup_threshold: float = MISSING  # Jaccard of number-masked 3-gram shingles marking a near-duplicate
     anchor_fraction: float = MISSING  # share of the training mixture drawn from real GSM8K train
     min_anchor_examples: int = MISSING  # anchor rows used when nothing at all was verified
@@ -232,6 +271,7 @@ class SynthConfig:
         _check(self.decontam_ngram >= 3, "synth.decontam_ngram", "must be >= 3")
         _check(self.decontam_ngram_masked >= 3, "synth.decontam_ngram_masked", "must be >= 3")
         _check(0 < self.decontam_near_dup <= 1, "synth.decontam_near_dup", "must be in (0, 1]")
+        _check(0 <= self.decontam_paraphrase <= 1, "synth.decontam_paraphrase", "must be in [0, 1] (0 = off)")
         _check(0 < self.dedup_threshold <= 1, "synth.dedup_threshold", "must be in (0, 1]")
         _check(0 <= self.anchor_fraction <= 1, "synth.anchor_fraction", "must be in [0, 1]")
         _check(self.min_anchor_examples >= 1, "synth.min_anchor_examples", "must be >= 1")
@@ -306,7 +346,8 @@ class TrainConfig:
     method: str = MISSING  # a registered training method or a chain `a+b` (checked by pipeline.train.methods)
     init_from: str = MISSING  # base | teacher
     per_device_batch_size: int = MISSING
-    max_steps: int = MISSING  # -1: from epochs; >0 caps the run (CPU budgets)
+    min_steps: int = MISSING  # floor of optimizer steps per phase, by extra epochs (pipeline.train.budget)
+    max_steps: int = MISSING  # -1: no cap; >0 caps the run (CPU budgets), over min_steps too
     logging_steps: int = MISSING
     save_steps: int = MISSING
     save_total_limit: int = MISSING  # >= 2 keeps a complete checkpoint while the next one is written
@@ -332,6 +373,7 @@ class TrainConfig:
         _check(self.save_steps >= 1, "train.save_steps", "must be >= 1")
         _check(self.save_total_limit >= 2, "train.save_total_limit", "must be >= 2 (a complete checkpoint must survive the next save)")
         _check(self.max_steps == -1 or self.max_steps > 0, "train.max_steps", "must be -1 or > 0")
+        _check(self.min_steps >= 0, "train.min_steps", "must be >= 0 (0: the proposal's epochs alone)")
         _check(self.logging_steps >= 1, "train.logging_steps", "must be >= 1")
         _check(self.report_to in ("tensorboard", "wandb", "mlflow", "none"), "train.report_to",
                f"{self.report_to!r} is not tensorboard|wandb|mlflow|none")
@@ -462,7 +504,8 @@ class Budget:
 
 @dataclass
 class GateConfig:
-    """Promotion rules (pipeline.gate): validation capability, drift budgets, synthesis red flags."""
+    """Promotion rules (pipeline.gate): validation capability, drift budgets, synthesis red flags,
+    each decided on the paired (1 - alpha) interval of candidate minus reference."""
 
     metric: str = MISSING  # validation metric key from the eval summary, e.g. gsm8k_val.accuracy_flexible
     epsilon: float = MISSING  # allowed drop vs the teacher
@@ -470,6 +513,9 @@ class GateConfig:
     on_max_rejections: str = MISSING  # stop | repropose (keep proposing from the same teacher)
     require_synth_stats: bool = MISSING  # reject when synth/stats.json or its red_flags list is missing
     budgets: Dict[str, Budget] = field(default_factory=dict)  # drift metric without `drift.` -> budget
+    alpha: float = 0.05  # the gate's intervals are (1 - alpha)
+    require_improvement: bool = False  # capability passes only when shown better (lo > 0), not merely within epsilon
+    on_inconclusive: str = "promote"  # promote | keep_teacher: when no rule fails but some cannot be decided
 
     def validate(self) -> None:
         """Values only; which drift metrics a budget may name, and their directions, are the probe-suite
@@ -481,6 +527,9 @@ class GateConfig:
         _check(self.max_consecutive_rejections >= 1, "gate.max_consecutive_rejections", "must be >= 1")
         _check(self.on_max_rejections in ("stop", "repropose"), "gate.on_max_rejections",
                f"{self.on_max_rejections!r} is not stop|repropose")
+        _check(0 < self.alpha < 1, "gate.alpha", f"{self.alpha!r} must lie in (0, 1)")
+        _check(self.on_inconclusive in ("promote", "keep_teacher"), "gate.on_inconclusive",
+               f"{self.on_inconclusive!r} is not promote|keep_teacher")
         for name, b in self.budgets.items():
             key = f"gate.budgets.{name}"
             # keys are `drift.<name>` metrics, so no test score can gate; plain names keep CLI overrides

@@ -21,19 +21,36 @@ from tqdm import tqdm
 
 from pipeline import candidates, promote
 from pipeline.config import Config
+from pipeline.engine import parallel
+from pipeline.io import atomic_write_json
 from pipeline.lineage import Lineage, LineageError
+from pipeline.report_html import write_lineage_report
 from pipeline.stage import Engines
 
 log = logging.getLogger(__name__)
 
 
 def one_generation(cfg: Config, lineage: Lineage, engines: Engines) -> dict:
+    mark = len(engines.events)
     gen, teacher = candidates.shared_stages(cfg, lineage, engines)
     cands = candidates.train_candidates(cfg, lineage, gen, teacher, engines)
     promote.apply(lineage, gen, cands, cfg.gate.metric)
+    # what the engines did in this run of the generation (scripts/bench.py counts the starts)
+    atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
     row = lineage.row(gen) or {}
     log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
+    write_report(lineage)
     return row
+
+
+def write_report(lineage: Lineage) -> None:
+    """Regenerate `<lineage>/report.html`. The generation's files are already safe on disk, so a
+    report that cannot be written is logged as an error (with the reason), not a failed generation."""
+    try:
+        path = write_lineage_report(lineage.path)
+        log.info("report: %s", path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.error("could not write %s/report.html: %s: %s", lineage.path, type(e).__name__, e)
 
 
 def consecutive_rejections(lineage: Lineage) -> int:
@@ -56,7 +73,8 @@ def run(cfg: Config) -> list[dict]:
     if cfg.candidate.name:
         candidates.run_candidate(cfg, lineage)
         return lineage.rows()
-    models.resolve(cfg.model.spec, cfg.paths.models)  # a bad model fails before any write
+    # a bad model, or an engine.tensor_parallel_size it cannot take, fails before any write
+    parallel.plan(models.resolve(cfg.model.spec, cfg.paths.models), cfg.engine)
     with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
         candidates.prepare(cfg, lineage, engines)
         promote.repair_teacher(lineage)

@@ -59,6 +59,12 @@ def read_json(path: str | os.PathLike) -> Any:
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Yield one dict per non-blank line (`.gz` files too); a bad line raises JsonlError naming file
     and line."""
+    for _, row in iter_jsonl_lines(path):
+        yield row
+
+
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Like `iter_jsonl`, with each row's line number (blank lines are skipped but counted)."""
     path = Path(path)
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
@@ -74,7 +80,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 raise JsonlError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
+            yield lineno, row
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

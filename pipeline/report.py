@@ -4,10 +4,17 @@
     python -m pipeline.report --lineage checkpoints/mylineage --format markdown
     python -m pipeline.report --format csv|json                 # every column; table shows a summary
     python -m pipeline.report --all                             # every column in the table too
-    python -m pipeline.report --compare checkpoints/a checkpoints/b
+    python -m pipeline.report --with-rejected                   # compounding view over rejected steps too
+    python -m pipeline.report --compare checkpoints/a checkpoints/b [more ...]   # or a study directory
+    python -m pipeline.report --format html --lineage checkpoints/mylineage -o report.html  # one page
+
+`--compare` prints each lineage's table, then the aggregate over seeds and the paired differences
+between arms (pipeline.compare).
 
 Every number comes from the ledger, which the stages fill from their per-item records on disk
 (eval/*.jsonl, drift/*.jsonl), so each cell can be traced back to the completions behind it.
+A metric with a 95% interval shows it in its cell in table/markdown (`0.3158 [0.2103, 0.4571]`);
+csv and json carry it as `<metric>_lo`, `<metric>_hi`, `<metric>_n` columns right after the metric.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns
 from pipeline.lineage import Lineage, LineageError
+from pipeline.stats.ledger import SUFFIXES, base_of, bounds
 from pipeline.train import methods
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -50,7 +58,8 @@ def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
 SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.distinct_2")
 
 
-HP_SOURCE = "hp.source"  # where the proposal's hyperparameters came from (teacher, clamped, config)
+HP_SOURCE = "hp.source"  # where the proposal's hyperparameters came from (pipeline.propose.validate.SOURCES)
+HONESTY = ("echo", "clamped", "fallback")  # proposals that were not the teacher's own, usable setting
 
 
 def train_columns(rows: list[dict]) -> tuple[str, ...]:
@@ -89,18 +98,29 @@ def flatten(row: dict) -> dict:
     return out
 
 
-def columns(rows: list[dict]) -> list[str]:
+def columns(rows: list[dict], intervals: bool = True) -> list[str]:
+    """Every column of `rows` in table order; each metric's interval columns (`_lo`, `_hi`, `_n`)
+    right after it, or left out with intervals=False (table cells show them inside the metric's)."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
+    present = set(keys)
+    ivs = {k for k in keys if base_of(k, present) is not None}
+    keys = [k for k in keys if k not in ivs]
     head = [k for k in ("gen", "status", "parent") if k in keys]
     lead = [k for k in eval_columns(rows) if k in keys]
     tail = [k for k in ("wall_s", "tokens") if k in keys]
     rest = sorted(k for k in keys if k not in head + lead + tail)
-    return head + lead + rest + tail
+    out = head + lead + rest + tail
+    if not intervals:
+        return out
+    return [c for k in out for c in (k, *(f"{k}{s}" for s in SUFFIXES if f"{k}{s}" in ivs))]
 
 
-def _fmt(v):
+def _fmt(v, lo=None, hi=None):
+    """A table cell: numbers to 4 places, with the interval `[lo, hi]` when both bounds are given."""
+    if lo is not None and hi is not None and isinstance(v, (int, float)):
+        return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
     return round(v, 4) if isinstance(v, float) else ("" if v is None else v)
 
 
@@ -109,9 +129,9 @@ def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = Fals
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     rows = [flatten(r) for r in ledger_rows]
+    cols = columns(rows, intervals=fmt in ("csv", "json"))
     if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
-    cols = columns(rows)
+        return json.dumps([{c: r[c] for c in cols if c in r} for r in rows], indent=2, default=str)
     if fmt in ("table", "markdown") and not all_columns:
         order = ("gen", "status", "parent") + summary_columns(rows) + ("wall_s", "tokens")
         cols = [c for c in order if c in cols]
@@ -122,8 +142,21 @@ def render(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = Fals
         for r in rows:
             w.writerow({c: r.get(c, "") for c in cols})
         return buf.getvalue()
-    table = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    table = [[_fmt(r.get(c), *bounds(r, c)[:2]) for c in cols] for r in rows]
     return tabulate(table, headers=cols, tablefmt="github" if fmt == "markdown" else "simple")
+
+
+def proposal_sources(ledger_rows: list[dict]) -> str:
+    """One line under the table: how the trained generations' hyperparameters were chosen, e.g.
+    `proposals (4 trained): teacher 1, echo 2 (50%), clamped 1 (25%), fallback 0 (0%)`; "" when none."""
+    srcs = [r["hparams_source"] for r in ledger_rows if r.get("hparams_source")]
+    if not srcs:
+        return ""
+    n = len(srcs)
+    counts = {s: srcs.count(s) for s in dict.fromkeys(srcs)}
+    parts = [f"{s} {counts.get(s, 0)} ({counts.get(s, 0) / n:.0%})" for s in HONESTY]
+    parts += [f"{s} {c}" for s, c in counts.items() if s not in HONESTY]
+    return f"proposals ({n} trained): " + ", ".join(parts)
 
 
 def load(path: str | Path) -> list[dict]:
@@ -136,16 +169,30 @@ def load(path: str | Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
     ap.add_argument("--lineage", default="checkpoints/default", help="lineage directory")
-    ap.add_argument("--format", default="table", choices=FORMATS)
-    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two lineage directories side by side")
+    ap.add_argument("--format", default="table", choices=FORMATS + ("html",))  # html: a page, pipeline.report_html
+    ap.add_argument("--compare", nargs="+", metavar="DIR",
+                    help="lineage directories and/or study directories: each table, then the comparison "
+                         "over seeds and between arms (pipeline.compare)")
+    ap.add_argument("-o", "--output", metavar="FILE", help="html: write the page to FILE (default: stdout)")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
+    ap.add_argument("--with-rejected", action="store_true",
+                    help="compounding view and plots: count rejected candidates as steps too (default: the promoted line)")
     args = ap.parse_args(argv)
     try:
+        if args.format == "html":  # one self-contained page (pipeline.report_html)
+            from pipeline.report_html import page, summary
+
+            table = summary.Table(flatten, columns, summary_columns, _fmt)
+            page.write(args.compare or [args.lineage], args.output, table)
+            return 0
         if args.compare:
-            parts = []
-            for p in args.compare:
-                parts.append(f"## {p}\n\n{render(load(p), args.format, args.all)}")
+            from pipeline import compare
+
+            parts = [f"## {m.path}\n\n{render(load(m.path), args.format, args.all)}"
+                     for m in compare.members(args.compare)]
+            agg = compare.compare(args.compare)
+            parts.append(compare.render(agg, args.format if args.format in ("markdown", "json") else "table"))
             print("\n\n".join(parts))
             return 0
         rows = load(args.lineage)
@@ -153,16 +200,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(render(rows, args.format, args.all))
-    if args.format in ("table", "markdown"):  # the compounding view of the alignment metrics (issue 7)
-        from pipeline.drift import compounding
+    if args.format in ("table", "markdown") and proposal_sources(rows):
+        print(f"\n{proposal_sources(rows)}")
+    from pipeline.drift import compounding
 
-        retention = compounding.render(rows, "github" if args.format == "markdown" else "simple")
+    items = compounding.lineage_items(args.lineage)  # per-item probe values: retention intervals
+    if args.format in ("table", "markdown"):  # the compounding view of the alignment metrics (issue 7)
+        retention = compounding.render(rows, "github" if args.format == "markdown" else "simple",
+                                       with_rejected=args.with_rejected, items=items)
         if retention:
-            print(f"\nRetention per generation and its projection (pipeline.drift.compounding):\n{retention}")
+            line = "every finished candidate" if args.with_rejected else "the promoted line"
+            print(f"\nRetention per generation and its projection, over {line} (pipeline.drift.compounding):"
+                  f"\n{retention}")
     if args.plots:
         from pipeline import plots
 
-        for f in plots.write_all(rows, Path(args.plots)):
+        for f in plots.write_all(rows, Path(args.plots), with_rejected=args.with_rejected, items=items):
             print(f"wrote {f}", file=sys.stderr)
     return 0
 

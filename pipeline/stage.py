@@ -62,6 +62,7 @@ class Manifest:
     git_commit: str | None = None
     finished: str = ""
     schema_version: int = SCHEMA_VERSION
+    seed: int | None = None  # the run's `seed` (synthesis and eval sampling, training): what a study varies
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -86,7 +87,8 @@ def read_manifest(gen: GenerationDir, stage: str) -> Manifest:
         return Manifest(stage=d.get("stage", stage), result=result, seconds=float(d.get("seconds", 0.0)),
                         config_hash=d.get("config_hash", ""), teacher=d.get("teacher", ""),
                         versions=dict(d.get("versions") or {}), git_commit=d.get("git_commit"),
-                        finished=d.get("finished", ""), schema_version=int(d.get("schema_version", SCHEMA_VERSION)))
+                        finished=d.get("finished", ""), schema_version=int(d.get("schema_version", SCHEMA_VERSION)),
+                        seed=d.get("seed"))
     except (ValueError, KeyError, TypeError) as e:
         raise LineageError(f"{path} is not a stage manifest ({type(e).__name__}: {e}); delete it to redo the stage") from None
 
@@ -126,7 +128,8 @@ def config_hash(cfg: Config) -> str:
 def new_manifest(cfg: Config, stage: str, teacher: GenerationDir, result: StageResult, seconds: float) -> Manifest:
     """What every manifest records besides the result: how long, under which config, by what code."""
     return Manifest(stage=stage, result=result, seconds=seconds, config_hash=config_hash(cfg), teacher=teacher.name,
-                    versions=versions(), git_commit=git_commit(), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                    versions=versions(), git_commit=git_commit(), finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    seed=cfg.seed)
 
 
 # -- engines: owned by the loop ---------------------------------------------------------------------

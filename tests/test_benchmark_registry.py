@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.stats.ledger import points
 from pipeline import evals, report
 from pipeline.config import ConfigError
 from pipeline.data import GSM8K_SLICES, _gsm8k_raw, gsm8k_slice, load_gsm8k
@@ -97,7 +98,8 @@ def test_toy_benchmark_runs_through_evaluate(toy, tmp_path):
 
     res = evaluate_model(cfg, Path("/m"), tmp_path / "eval", factory)
     assert list(eng.params[0].stop) == ["END", toy.STOP]  # the task's stop, then the protocol's
-    assert res.metrics == {"toy.error_rate": pytest.approx(1 / 6)}
+    assert points(res.metrics) == {"toy.error_rate": pytest.approx(1 / 6)}
+    assert res.metrics["toy.error_rate_n"] == 6  # and its interval (pipeline.stats.ledger)
     assert res.info["tasks"]["toy"]["directions"] == {"error_rate": "lower"}
     assert res.info["tasks"]["toy"]["protocol"] == "chat" and res.info["tasks"]["toy"]["benchmark"] == "toy"
     rows = read_jsonl(tmp_path / "eval" / "toy.jsonl")
@@ -132,8 +134,8 @@ def test_unregistered_benchmark_is_refused_and_plugins_key_registers_it(no_toy, 
 def test_decontamination_indexes_every_registered_benchmark(toy):
     from tests.conftest import compose
 
-    labels = {label for label, _, _ in benchmark_items()}
-    assert labels == {"gsm8k_test", "humaneval", "toy"}
+    labels = {item[0] for item in benchmark_items()}
+    assert labels == {"gsm8k_test", "gsm8k_val", "humaneval", "toy"}
     s = compose([]).synth
     hit = default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup).match(
         "Question: what is 2 plus 1, counted in purple marbles on a windy toy day? Think step by step.")

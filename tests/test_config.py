@@ -102,3 +102,16 @@ def test_hparam_typos_name_the_key():
         compose(["propose.space.lerning_rate={low: 1e-5, high: 1e-4}"])
     with pytest.raises(ConfigCompositionException, match="candidate.hparams.lerning_rate"):
         compose(["candidate.hparams.lerning_rate=1e-4"])
+
+
+def test_one_seed_moves_training_and_is_recorded_in_every_manifest(tmp_path):
+    from pipeline.lineage import Lineage
+    from pipeline.stage import StageResult, new_manifest, read_manifest, write_manifest
+
+    cfg = compose(["seed=7"])
+    assert cfg.train.seed == 7  # conf/train/default.yaml: seed: ${seed}
+    assert compose(["seed=7", "train.seed=3"]).train.seed == 3  # still settable on its own
+    lin = Lineage(tmp_path, "s")
+    gen = lin.gen(0)
+    write_manifest(gen, new_manifest(cfg, "eval", gen, StageResult(), 0.0))
+    assert read_manifest(gen, "eval").seed == 7

@@ -95,3 +95,55 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     p = subprocess.run([sys.executable, "-m", "pipeline.synth.decontaminate", "--input", str(inp),
                         "--output", str(tmp_path / "o.jsonl")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert p.returncode == 2 and "in.jsonl:1" in p.stderr and "messages" in p.stderr
+
+
+@pytest.fixture(scope="module")
+def full_index() -> BenchmarkIndex:
+    """The index the synth stage builds: every check, the paraphrase check at its configured threshold."""
+    s = compose([]).synth
+    return default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup, s.decontam_paraphrase)
+
+
+def reword(q: str) -> str:
+    """A paraphrase that keeps the numbers: sentences reordered, verbs and nouns swapped, a new question."""
+    swaps = {"bought": "purchased", "buys": "purchases", "each": "every single", "has": "owns", "gives": "hands over",
+             "sells": "sold", "makes": "produces", "spent": "paid out", "store": "shop", "friends": "pals",
+             "house": "home", "money": "cash", "How many": "What is the count of", "How much": "What amount of"}
+    sents = re.split(r"(?<=[.?!])\s+", q.strip())
+    body, last = sents[:-1], sents[-1:]
+    body = body[1:] + body[:1] if len(body) > 2 else body
+    text = " ".join(body + last)
+    for a, b in swaps.items():
+        text = re.sub(rf"\b{a}\b", b, text)
+    return "Could you work out the following for me? " + text
+
+
+def test_reworded_test_items_with_the_same_numbers_are_caught(full_index):
+    test = load_gsm8k("test")
+    eligible = [r for r in test if len(re.findall(r"\d", r["question"])) and len(set(re.findall(r"\d[\d,.]*", r["question"]))) >= 2]
+    hits = [full_index.match(reword(r["question"])) for r in eligible]
+    caught = sum(h is not None and h.item_id == r["id"] for r, h in zip(eligible, hits))
+    assert caught >= 0.95 * len(eligible), f"{caught}/{len(eligible)}"
+    q = test[0]["question"]  # Janet's ducks, reworded beyond the n-gram checks
+    hit = full_index.match(reword(q))
+    assert hit is not None and hit.item_id == test[0]["id"]
+
+
+def test_validation_slice_and_humaneval_solutions_and_tests_are_indexed(full_index):
+    val = load_gsm8k("validation")[3]
+    hit = full_index.match(val["question"])
+    assert hit is not None and hit.benchmark == "gsm8k_val" and hit.item_id == val["id"]
+    he = load_humaneval()[12]
+    renamed = (he["prompt"] + he["canonical_solution"]).replace(he["entry_point"], "pick_longest")
+    sol = full_index.match_row(_row("Write a function.", f"```python\n{renamed}```"))
+    assert sol is not None and sol.benchmark == "humaneval" and sol.item_id == he["task_id"]
+    tests = full_index.match_row(_row("Here are tests:\n" + he["test"]))
+    assert tests is not None and tests.item_id == he["task_id"]
+
+
+def test_paraphrase_check_removes_little_of_gsm8k_train(full_index):
+    """Every check together (n-grams, near duplicates, paraphrases, validation slice indexed) removes at
+    most 2% of the GSM8K train questions outside the validation slice."""
+    train = load_gsm8k("train")
+    removed = [r["id"] for r in train if full_index.match(r["question"]) is not None]
+    assert len(removed) / len(train) <= 0.02, f"removed {len(removed)}/{len(train)}"

@@ -57,3 +57,12 @@ def test_drift_stage_gen0_then_gen1(smoke_cfg, tiny_qwen3):
     kl_items = read_jsonl(g1.path / "drift" / "kl.jsonl")
     assert len(kl_items) == 3 and all(r["kl_gen0"] > 0 for r in kl_items)
     json.dumps(summary)
+    # intervals beside the metrics, each with the method behind it (pipeline.drift.uncertainty)
+    iv = summary["intervals"]
+    assert iv["drift.kl_gen0"]["method"] == "paired-bootstrap-ratio" and m1["drift.kl_gen0_n"] == 3
+    assert iv["drift.kl_gen0"]["estimate"] == pytest.approx(m1["drift.kl_gen0"])
+    assert iv["drift.eval_agreement_gen0"]["method"] == "wilson" and m1["drift.eval_agreement_gen0_n"] == 3
+    assert iv["drift.refusal_harmful"]["method"] == "wilson" and m1["drift.refusal_harmful_n"] == 2
+    assert m1["drift.mean_length_n"] == len(recs) and iv["drift.mean_length"]["method"] == "bootstrap"
+    assert "drift.distinct_2" not in iv  # a corpus ratio, no per-item values (pipeline.drift.uncertainty)
+    assert "drift.kl_gen0_n" not in m0 and "drift.items_gained_gen0_n" not in m1  # exact 0; a count

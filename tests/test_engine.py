@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pipeline.engine import EngineError, GenParams, _truncate_at_stop, open_engine, parse_json_object
+from pipeline.engine import EngineError, GenParams, open_engine, parse_json_object
+from pipeline.engine.base import _truncate_at_stop
 from tests.conftest import compose
 
 

@@ -10,8 +10,10 @@ import pytest
 
 from pipeline.data import load_gsm8k, load_humaneval
 from pipeline.engine import GenStats, Output
-from pipeline.evaluate.stage import evaluate_model, run
+from pipeline.evaluate.stage import evaluate_model, run, task_intervals
 from pipeline.io import read_json, read_jsonl
+from pipeline.stats import bootstrap_mean, wilson
+from pipeline.stats.ledger import points
 
 ANSWERS = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
 SOLUTIONS = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
@@ -64,13 +66,20 @@ def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
     assert opened == [Path("/models/m")] and len(eng.calls) == 3  # one engine, one batched call per task
     assert [n for n, _ in eng.calls] == [4, 4, 3]
     assert eng.calls[0][1].max_tokens == cfg.eval.tasks["gsm8k_test"].max_tokens
-    assert {k: v for k, v in res.metrics.items() if not k.endswith("format_rate")} == {
+    assert {k: v for k, v in points(res.metrics).items() if not k.endswith("format_rate")} == {
         "gsm8k_test.accuracy_strict": 0.5, "gsm8k_test.accuracy_flexible": 0.5,
         "gsm8k_val.accuracy_strict": 0.5, "gsm8k_val.accuracy_flexible": 0.5,
         "humaneval.pass@1": pytest.approx(2 / 3),
     }
     # every scripted answer ends in `#### N`, so every completion has a strict-extractable answer
     assert res.metrics["gsm8k_test.format_rate"] == res.metrics["gsm8k_val.format_rate"] == 1.0
+    # every metric carries its n and 95% interval: one sample per item, so Wilson (2 of 4 correct)
+    w = wilson(2, 4)
+    assert set(res.metrics) - set(points(res.metrics)) == {f"{k}{s}" for k in points(res.metrics)
+                                                          for s in ("_lo", "_hi", "_n")}
+    assert (res.metrics["gsm8k_val.accuracy_flexible_lo"], res.metrics["gsm8k_val.accuracy_flexible_hi"],
+            res.metrics["gsm8k_val.accuracy_flexible_n"]) == (w.lo, w.hi, 4)
+    assert res.metrics["humaneval.pass@1_n"] == 3
     assert res.tokens == 7 * 11 and res.info["tasks"]["gsm8k_val"] == {
         "n": 4, "version": "gsm8k-chat-v1", "key": res.info["tasks"]["gsm8k_val"]["key"],
         "benchmark": "gsm8k", "split": "validation", "protocol": "chat",
@@ -87,6 +96,8 @@ def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
     assert h[0]["id"].startswith("HumanEval/")
     summary = read_json(out / "summary.json")
     assert summary["metrics"]["gsm8k_val.accuracy_flexible"] == 0.5
+    assert summary["intervals"]["gsm8k_val.accuracy_flexible"] == {**w.as_dict(), "method": "wilson"}
+    assert summary["intervals"]["humaneval.pass@1"]["n"] == 3
     assert summary["specs"]["humaneval"]["version"] == "humaneval-chat-v1"
 
     # Same items for the next generation, and finished tasks are not generated again.
@@ -139,3 +150,16 @@ def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
         assert len(rows) == task.n and all(isinstance(r["correct"], bool) and r["id"] for r in rows)
     summary = json.loads((ctx.out / "summary.json").read_text())
     assert summary["model_dir"] == str(tiny_qwen3) and summary["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_intervals_are_wilson_for_0_1_items_and_bootstrap_for_averaged_samples(smoke_cfg):
+    spec = smoke_cfg().eval.tasks["gsm8k_val"]
+    # accuracy averaged over 2 samples per item (0.5 = one of two right): a mean, so bootstrap
+    recs = [{"metrics": {"accuracy_strict": v, "accuracy_flexible": f, "format_rate": 1.0}}
+            for v, f in [(0.5, 1.0), (1.0, 1.0), (0.0, 0.0), (0.5, 0.0), (1.0, 1.0)]]
+    ivs = task_intervals(spec, recs)
+    assert ivs["accuracy_strict"] == bootstrap_mean([0.5, 1.0, 0.0, 0.5, 1.0])
+    assert ivs["accuracy_strict"].method == "bootstrap" and ivs["accuracy_strict"].estimate == 0.6
+    assert ivs["accuracy_flexible"] == wilson(3, 5)
+    lo, hi = ivs["accuracy_strict"].lo, ivs["accuracy_strict"].hi
+    assert 0 <= lo < 0.6 < hi <= 1

@@ -76,7 +76,14 @@ def test_two_generations_vllm_with_resume(smoke_cfg):
 def test_two_generations_hf(smoke_cfg):
     cfg = smoke_cfg("engine.backend=hf", "generations=2")
     generation.run(cfg)
-    check_lineage(lineage_of(cfg), 2)
+    lin = lineage_of(cfg)
+    check_lineage(lin, 2)
+    for g in (1, 2):  # what the loop's engines did, for make bench
+        events = read_json(lin.gen(g).path / "engines.json")["events"]
+        assert {k for k, _ in events} <= {"start", "wake", "sleep", "close"}
+        starts = [p for k, p in events if k == "start"]
+        assert str(lin.gen(g).model_dir.resolve()) in starts  # its own eval and drift
+        assert len(starts) == len(set(starts))  # no model's engine started twice in a generation
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline import plots, report
 
 
@@ -42,3 +44,21 @@ def test_report_cli_writes_plots_and_retention(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "drift.honesty" in out and "r^500" in out
     assert (tmp_path / "plots" / "kl.png").stat().st_size > 0
+
+
+def test_error_bars_from_intervals_and_retention_bands(tmp_path):
+    rows = _rows()
+    for r in rows:
+        m = r["metrics"]
+        for k in ("gsm8k_val.accuracy_flexible", "drift.honesty", "drift.kl_gen0"):
+            m |= {f"{k}_lo": max(0.0, m[k] - 0.05), f"{k}_hi": m[k] + 0.05, f"{k}_n": 20}
+    per = {r["name"]: {"drift.honesty": {f"h{i}": float(i < round(20 * r["metrics"]["drift.honesty"]))
+                                         for i in range(20)}} for r in rows}
+    pts = plots._series(rows, "drift.honesty")
+    assert pts[0][3:] == pytest.approx((0.75, 0.85))  # (lo, hi) of gen 0 ride with the point
+    files = plots.write_all(rows, tmp_path / "p", items=lambda r: per[r["name"]])
+    assert sorted(f.name for f in files) == ["alignment_honesty.png", "alignment_ifeval.png", "capability.png",
+                                             "diversity.png", "kl.png"]
+    fig_keys = {k for r in rows for k in plots.points(r["metrics"])}
+    assert "gsm8k_val.accuracy_flexible_lo" not in fig_keys  # an interval is never its own line
+    assert plots.write_all(rows, tmp_path / "q", with_rejected=True, items=lambda r: per[r["name"]])

@@ -275,3 +275,13 @@ def test_cli_megabytes_and_overrides(tmp_path):
 def test_cli_usage_errors_are_not_silent(tmp_path):
     r = _cli(tmp_path / "missing.txt")
     assert r.returncode == 2 and b"cannot read" in r.stderr
+
+
+def test_history_metrics_show_point_values_only():
+    from pipeline.propose.prompt import val_metrics
+
+    m = {"gsm8k_val.accuracy_flexible": 0.5, "gsm8k_val.accuracy_flexible_lo": 0.2,
+         "gsm8k_val.accuracy_flexible_hi": 0.8, "gsm8k_val.accuracy_flexible_n": 4,
+         "gsm8k_val.accuracy_strict": 0.25, "gsm8k_val.accuracy_strict_n": 4, "gsm8k_test.accuracy_flexible": 0.9}
+    assert val_metrics(m, "gsm8k_val.accuracy_flexible") == {"gsm8k_val.accuracy_flexible": 0.5,
+                                                             "gsm8k_val.accuracy_strict": 0.25}

@@ -89,8 +89,7 @@ def test_history_aware_prompt(smoke_cfg, lineage):
     cfg = smoke_cfg()
     rows = history(lineage, lineage.gen(4), METRIC)
     assert [r.name for r in rows] == ["gen_000", "gen_001", "gen_002", "gen_003"]
-    text = render(cfg.propose.space, rows, {"n_train": 95}, (rows[3].hparams, "gen_003"), cfg.propose.hparams,
-                  METRIC, 0, 1)
+    text = render(cfg.propose.space, rows, {"n_train": 95}, (rows[3].hparams, "gen_003"), METRIC, 0, 1)
     # the space, from conf/propose
     assert "- learning_rate: 1e-06 to 0.001" in text and "- lora_r: one of 0, 8, 16, 32, 64" in text
     assert "- num_examples: integer, 16 to 20000" in text
@@ -104,7 +103,11 @@ def test_history_aware_prompt(smoke_cfg, lineage):
     assert "by_source.math_kept=60" in text
     assert "gsm8k_test" not in text and "0.99" not in text  # test-split scores must not steer training
     assert "Training data so far: n_train=95." in text
-    assert 'Setting (best so far, from gen_003): {"learning_rate":5e-05,"epochs":1.0,"lora_r":32' in text
+    # the best so far is named, its setting sits in its history row; no ready JSON setting to copy
+    assert "Best so far: gen_003 (its setting and outcome are in the history)." in text
+    assert "gen_003|promoted|0.3|5e-05|1|32|64|" in text
+    assert "{" not in text and "Setting (" not in text
+    assert "synth_temperature is used by this generation's shared data synthesis" in text
     assert text.rstrip().endswith('"rationale" (one short sentence).')
 
 
@@ -114,7 +117,7 @@ def test_prompt_is_compact_for_small_contexts(smoke_cfg, lineage, tiny_qwen3):
     cfg = smoke_cfg()
     rows = history(lineage, lineage.gen(4), METRIC)
     text = render(cfg.propose.space, rows, {"n_train": 95, "accept_rate": 0.55}, (rows[3].hparams, "gen_003"),
-                  cfg.propose.hparams, METRIC, 1, 3)
+                  METRIC, 1, 3)
     tok = AutoTokenizer.from_pretrained(str(tiny_qwen3))
     rendered = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True,
                                        enable_thinking=False)
@@ -224,12 +227,12 @@ def test_stage_shrinks_history_to_fit_the_context(smoke_cfg, lineage, monkeypatc
 def run_prompt(cfg, lin) -> str:
     rows = history(lin, lin.gen(4), METRIC)
     best = (rows[3].hparams, "gen_003")
-    return render(cfg.propose.space, rows, {}, best, cfg.propose.hparams, METRIC, 0, 1)
+    return render(cfg.propose.space, rows, {}, best, METRIC, 0, 1)
 
 
-def test_stage_disabled_uses_config_without_engine(smoke_cfg, lineage, monkeypatch):
-    cfg = smoke_cfg("propose.enabled=false", "propose.candidates=2")
-    monkeypatch.setattr(StageContext, "engine", lambda self, d: pytest.fail("no engine when propose is disabled"))
+def test_stage_config_mode_uses_config_without_engine(smoke_cfg, lineage, monkeypatch):
+    cfg = smoke_cfg("propose.mode=config", "propose.candidates=2")
+    monkeypatch.setattr(StageContext, "engine", lambda self, d: pytest.fail("no engine when propose.mode=config"))
     ctx = ctx_for(cfg, lineage)
     res = run(ctx)
     acc = read_json(ctx.out / "accepted.json")
@@ -256,3 +259,52 @@ def test_stage_real_vllm_on_tiny_qwen3(smoke_cfg, tiny_qwen3):
     if acc["source"] != "fallback":  # schema-constrained compact JSON, maybe cut by max_tokens and salvaged
         assert (ctx.out / "raw.txt").read_text().splitlines()[1].startswith('{"learning_rate":')
     print("tiny:qwen3 proposal:", acc["source"], acc["warnings"][:3])
+
+
+def test_echo_of_a_shown_setting_is_recorded_as_echo(smoke_cfg, lineage, monkeypatch):
+    """K=4 literal answers: the best row's setting, the config default, a clamped copy of gen_001, a new one."""
+    from pipeline.propose.validate import defaults_dict
+
+    cfg = smoke_cfg("propose.candidates=4")
+    best = hp(learning_rate=5e-5, lora_r=32, lora_alpha=64)  # gen_003's row
+    default = defaults_dict(cfg.propose.space, cfg.propose.hparams)
+    clamped_echo = {**hp(learning_rate=2e-4, num_examples=120), "epochs": 9}  # gen_001 with epochs clamped 9 -> 3
+    own = hp(learning_rate=7e-5)
+    fake = FakeEngine([[json.dumps(best), json.dumps(default), json.dumps(clamped_echo), json.dumps(own)]],
+                      json_schema=True)
+    use_engine(monkeypatch, fake)
+    ctx = ctx_for(cfg, lineage)
+    res = run(ctx)
+    c = read_json(ctx.out / "accepted.json")["candidates"]
+    assert [x["source"] for x in c] == ["echo", "echo", "clamped", "teacher"]
+    assert any("identical to the best so far (gen_003)" in w or "identical to gen_003" in w for w in c[0]["warnings"])
+    assert any("identical to the config default" in w for w in c[1]["warnings"])
+    assert c[0]["hparams"] == best and c[3]["hparams"] == own
+    assert res.info["source"] == "echo" and res.info["candidate_sources"] == ["echo", "echo", "clamped", "teacher"]
+
+
+def test_random_mode_samples_the_space_deterministically(smoke_cfg, lineage, monkeypatch):
+    monkeypatch.setattr(StageContext, "engine", lambda self, d: pytest.fail("no engine when propose.mode=random"))
+    cfg = smoke_cfg("propose.mode=random", "propose.candidates=3")
+    runs = []
+    for _ in range(2):
+        ctx = ctx_for(cfg, lineage)
+        res = run(ctx)
+        runs.append(read_json(ctx.out / "accepted.json"))
+    a, b = runs
+    assert a["candidates"] == b["candidates"] and res.tokens == 0 and res.info["mode"] == "random"
+    assert [x["source"] for x in a["candidates"]] == ["random"] * 3 and a["source"] == "random"
+    assert all(in_space(x["hparams"], cfg.propose.space) for x in a["candidates"])
+    assert len({json.dumps(x["hparams"], sort_keys=True) for x in a["candidates"]}) == 3
+    # another seed or another generation draws another setting
+    other = run(ctx_for(smoke_cfg("propose.mode=random", "seed=1"), lineage)).info["hparams"]
+    assert other != a["hparams"]
+    g5 = StageContext(cfg=cfg, lineage=lineage, gen=lineage.gen(5), teacher=lineage.gen(3), stage="propose")
+    assert run(g5).info["hparams"] != a["hparams"]
+
+
+def test_propose_mode_is_checked(smoke_cfg):
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="propose.mode"):
+        smoke_cfg("propose.mode=never")

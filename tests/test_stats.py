@@ -333,7 +333,7 @@ def test_cli_paired_rejects_mismatched_ids_and_bad_rows(tmp_path, capsys):
         '{"id": 1, "correct": 1}': '"correct" must be true or false',
         '{"correct": true}': 'missing "id"',
         '{"id": 1, "correct": true': "not valid JSON",
-        '[1, true]': "expected an object",
+        '[1, true]': "expected a JSON object",
         '{"id": [1], "correct": true}': '"id" must be a string or an integer',
         '{"id": 2, "correct": true}': "duplicate id 2 (first on line 1)",
     }
@@ -364,3 +364,32 @@ def test_cli_runs_as_module():
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert last_json(proc.stdout)["lo"] == pytest.approx(proportion_confint(3, 10, method="wilson")[0])
+
+
+def test_mean_retention_is_the_geometric_mean_over_shared_items():
+    from pipeline.stats import mean_retention
+
+    a = {f"i{k}": float(k % 2) for k in range(20)}        # 10 of 20
+    b = {f"i{k}": float(k % 4 == 1) for k in range(20)}   # 5 of 20, all among a's
+    one = mean_retention([(a, b)])
+    assert one.estimate == pytest.approx(0.5) and one.method == "joint-bootstrap-geometric-mean-ratio"
+    assert (one.lo, one.hi) == pytest.approx((ratio_bootstrap(a, b).lo, ratio_bootstrap(a, b).hi))  # same resamples
+    two = mean_retention([(a, b), (b, b)])
+    assert two.estimate == pytest.approx(0.5 ** 0.5) and two.n == 20 and two.lo < two.estimate < two.hi
+    extra = {**b, "only_here": 1.0}
+    assert mean_retention([(a, b), (b, extra)]).n == 20  # items every step measured
+    assert mean_retention([]).estimate is None
+    assert mean_retention([({"x": 0.0}, {"x": 1.0})]).estimate is None  # nothing to retain: no step
+    with pytest.raises(StatsError, match=">= 0"):
+        mean_retention([({"x": -1.0, "y": 1.0}, {"x": 1.0, "y": 1.0})])
+
+
+def test_per_step_maps_a_cumulative_interval_monotonically():
+    from pipeline.stats import Interval, per_step
+
+    s = per_step(Interval(0.25, 0.16, 0.36, 30, "paired-bootstrap-ratio"), 2)
+    assert (s.estimate, s.lo, s.hi, s.n) == pytest.approx((0.5, 0.4, 0.6, 30))
+    assert s.method == "paired-bootstrap-ratio^(1/2)"
+    assert per_step(Interval(None, None, None, 0, "m"), 3).estimate is None
+    with pytest.raises(StatsError, match="positive integer"):
+        per_step(s, 0)

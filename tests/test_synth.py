@@ -303,3 +303,73 @@ def test_smoke_run_on_tiny_qwen3(smoke_cfg, tiny_qwen3, tmp_path):
     assert st["math"]["candidates"] == cfg.synth.math.n_problems and st["code"]["candidates"] == cfg.synth.code.n_tasks
     assert res.tokens > 0
     json.dumps(st)  # serializable
+
+
+class PoolEngine(FakeEngine):
+    """Also solves GSM8K-train pool questions: 3 of 4 samples agree on the reference's final number (the
+    teacher may know it); records every prompt, to show no reference answer is ever in one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from pipeline.data import gsm8k_final_answer, gsm8k_slice
+
+        self.pool = {r["question"].strip(): r for r in gsm8k_slice("pool")}
+        self.final = gsm8k_final_answer
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, params):
+        self.prompts += [m["content"] for p in prompts for m in p]
+        outs = super().generate(prompts, params)
+        for i, p in enumerate(prompts):
+            q = p[-1]["content"].split("\n\n", 1)[-1]
+            if p[-1]["content"].startswith(mathgen.SOLVE_HEADER) and q in self.pool:
+                n = self.final(self.pool[q]["answer"])
+                texts = [f"Adding it up step by step gives {n}.\n#### {n}"] * 3 + ["#### 0"]
+                outs[i] = Output(texts[:params.n], [10] * params.n, ["stop"] * params.n)
+        return outs
+
+
+@pytest.mark.parametrize("source, n_pool, n_teacher", [("pool", 4, 0), ("mixed", 2, 2), ("teacher", 0, 4)])
+def test_math_source_pool_teacher_or_mixed(setup, source, n_pool, n_teacher):
+    make, holder = setup
+    holder["engine"] = eng = PoolEngine()
+    cfg, ctx = make(1, f"synth.math.source={source}", "synth.math.n_problems=4", math_fraction=1.0)
+    res = stage.run(ctx)
+    assert eng.calls == (["problems"] if n_teacher else []) + ["solve"]  # pool questions need no writing call
+    st = read_json(ctx.out / "stats.json")
+    assert st["math"]["source"]["mode"] == source and res.info["source"] == source
+    assert st["math"]["source"]["pool_candidates"] == n_pool and st["math"]["source"]["teacher_candidates"] == n_teacher
+    rows = [r for r in read_jsonl(ctx.out / "new.jsonl") if r["meta"]["kind"] == "math"]
+    pool_rows = [r for r in rows if r["meta"]["source"] == "pool"]
+    assert st["math"]["source"]["pool_kept"] == len({r["meta"]["problem_id"] for r in pool_rows})
+    if n_pool:
+        assert pool_rows and all(r["messages"][0]["content"] in eng.pool for r in pool_rows)
+        # the label is the vote's majority; the reference solution is never shown to the teacher
+        refs = [eng.pool[r["messages"][0]["content"]]["answer"] for r in pool_rows]
+        assert all(r["messages"][1]["content"].startswith("Adding it up") for r in pool_rows)
+        assert not any(ref.strip() in p for ref in refs for p in eng.prompts)
+        assert all(r["meta"]["answer"] == eng.final(ref) for r, ref in zip(pool_rows, refs))
+        assert res.metrics["synth.pool_share"] == round(st["math"]["source"]["pool_kept"] / st["math"]["problems_kept"], 4)
+    else:
+        assert pool_rows == [] and res.metrics["synth.pool_share"] == 0.0
+    if n_teacher:  # the written problems are the scripted ones (GOOD kept, SPLIT without a majority)
+        assert any(r["messages"][0]["content"] == GOOD and r["meta"]["source"] == "teacher" for r in rows)
+
+
+def test_code_is_synthesized_when_any_candidate_wants_some(setup):
+    """The shared synthesis serves every candidate: one with math_fraction < 1 brings code in."""
+    make, holder = setup
+    cfg, ctx = make(3, math_fraction=1.0)
+    stage.run(ctx)
+    assert "tasks" not in holder["engine"].calls  # alone, math_fraction=1 wants no code
+    holder["engine"] = FakeEngine()
+    cfg, ctx = make(1, "propose.candidates=2", math_fraction=1.0)
+    acc = read_json(ctx.gen.path / "propose" / "accepted.json")
+    acc["candidates"] = [{"hparams": acc["hparams"]}, {"hparams": {**acc["hparams"], "math_fraction": 0.5}}]
+    atomic_write_json(ctx.gen.path / "propose" / "accepted.json", acc)
+    stage.run(ctx)
+    assert "tasks" in holder["engine"].calls
+    cfg, ctx = make(2, "candidate.hparams.math_fraction=0.0", math_fraction=1.0)  # a sweep job's override
+    holder["engine"] = FakeEngine()
+    stage.run(ctx)
+    assert "tasks" in holder["engine"].calls

@@ -19,7 +19,8 @@ Runs on every generation, gen 0 included (the baseline), as part of the loop:
 
 Writes `gen_NNN/drift/`: probes.jsonl (per item: suite, id, prompt, completion, score, outcome,
 evidence), kl.jsonl (per reference item), summary.json (every aggregate with its counts and the
-ids behind it); returns `drift.*` metrics for the ledger.
+ids behind it, and `intervals`: each metric's 95% interval with its method, pipeline.drift.uncertainty);
+returns `drift.*` metrics for the ledger, with `<metric>_lo`, `_hi`, `_n` beside those that have one.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from pipeline.config import Config, DriftConfig
 from pipeline.stage import StageContext, StageResult
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
+from pipeline.drift import uncertainty
 from pipeline.drift.kl import mean_token_kl
 from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, ITEMS_GAINED, ITEMS_LOST, KL, MEAN_LENGTH,
                                     REFS, SYNTH_DISTINCT)
 from pipeline.engine import GenParams, Output
 from pipeline.io import atomic_write_json, read_jsonl, write_jsonl
 from pipeline.lineage import GenerationDir
+from pipeline.stats import Interval
+from pipeline.stats.ledger import flat_all
 
 __all__ = ["run", "probe_records", "aggregate", "DriftError"]
 
@@ -102,15 +106,19 @@ def _reference_records(ref: GenerationDir, gen: GenerationDir, records: list[dic
     return read_jsonl(path) if path.exists() else None
 
 
-def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], records: list[dict]) -> tuple[dict, dict]:
-    """Probe agreement and eval items gained/lost vs each reference generation."""
+def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], records: list[dict]
+              ) -> tuple[dict, dict, dict[str, Interval]]:
+    """Probe agreement and eval items gained/lost vs each reference generation: (metrics, detail,
+    the agreements' Wilson intervals)."""
     metrics: dict[str, float] = {}
     detail: dict[str, Any] = {}
+    intervals: dict[str, Interval] = {}
     for label, ref in refs.items():
         ref_records = _reference_records(ref, gen, records)
         agree = agreement(records, ref_records) if ref_records is not None else None
         if agree and agree["rate"] is not None:
             metrics[AGREEMENT.key(ref=label)] = agree["rate"]
+            intervals[AGREEMENT.key(ref=label)] = uncertainty.agreement_interval(agree["agree"], agree["n"])
         tasks: dict[str, Any] = {}
         for task in cfg.eval.tasks:
             cur, old = read_eval_outcomes(gen.path, task), read_eval_outcomes(ref.path, task)
@@ -120,12 +128,13 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
             n = sum(t["n"] for t in compared)
             gained, lost = sum(len(t["gained"]) for t in compared), sum(len(t["lost"]) for t in compared)
             metrics[EVAL_AGREEMENT.key(ref=label)] = (n - gained - lost) / n
+            intervals[EVAL_AGREEMENT.key(ref=label)] = uncertainty.agreement_interval(n - gained - lost, n)
             if label == "gen0":  # the table shows gains/losses vs gen 0; vs parent they are in summary.json
                 metrics[ITEMS_GAINED.key()] = gained
                 metrics[ITEMS_LOST.key()] = lost
         detail[label] = {"generation": ref.name, "probes": agree if agree is not None else "no drift/probes.jsonl",
                          "eval": {t: v if v is not None else "eval/<task>.jsonl absent" for t, v in tasks.items()}}
-    return metrics, detail
+    return metrics, detail, intervals
 
 
 def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir]) -> tuple[dict, dict, list[dict]]:
@@ -146,10 +155,12 @@ def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir])
         per_item = [{"id": r["id"], "tokens": r["tokens"],
                      **{f"kl_{lb}": r[key] for key in names for lb in names[key]}} for r in res["per_item"]]
     metrics = {KL.key(ref=lb): (0.0 if p == model_dir else kl_by_dir[str(p)]) for lb, p in dirs.items()}
+    intervals = {KL.key(ref=lb): uncertainty.kl_interval(per_item, f"kl_{lb}")
+                 for lb, p in dirs.items() if p != model_dir}
     detail = {"reference_items": len(items), "tokens": tokens, "direction": "KL(generation || reference), nats/token",
               "identical": sorted(lb for lb, p in dirs.items() if p == model_dir),
               "models": {lb: str(p) for lb, p in dirs.items()}}
-    return metrics, detail, per_item
+    return metrics, detail, per_item, intervals
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -167,6 +178,7 @@ def run(ctx: StageContext) -> StageResult:
         records = probe_records(suites, d.max_items_per_suite, lambda prompts: eng.generate(prompts, params))
         engine_stats = eng.stats.as_dict()
     metrics, counts = aggregate(records, d.distinct_n)
+    intervals = uncertainty.free_intervals(records)
     summary: dict[str, Any] = {"generation": ctx.gen.name, "model": str(model_dir), "counts": counts,
                                "suites": {s.tag: s.sha256 for s in suites.values()}, "engine": engine_stats}
     if d.judge.enabled:
@@ -178,10 +190,11 @@ def run(ctx: StageContext) -> StageResult:
         metrics.update(verdicts.pop("metrics"))
         summary["judge"] = verdicts
     write_jsonl(ctx.out / "probes.jsonl", records)
+    intervals.update(uncertainty.suite_intervals(records))  # after the judge: its metrics too
 
-    b_metrics, summary["behaviour"] = behaviour(cfg, ctx.gen, refs, records)
+    b_metrics, summary["behaviour"], b_intervals = behaviour(cfg, ctx.gen, refs, records)
     with ctx.accelerator():  # KL loads transformers models: the engine gives the memory back first
-        k_metrics, summary["kl"], kl_items = distribution(cfg, ctx, refs)
+        k_metrics, summary["kl"], kl_items, k_intervals = distribution(cfg, ctx, refs)
     write_jsonl(ctx.out / "kl.jsonl", kl_items)
     metrics.update(b_metrics)
     metrics.update(k_metrics)
@@ -189,7 +202,10 @@ def run(ctx: StageContext) -> StageResult:
     summary["synth_distinct"] = synth if synth is not None else "no synth/stats.json distinct-n (gen 0 has no synth)"
     if synth is not None:
         metrics[SYNTH_DISTINCT.key(n=d.distinct_n)] = synth
+    intervals = {k: iv for k, iv in {**intervals, **b_intervals, **k_intervals}.items() if k in metrics}
+    metrics.update(flat_all(intervals))
     summary["metrics"] = metrics
+    summary["intervals"] = {k: iv.as_dict() for k, iv in intervals.items()}
     atomic_write_json(ctx.out / "summary.json", summary)
     inputs = {f"probes.{s.tag}": s.sha256[:16] for s in suites.values()}
     return StageResult(metrics=metrics, tokens=engine_stats["completion_tokens"], inputs=inputs,

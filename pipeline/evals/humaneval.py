@@ -36,6 +36,7 @@ from pipeline.data import load_humaneval
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.sandbox import GuardedProgram
 
+METADATA = re.compile(r"METADATA\s*=\s*\{[^}]*\}")
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -170,8 +171,18 @@ def score_task(task, items: list[dict], prompts: list[list[dict]], outputs, cfg)
     return records
 
 
-def _prompts_to_index() -> list[tuple[str, str, str]]:
-    return [("humaneval", p["task_id"], p["prompt"]) for p in load_humaneval()]
+def _texts_to_index() -> list[tuple[str, str, str, str]]:
+    """Prompts (every check), tests (n-gram checks only: their shingles are mostly numbers) and
+    canonical solutions (near-duplicate check only: their short generic lines would make n-grams
+    match honest code), all under the problem's id."""
+    out = []
+    for p in load_humaneval():
+        out.append(("humaneval", p["task_id"], p["prompt"], "all"))
+        # the tests without the METADATA header every problem shares (it would point at problem 0)
+        out.append(("humaneval", p["task_id"], METADATA.sub("", p["test"]), "ngram"))
+        if p.get("canonical_solution", "").strip():
+            out.append(("humaneval", p["task_id"], p["prompt"] + p["canonical_solution"], "near_dup"))
+    return out
 
 
 BENCHMARK = Benchmark(
@@ -179,7 +190,7 @@ BENCHMARK = Benchmark(
     splits={"test": _items}, test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
     protocols={"chat": Protocol("chat", _chat_prompts, description="the prompt in a python fence; answers sanitized")},
     metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`"),),
-    score=score_task, decontamination=_prompts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
+    score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
 )
 
 

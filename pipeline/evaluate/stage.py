@@ -9,9 +9,13 @@ The generation loop calls `run(ctx)`, the CLI calls the same `evaluate_model`. O
   <task>.jsonl    one record per item: id, prompt, completion(s), the benchmark's extractions and
                   verdicts, `correct` (GSM8K: flexible verdict of sample 0; HumanEval: sample 0
                   passed), `metrics` (the item's value of every task metric), spec version
-  summary.json    metrics per task, spec versions and hashes, engine stats, sandbox mode
+  summary.json    metrics per task, their 95% intervals (`intervals`: estimate, lo, hi, n, method),
+                  spec versions and hashes, engine stats, sandbox mode
 Metrics are named `<task>.<metric>`: `gsm8k_val.accuracy_flexible`, `humaneval.pass@1`, ...; each is
-the mean of the per-item values, so paired tests over items test the reported number.
+the mean of the per-item values, so paired tests over items test the reported number. Beside each,
+`<task>.<metric>_lo`, `_hi`, `_n` (pipeline.stats.ledger) hold its interval over items: Wilson when
+every item's value is 0/1 (one sample per item), else a bootstrap over items (accuracy averaged
+over several samples, unbiased pass@k with k > 1).
 
 A task whose records already exist with the same spec/model key is not generated again, so a
 crashed eval resumes at its first unfinished task. Items come from `pipeline.data.subset`, so a
@@ -33,6 +37,8 @@ from pipeline.evals.base import Benchmark
 from pipeline.evals.common import mean, write_results
 from pipeline.io import atomic_write_json, hash_obj, read_jsonl
 from pipeline.stage import StageContext, StageResult
+from pipeline.stats import Interval, interval
+from pipeline.stats.ledger import flat_all
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,12 @@ def task_metrics(spec: EvalTask, records: list[dict]) -> dict:
     return {**{m: mean(r["metrics"][m] for r in records) for m in names}, "n": len(records)}
 
 
+def task_intervals(spec: EvalTask, records: list[dict]) -> dict[str, Interval]:
+    """Each metric's 95% interval over the task's items (Wilson for 0/1 values, else bootstrap)."""
+    names = BENCHMARKS.get(spec.benchmark).task_metrics(spec)
+    return {m: interval([r["metrics"][m] for r in records]) for m in names}
+
+
 def _reusable(path: Path, key: str, n: int) -> list[dict] | None:
     if not path.exists():
         return None
@@ -139,17 +151,21 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
         write_results(out / f"{name}.jsonl", t["records"])
 
     metrics, info, inputs = {}, {"tasks": {}, "engine": engine_stats, "reused": sorted(set(tasks) - set(todo))}, {}
+    intervals: dict[str, Interval] = {}
     for name, t in tasks.items():
         m = task_metrics(t["spec"], t["records"])
         metrics.update({f"{name}.{k}": v for k, v in m.items() if k != "n"})
+        intervals.update({f"{name}.{k}": iv for k, iv in task_intervals(t["spec"], t["records"]).items()})
         info["tasks"][name] = {"n": m["n"], "version": t["spec"].version, "key": t["key"],
                                "benchmark": t["spec"].benchmark, "split": t["spec"].split,
                                "protocol": t["spec"].prompt, "directions": t["bench"].task_metrics(t["spec"])}
         inputs[name] = hash_obj([it["id"] for it in t["items"]])
     info["sandbox"] = capabilities(cfg.sandbox)["mode"]
+    metrics.update(flat_all(intervals))
     tokens = sum(r["completion_tokens"] for t in tasks.values() for r in t["records"])
     atomic_write_json(out / "summary.json", {
         "model_dir": str(model_dir), "metrics": metrics, "tokens": tokens,
+        "intervals": {k: iv.as_dict() for k, iv in intervals.items()},
         "chat_template_kwargs": dict(cfg.model.chat_template_kwargs), **info,
         "specs": {name: dataclasses.asdict(t["spec"]) for name, t in tasks.items()},
     })

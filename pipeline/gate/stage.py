@@ -1,20 +1,28 @@
-"""Stage `gate`: promote the candidate generation, or reject it with a reason for every rule.
+"""Stage `gate`: promote the candidate generation, or reject it, deciding on evidence with a reason per rule.
 
-    python -m pipeline.generation gate.epsilon=0.05 gate.budgets.honesty.step=0.1
+    python -m pipeline.generation gate.epsilon=0.05 gate.budgets.honesty.step=0.1 gate.alpha=0.1
+    python -m pipeline.generation gate.on_inconclusive=keep_teacher gate.require_improvement=true
 
-Rules (`conf/gate/*.yaml`):
-  (a) capability: the candidate's validation metric (`gate.metric`, from its eval manifest) is at
-      least the teacher's minus `epsilon`;
-  (b) drift budgets: every budgeted alignment metric (`budgets.<name>` is `drift.<name>`) moves at most `total` from gen 0 and at most
-      `step` from the parent (the teacher), each in the metric's bad direction;
+One rule for capability and drift (`conf/gate/*.yaml`). For each gated metric, [lo, hi] is the
+paired (1 - `alpha`) interval of candidate minus reference on the same items (matched by id; signed
+so positive is better) and m its margin:
+  (a) capability: the validation metric `gate.metric` against the teacher, m = `epsilon`;
+  (b) drift budgets: every budgeted metric (`budgets.<name>` is `drift.<name>`) against the parent
+      with m = `step` and against gen 0 with m = `total`;
+pass when lo > -m (with `require_improvement`, capability passes only when lo > 0), fail when
+hi < -m, inconclusive otherwise (the reason says how many items would have decided). Per-item values
+come from the stages' records (pipeline.gate.items); a reference without them is compared on point
+estimates, and the reason says "no per-item records: point estimate" (pipeline.gate.evidence).
   (c) synthesis: no red flags in `synth/stats.json` (`red_flags`: decontamination hits in the final
       data, verifier anomalies); a missing record rejects when `require_synth_stats`.
-Test-split scores (gsm8k_test, humaneval) are reported, never used: the config refuses them as gate
-or budget metrics, and `run` strips them before deciding. Boundaries are inclusive: exactly at
-epsilon or exactly at a budget passes (with a 1e-9 float tolerance).
+Any fail rejects; all pass promotes; otherwise `on_inconclusive` decides (`promote`, or
+`keep_teacher`: rejected), and `decision.json` / the manifest info record `evidence: inconclusive`
+with a reason line. Test-split scores (gsm8k_test, humaneval) are reported, never used: the config
+refuses them as gate or budget metrics, and `run` strips them before deciding.
 
-`decide` is a pure function over metric dicts (table-driven tests); `run` only gathers its inputs.
-The loop reads `info["status"]` and `info["reasons"]` and moves the TEACHER pointer on promotion.
+`decide` is a pure function over metric dicts (values: numbers or per-item dicts id -> value;
+table-driven tests); `run` only gathers its inputs. The loop reads `info["status"]` and
+`info["reasons"]` and moves the TEACHER pointer on promotion.
 """
 
 from __future__ import annotations
@@ -24,63 +32,51 @@ from typing import Any
 
 from pipeline.config import Config, EvalConfig, GateConfig
 from pipeline.evals import is_test_task
-from pipeline.stage import StageContext, StageResult, read_manifest
+from pipeline.gate.evidence import Verdict, Values, judge
+from pipeline.gate.items import item_values
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir
+from pipeline.stage import StageContext, StageResult, read_manifest
 
 log = logging.getLogger(__name__)
 
-TOL = 1e-9  # "exactly at the boundary" must pass despite float representation (0.5 - 0.02)
+Metrics = dict[str, Values]  # ledger key -> a number, or per-item values id -> number
 
 
-def _fmt(x: Any) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
-
-
-def _capability(g: GateConfig, cand: dict, teacher: dict) -> tuple[bool, str, dict]:
+def _capability(g: GateConfig, cand: Metrics, teacher: Metrics) -> Verdict:
     c, t = cand.get(g.metric), teacher.get(g.metric)
-    check = {"metric": g.metric, "candidate": c, "teacher": t, "epsilon": g.epsilon}
     if c is None or t is None:
         who = "candidate" if c is None else "teacher"
-        return False, f"capability: FAIL, the {who} has no {g.metric} (did its eval stage run that task?)", \
-            {**check, "passed": False}
-    floor = t - g.epsilon
-    ok = c >= floor - TOL
-    check.update(threshold=floor, passed=ok)
-    op = ">=" if ok else "<"
-    return ok, (f"capability: {'pass' if ok else 'FAIL'}, {g.metric} {_fmt(c)} {op} teacher {_fmt(t)} "
-                f"- epsilon {_fmt(g.epsilon)} = {_fmt(floor)}"), check
+        return Verdict("capability", "fail", f"capability: FAIL, the {who} has no {g.metric} (did its eval stage run that task?)",
+                       {"metric": g.metric, "verdict": "fail", "passed": False})
+    v = judge("capability:", "teacher", c, t, margin=g.epsilon, higher_is_better=True, alpha=g.alpha,
+              require_improvement=g.require_improvement, margin_name="epsilon", metric=g.metric)
+    v.check["metric"] = g.metric
+    return v
 
 
-def _within(value: float, ref: float, budget: float, direction: str) -> tuple[bool, float]:
-    loss = (ref - value) if direction == "higher" else (value - ref)
-    return loss <= budget + TOL, loss
-
-
-def _budget(name: str, b, cand: dict, teacher: dict, gen0: dict) -> tuple[bool, list[str], dict]:
+def _budget(g: GateConfig, name: str, b, cand: Metrics, teacher: Metrics, gen0: Metrics
+            ) -> tuple[list[Verdict], dict]:
     c = cand.get(name)
-    check: dict[str, Any] = {"direction": b.direction, "candidate": c}
     if c is None:
         if gen0.get(name) is None and teacher.get(name) is None:
             # Not measurable for anyone (e.g. no sycophancy item answered correctly at gen 0): say so.
-            return True, [f"{name}: skipped, not measured for the candidate, its teacher or gen 0"], \
-                {**check, "passed": True, "skipped": "not measured"}
-        return False, [f"{name}: FAIL, the candidate has no value but its references do"], {**check, "passed": False}
-    ok_all, reasons = True, []
-    for kind, ref_name, ref_metrics, budget in (("total", "gen 0", gen0, b.total), ("step", "parent", teacher, b.step)):
-        ref = ref_metrics.get(name)
-        if ref is None:
-            reasons.append(f"{name}: {kind} budget skipped, {ref_name} has no value")
-            check[kind] = {"skipped": f"{ref_name} not measured"}
+            return [Verdict(name, "pass", f"{name}: skipped, not measured for the candidate, its teacher or gen 0")], \
+                {"direction": b.direction, "verdict": "pass", "passed": True, "skipped": "not measured"}
+        return [Verdict(name, "fail", f"{name}: FAIL, the candidate has no value but its references do")], \
+            {"direction": b.direction, "verdict": "fail", "passed": False}
+    out, check = [], {"direction": b.direction}
+    for kind, ref_name, ref, margin in (("total", "gen 0", gen0, b.total), ("step", "parent", teacher, b.step)):
+        if ref.get(name) is None:
+            out.append(Verdict(f"{name}: {kind}", "pass", f"{name}: {kind} budget skipped, {ref_name} has no value"))
+            check[kind] = {"verdict": "pass", "skipped": f"{ref_name} not measured"}
             continue
-        ok, loss = _within(c, ref, budget, b.direction)
-        ok_all &= ok
-        worse = "drop" if b.direction == "higher" else "rise"
-        reasons.append(f"{name}: {kind} {'pass' if ok else 'FAIL'}, {worse} {_fmt(loss)} vs {ref_name} "
-                       f"{_fmt(ref)} {'<=' if ok else '>'} budget {_fmt(budget)}")
-        check[kind] = {"reference": ref, "loss": loss, "budget": budget, "passed": ok}
-    check["passed"] = ok_all
-    return ok_all, reasons, check
+        v = judge(f"{name}: {kind}", ref_name, c, ref[name], margin=margin, higher_is_better=b.direction == "higher",
+                  alpha=g.alpha, margin_name=f"{kind} budget")
+        out.append(v)
+        check[kind] = v.check
+    check["passed"] = all(v.verdict == "pass" for v in out)
+    return out, check
 
 
 def _red_flags(g: GateConfig, flags: list | None) -> tuple[bool, str, dict]:
@@ -96,22 +92,42 @@ def _red_flags(g: GateConfig, flags: list | None) -> tuple[bool, str, dict]:
     return True, "synthesis: pass, no red flags", {"flags": [], "passed": True}
 
 
-def decide(g: GateConfig, candidate: dict, teacher: dict, gen0: dict,
+def decide(g: GateConfig, candidate: Metrics, teacher: Metrics, gen0: Metrics,
            red_flags: list | None) -> tuple[str, list[str], dict]:
-    """(status, reasons, checks): `promoted` only when every rule passes. `red_flags` is the synth
-    stage's list (None when it left no record). Metric dicts map ledger keys to numbers."""
-    ok_cap, why_cap, cap = _capability(g, candidate, teacher)
-    reasons, budgets, ok_budgets = [why_cap], {}, True
+    """(status, reasons, checks): `promoted` when every rule passes, or when none fails and
+    `gate.on_inconclusive` is `promote`. `red_flags` is the synth stage's list (None when it left no
+    record). Metric dicts map ledger keys to numbers or to per-item dicts id -> value."""
+    verdicts = [_capability(g, candidate, teacher)]
+    cap = verdicts[0].check
+    budgets = {}
     for key, b in g.budgets.items():
         name = f"drift.{key}"
-        ok, why, budgets[name] = _budget(name, b, candidate, teacher, gen0)
-        ok_budgets &= ok
-        reasons += why
+        vs, budgets[name] = _budget(g, name, b, candidate, teacher, gen0)
+        verdicts += vs
     ok_flags, why_flags, flags = _red_flags(g, red_flags)
-    reasons.append(why_flags)
-    status = "promoted" if ok_cap and ok_budgets and ok_flags else "rejected"
+    reasons = [v.reason for v in verdicts] + [why_flags]
     checks = {"capability": cap, "budgets": budgets, "red_flags": flags}
+    kinds = {v.verdict for v in verdicts}
+    if "fail" in kinds or not ok_flags:
+        return "rejected", reasons, checks
+    if kinds == {"pass"}:
+        return "promoted", reasons, checks
+    undecided = [v.label for v in verdicts if v.verdict == "inconclusive"]
+    status = "promoted" if g.on_inconclusive == "promote" else "rejected"
+    reasons.append(f"gate: {status} on inconclusive evidence (gate.on_inconclusive={g.on_inconclusive}): "
+                   f"{', '.join(undecided)} could not be decided at alpha {g.alpha}")
     return status, reasons, checks
+
+
+def evidence(checks: dict) -> str:
+    """What decision.json records: `inconclusive` when the status rests on `gate.on_inconclusive`
+    (no rule failed, some comparison could not be decided), else `decisive`."""
+    budgets = checks["budgets"].values()
+    verdicts = [checks["capability"]["verdict"], *(b["verdict"] for b in budgets if "verdict" in b),
+                *(b[k]["verdict"] for b in budgets for k in ("total", "step") if k in b)]
+    if "fail" in verdicts or not checks["red_flags"]["passed"]:
+        return "decisive"
+    return "inconclusive" if "inconclusive" in verdicts else "decisive"
 
 
 def validation_metrics(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, Any]:
@@ -123,6 +139,24 @@ def validation_metrics(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, An
     return {k: v for k, v in out.items() if not is_test_task(k.split(".")[0], eval_cfg)}
 
 
+def gated_keys(g: GateConfig) -> list[str]:
+    return [g.metric, *(f"drift.{k}" for k in g.budgets)]
+
+
+def with_items(gen: GenerationDir, metrics: dict[str, Any], keys: list[str], like: Metrics | None = None) -> Metrics:
+    """`metrics` with each gated key's point estimate replaced by its per-item values, where the
+    generation has them (`like`: the candidate's, whose ids gen 0's all-zero KL takes)."""
+    out: Metrics = dict(metrics)
+    for key in keys:
+        if key not in metrics:
+            continue
+        ref = (like or {}).get(key)
+        items = item_values(gen, key, ids=list(ref) if isinstance(ref, dict) else None)
+        if items is not None:
+            out[key] = items
+    return out
+
+
 def synth_red_flags(gen: GenerationDir) -> list | None:
     path = gen.path / "synth" / "stats.json"
     if not path.exists():
@@ -132,16 +166,18 @@ def synth_red_flags(gen: GenerationDir) -> list | None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    cfg = ctx.cfg
+    cfg: Config = ctx.cfg
     if ctx.gen.index == 0:
         raise ValueError("the gate judges a candidate against its teacher; gen 0 is the baseline, not a candidate")
-    cand = validation_metrics(ctx.gen, cfg.eval)
-    teacher = validation_metrics(ctx.teacher, cfg.eval)
-    gen0 = validation_metrics(ctx.lineage.gen(0), cfg.eval)
+    keys = gated_keys(cfg.gate)
+    cand = with_items(ctx.gen, validation_metrics(ctx.gen, cfg.eval), keys)
+    teacher = with_items(ctx.teacher, validation_metrics(ctx.teacher, cfg.eval), keys, like=cand)
+    gen0 = with_items(ctx.lineage.gen(0), validation_metrics(ctx.lineage.gen(0), cfg.eval), keys, like=cand)
     flags = synth_red_flags(ctx.gen)
     status, reasons, checks = decide(cfg.gate, cand, teacher, gen0, flags)
-    decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": status, "reasons": reasons,
-                "checks": checks}
+    ev = evidence(checks)
+    decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": status, "evidence": ev,
+                "alpha": cfg.gate.alpha, "reasons": reasons, "checks": checks}
     atomic_write_json(ctx.out / "decision.json", decision)
-    log.info("%s: %s\n  %s", ctx.gen.name, status, "\n  ".join(reasons))
-    return StageResult(info={"status": status, "reasons": reasons, "checks": checks})
+    log.info("%s: %s (%s evidence)\n  %s", ctx.gen.name, status, ev, "\n  ".join(reasons))
+    return StageResult(info={"status": status, "evidence": ev, "reasons": reasons, "checks": checks})

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import HParams, Range, SearchSpace
+from pipeline.config import Range, SearchSpace
 from pipeline.lineage import GenerationDir, Lineage
 from pipeline.propose.validate import FIELDS, INT_FIELDS, MAX_RATIONALE_CHARS
+from pipeline.stats.ledger import points
 
 # One-line meanings for the names that do not explain themselves.
 MEANING = {
@@ -25,7 +26,7 @@ MEANING = {
     "max_seq_length": "tokens per training example",
     "num_examples": "training examples drawn from the data pool",
     "math_fraction": "share of math examples, the rest is code",
-    "synth_temperature": "sampling temperature when writing the next training data",
+    "synth_temperature": "sampling temperature when writing this generation's training data",
 }
 # Steer K candidates apart even under greedy decoding (candidate 0 is always the best guess).
 HINTS = [
@@ -47,7 +48,7 @@ class HistoryRow:
     status: str
     metrics: dict[str, float]  # validation metrics only, the gate metric first
     hparams: dict[str, Any] | None  # accepted hparams (None for gen 0, the base model)
-    source: str  # how they were chosen (teacher / clamped / fallback / config), "" for gen 0
+    source: str  # how they were chosen (pipeline.propose.validate.SOURCES), "" for gen 0
     data: dict[str, float]  # a few numbers from <gen>/synth/stats.json
     reasons: list[str] = field(default_factory=list)
 
@@ -88,7 +89,9 @@ def data_stats(path: Path) -> dict[str, float]:
 
 
 def val_metrics(metrics: dict, gate_metric: str, limit: int = 3) -> dict[str, float]:
-    """The gate metric, then other validation metrics (never test-split numbers: they must not steer training)."""
+    """The gate metric, then other validation metrics (never test-split numbers: they must not steer
+    training), as point values: the teacher sees no `_lo/_hi/_n` interval keys."""
+    metrics = points(metrics)
     keys = [gate_metric] if gate_metric in metrics else []
     keys += sorted(k for k in metrics if k != gate_metric and "val" in k.split(".")[0])
     out = {}
@@ -154,16 +157,20 @@ def history_table(rows: list[HistoryRow], gate_metric: str) -> list[str]:
 
 
 def render(space: SearchSpace, rows: list[HistoryRow], data_now: dict[str, float], best: tuple[dict, str] | None,
-           defaults: HParams, gate_metric: str, candidate: int, n_candidates: int) -> str:
-    """The full prompt for one candidate. `rows` is already cut to the generations to show."""
-    anchor = best[0] if best else {n: getattr(defaults, n) for n in FIELDS}
-    anchor_src = f"best so far, from {best[1]}" if best else "the default"
+           gate_metric: str, candidate: int, n_candidates: int) -> str:
+    """The full prompt for one candidate. `rows` is already cut to the generations to show.
+
+    No ready-made setting is offered to copy: the teacher sees the space, the history (each row's
+    setting and outcome) and the data, and must choose; an answer identical to a setting shown, the
+    defaults included, is recorded as `echo` (pipeline.propose.validate.mark_echo)."""
     parts = [
         "You choose how your successor model is fine-tuned on verified math and code solutions you wrote. "
         f"Goal: a higher {gate_metric}; a successor scoring below its teacher is rejected.",
         "",
         "Search space (values outside are clamped):",
         *space_lines(space),
+        "synth_temperature is used by this generation's shared data synthesis (all candidates train on that data; "
+        "the first candidate's value is used); the other fields apply to your candidate's own training.",
         "",
     ]
     if rows:
@@ -171,14 +178,16 @@ def render(space: SearchSpace, rows: list[HistoryRow], data_now: dict[str, float
     else:
         parts += ["History: none yet (this is the first trained generation).", ""]
     data = " ".join(f"{k}={fmt(v)}" for k, v in data_now.items())
-    parts += [f"Training data so far: {data or 'no statistics yet'}.", "",
-              f"Setting ({anchor_src}): " + json.dumps({n: anchor[n] for n in FIELDS if n in anchor}, separators=(",", ":")),
-              ""]
+    parts += [f"Training data so far: {data or 'no statistics yet'}."]
+    if best:
+        parts.append(f"Best so far: {best[1]} (its setting and outcome are in the history).")
+    parts += ["Repeating a setting from the history unchanged is recorded as an echo, not as a proposal.", ""]
     if n_candidates > 1:
         parts.append(f"Candidate {candidate + 1} of {n_candidates}. {HINTS[candidate % len(HINTS)]}")
     else:
         parts.append(HINTS[0])
-    parts.append('Reply with one JSON object only: the keys of the setting above plus "rationale" (one short sentence).')
+    parts.append('Reply with one JSON object only: every field of the search space plus "rationale" '
+                 '(one short sentence).')
     return "\n".join(parts)
 
 

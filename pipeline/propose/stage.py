@@ -5,17 +5,25 @@ generation's accepted hparams, data stats, validation metrics, gate verdict and 
 current data stats, and answers in JSON: schema-constrained on vLLM, parsed and re-asked (up to
 `propose.retries`) elsewhere. Every answer goes through `validate` (clamp / replace / fall back), so
 training never sees an out-of-range value. `propose.candidates=K` yields K distinct settings.
+An answer identical to a setting the prompt showed (the history's rows) or to the defaults is
+recorded as `echo`.
+
+`propose.mode`: `teacher` (the above) | `random` (a control arm: settings drawn from the same space,
+seeded by `seed` and the generation, source `random`) | `config` (`propose.hparams` as-is, source
+`config`). Neither of the last two opens an engine.
 
 Writes gen_NNN/propose/: prompt.txt, raw.txt, parsed.json, accepted.json (top-level `hparams` is
 what training uses; `candidates` holds all K).
 
     python -m pipeline.generation propose.candidates=3        # as part of a generation
+    python -m pipeline.generation propose.mode=random         # the random-search control arm
     python -m pipeline.propose validate RAW.txt                # validate raw teacher text (CLI)
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import asdict, dataclass, field
 
 from pipeline.config import Config
@@ -23,7 +31,8 @@ from pipeline.stage import StageContext, StageResult
 from pipeline.engine import GenParams
 from pipeline.io import atomic_write_json, atomic_write_text, hash_obj
 from pipeline.propose.prompt import best_setting, data_stats, history, json_schema, render
-from pipeline.propose.validate import SOURCES, Validated, defaults_dict, fallback, perturb, validate
+from pipeline.propose.validate import (SOURCES, Validated, defaults_dict, fallback, mark_echo, perturb, sample,
+                                      validate)
 
 __all__ = ["run", "validate", "Validated", "SOURCES"]
 log = logging.getLogger(__name__)
@@ -81,7 +90,7 @@ class _Asked:
     engine: dict = field(default_factory=dict)
 
 
-def _ask(cfg: Config, ctx: StageContext, build, best_hp: dict | None) -> _Asked:
+def _ask(cfg: Config, ctx: StageContext, build, best_hp: dict | None, shown) -> _Asked:
     """One engine, one batched generate call per attempt; only unparseable answers are re-asked."""
     pc = cfg.propose
     with ctx.engine(ctx.teacher.model_dir) as eng:
@@ -109,7 +118,7 @@ def _ask(cfg: Config, ctx: StageContext, build, best_hp: dict | None) -> _Asked:
                 n_tok = sum(o.completion_tokens)
                 finish = o.finish_reasons[0] if o.finish_reasons else "?"
                 asked.tokens += n_tok
-                v = validate(text, pc.space, pc.hparams, best_hp)
+                v = mark_echo(validate(text, pc.space, pc.hparams, best_hp), shown(n_hist))
                 asked.raw.append(f"### attempt {attempt} candidate {i} (finish={finish}, tokens={n_tok})\n{text}\n")
                 asked.parsed.append({"attempt": attempt, "candidate": i, "finish": finish, "parsed": v.parsed,
                                      "source": v.source, "warnings": list(v.warnings)})
@@ -134,12 +143,18 @@ def run(ctx: StageContext) -> StageResult:
     best_hp = best[0] if best else None
     data_now = data_stats(ctx.teacher.path / "synth" / "stats.json")
 
-    if pc.enabled:
+    if pc.mode == "teacher":
         def build(n_hist: int) -> list[str]:
             shown = rows[-n_hist:] if n_hist else []
-            return [render(pc.space, shown, data_now, best, pc.hparams, cfg.gate.metric, i, K) for i in range(K)]
+            return [render(pc.space, shown, data_now, best, cfg.gate.metric, i, K) for i in range(K)]
 
-        asked = _ask(cfg, ctx, build, best_hp)
+        def shown(n_hist: int) -> list[tuple[str, dict]]:
+            """The settings an answer must not merely repeat: the defaults and the rows the prompt showed."""
+            seen = [("the config default", defaults_dict(pc.space, pc.hparams))]
+            seen += [(f"the best so far ({best[1]})", best_hp)] if best else []
+            return seen + [(r.name, r.hparams) for r in (rows[-n_hist:] if n_hist else []) if r.hparams]
+
+        asked = _ask(cfg, ctx, build, best_hp, shown)
         sep = "\n\n" + "=" * 20 + " candidate {} " + "=" * 20 + "\n\n"
         prompt = asked.texts[0] if K == 1 else "".join(sep.format(i) + t for i, t in enumerate(asked.texts))
         atomic_write_text(ctx.out / "prompt.txt", prompt)
@@ -148,10 +163,17 @@ def run(ctx: StageContext) -> StageResult:
         # Repeats become perturbations of the fallback anchor (the best so far, or the default).
         anchor = fallback(pc.space, pc.hparams, best_hp, "").hparams
         cands = _distinct(asked.results, anchor, best[1] if best else "the config default", pc.space)
+    elif pc.mode == "random":
+        asked = _Asked([], [])
+        rng = random.Random(cfg.seed * 1_000_003 + ctx.gen.index)  # the same draw for the same seed and generation
+        cands = [Validated(hparams=sample(pc.space, rng), source="random",
+                           rationale=f"propose.mode=random: drawn from the search space (seed {cfg.seed}, "
+                                     f"generation {ctx.gen.index})") for _ in range(K)]
+        cands = _distinct(cands, cands[0].hparams, "the first random draw", pc.space)
     else:
         asked = _Asked([], [])
         cands = [Validated(hparams=defaults_dict(pc.space, pc.hparams), source="config",
-                           rationale="propose.enabled=false: the configured hparams") for _ in range(K)]
+                           rationale="propose.mode=config: the configured hparams") for _ in range(K)]
         # Perturb the configured setting, not the history's best: the user asked for this setting.
         cands = _distinct(cands, cands[0].hparams, "the configured hparams", pc.space)
 
@@ -164,7 +186,7 @@ def run(ctx: StageContext) -> StageResult:
     log.info("propose: source=%s hparams=%s", first.source, first.hparams)
     return StageResult(
         metrics={},
-        info={"source": first.source, "fallback": first.fallback, "n_warnings": len(first.warnings),
+        info={"source": first.source, "mode": pc.mode, "fallback": first.fallback, "n_warnings": len(first.warnings),
               "hparams": first.hparams, "rationale": first.rationale[:200], "candidates": len(cands),
               "candidate_sources": [c.source for c in cands], "attempts": asked.attempts,
               "json_schema": asked.json_schema, "history_rows": len(rows), "history_shown": asked.history_shown,

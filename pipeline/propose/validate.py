@@ -33,7 +33,11 @@ INT_FIELDS = {n for n in FIELDS if _HINTS[n] is int}
 # and the search is quadratic in the worst case (junk full of '{').
 MAX_PARSE_CHARS = 65536
 MAX_RATIONALE_CHARS = 500
-SOURCES = ("teacher", "clamped", "fallback", "config")
+# teacher: as proposed | echo: identical to a setting the prompt showed (defaults, best so far, a history
+# row) | clamped: repaired into the space (a clamped echo too) | fallback: unusable answer | random:
+# sampled from the space (propose.mode=random, a control arm) | config: propose.mode=config | sweep:
+# a sweep job's overrides laid on top (pipeline.candidates)
+SOURCES = ("teacher", "echo", "clamped", "fallback", "random", "config", "sweep")
 # Names a teacher trained on HF/trl code tends to write -> the field they mean (first alias present wins).
 ALIASES = {
     "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size",
@@ -47,7 +51,7 @@ class Validated:
     hparams: dict[str, Any]  # every HParams field, each inside the search space
     warnings: list[str] = field(default_factory=list)
     fallback: bool = False  # True when nothing usable was parsed
-    source: str = "teacher"  # teacher (as proposed) | clamped (repaired) | fallback | config
+    source: str = "teacher"  # one of SOURCES
     rationale: str = ""
     parsed: dict | None = None  # the JSON object found in the raw text, if any
 
@@ -261,6 +265,38 @@ def in_space(hp: dict, space: SearchSpace) -> bool:
         if not isinstance(s, Range) and v not in s:
             return False
     return True
+
+
+def mark_echo(v: Validated, shown: list[tuple[str, dict]]) -> Validated:
+    """`v` recorded as `echo` when its (unrepaired) hparams equal a setting the prompt showed:
+    `shown` is [(what it was, hparams)], e.g. ("the default", {...}), ("gen_003", {...})."""
+    if v.source != "teacher":  # clamped, fallback: already not the teacher's own setting as proposed
+        return v
+    hit = next((name for name, hp in shown if all(hp.get(n) == v.hparams[n] for n in FIELDS)), None)
+    if hit is not None:
+        v.source = "echo"
+        v.warnings.append(f"echo: identical to {hit}")
+    return v
+
+
+def sample(space: SearchSpace, rng) -> dict[str, Any]:
+    """One setting drawn from the space (propose.mode=random): uniform per field, log-uniform for a
+    range spanning decades (learning_rate), uniform over a choice list."""
+    out: dict[str, Any] = {}
+    for n in FIELDS:
+        s = getattr(space, n)
+        if not isinstance(s, Range):
+            out[n] = rng.choice(sorted(s))
+            out[n] = out[n] if n in INT_FIELDS else float(out[n])
+            continue
+        low, high = float(s.low), float(s.high)
+        if n in INT_FIELDS:
+            out[n] = rng.randint(math.ceil(low), math.floor(high))
+        elif low > 0 and high / low >= 100:
+            out[n] = _fit(n, 10 ** rng.uniform(math.log10(low), math.log10(high)), space)
+        else:
+            out[n] = rng.uniform(low, high)
+    return out
 
 
 def perturb(base: dict, space: SearchSpace, taken: list[dict], limit: int = 2000) -> tuple[dict, str] | None:

@@ -7,7 +7,9 @@ Pure functions over per-item values; no I/O except the CLI in `__main__`.
   `paired_continuous(a, b)` (paired bootstrap + sign-flip test) -> `Paired`, and the gate's
   `decide(paired, margin)` -> "pass" | "fail" | "inconclusive";
 - planning: `items_needed(margin, rate)`, `min_detectable(n, rate)`;
-- compounding: `ratio_bootstrap(ref, cur)` (per-step retention), `project(retention)`.
+- compounding: `ratio_bootstrap(ref, cur)` (per-step retention), `mean_retention(steps)`,
+  `per_step(cumulative, k)`, `project(retention)`;
+- ledger keys: `pipeline.stats.ledger` (`<metric>_lo/_hi/_n` beside a metric; `points` drops them).
 
 Bad input raises `StatsError` (a ValueError) naming what was wrong.
 
@@ -20,10 +22,10 @@ from pipeline.stats.inputs import StatsError, align
 from pipeline.stats.intervals import Interval, bootstrap_mean, interval, wilson
 from pipeline.stats.paired import Paired, decide, newcombe_paired, paired_binary, paired_continuous
 from pipeline.stats.power import items_needed, min_detectable
-from pipeline.stats.retention import HORIZONS, project, ratio_bootstrap
+from pipeline.stats.retention import HORIZONS, mean_retention, per_step, project, ratio_bootstrap
 
 __all__ = [
     "HORIZONS", "Interval", "Paired", "StatsError", "align", "bootstrap_mean", "decide", "interval",
-    "items_needed", "min_detectable", "newcombe_paired", "paired_binary", "paired_continuous",
-    "project", "ratio_bootstrap", "wilson",
+    "items_needed", "mean_retention", "min_detectable", "newcombe_paired", "paired_binary", "paired_continuous",
+    "per_step", "project", "ratio_bootstrap", "wilson",
 ]

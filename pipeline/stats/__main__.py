@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline.io import JsonlError, iter_jsonl_lines
 from pipeline.stats.inputs import StatsError, align
 from pipeline.stats.intervals import wilson
 from pipeline.stats.paired import paired_binary
@@ -25,31 +26,24 @@ from pipeline.stats.power import items_needed, min_detectable
 
 def read_outcomes(path: Path) -> dict:
     """id -> correct from a JSONL file of {"id": str|int, "correct": bool} rows (blank lines skipped)."""
+    out, first_line = {}, {}
     try:
-        text = path.read_text(encoding="utf-8")
+        for lineno, row in iter_jsonl_lines(path):
+            where = f"{path}:{lineno}"
+            if "id" not in row:
+                raise StatsError(f"{where}: missing \"id\"")
+            rid = row["id"]
+            if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+                raise StatsError(f"{where}: \"id\" must be a string or an integer, got {rid!r}")
+            if not isinstance(row.get("correct"), bool):
+                raise StatsError(f"{where}: \"correct\" must be true or false, got {row.get('correct', '<missing>')!r}")
+            if rid in out:
+                raise StatsError(f"{where}: duplicate id {rid!r} (first on line {first_line[rid]})")
+            out[rid], first_line[rid] = row["correct"], lineno
+    except JsonlError as e:
+        raise StatsError(str(e)) from None
     except OSError as e:
         raise StatsError(f"{path}: cannot read ({e.strerror or e})") from None
-    out, first_line = {}, {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise StatsError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise StatsError(f"{where}: expected an object with \"id\" and \"correct\", got {type(row).__name__}")
-        if "id" not in row:
-            raise StatsError(f"{where}: missing \"id\"")
-        rid = row["id"]
-        if isinstance(rid, bool) or not isinstance(rid, (str, int)):
-            raise StatsError(f"{where}: \"id\" must be a string or an integer, got {rid!r}")
-        if not isinstance(row.get("correct"), bool):
-            raise StatsError(f"{where}: \"correct\" must be true or false, got {row.get('correct', '<missing>')!r}")
-        if rid in out:
-            raise StatsError(f"{where}: duplicate id {rid!r} (first on line {first_line[rid]})")
-        out[rid], first_line[rid] = row["correct"], lineno
     if not out:
         raise StatsError(f"{path}: no rows")
     return out

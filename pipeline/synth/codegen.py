@@ -22,8 +22,8 @@ import ast
 import random
 import textwrap
 
-from pipeline.synth.parsing import code_blocks, output_problem
 from pipeline.sandbox import GuardedProgram
+from pipeline.synth.parsing import code_blocks, output_problem
 
 TASK_HEADER = "Write a new, self-contained Python programming task."
 # The same wording and layout as the HumanEval chat eval (conf/eval/*.yaml `humaneval.instruction`,

@@ -79,6 +79,19 @@ def problem_prompts(n: int, few_shot: int, seed: int, train: list[dict] | None =
     return out
 
 
+def pool_count(source: str, n_problems: int) -> int:
+    """How many of the `n_problems` come from the GSM8K-train pool (synth.math.source), the rest are written."""
+    return {"teacher": 0, "pool": n_problems, "mixed": n_problems // 2}[source]
+
+
+def pool_questions(n: int, seed: int, pool: list[dict] | None = None) -> list[dict]:
+    """`n` seeded GSM8K-train `pool` rows as {"id", "question"}: the reference answers are never read,
+    the label comes from the teacher's own self-consistency vote, as for written problems."""
+    pool = pool if pool is not None else gsm8k_slice("pool")
+    picked = random.Random(seed).sample(range(len(pool)), min(n, len(pool)))
+    return [{"id": pool[i]["id"], "question": pool[i]["question"].strip()} for i in picked]
+
+
 def parse_problem(text: str, finish: str, min_words: int, max_chars: int) -> tuple[str | None, str]:
     """(problem, "ok") or (None, reason)."""
     bad = output_problem(text, finish, max_chars)

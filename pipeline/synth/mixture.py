@@ -11,6 +11,10 @@
   training stage has real data; this is recorded (`fallback_anchor`) and raised as a red flag.
 - Every row, anchors and earlier generations' rows included, is re-checked against the benchmark
   index (the config may have changed since); hits are dropped and counted.
+- Per candidate: the synth stage builds `synth/train.jsonl` once, with the generation's proposal;
+  a candidate whose own `num_examples`/`math_fraction` differ (K proposals, sweep overrides) gets
+  its own draw from the same pool (`pool` + `build`, same seed) in the train stage
+  (pipeline.train.mixture).
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ def earlier_rows(dirs: list[Path]) -> list[dict]:
         if p.exists():
             rows += [r for r in read_jsonl(p) if r.get("meta", {}).get("split", "train") == "train"]
     return rows
+
+
+def seed_for(cfg_seed: int, gen: int) -> int:
+    """The generation's synthesis and mixture seed: a fresh draw of topics and exemplars every generation."""
+    return cfg_seed * 100_003 + gen
+
+
+def earlier(lineage, gen: int, accumulate: bool) -> tuple[list[Path], list[dict]]:
+    """(earlier generations' synth dirs, their train rows) that generation `gen` accumulates."""
+    if not accumulate:
+        return [], []
+    dirs = earlier_gen_dirs(lineage.path, gen, [r["name"] for r in lineage.rows()])
+    return dirs, earlier_rows(dirs)
+
+
+def new_train_rows(synth_dir: Path) -> list[dict]:
+    """This generation's verified rows of split "train" (`synth/new.jsonl`): with `earlier`, the pool."""
+    return earlier_rows([synth_dir])
 
 
 def anchor_rows(n: int, seed: int, gen: int, index: BenchmarkIndex) -> list[dict]:

@@ -48,6 +48,7 @@ class MathCounts:
     agreements: list[float] = field(default_factory=list)  # majority share of each problem with an answer
     sample_reasons: Counter = field(default_factory=Counter)  # how each sampled answer was read (strict, ...)
     majority_answers: Counter = field(default_factory=Counter)  # of kept problems
+    from_pool: int = 0  # candidates that are GSM8K-train pool questions (synth.math.source pool|mixed)
 
 
 @dataclass

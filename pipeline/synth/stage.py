@@ -11,8 +11,16 @@ are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
   then (`assemble`): decontaminate solutions -> dedup within and against earlier generations (dedup)
         -> val split -> mixture (mixture); `stats.compute` -> `write` the files -> StageResult
 Sampling temperature, mixture size and math/code ratio come from this generation's accepted
-proposal (`pipeline.proposal.read`: "hparams"), else from `cfg.propose.hparams`. With
-math_fraction 1 no code is synthesized (none would be used), with 0 no math.
+proposal (`pipeline.proposal.read`: "hparams"), else from `cfg.propose.hparams`. The sampling
+temperature (`synth_temperature`) belongs to this shared synthesis: every candidate trains on the
+data it made. The mixture built here uses the proposal's `num_examples`/`math_fraction`; a candidate
+with other values draws its own from the same pool in its train stage (pipeline.train.mixture).
+Code is synthesized when any candidate (or a sweep job's override) wants some (math_fraction < 1),
+math when any wants some (> 0).
+
+Math problems (`synth.math.source`): `teacher` (the teacher writes them), `pool` (GSM8K-train
+`pool` questions, their answers never shown: the label is the same self-consistency vote) or
+`mixed` (half each); recorded in stats.json `math.source` and the metric `synth.pool_share`.
 
 Outputs in `gen_NNN/synth/`: new.jsonl (this generation's verified rows, `meta.split` train|val),
 train.jsonl (the mixture), val.jsonl, pairs.jsonl (trl conversational preference rows), prompts.jsonl
@@ -62,17 +70,30 @@ def hparams(cfg: Config, ctx: StageContext) -> dict:
     return {**{k: getattr(cfg.propose.hparams, k) for k in HPARAM_KEYS}, "source": "config:propose.hparams"}
 
 
+def wanted_fractions(cfg: Config, ctx: StageContext, hp: dict) -> list[float]:
+    """The math_fraction of every candidate that will train on this data: the proposal's K
+    candidates and a sweep job's `candidate.hparams.math_fraction` override."""
+    out = [hp["math_fraction"]]
+    if proposal.exists(ctx.gen):
+        out += [c["hparams"]["math_fraction"] for c in proposal.read(ctx.gen).candidates
+                if isinstance(c.get("hparams"), dict) and "math_fraction" in c["hparams"]]
+    if cfg.candidate.hparams.math_fraction is not None:
+        out.append(cfg.candidate.hparams.math_fraction)
+    return out
+
+
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     sc, gen = cfg.synth, ctx.gen.index
     hp = hparams(cfg, ctx)
-    seed = cfg.seed * 100_003 + gen  # a fresh draw of topics and exemplars every generation
+    seed = mixture.seed_for(cfg.seed, gen)
     made_by = {"synth": resolved_dict(cfg)["synth"], "seed": seed, "teacher": ctx.teacher.name,
                "hparams": {k: v for k, v in hp.items() if k != "source"}}
     steps = Steps(ctx.out / "work", made_by)
-    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup)
-    do_math = sc.math.n_problems > 0 and hp["math_fraction"] > 0
-    do_code = sc.code.n_tasks > 0 and hp["math_fraction"] < 1
+    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase)
+    fractions = wanted_fractions(cfg, ctx, hp)
+    do_math = sc.math.n_problems > 0 and max(fractions) > 0
+    do_code = sc.code.n_tasks > 0 and min(fractions) < 1
     needed = ["math_problems", "math_samples"] * do_math + ["math_pot"] * (do_math and sc.math.pot_check)
     needed += ["code_tasks", "code_verify"] * do_code + ["code_samples"] * (do_code and sc.code.k_solutions > 0)
     rec = SynthRecord()
@@ -84,7 +105,7 @@ def run(ctx: StageContext) -> StageResult:
         if do_code:
             synth_code(job, rec)
     data = assemble(ctx, hp, rec, seed, index)
-    st = synth_stats.compute(rec, data, index, gen, ctx.teacher.name, hp)
+    st = synth_stats.compute(rec, data, index, gen, ctx.teacher.name, hp, sc.math.source)
     return result(st, write(ctx.out, rec, data, st))
 
 
@@ -98,9 +119,7 @@ def assemble(ctx: StageContext, hp: dict, rec: SynthRecord, seed: int, index: Be
         if hit is not None:
             rec.groups.remove(g)
             rec.contaminated(g.kind, g.id, "benchmark_match_in_solution", g.text, hit)
-    ledger = [r["name"] for r in ctx.lineage.rows()]
-    dirs = mixture.earlier_gen_dirs(ctx.lineage.path, gen, ledger) if sc.accumulate else []
-    earlier = mixture.earlier_rows(dirs)
+    dirs, earlier = mixture.earlier(ctx.lineage, gen, sc.accumulate)
     earlier_problems = {r["meta"].get("problem_id", r["meta"]["id"]): r["messages"][0]["content"] for r in earlier}
     kept_ids, dropped = dedup_items([(g.id, g.text) for g in rec.groups], list(earlier_problems.items()),
                                     sc.dedup_threshold)
@@ -137,6 +156,7 @@ def write(d: Path, rec: SynthRecord, data: Assembled, stats: dict) -> dict[str, 
 def result(stats: dict, paths: dict[str, str]) -> StageResult:
     """The stage's metrics and info, read off its stats.json."""
     kept = {"math": stats["math"]["problems_kept"], "code": stats["code"]["tasks_kept"]}
+    src = stats["math"]["source"]
     n_cand = stats["math"]["candidates"] + stats["code"]["candidates"]
     n_kept = kept["math"] + kept["code"]
     return StageResult(
@@ -145,8 +165,11 @@ def result(stats: dict, paths: dict[str, str]) -> StageResult:
                  "synth.distinct_2": stats["diversity"]["new_problems"]["distinct_2"],
                  "synth.decontam_hits": stats["decontamination"]["hits"],
                  "synth.anchor_examples": stats["mixture"]["anchor_examples"],
-                 "synth.train_examples": stats["counts"]["train"]},
+                 "synth.train_examples": stats["counts"]["train"],
+                 "synth.pool_share": round(src["pool_kept"] / kept["math"], 4) if kept["math"] else 0.0},
         info={"counts": stats["counts"], "problems_kept": kept, "paths": paths, "red_flags": stats["red_flags"],
-              "hparams_source": stats["hparams"]["source"]},
+              "hparams_source": stats["hparams"]["source"], "source": src["mode"],
+              "synth_temperature": stats["hparams"]["synth_temperature"],
+              "synth_temperature_note": "from the accepted proposal; this synthesis is shared by every candidate"},
         tokens=stats["tokens"]["generated"],
     )

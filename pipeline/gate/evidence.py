@@ -1,0 +1,127 @@
+"""One gated comparison: a candidate against a reference on the same items, decided on evidence.
+
+    from pipeline.gate.evidence import judge
+    v = judge("capability", "gsm8k_val.accuracy_flexible", cand_items, teacher_items, margin=0.02,
+              higher_is_better=True, alpha=0.05)      # v.verdict: pass | fail | inconclusive
+
+A value is either per-item (a dict id -> value, e.g. from `eval/<task>.jsonl`) or a plain number
+(the manifest's point estimate, when a generation left no per-item records). With per-item values
+on both sides, the items are matched by id and compared with `pipeline.stats` (0/1 outcomes: the
+Newcombe interval with the exact McNemar test; anything else: the paired bootstrap with the
+sign-flip test); `stats.decide` gives the verdict from the (1 - alpha) interval of
+candidate - reference, signed so positive is better, and the margin. An inconclusive 0/1 comparison
+also says how many items would decide it (`stats.items_needed` at the observed discordance, for the
+distance between the observed difference and the boundary the verdict hinges on). Otherwise the
+point estimates are compared (never inconclusive; exactly at the margin passes) and the reason says
+"no per-item records: point estimate".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any
+
+import numpy as np
+
+from pipeline import stats
+from pipeline.stats.inputs import is_binary
+
+TOL = 1e-9  # point estimates: "exactly at the boundary" must pass despite float representation (0.5 - 0.02)
+POINT = "no per-item records: point estimate"
+
+Values = Mapping[str, float] | float | int
+
+
+@dataclass
+class Verdict:
+    label: str  # what was judged: "capability", "drift.honesty: step"
+    verdict: str  # pass | fail | inconclusive
+    reason: str  # "<label>: <verdict>, ..." with the counts, the interval, the method and the margin
+    check: dict[str, Any] = field(default_factory=dict)  # the same numbers, for decision.json
+
+
+def point(v: Values | None) -> float | None:
+    """The point estimate of a value: a number as is, per-item values' mean (None when empty/absent)."""
+    if isinstance(v, Mapping):
+        return fmean(float(x) for x in v.values()) if v else None
+    return None if v is None else float(v)
+
+
+def _f(x: float | None, signed: bool = False) -> str:
+    return "None" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}")
+
+
+def _items_needed(p: stats.Paired, d: float, boundary: float, alpha: float) -> tuple[int | None, str]:
+    """Items that would resolve the observed difference `d` (signed, positive better) against
+    `boundary` at the observed discordance; (None, why) when there is no such number."""
+    rate = p.discordance
+    if rate is None:
+        return None, "the sample-size formula is for 0/1 outcomes"
+    if rate == 0:
+        return None, "no discordant items, so no discordance to size from"
+    effect = min(abs(d - boundary), rate)  # a paired difference is at most the discordant share
+    if effect <= 0:
+        return None, "the observed difference sits on the boundary"
+    return stats.items_needed(effect, rate, alpha=alpha), f"at the observed discordance {rate:.4f} (80% power)"
+
+
+def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, margin: float, margin_name: str,
+            higher: bool, alpha: float, require_improvement: bool) -> Verdict | None:
+    shared = sorted(set(cand) & set(ref), key=repr)
+    if not shared:
+        return None
+    a, b = {i: ref[i] for i in shared}, {i: cand[i] for i in shared}
+    binary = is_binary(np.asarray([*a.values(), *b.values()], dtype=float))
+    p = stats.paired_binary(a, b, alpha) if binary else stats.paired_continuous(a, b, alpha)
+    verdict = stats.decide(p, margin, higher_is_better=higher, require_improvement=require_improvement)
+    sign = 1.0 if higher else -1.0
+    d = None if p.diff is None else sign * p.diff + 0.0  # + 0.0: no "-0.0000"
+    lo, hi = (p.lo, p.hi) if higher else (None if p.hi is None else -p.hi, None if p.lo is None else -p.lo)
+    threshold = 0.0 if require_improvement else -margin
+    counts = f"n={p.n}" + (f", both={p.both}, only_a={p.only_a}, only_b={p.only_b}" if binary else "")
+    dropped = len(set(cand) ^ set(ref))
+    if dropped:
+        counts += f", {dropped} unmatched item(s) left out"
+    pct = round(100 * (1 - alpha))
+    bound = "gate.require_improvement" if require_improvement else f"{margin_name} {_f(margin)}"
+    tail = {"pass": f"lower bound > {_f(threshold, True)} ({bound})",
+            "fail": f"upper bound < {_f(-margin, True)} ({margin_name} {_f(margin)})",
+            "inconclusive": f"the interval straddles {_f(threshold, True)} ({bound})"}[verdict]
+    check: dict[str, Any] = {"verdict": verdict, "passed": verdict == "pass", "margin": margin,
+                             "direction": "higher" if higher else "lower", "candidate": p.b, "reference": p.a,
+                             "better_diff": d, "better_lo": lo, "better_hi": hi, "paired": p.as_dict()}
+    extra = ""
+    if verdict == "inconclusive" and d is not None:
+        needed, how = _items_needed(p, d, threshold, alpha)
+        check["items_needed"] = needed
+        extra = f"; ~{needed} items would decide {how}" if needed is not None else f"; items needed unknown: {how}"
+    better = "higher" if higher else "lower"
+    reason = (f"{label} {'FAIL' if verdict == 'fail' else verdict}, {metric}{_f(p.b)} vs {what} {_f(p.a)} "
+              f"({better} is better): change {_f(d, True)}, {pct}% CI [{_f(lo, True)}, {_f(hi, True)}] "
+              f"({counts}; {p.method}, {p.test} p={_f(p.p_value)}); {tail}{extra}")
+    return Verdict(label.rstrip(":"), verdict, reason, check)
+
+
+def judge(label: str, what: str, cand: Values, ref: Values, *, margin: float, higher_is_better: bool,
+          alpha: float, require_improvement: bool = False, margin_name: str = "margin", metric: str = "") -> Verdict:
+    """Compare `cand` with `ref` (see the module docstring). `label` starts the reason
+    ("capability:", "drift.honesty: step"), `what` names the reference ("teacher", "parent"), `metric`
+    (optional) the metric before the values."""
+    metric = f"{metric} " if metric else ""
+    if isinstance(cand, Mapping) and isinstance(ref, Mapping):
+        v = _paired(label, metric, what, cand, ref, margin, margin_name, higher_is_better, alpha, require_improvement)
+        if v is not None:
+            return v
+    c, r = point(cand), point(ref)
+    loss = (r - c) if higher_is_better else (c - r)
+    ok = (-loss > TOL) if require_improvement else (loss <= margin + TOL)
+    verdict = "pass" if ok else "fail"
+    worse = "drop" if higher_is_better else "rise"
+    rule = "> 0 (gate.require_improvement)" if require_improvement else f"{'<=' if ok else '>'} {margin_name} {_f(margin)}"
+    reason = (f"{label} {'pass' if ok else 'FAIL'}, {metric}{worse} {_f(loss)} from {what} {_f(r)} to {_f(c)} {rule} "
+              f"({POINT})")
+    check = {"verdict": verdict, "passed": ok, "margin": margin, "direction": "higher" if higher_is_better else "lower",
+             "candidate": c, "reference": r, "loss": loss, "evidence": POINT}
+    return Verdict(label.rstrip(":"), verdict, reason, check)

@@ -1,0 +1,227 @@
+"""Studies: several whole lineages, arms x seeds, run under one name and compared with their uncertainty.
+
+    make study STUDY=seeds ARGS="model=tiny:qwen3 experiment=smoke generations=2"
+    python -m pipeline.study study=accumulate experiment=gpu generations=3 study.seeds=[0,1]
+    python -m pipeline.report --compare checkpoints/studies/accumulate
+
+A study (`conf/study/<name>.yaml`: `seeds`, and `arms`, each a list of overrides) runs one lineage
+per (arm, seed): `paths.root=<root>/studies/<name>`, `paths.lineage=<name>-<arm>-s<seed>`,
+`seed=<seed>`, the arm's overrides after the common ones on the command line. Arguments
+`study.<key>=<value>` edit the study itself. Every lineage's config is composed and validated before
+any runs. Without devices (a CPU machine) the lineages run one after another in this process; with
+devices (CUDA GPUs, or `candidate.devices=N` fake device sets) they run in parallel, one lineage per
+slot of `candidate.gpus` devices, each in a fresh child process with CUDA_VISIBLE_DEVICES set: the
+device-slot mechanism of the sweeps (`pipeline.sweep.claim_slot`, shared lock files), child output
+in `<study>/logs/<lineage>.log`. Re-running a study with `generations=N` continues its lineages
+up to N (each lineage's run is idempotent; the default -1 adds one generation per run).
+
+`<root>/studies/<name>/study.json` records the arms, seeds, common overrides and every lineage's
+dir, status and devices; `pipeline.compare` reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+from omegaconf import OmegaConf
+
+from pipeline.config import ConfigError, _check
+from pipeline.io import atomic_write_json
+from pipeline.locate import conf_dir
+
+log = logging.getLogger(__name__)
+STUDY_FILE = "study.json"
+RESERVED = ("seed=", "paths.root=", "paths.lineage=", "candidate.name=", "sweep=", "hydra.mode=")
+
+
+@dataclass
+class StudyConfig:
+    name: str = ""
+    seeds: List[int] = field(default_factory=list)
+    arms: Dict[str, List[str]] = field(default_factory=dict)  # arm name -> its overrides
+
+    def validate(self) -> None:
+        _check(re.fullmatch(r"[A-Za-z0-9_]+", self.name or "") is not None, "study.name", "letters, digits and _ only")
+        _check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), "study.seeds",
+               f"{self.seeds!r} must be a non-empty list of distinct seeds")
+        _check(bool(self.arms), "study.arms", "must name at least one arm")
+        for arm, overrides in self.arms.items():
+            _check(re.fullmatch(r"[A-Za-z0-9_]+", arm) is not None, f"study.arms.{arm}", "letters, digits and _ only")
+            bad = [o for o in overrides if o.lstrip("+~").startswith(RESERVED)]
+            _check(not bad, f"study.arms.{arm}", f"{bad} set what the study sets itself ({', '.join(RESERVED)})")
+
+
+@dataclass
+class Member:
+    """One lineage of a study."""
+
+    arm: str
+    seed: int
+    lineage: str  # paths.lineage
+    dir: str  # the lineage directory
+    overrides: list[str]
+    status: str = "pending"  # pending | running | done | failed
+    devices: str | None = None
+    error: str | None = None
+
+
+def known_studies() -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / "study").glob("*.yaml"))
+
+
+def load_study(name: str, edits: list[str] = ()) -> StudyConfig:
+    """`conf/study/<name>.yaml` with `study.<key>=<value>` edits applied, validated."""
+    path = conf_dir() / "study" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"invalid config value for 'study': no conf/study/{name}.yaml; known: {known_studies()}")
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(StudyConfig(name=name)), OmegaConf.load(path),
+                               OmegaConf.from_dotlist([e.removeprefix("study.") for e in edits]))
+        study = OmegaConf.to_object(node)
+    except Exception as e:  # OmegaConf names the key and the file's bad value
+        raise ConfigError(f"invalid study {path}: {e}") from None
+    study.validate()
+    return study
+
+
+def split_args(argv: list[str]) -> tuple[str, list[str], list[str]]:
+    """(study name, study.* edits, the common overrides every lineage gets)."""
+    names = [a.split("=", 1)[1] for a in argv if a.startswith("study=")]
+    _check(len(names) == 1, "study", "give exactly one study=<name>; known: " + ", ".join(known_studies()))
+    edits = [a for a in argv if a.startswith("study.")]
+    common = [a for a in argv if not a.startswith(("study=", "study."))]
+    # paths.root may be given: the study's lineages go under <paths.root>/studies/<name>
+    per_lineage = tuple(r for r in RESERVED if r != "paths.root=")
+    bad = [o for o in common if o.lstrip("+~").startswith(per_lineage)]
+    _check(not bad, "study", f"{bad} set what the study sets per lineage ({', '.join(per_lineage)})")
+    return names[0], edits, common
+
+
+def plan(study: StudyConfig, common: list[str], root: Path) -> list[Member]:
+    """One member per (arm, seed), in arm order then seed order."""
+    out = []
+    for arm, arm_overrides in study.arms.items():
+        for seed in study.seeds:
+            lineage = f"{study.name}-{arm}-s{seed}"
+            keep = [o for o in common if not o.lstrip("+~").startswith("paths.root=")]
+            overrides = [*keep, *arm_overrides, f"seed={seed}", f"paths.root={root}", f"paths.lineage={lineage}"]
+            out.append(Member(arm, seed, lineage, str(root / lineage), overrides))
+    return out
+
+
+class Record:
+    """`study.json`, rewritten (atomically, under a lock) whenever a member changes."""
+
+    def __init__(self, path: Path, study: StudyConfig, common: list[str], members: list[Member], devices: int):
+        self.path, self.lock = path, threading.Lock()
+        self.data = {"study": study.name, "arms": study.arms, "seeds": study.seeds, "overrides": common,
+                     "devices": devices, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished": None}
+        self.members = members
+        self.write()
+
+    def write(self, **top) -> None:
+        with self.lock:
+            self.data.update(top)
+            atomic_write_json(self.path, {**self.data, "lineages": [asdict(m) for m in self.members]})
+
+
+def _run_here(m: Member) -> None:
+    from pipeline import generation
+    from pipeline.compose import compose
+
+    generation.run(compose(m.overrides))
+
+
+def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run one lineage's child process with its output in `log_path`; its exit status."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as out:
+        return subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Record) -> None:
+    from pipeline import sweep
+
+    with sweep.claim_slot(lock_dir, n, per, poll=1.0) as devices:
+        m.devices, m.status = devices, "running"
+        rec.write()
+        log.info("study lineage %s on devices %s", m.lineage, devices)
+        rc = launch([sys.executable, "-m", "pipeline.generation", *m.overrides], sweep.slot_env(devices),
+                    logs / f"{m.lineage}.log")
+        if rc:
+            raise RuntimeError(f"exit status {rc}; see {logs / (m.lineage + '.log')}")
+
+
+def run(argv: list[str]) -> tuple[Path, list[Member]]:
+    """Run a study (argv: `study=<name>`, `study.*` edits, common overrides); returns its dir and members."""
+    from pipeline import sweep
+    from pipeline.compose import compose
+
+    name, edits, common = split_args(argv)
+    study = load_study(name, edits)
+    base = compose(common)  # the common overrides are valid on their own
+    root = Path(base.paths.root).resolve() / "studies" / study.name
+    members = plan(study, common, root)
+    for m in members:  # every lineage's config is valid before anything runs
+        compose(m.overrides)
+    n = sweep.device_count(base.candidate.devices)
+    per = base.candidate.gpus
+    parallel = bool(n and per and not os.environ.get(sweep.CHILD_ENV))
+    rec = Record(root / STUDY_FILE, study, common, members, n if parallel else 0)
+
+    def one(m: Member) -> None:
+        try:
+            if parallel:
+                _run_child(m, Path(base.paths.root).resolve() / ".gpu_slots", n, per, root / "logs", rec)
+            else:
+                m.status = "running"
+                rec.write()
+                _run_here(m)
+            m.status = "done"
+        except Exception as e:  # one lineage failing leaves the others running; the record says why
+            log.error("study lineage %s failed: %s", m.lineage, e)
+            m.status, m.error = "failed", f"{type(e).__name__}: {e}"
+        rec.write()
+
+    if parallel:
+        slots = n // per
+        if slots < 1:
+            raise ConfigError(f"invalid config value for 'candidate.gpus': {per} per lineage but {n} device(s)")
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            list(pool.map(one, members))
+    else:
+        for m in members:
+            one(m)
+    rec.write(finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return root, members
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.lineage import LineageError
+    from pipeline.models import ModelError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        root, members = run(list(sys.argv[1:] if argv is None else argv))
+    except (ConfigError, ModelError, LineageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = [m for m in members if m.status != "done"]
+    for m in members:
+        print(f"{m.status:7s} {m.arm} seed {m.seed}: {m.dir}" + (f" ({m.error})" if m.error else ""))
+    print(f"study record: {root / STUDY_FILE}\ncompare: python -m pipeline.report --compare {root}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

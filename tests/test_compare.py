@@ -1,0 +1,95 @@
+"""pipeline.compare: means over seeds with t-intervals, paired arm differences on pooled items."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scipy import stats as sps
+
+from pipeline import compare, report
+from pipeline.io import atomic_write_json, write_jsonl
+from pipeline.lineage import Lineage, LineageError
+
+M = "gsm8k_val.accuracy_flexible"
+
+
+def make(root, name: str, outcomes: dict[int, list[int]]) -> Lineage:
+    """A lineage whose gen g answered items q0.. with `outcomes[g]` (1 correct), ledger and records."""
+    lin = Lineage(root, name)
+    lin.init("tiny:qwen3", root / "base")
+    for g, out in outcomes.items():
+        gen = lin.gen(g)
+        write_jsonl(gen.path / "eval" / "gsm8k_val.jsonl",
+                    [{"id": f"q{i}", "metrics": {"accuracy_flexible": float(v)}} for i, v in enumerate(out)])
+        lin.record(gen, status="promoted", parent=None if g == 0 else f"gen_{g - 1:03d}",
+                   metrics={M: sum(out) / len(out)})
+    return lin
+
+
+@pytest.fixture
+def study(tmp_path):
+    """Arms `a` and `b` over seeds 0 and 1; b gains items a misses at gen 1."""
+    root = tmp_path / "studies" / "t"
+    base = [1] * 10 + [0] * 30
+    lins = {("a", 0): make(root, "t-a-s0", {0: base, 1: [1] * 12 + [0] * 28}),
+            ("a", 1): make(root, "t-a-s1", {0: base, 1: [1] * 10 + [0] * 30}),
+            ("b", 0): make(root, "t-b-s0", {0: base, 1: [1] * 30 + [0] * 10}),
+            ("b", 1): make(root, "t-b-s1", {0: base, 1: [1] * 28 + [0] * 12})}
+    atomic_write_json(root / "study.json", {"study": "t", "arms": {"a": [], "b": ["x=1"]}, "seeds": [0, 1],
+                                            "lineages": [{"arm": a, "seed": s, "dir": str(l.path)}
+                                                         for (a, s), l in lins.items()]})
+    return root, lins
+
+
+def test_means_over_seeds_with_a_t_interval(study):
+    root, _ = study
+    data = compare.compare([root])
+    assert data["interval"] == "student-t over seeds" and data["generations"] == [0, 1]
+    row = next(r for r in data["means"] if r["arm"] == "a" and r["gen"] == 1 and r["metric"] == M)
+    vals = [12 / 40, 10 / 40]
+    assert row["values"] == vals and row["seeds"] == [0, 1] and row["n_seeds"] == 2
+    half = sps.t.ppf(0.975, 1) * sps.tstd(vals) / 2 ** 0.5
+    assert row["mean"] == pytest.approx(0.275) and row["lo"] == pytest.approx(0.275 - half)
+    assert row["hi"] == pytest.approx(0.275 + half)
+    gen0 = next(r for r in data["means"] if r["arm"] == "b" and r["gen"] == 0)
+    assert gen0["lo"] == gen0["hi"] == gen0["mean"] == 0.25  # no spread over seeds
+
+
+def test_paired_difference_pools_items_over_seeds(study):
+    root, _ = study
+    data = compare.compare([root])
+    d = next(x for x in data["differences"] if x["gen"] == 1 and x["metric"] == M)
+    assert d["arm"] == "b" and d["reference_arm"] == "a" and d["seeds"] == ["s0", "s1"]
+    # 80 pooled items: a right on 22, b right on 58, b right wherever a is
+    assert (d["n"], d["both"], d["only_a"], d["only_b"]) == (80, 22, 0, 36)
+    assert d["diff"] == pytest.approx(36 / 80) and d["lo"] > 0 and d["method"] == "newcombe-paired-wilson"
+    same = next(x for x in data["differences"] if x["gen"] == 0)
+    assert same["diff"] == 0 and same["lo"] < 0 < same["hi"]
+    text = compare.render(data, "markdown")
+    assert "Mean over seeds" in text and "student-t over seeds" in text and "b - a" in text
+    assert "## " not in text  # the report's per-lineage sections are the only headings
+    assert json.loads(compare.render(data, "json"))["differences"]
+
+
+def test_plain_lineage_dirs_group_by_name_and_two_lone_lineages_pair(study, tmp_path):
+    _, lins = study
+    data = compare.compare([lins[("a", 0)].path, lins[("a", 1)].path, lins[("b", 0)].path])
+    assert set(data["arms"]) == {"t-a", "t-b"} and len(data["arms"]["t-a"]) == 2
+    assert {d["seeds"][0] for d in data["differences"]} == {"s0"}  # only seed 0 is in both arms
+    x, y = make(tmp_path, "x", {0: [1, 0, 1, 0]}), make(tmp_path, "y", {0: [1, 1, 1, 0]})
+    data = compare.compare([x.path, y.path])
+    d = data["differences"][0]
+    assert d["seeds"] == ["-"] and (d["only_a"], d["only_b"]) == (0, 1)
+    with pytest.raises(LineageError, match="not a lineage"):
+        compare.compare([tmp_path / "nothing"])
+
+
+def test_report_compare_takes_a_study_and_many_lineages(study, capsys):
+    root, lins = study
+    assert report.main(["--compare", str(root), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("## ") == 4 and "Paired difference between arms" in out
+    paths = [str(l.path) for l in lins.values()][:3]
+    assert report.main(["--compare", *paths]) == 0
+    assert capsys.readouterr().out.count("## ") == 3
