@@ -252,9 +252,22 @@ class CodeSynthConfig:
 
 
 @dataclass
+class VerifierSynthConfig:
+    """How often the synthesis verifiers' labels are right (pipeline.synth.verifier)."""
+
+    n_questions: int = MISSING  # held-out GSM8K-train `verifier` slice questions voted on (0 = off)
+    max_mutants_per_task: int = MISSING  # AST mutants of each kept task's reference solution (0 = off)
+
+    def validate(self) -> None:
+        _check(self.n_questions >= 0, "synth.verifier.n_questions", "must be >= 0 (0 = off)")
+        _check(self.max_mutants_per_task >= 0, "synth.verifier.max_mutants_per_task", "must be >= 0 (0 = off)")
+
+
+@dataclass
 class SynthConfig:
     math: MathSynthConfig = field(default_factory=MathSynthConfig)
     code: CodeSynthConfig = field(default_factory=CodeSynthConfig)
+    verifier: VerifierSynthConfig = field(default_factory=VerifierSynthConfig)
     accumulate: bool = MISSING  # keep earlier generations' verified data (Gerstgrasser et al. 2024)
     val_fraction: float = MISSING  # share of verified data held out as synthetic validation
     decontam_ngram: int = MISSING  # word n-gram overlap with benchmarks, digits kept

@@ -55,7 +55,9 @@ def alignment_columns(rows: list[dict]) -> tuple[str, ...]:
     return tuple(probes.alignment_metrics()) + drift_metrics.COLUMNS
 
 
-SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.distinct_2")
+# Beside the keep rate: how often the kept labels are right (pipeline.synth.verifier), with intervals.
+SYNTH_COLUMNS = ("synth.kept", "synth.keep_rate", "synth.verifier_precision", "synth.code_kill_rate",
+                 "synth.distinct_2")
 
 
 HP_SOURCE = "hp.source"  # where the proposal's hyperparameters came from (pipeline.propose.validate.SOURCES)

@@ -3,7 +3,8 @@
 `SynthRecord` collects, while the math and code steps run (`pipeline.synth.steps`) and while the
 stage assembles the final data (`pipeline.synth.stage`): the kept problem groups, one rejection row
 per discarded candidate (its filter and reason, as written to rejected.jsonl), the benchmark
-matches, tokens per engine step, and the math and code counters that `pipeline.synth.stats` turns
+matches, tokens per engine step, the verifiers' own measurements (pipeline.synth.verifier),
+and the math and code counters that `pipeline.synth.stats` turns
 into stats.json. `Assembled` is the final data the stage writes. `chat_row` / `pair_row` are the
 row formats of new/train/val.jsonl and pairs.jsonl.
 """
@@ -73,6 +74,8 @@ class SynthRecord:
     candidates: dict[str, int] = field(default_factory=lambda: {k: 0 for k in KINDS})  # requests written
     math: MathCounts = field(default_factory=MathCounts)
     code: CodeCounts = field(default_factory=CodeCounts)
+    verifier: list[dict] = field(default_factory=list)  # verifier.jsonl: votes on held-out GSM8K questions
+    code_mutants: list[dict] = field(default_factory=list)  # code_mutants.jsonl: kept tests vs AST mutants
 
     def reject(self, kind: str, item_id: str, filt: str, reason: str, text: str = "", **extra) -> None:
         """One rejected.jsonl row: which filter dropped the candidate, why, and its text (cut)."""

@@ -10,6 +10,10 @@ are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
         mutants fail -> solve k times -> sandbox (pipeline.synth.codegen)
   then (`assemble`): decontaminate solutions -> dedup within and against earlier generations (dedup)
         -> val split -> mixture (mixture); `stats.compute` -> `write` the files -> StageResult
+  measured beside, changing nothing kept (pipeline.synth.verifier, synth.verifier.*): the math
+        vote's precision on held-out GSM8K-train questions (one more engine call, step
+        `math_verifier`), the kept code tests' kill rate on AST mutants of the reference solutions
+        (sandbox, step `code_mutants`)
 Sampling temperature, mixture size and math/code ratio come from this generation's accepted
 proposal (`pipeline.proposal.read`: "hparams"), else from `cfg.propose.hparams`. The sampling
 temperature (`synth_temperature`) belongs to this shared synthesis: every candidate trains on the
@@ -25,7 +29,8 @@ Math problems (`synth.math.source`): `teacher` (the teacher writes them), `pool`
 Outputs in `gen_NNN/synth/`: new.jsonl (this generation's verified rows, `meta.split` train|val),
 train.jsonl (the mixture), val.jsonl, pairs.jsonl (trl conversational preference rows), prompts.jsonl
 (RL prompts of train-split problems and GSM8K pool questions, pipeline.synth.prompts), rejected.jsonl
-(one row per rejection with its filter and reason), stats.json (with `red_flags`).
+(one row per rejection with its filter and reason), verifier.jsonl and code_mutants.jsonl (the
+verifiers' per-item measurements), stats.json (with `red_flags` and "verifier").
 
 Resume: each step's raw outputs go to `work/<step>.jsonl`, written atomically once the step is
 complete; a re-run loads finished steps instead of regenerating them, and the final files are
@@ -48,12 +53,12 @@ from pipeline import proposal
 from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, write_jsonl
 from pipeline.stage import StageContext, StageResult
-from pipeline.synth import mixture, stats as synth_stats
+from pipeline.synth import mixture, stats as synth_stats, verifier
 from pipeline.synth.decontaminate import BenchmarkIndex, default_index
 from pipeline.synth.dedup import dedup_items
 from pipeline.synth.prompts import prompt_rows
 from pipeline.synth.record import Assembled, SynthRecord, chat_row
-from pipeline.synth.steps import Job, Steps, synth_code, synth_math
+from pipeline.synth.steps import Job, Steps, synth_code, synth_math, verify_math
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +99,9 @@ def run(ctx: StageContext) -> StageResult:
     fractions = wanted_fractions(cfg, ctx, hp)
     do_math = sc.math.n_problems > 0 and max(fractions) > 0
     do_code = sc.code.n_tasks > 0 and min(fractions) < 1
+    do_verify = do_math and sc.verifier.n_questions > 0
     needed = ["math_problems", "math_samples"] * do_math + ["math_pot"] * (do_math and sc.math.pot_check)
+    needed += ["math_verifier"] * do_verify
     needed += ["code_tasks", "code_verify"] * do_code + ["code_samples"] * (do_code and sc.code.k_solutions > 0)
     rec = SynthRecord()
     needs_engine = not all(steps.done(s) for s in needed)
@@ -102,6 +109,8 @@ def run(ctx: StageContext) -> StageResult:
         job = Job(cfg, eng, steps, seed, gen, hp, index)
         if do_math:
             synth_math(job, rec)
+        if do_verify:
+            verify_math(job, rec)
         if do_code:
             synth_code(job, rec)
     data = assemble(ctx, hp, rec, seed, index)
@@ -147,7 +156,8 @@ def write(d: Path, rec: SynthRecord, data: Assembled, stats: dict) -> dict[str, 
     """The stage's files, data first and stats.json last; returns their paths."""
     paths = {}
     for name, rows in (("new", data.new), ("train", data.train), ("val", data.val), ("pairs", data.pairs),
-                       ("prompts", data.prompts), ("rejected", rec.rejected)):
+                       ("prompts", data.prompts), ("rejected", rec.rejected), ("verifier", rec.verifier),
+                       ("code_mutants", rec.code_mutants)):
         paths[name] = str(write_jsonl(d / f"{name}.jsonl", rows))
     paths["stats"] = str(atomic_write_json(d / "stats.json", stats))
     return paths
@@ -166,7 +176,8 @@ def result(stats: dict, paths: dict[str, str]) -> StageResult:
                  "synth.decontam_hits": stats["decontamination"]["hits"],
                  "synth.anchor_examples": stats["mixture"]["anchor_examples"],
                  "synth.train_examples": stats["counts"]["train"],
-                 "synth.pool_share": round(src["pool_kept"] / kept["math"], 4) if kept["math"] else 0.0},
+                 "synth.pool_share": round(src["pool_kept"] / kept["math"], 4) if kept["math"] else 0.0,
+                 **verifier.metrics(stats["verifier"])},
         info={"counts": stats["counts"], "problems_kept": kept, "paths": paths, "red_flags": stats["red_flags"],
               "hparams_source": stats["hparams"]["source"], "source": src["mode"],
               "synth_temperature": stats["hparams"]["synth_temperature"],

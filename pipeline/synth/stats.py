@@ -4,6 +4,7 @@
 - `spread`: mean pairwise Jaccard distance between the texts' word sets (a seeded sample of pairs),
   which falls when problems converge on one template even if distinct-n stays high;
 - `red_flags`: conditions the gate treats as disqualifying or suspicious, each a readable string;
+- `vote_keep_rate`: the math vote's keep rate on synthetic problems (beside the verifier's yield);
 - `compute`: the whole stats.json of a stage from its `SynthRecord` and final data (pure; the stage
   writes the file).
 """
@@ -14,6 +15,7 @@ import random
 from collections import Counter
 
 from pipeline.synth.decontaminate import BenchmarkIndex
+from pipeline.synth import verifier
 from pipeline.synth.record import KINDS, Assembled, SynthRecord
 from pipeline.synth.textnorm import words
 
@@ -77,6 +79,15 @@ def red_flags(stats: dict) -> list[str]:
     return flags
 
 
+def vote_keep_rate(rec: SynthRecord) -> float | None:
+    """Share of the parsed synthetic problems the vote kept (beside the verifier's yield on real ones)."""
+    m = rec.math
+    if not m.parsed:
+        return None
+    low = sum(r["kind"] == "math" and r["filter"] == "agreement" for r in rec.rejected)
+    return round((m.parsed - low) / m.parsed, 4)
+
+
 def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, teacher: str, hparams: dict,
             math_source: str) -> dict:
     """The stats.json of a synth stage, `red_flags` included (the stage writes it)."""
@@ -107,6 +118,7 @@ def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, 
         "tokens": {"generated": sum(rec.tokens.values()), "by_step": rec.tokens,
                    "train_words": sum(len(msg["content"].split()) for r in data.train for msg in r["messages"])},
         "mixture": {**data.mixture, "earlier_generations": data.earlier_generations},
+        "verifier": verifier.summary(rec.verifier, rec.code_mutants, vote_keep_rate(rec)),
         "counts": {"new": len(data.new), "train": len(data.train), "val": len(data.val), "pairs": len(data.pairs),
                    "prompts": len(data.prompts), "rejected": len(rec.rejected)},
     }

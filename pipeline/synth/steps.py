@@ -6,6 +6,7 @@ Each engine step is ONE batched call (`Job.generate`); its raw outputs go to `wo
 (`Steps`), written atomically once complete, so a re-run loads finished steps instead of
 regenerating them. `synth_math` and `synth_code` fill a `SynthRecord` (kept groups, rejections,
 benchmark hits, tokens, counters); the prompts and rules come from `mathgen` and `codegen`.
+`verify_math` and the code step's mutant run measure the verifiers themselves (`verifier`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipeline.data import gsm8k_slice
 from pipeline.engine import Engine, GenParams
 from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.sandbox import run_programs
-from pipeline.synth import codegen, mathgen
+from pipeline.synth import codegen, mathgen, verifier
 from pipeline.synth.decontaminate import BenchmarkIndex
 from pipeline.synth.dedup import NearDupIndex
 from pipeline.synth.parsing import output_problem
@@ -156,6 +157,18 @@ def _pool_problems(job: Job, rec: SynthRecord, n: int) -> list[tuple[str, str]]:
     return out
 
 
+def verify_math(job: Job, rec: SynthRecord) -> None:
+    """The math vote's precision: the same solving prompts, k, temperature and vote on held-out
+    GSM8K-train questions (pipeline.synth.verifier); gold answers only score the records."""
+    mc = job.cfg.synth.math
+    qs = verifier.questions(job.cfg.synth.verifier.n_questions)
+    samples = job.steps.get("math_verifier", lambda: job.generate(
+        verifier.math_prompts(qs, mc.few_shot_solve, job.seed),
+        GenParams(n=mc.k_solutions, temperature=job.hp["synth_temperature"], max_tokens=mc.max_tokens_solution)))
+    rec.count_tokens("math_verifier", samples)
+    rec.verifier = verifier.score_math(qs, samples, job.cfg)
+
+
 def _pot(job: Job, voted: list) -> list[dict]:
     mc = job.cfg.synth.math
     gens = job.generate(mathgen.pot_prompts([t for _, t, _ in voted]),
@@ -216,6 +229,9 @@ def synth_code(job: Job, rec: SynthRecord) -> None:
             rec.reject("code", t["id"], "discrimination", "non_discriminating", t["tests"], mutants_passed=survived)
         else:
             good.append(t)
+    if sc.verifier.max_mutants_per_task:  # measured on the kept tasks; it does not change what is kept
+        rec.code_mutants = job.steps.get("code_mutants", lambda: verifier.run_mutants(
+            good, sc.verifier.max_mutants_per_task, cfg))
     k = cc.k_solutions
     samples = job.steps.get("code_samples", lambda: job.generate(codegen.solve_prompts(good), GenParams(
         n=k, temperature=job.hp["synth_temperature"], max_tokens=cc.max_tokens_solution)) if k else [])

@@ -9,18 +9,33 @@
 
 A child process gives every byte of accelerator memory back to the OS when it exits, so the next
 stage's vLLM engine never competes with a trainer that has not been garbage-collected.
+
+The worker dies with its parent: it runs in its own process group with PR_SET_PDEATHSIG=SIGKILL,
+so a `kill -9` of the stage alone never leaves it training. Its pid, process group, host and start
+time are in `<gen>/train/worker.pid` while it runs; the lineage lock means no live run owns that
+file when a stage starts, so `reap_stale_worker` kills a leftover worker's group (e.g. ranks a
+launcher orphaned) before a resume touches its checkpoints, and refuses when it runs on another host.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 
 from pipeline.config import TrainConfig
+from pipeline.io import atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+PID_FILE = "worker.pid"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 ACCELERATE_DIR = Path(__file__).resolve().parents[2] / "conf" / "accelerate"
 
@@ -56,20 +71,104 @@ def worker_command(job_path: Path, t: TrainConfig, port: int | None = None) -> l
             "--main_process_port", str(port or free_port()), *worker]
 
 
+def _die_with_parent(parent: int):
+    """preexec_fn: SIGKILL this child when the thread that started it dies. libc is loaded here, in
+    the parent, so the forked child only makes the call (little Python runs between fork and exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_pdeathsig() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will ever come
+            os._exit(1)
+
+    return set_pdeathsig
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22); None when gone or a
+    zombie. With the pid it names one process: a reused pid has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def write_pid_file(out: Path, pid: int, cmd: list[str]) -> Path:
+    return atomic_write_json(out / PID_FILE, {"pid": pid, "pgid": os.getpgid(pid), "host": socket.gethostname(),
+                                              "start": process_start(pid), "out": str(out.resolve()), "cmd": cmd})
+
+
+def reap_stale_worker(out: Path, timeout: float = 60.0) -> str | None:
+    """Make sure no worker of an earlier run still writes under `out` (a train dir). Called with the
+    lineage lock held, so a live worker named by `out/worker.pid` is a leftover: its process group
+    is killed and waited for. Returns what was done, or None when there was nothing to do."""
+    path = out / PID_FILE
+    if not path.exists():
+        return None
+    try:
+        rec = read_json(path)
+        pid, pgid, host, start = int(rec["pid"]), int(rec["pgid"]), str(rec["host"]), rec["start"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise LaunchError(f"{path} is unreadable ({e}); check that no training worker for {out} still runs, "
+                          f"then delete the file") from e
+    if host != socket.gethostname():
+        raise LaunchError(f"{path}: the training worker of this checkpoint dir (pid {pid}) ran on host {host!r}, "
+                          f"not this one ({socket.gethostname()!r}); stop it there (or make sure it is gone) and "
+                          f"delete {path} before resuming")
+    if process_start(pid) != start:  # gone, or the pid now belongs to another process
+        path.unlink()
+        return None
+    if rec.get("out") != str(out.resolve()):  # a copied dir: that worker writes elsewhere, leave it be
+        log.warning("%s names pid %d working on %s, not this dir: ignored", path, pid, rec.get("out"))
+        path.unlink()
+        return None
+    log.warning("reaping a leftover training worker: pid %d (process group %d) of %s", pid, pgid, out)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while process_start(pid) == start:
+        if time.monotonic() > deadline:
+            raise LaunchError(f"leftover training worker pid {pid} ({path}) survived SIGKILL for {timeout}s")
+        time.sleep(0.1)
+    path.unlink()
+    return f"killed pid {pid}"
+
+
+def start_worker(cmd: list[str], out: Path, env: dict | None = None, cwd: str | None = None) -> subprocess.Popen:
+    """Start `cmd` in its own process group, dying with this process, and name it in `out/worker.pid`;
+    its stdout and stderr come merged through the returned process's pipe."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
+                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+    write_pid_file(out, proc.pid, cmd)
+    return proc
+
+
 def run_worker(job_path: Path, t: TrainConfig, log_path: Path) -> None:
-    """Run the worker command, teeing its output to `log_path`; a failure names the log and its tail."""
+    """Run the worker command, teeing its output to `log_path`; a failure names the log and its tail.
+    The caller (the train stage) has reaped any leftover worker of this dir (`reap_stale_worker`)."""
     cmd = worker_command(job_path, t)
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     tail: deque[str] = deque(maxlen=30)
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=root)
+    out = job_path.parent
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        log_file.write("$ " + " ".join(cmd) + "\n")
+        proc = start_worker(cmd, out, env, root)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            sys.stderr.write(line)
-            tail.append(line)
-        rc = proc.wait()
+        try:
+            for line in proc.stdout:
+                log_file.write(line)
+                sys.stderr.write(line)
+                tail.append(line)
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:  # an exception here (KeyboardInterrupt): take the worker's group down too
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            (out / PID_FILE).unlink(missing_ok=True)
     if rc != 0:
         raise LaunchError(f"training worker failed with exit code {rc} (full log: {log_path}):\n{''.join(tail)}")

@@ -10,7 +10,8 @@
    of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`,
    `synth/prompts.jsonl`, ...), which the method checks and converts; a candidate whose num_examples/math_fraction differ from
    the shared mixture's trains on its own draw, `train/data/mixture.jsonl` (pipeline.train.mixture);
-   the validation rows (`synth/val.jsonl`) choose the checkpoint by eval loss;
+   the validation rows (`synth/val.jsonl`) choose the checkpoint by eval loss; the plan is checked
+   against the device's memory and made to fit (pipeline.train.memory);
 2. writes `train/job.json` and runs pipeline.train.worker: in a child process by default
    (`train.isolate`), under accelerate/torchrun when `train.num_gpus > 1` (pipeline.train.launch);
    each phase starts from the previous one's result and runs the optimizer steps
@@ -32,10 +33,10 @@ from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.models import check_model_dir
 from pipeline.stage import StageContext, StageResult
-from pipeline.train import methods, mixture
+from pipeline.train import memory, methods, mixture
 from pipeline.train.data import TrainDataError, require_chat_template
 from pipeline.train.export import model_card, write_model_dir
-from pipeline.train.launch import run_worker
+from pipeline.train.launch import reap_stale_worker, run_worker
 from pipeline.train.methods.base import CHAT
 from pipeline.train.worker import RESULT, Job, train
 
@@ -77,7 +78,10 @@ def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
         data[m.name] = {**stats, "file": os.path.relpath(src, ctx.gen.path), "val": val,
                         **({"mixture": mix} if m.data == CHAT else {})}
         phases.append(phase)
-    job = Job(config=resolved_dict(cfg), hparams=asdict(hp), init_dir=str(start), out=str(ctx.out), phases=phases)
+    pre = memory.preflight(cfg, hp, start)  # an infeasible plan gets checkpointing, accumulation or LoRA
+    atomic_write_json(ctx.out / memory.FILE, pre.record())
+    config, hparams = memory.apply(pre, resolved_dict(cfg), asdict(hp))
+    job = Job(config=config, hparams=hparams, init_dir=str(start), out=str(ctx.out), phases=phases)
     path = atomic_write_json(ctx.out / "job.json", asdict(job))
     return path, job, data
 
@@ -100,6 +104,7 @@ def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dic
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     t0 = time.time()
+    reap_stale_worker(ctx.out)  # a worker a killed run left behind must stop before its dir is touched
     job_path, job, data = prepare_job(cfg, ctx)
     chain = methods.chain(cfg)
     rel = {n: d["file"] for n, d in data.items()}  # synth/train.jsonl, or this candidate's train/data/mixture.jsonl
@@ -125,6 +130,7 @@ def run(ctx: StageContext) -> StageResult:
         "val": {k: {**data[k]["val"], **p["val"]} for k, p in phases.items()},
         "step_rule": {k: p["step_plan"]["rule"] for k, p in phases.items()},
         "step_plan": {k: p["step_plan"] for k, p in phases.items()},
+        "memory_preflight": read_json(ctx.out / memory.FILE),
     }
     metrics = {k: v for m in chain for k, v in m.ledger_metrics(phases[m.name]).items()}
     metrics[methods.STEPS_METRIC] = sum(p["steps"] for p in phases.values())  # optimizer steps of this generation

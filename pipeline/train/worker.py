@@ -30,6 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
+from pipeline import faults
 from pipeline.config import Config, HParams, TrainConfig
 from pipeline.io import atomic_write_json, read_json, read_jsonl
 from pipeline.train import budget
@@ -153,6 +154,7 @@ def _callbacks(extra: Sequence[Any]) -> list:
             if state.is_world_process_zero:
                 ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 atomic_write_json(ckpt / COMPLETE, {"step": state.global_step, "time": time.time()})
+                faults.point("train:checkpoint-saved")  # the crash tests' mid-training kill
 
     class Meter(TrainerCallback):
         """Tokens and seconds of this session (a resumed run counts only what it trained itself); and
