@@ -20,7 +20,7 @@ def group_options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize("group", ["model", "engine", "paths", "propose", "synth", "train", "eval", "sandbox",
-                                   "drift", "gate", "experiment"])
+                                   "drift", "gate", "experiment", "ablation"])
 def test_every_group_option_composes(group):
     options = group_options(group)
     assert options, f"conf/{group}/ has no options"

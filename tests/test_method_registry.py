@@ -25,7 +25,7 @@ def toy():
 
 
 def test_unknown_or_repeated_method_fails_config_validation(smoke_cfg):
-    with pytest.raises(ConfigError, match=r"'train.method'.*unknown training method 'nope'.*registered: \['dpo', 'sft'\]"):
+    with pytest.raises(ConfigError, match=r"'train.method'.*unknown training method 'nope'.*registered: \['dpo', 'grpo', 'sft'\]"):
         smoke_cfg("train.method=nope")
     with pytest.raises(ConfigError, match=r"'train.method'.*\['sft'\] more than once"):
         smoke_cfg("train.method=sft+sft")
@@ -36,10 +36,11 @@ def test_unknown_or_repeated_method_fails_config_validation(smoke_cfg):
 
 def test_report_columns_come_from_the_registry(toy):
     assert report.hparam_keys() == ("learning_rate", "epochs", "lora_r")
-    assert report.train_columns([]) == ("train.steps", "train.loss_last", "train.toy_lm_loss_last",
+    grpo = ("train.reward_last", "train.majority_gold_agreement")
+    assert report.train_columns([]) == ("train.steps", "train.loss_last", *grpo, "train.toy_lm_loss_last",
                                         "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
     METHODS.unregister(toy.name)
-    assert report.train_columns([]) == ("train.steps", "train.loss_last", "hp.learning_rate", "hp.epochs", "hp.lora_r",
+    assert report.train_columns([]) == ("train.steps", "train.loss_last", *grpo, "hp.learning_rate", "hp.epochs", "hp.lora_r",
                                         "hp.source")
 
 

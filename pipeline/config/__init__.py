@@ -27,7 +27,8 @@ from pipeline.config.hparams import (  # noqa: F401  (the package's public names
 )
 from pipeline.config.runtime import ModelConfig, EngineConfig, PathsConfig, SandboxConfig  # noqa: F401
 from pipeline.config.data import (  # noqa: F401  (the package's public names)
-    MATH_SOURCES, MathSynthConfig, CodeSynthConfig, VerifierSynthConfig, SynthConfig, DPOConfig, TrainConfig,
+    MATH_SOURCES, MathSynthConfig, CodeSynthConfig, VerifierSynthConfig, SynthConfig, DPOConfig, RewardSpec,
+    GRPOConfig, TrainConfig,
 )
 from pipeline.config.measure import EvalTask, EvalConfig, JudgeConfig, DriftConfig, Budget, GateConfig  # noqa: F401
 

@@ -119,6 +119,47 @@ class DPOConfig:
 
 
 @dataclass
+class RewardSpec:
+    """One reward function of the `grpo` method: a name in `pipeline.rewards.REWARDS` and its weight."""
+
+    name: str = MISSING
+    weight: float = MISSING
+
+
+@dataclass
+class GRPOConfig:
+    """The `grpo` training method's knobs (`train.method=grpo` or `sft+grpo`: trl GRPO on label-free rewards)."""
+
+    num_generations: int = MISSING  # completions sampled per prompt (the group the advantages are relative to)
+    prompts_per_step: int = MISSING  # prompts per optimizer step: prompts_per_step * num_generations completions
+    max_completion_length: int = MISSING  # new tokens per completion
+    temperature: float = MISSING  # sampling temperature of the completions
+    beta: float = MISSING  # KL coefficient to the start model; 0 = no reference model loaded (trl's default)
+    learning_rate: float = MISSING
+    epochs: float = MISSING
+    max_steps: int = MISSING  # -1: from epochs
+    rewards: List[RewardSpec] = field(default_factory=list)  # a list, so an override replaces it whole
+    use_vllm: bool = MISSING  # colocated vLLM generation (GPU); false: transformers generate (CPU)
+    vllm_gpu_memory_utilization: float = MISSING  # the colocated engine's share of the GPU
+    pool_questions: int = MISSING  # GSM8K `pool` questions (gold kept for statistics only) in synth/prompts.jsonl
+    min_prompts: int = MISSING  # fewer usable prompts is an error, not a silent tiny run
+
+    def validate(self) -> None:
+        check(self.num_generations >= 2, "train.grpo.num_generations", "must be >= 2 (advantages are relative to the group)")
+        check(self.prompts_per_step >= 1, "train.grpo.prompts_per_step", "must be >= 1")
+        check(self.max_completion_length >= 1, "train.grpo.max_completion_length", "must be >= 1")
+        check(self.temperature > 0, "train.grpo.temperature", "must be > 0 (a greedy group has no variance)")
+        check(self.beta >= 0, "train.grpo.beta", "must be >= 0")
+        check(self.learning_rate > 0, "train.grpo.learning_rate", "must be > 0")
+        check(self.max_steps == -1 or self.max_steps > 0, "train.grpo.max_steps", "must be -1 or > 0")
+        check(bool(self.rewards), "train.grpo.rewards", "needs at least one reward")
+        check(all(r.weight >= 0 for r in self.rewards), "train.grpo.rewards", "weights must be >= 0")
+        check(0 < self.vllm_gpu_memory_utilization < 1, "train.grpo.vllm_gpu_memory_utilization", "must be in (0, 1)")
+        check(self.pool_questions >= 0, "train.grpo.pool_questions", "must be >= 0")
+        check(self.min_prompts >= 1, "train.grpo.min_prompts", "must be >= 1")
+
+
+@dataclass
 class TrainConfig:
     """How pipeline.train fine-tunes the successor; the teacher's proposal (HParams) supplies the rest."""
 
@@ -144,6 +185,7 @@ class TrainConfig:
     launcher: str = MISSING  # accelerate | torchrun (torchrun also runs gloo DDP on CPU)
     accelerate_config: str = MISSING  # name under conf/accelerate/ (ddp | fsdp) or a path to a yaml
     dpo: DPOConfig = field(default_factory=DPOConfig)  # used when the chain holds `dpo`
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)  # used when the chain holds `grpo`
 
     def validate(self) -> None:
         check(self.init_from in ("base", "teacher"), "train.init_from", f"{self.init_from!r} is not base|teacher")

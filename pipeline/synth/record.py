@@ -40,6 +40,7 @@ class Group:
     text: str  # the problem statement / the task's user prompt
     rows: list[dict]
     pairs: list[dict]
+    task: dict | None = None  # code: the verified task (prompt, tests, entry_point) GRPO's code reward checks against
 
 
 @dataclass
@@ -107,5 +108,6 @@ class Assembled:
     val: list[dict]  # val.jsonl
     train: list[dict]  # the mixture (train.jsonl)
     pairs: list[dict]  # pairs.jsonl (train-split groups only)
+    prompts: list[dict]  # prompts.jsonl: RL prompts (pipeline.synth.prompts)
     mixture: dict  # pipeline.synth.mixture.build's info
     earlier_generations: int  # earlier generations whose rows were in the pool

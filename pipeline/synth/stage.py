@@ -27,7 +27,8 @@ Math problems (`synth.math.source`): `teacher` (the teacher writes them), `pool`
 `mixed` (half each); recorded in stats.json `math.source` and the metric `synth.pool_share`.
 
 Outputs in `gen_NNN/synth/`: new.jsonl (this generation's verified rows, `meta.split` train|val),
-train.jsonl (the mixture), val.jsonl, pairs.jsonl (trl conversational preference rows), rejected.jsonl
+train.jsonl (the mixture), val.jsonl, pairs.jsonl (trl conversational preference rows), prompts.jsonl
+(RL prompts of train-split problems and GSM8K pool questions, pipeline.synth.prompts), rejected.jsonl
 (one row per rejection with its filter and reason), verifier.jsonl and code_mutants.jsonl (the
 verifiers' per-item measurements), stats.json (with `red_flags` and "verifier").
 
@@ -55,6 +56,7 @@ from pipeline.stage import StageContext, StageResult
 from pipeline.synth import mixture, stats as synth_stats, verifier
 from pipeline.synth.decontaminate import BenchmarkIndex, default_index
 from pipeline.synth.dedup import dedup_items
+from pipeline.synth.prompts import prompt_rows
 from pipeline.synth.record import Assembled, SynthRecord, chat_row
 from pipeline.synth.steps import Job, Steps, synth_code, synth_math, verify_math
 
@@ -144,15 +146,18 @@ def assemble(ctx: StageContext, hp: dict, rec: SynthRecord, seed: int, index: Be
              if p["chosen"][0]["content"] != p["rejected"][0]["content"]]  # e.g. a flaky sandbox timeout
     train, mix = mixture.build([r for r in new if r["meta"]["split"] == "train"], earlier, hp["num_examples"],
                                hp["math_fraction"], sc.anchor_fraction, sc.min_anchor_examples, seed, gen, index)
+    train_groups = [g for g in groups if g.id not in val_ids]
+    prompts = prompt_rows(ctx.cfg, train_groups, seed, index, with_pool=hp["math_fraction"] > 0)
     return Assembled(groups=groups, new=new, val=[r for r in new if r["meta"]["split"] == "val"], train=train,
-                     pairs=pairs, mixture=mix, earlier_generations=len(dirs))
+                     pairs=pairs, prompts=prompts, mixture=mix, earlier_generations=len(dirs))
 
 
 def write(d: Path, rec: SynthRecord, data: Assembled, stats: dict) -> dict[str, str]:
     """The stage's files, data first and stats.json last; returns their paths."""
     paths = {}
     for name, rows in (("new", data.new), ("train", data.train), ("val", data.val), ("pairs", data.pairs),
-                       ("rejected", rec.rejected), ("verifier", rec.verifier), ("code_mutants", rec.code_mutants)):
+                       ("prompts", data.prompts), ("rejected", rec.rejected), ("verifier", rec.verifier),
+                       ("code_mutants", rec.code_mutants)):
         paths[name] = str(write_jsonl(d / f"{name}.jsonl", rows))
     paths["stats"] = str(atomic_write_json(d / "stats.json", stats))
     return paths

@@ -120,7 +120,7 @@ def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, 
         "mixture": {**data.mixture, "earlier_generations": data.earlier_generations},
         "verifier": verifier.summary(rec.verifier, rec.code_mutants, vote_keep_rate(rec)),
         "counts": {"new": len(data.new), "train": len(data.train), "val": len(data.val), "pairs": len(data.pairs),
-                   "rejected": len(rec.rejected)},
+                   "prompts": len(data.prompts), "rejected": len(rec.rejected)},
     }
     stats["red_flags"] = red_flags(stats)
     return stats

@@ -268,4 +268,5 @@ def synth_code(job: Job, rec: SynthRecord) -> None:
             t["id"], "code", user,
             rows=[chat_row(user, codegen.assistant_text(s), {**meta, "id": f"{t['id']}-{j}"}) for j, s in enumerate(sols)],
             pairs=[pair_row(user, codegen.assistant_text(sols[j % len(sols)]), codegen.assistant_text(b),
-                            {**meta, "id": f"{t['id']}-pair{j}"}) for j, b in enumerate(bad[:cc.max_solutions_per_task])]))
+                            {**meta, "id": f"{t['id']}-pair{j}"}) for j, b in enumerate(bad[:cc.max_solutions_per_task])],
+            task={k: t[k] for k in ("prompt", "tests", "entry_point")}))

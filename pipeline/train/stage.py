@@ -2,12 +2,13 @@
 
     python -m pipeline.generation                    # runs this stage inside a generation
     python -m pipeline.generation train.method=sft+dpo
+    python -m pipeline.generation train.method=sft+grpo   # label-free RL (methods/grpo.py)
     python -m pipeline.train <gen>/train/job.json    # the worker alone (what the stage launches)
 
 `run(ctx)`:
 1. reads the hyperparameters from `propose/accepted.json` (pipeline.proposal) and, for each method
-   of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`, ...),
-   which the method checks and converts; a candidate whose num_examples/math_fraction differ from
+   of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`,
+   `synth/prompts.jsonl`, ...), which the method checks and converts; a candidate whose num_examples/math_fraction differ from
    the shared mixture's trains on its own draw, `train/data/mixture.jsonl` (pipeline.train.mixture);
    the validation rows (`synth/val.jsonl`) choose the checkpoint by eval loss; the plan is checked
    against the device's memory and made to fit (pipeline.train.memory);

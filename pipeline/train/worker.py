@@ -254,7 +254,7 @@ def build_trainer(job: Job, index: int = 0, callbacks: Sequence[Any] = ()):
         train_dataset=_rows(job.phases[index]["data"]), eval_dataset=_rows(val) if val else None,
         args=common_args(t, hp, Path(job.out) / method.name, method.schedule(cfg, hp), evaluate=bool(val)),
         peft_config=None if hp.lora_r == 0 else lora_config(t, hp), callbacks=_callbacks(callbacks),
-        rewards=method.rewards(cfg),
+        rewards=method.rewards(cfg), world=world_size(),
     )
     return method.build_trainer(phase)
 
@@ -301,7 +301,7 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     result = {
         "phase": phase, "schedule": asdict(method.schedule(job.cfg(), job.hp())),
-        "reference": method.needs_reference, "generation": method.generation,
+        "reference": method.uses_reference(job.cfg()), "generation": method.generation_backend(job.cfg()),
         "rewards": [getattr(f, "__name__", repr(f)) for f in method.rewards(job.cfg())],
         "steps": trainer.state.global_step, "loss_first": losses[0], "loss_last": losses[-1],
         "losses": losses, "tokens": trainer.state.num_input_tokens_seen,
@@ -312,7 +312,7 @@ def run_phase(job: Job, index: int, callbacks: Sequence[Any] = ()) -> dict:
         "batch": {"per_device": trainer.args.per_device_train_batch_size, "world": world_size(),
                   "accumulation": trainer.args.gradient_accumulation_steps},
         "bf16": trainer.args.bf16, "attn_implementation": attn_implementation(job.cfg().train),
-        **peak_memory_mb(),
+        **peak_memory_mb(), **method.phase_stats(trainer.state.log_history, job.cfg()),
     }
     if is_rank0():
         atomic_write_json(final / RESULT, result)  # last: its presence means the phase is done
@@ -325,7 +325,8 @@ def plan_steps(trainer, job: Job, method: Method) -> StepPlan:
     dataset as the trainer holds it (after trl's tokenization and packing)."""
     a, cfg = trainer.args, job.cfg()
     s = method.schedule(cfg, job.hp())
-    p = budget.plan(len(trainer.train_dataset), a.per_device_train_batch_size, a.gradient_accumulation_steps,
+    p = budget.plan(len(trainer.train_dataset) * method.samples_per_row(cfg), a.per_device_train_batch_size,
+                    a.gradient_accumulation_steps,
                     world_size(), s.epochs, cfg.train.min_steps, s.max_steps)
     a.max_steps = p.steps
     log.info("%s: %d optimizer steps (rule %s; the epochs alone: %d, %d per epoch)", method.name, p.steps, p.rule,

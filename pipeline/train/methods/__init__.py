@@ -2,6 +2,7 @@
 
     python -m pipeline.generation train.method=sft        # the default (methods/sft.py)
     python -m pipeline.generation train.method=sft+dpo    # a chain: SFT, then DPO on the SFT result
+    python -m pipeline.generation train.method=sft+grpo   # SFT, then label-free GRPO (methods/grpo.py)
     register_method(MyMethod())                           # a plugin module (named in `plugins:`) or a test
 
 A method is declared once, in its own module, by the contract in `pipeline.train.methods.base`
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 from pipeline.config import Config, ConfigError
 from pipeline.registry import Registry, RegistryError
-from pipeline.train.methods import dpo, sft
+from pipeline.train.methods import dpo, grpo, sft
 from pipeline.train.methods.base import Method
 
 METHODS: Registry[Method] = Registry("training method")
 METHODS.register(sft.METHOD)
 METHODS.register(dpo.METHOD)
+METHODS.register(grpo.METHOD)
 
 CHAIN = "+"
 

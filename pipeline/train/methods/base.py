@@ -14,6 +14,8 @@ A method (an instance of a `Method` subclass, registered in `pipeline.train.meth
 - `rewards()`, `needs_reference`, `generation`: reward functions, whether it trains against a
   reference model (the phase's start model: LoRA with the adapter disabled, or a frozen copy), and
   the generation backend it needs while training (`none`; RL methods sample: `transformers`|`vllm`);
+  `uses_reference(cfg)` / `generation_backend(cfg)` when the config decides them (grpo's beta, use_vllm);
+- `phase_stats()`: extra result.json keys from the trainer's log history (grpo: rewards per step);
 - `metrics`, `report_columns`, `hparam_keys`: the ledger metrics it reports (from its phase's
   result.json), the summary-table columns it contributes and the proposal's hyperparameters shown;
 - `tags`, `card_method()`, `card_phase()`, `card_data()`: its model-card text.
@@ -50,7 +52,8 @@ CHAT_VAL = DataKind("chat_val", "synth/val.jsonl", "examples",
 PAIRS = DataKind("pairs", "synth/pairs.jsonl", "pairs",
                  '{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}: preference pairs')
 PROMPTS = DataKind("prompts", "synth/prompts.jsonl", "prompts",
-                   '{"prompt": [...], "meta": {...}}: bare prompts, meta holding what the reward checks against')
+                   '{"prompt": [user], "kind": "math"|"code", "gold": number|null, "tests": [assert, ...], '
+                   '"entry_point": str, "header": str}: bare prompts and what the rewards check against')
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Phase:
     peft_config: Any | None  # None: full fine-tuning
     callbacks: list
     rewards: list[Callable] = field(default_factory=list)
+    world: int = 1  # training processes (a method that splits batches itself needs it)
 
 
 class Method:
@@ -117,6 +121,22 @@ class Method:
         if self.generation == "vllm" and importlib.util.find_spec("vllm") is None:
             raise ConfigError(f"invalid config value for 'train.method': method {self.name!r} generates with vLLM "
                               f"while training, and vllm is not installed")
+
+    def uses_reference(self, cfg: Config) -> bool:
+        """Whether this run trains against a reference model (`needs_reference` unless the config decides)."""
+        return self.needs_reference
+
+    def generation_backend(self, cfg: Config) -> str:
+        """The generation backend this run uses while training (`generation` unless the config decides)."""
+        return self.generation
+
+    def samples_per_row(self, cfg: Config) -> int:
+        """Training samples one dataset row yields per epoch (the step budget counts samples; grpo: its group)."""
+        return 1
+
+    def phase_stats(self, log_history: list[dict], cfg: Config) -> dict:
+        """Extra keys of the phase's result.json, from the trainer's log history (e.g. rewards per step)."""
+        return {}
 
     def ledger_metrics(self, result: dict) -> dict:
         return {metric: result[key] for metric, key in self.metrics.items()}

