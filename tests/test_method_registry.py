@@ -70,7 +70,8 @@ def test_plugin_method_trains_through_the_train_stage(smoke_cfg, toy):
     ctx = make_ctx(cfg, arithmetic_rows(6), LORA)
     res = run(ctx)
     assert res.info["steps"] == {"toy_lm": 6} and res.info["method"] == "toy_lm"
-    assert set(res.metrics) == {"train.toy_lm_loss_first", "train.toy_lm_loss_last"}
+    assert set(res.metrics) == {"train.steps", "train.toy_lm_loss_first", "train.toy_lm_loss_last"}
+    assert res.metrics["train.steps"] == 6  # the stage's own column, whatever the method
     assert res.metrics["train.toy_lm_loss_last"] < res.metrics["train.toy_lm_loss_first"]
     assert (ctx.out / "toy_lm" / "checkpoints" / "checkpoint-6" / "COMPLETE").exists()
     model_dir = check_model_dir(ctx.gen.model_dir)
