@@ -144,7 +144,7 @@ def test_estimate_matches_the_measured_peak_of_a_cpu_run(smoke_cfg, tiny_qwen3, 
                                           "completion": [{"role": "assistant", "content": long}]} for i in range(4)])
     job = atomic_write_json(tmp_path / "job.json", {
         "config": resolved_dict(cfg), "hparams": hp, "init_dir": str(tiny_qwen3), "out": str(tmp_path / "train"),
-        "sft_data": str(tmp_path / "sft.jsonl"), "dpo_data": None})
+        "phases": [{"method": "sft", "data": str(tmp_path / "sft.jsonl"), "val": None}]})
     res = subprocess.run([sys.executable, "-c", MEASURE, str(job)], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     line = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
