@@ -24,7 +24,7 @@ from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.io import atomic_write_json
 from pipeline.lineage import Lineage, LineageError
-from pipeline.report_html import write_lineage_report
+from pipeline.report import write_lineage_report
 from pipeline.stage import Engines
 
 log = logging.getLogger(__name__)

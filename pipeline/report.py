@@ -203,6 +203,20 @@ def load(path: str | Path) -> list[dict]:
     return lineage.rows()
 
 
+def html_table():
+    """This module's column logic, as the HTML report (pipeline.report_html) takes it."""
+    from pipeline.report_html import Table
+
+    return Table(flatten=flatten, columns=columns, summary_columns=summary_columns, fmt=_fmt)
+
+
+def write_lineage_report(lineage_path: str | Path) -> Path:
+    """(Re)write `checkpoints/<lineage>/report.html` (the loop calls this after every generation)."""
+    from pipeline.report_html import write_report
+
+    return write_report(lineage_path, html_table())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
     ap.add_argument("--lineage", default="checkpoints/default", help="lineage directory")
@@ -218,10 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.format == "html":  # one self-contained page (pipeline.report_html)
-            from pipeline.report_html import page, summary
+            from pipeline.report_html import write
 
-            table = summary.Table(flatten, columns, summary_columns, _fmt)
-            page.write(args.compare or [args.lineage], args.output, table)
+            write(args.compare or [args.lineage], args.output, html_table())
             return 0
         if args.compare:
             from pipeline import compare

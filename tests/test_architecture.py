@@ -52,6 +52,14 @@ def edges(source: str, this: str, is_package: bool, known: set[str]) -> set[str]
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 out.add(sub if sub in known else base)
+    # importing pipeline.a.b first runs pipeline/a/__init__.py: an edge to each enclosing package too,
+    # unless the importer lives inside it
+    for m in list(out):
+        parts = m.split(".")
+        for i in range(2, len(parts)):
+            pkg = ".".join(parts[:i])
+            if not (this == pkg or this.startswith(pkg + ".")):
+                out.add(pkg)
     return {m for m in out if m in known and m != this}
 
 
@@ -91,7 +99,7 @@ def test_no_import_cycle():
 def test_cycle_finder_sees_function_level_and_relative_imports():
     known = {"pipeline.a", "pipeline.b", "pipeline.pkg", "pipeline.pkg.c"}
     src = "def f():\n    from pipeline import b\n    from .pkg import c\n"
-    assert edges(src, "pipeline.a", False, known) == {"pipeline.b", "pipeline.pkg.c"}
+    assert edges(src, "pipeline.a", False, known) == {"pipeline.b", "pipeline.pkg", "pipeline.pkg.c"}
     graph = {"pipeline.a": {"pipeline.b"}, "pipeline.b": {"pipeline.a"}}
     assert find_cycle(graph) == ["pipeline.a", "pipeline.b", "pipeline.a"]
 

@@ -15,7 +15,8 @@ import pytest
 from pipeline import report
 from pipeline.io import write_jsonl
 from pipeline.lineage import Lineage
-from pipeline.report_html import REPORT_FILE, write_lineage_report
+from pipeline.report import write_lineage_report
+from pipeline.report_html import REPORT_FILE
 
 EVIL = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 REASONS_1 = ["capability: gsm8k_val.accuracy_flexible 0.25 < teacher 0.3 - 0.0 (fail)",

@@ -12,24 +12,13 @@ examples, optimizer steps and wall time per stage. Model text is always escaped.
 
 Modules: `markup` (escaping HTML builders), `disk` (per-item files), `summary` (table, plots,
 retention, tree), `items` (items across generations), `generations` (per-generation details),
-`page` (assembly). `pipeline.report` imports `page` only; this package's root holds what needs
-report's column logic, so the import graph has no cycle.
+`page` (assembly). It never imports `pipeline.report`: report hands its column logic in as a
+`Table` (`pipeline.report.html_table`), so the import graph has no cycle.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pipeline import report
-from pipeline.report_html.page import REPORT_FILE, write_report
+from pipeline.report_html.page import REPORT_FILE, render, write, write_report
 from pipeline.report_html.summary import Table
 
-__all__ = ["REPORT_FILE", "REPORT_TABLE", "write_lineage_report"]
-
-REPORT_TABLE = Table(flatten=report.flatten, columns=report.columns, summary_columns=report.summary_columns,
-                     fmt=report._fmt)
-
-
-def write_lineage_report(lineage_path: str | Path) -> Path:
-    """(Re)write `checkpoints/<lineage>/report.html` (the loop calls this after every generation)."""
-    return write_report(lineage_path, REPORT_TABLE)
+__all__ = ["REPORT_FILE", "Table", "render", "write", "write_report"]

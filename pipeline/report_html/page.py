@@ -1,7 +1,7 @@
 """The page: one lineage in full, or several lineages' tables side by side; written atomically.
 
 `pipeline.report --format html` calls `write`; the generation loop calls
-`pipeline.report_html.write_lineage_report`, which supplies report's column logic (`Table`).
+`pipeline.report.write_lineage_report`, which supplies report's column logic (`Table`).
 """
 
 from __future__ import annotations
