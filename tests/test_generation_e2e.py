@@ -46,6 +46,30 @@ def check_lineage(lin: Lineage, n_gens: int) -> None:
     assert len(recs) == read_json(ev / "summary.json")["tasks"]["gsm8k_test"]["n"]
     acc = sum(r["correct"] for r in recs) / len(recs)
     assert acc == pytest.approx(lin.row(lin.gen(1))["metrics"]["gsm8k_test.accuracy_flexible"])
+    check_formats(lin, n_gens)
+
+
+def check_formats(lin: Lineage, n_gens: int) -> None:
+    """lm-eval results.json, the model card's model-index (huggingface_hub's parser) and the
+    lineage's TensorBoard run agree with the eval summary and the ledger."""
+    from huggingface_hub import ModelCard
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from pipeline.models import check_model_dir
+
+    ev = lin.gen(1).path / "eval"
+    summary, res = read_json(ev / "summary.json"), read_json(ev / "results.json")
+    assert res["results"]["gsm8k_test"]["exact_match,flexible-extract"] == summary["metrics"]["gsm8k_test.accuracy_flexible"]
+    card = ModelCard.load(check_model_dir(lin.gen(1).model_dir) / "README.md")  # still valid after the results
+    spt = card.data.to_dict()["self_post_training"]
+    assert card.data.base_model is None and spt["parent"] == "gen_000"  # tiny:qwen3 has no hub id
+    assert spt["data"][0]["path"].startswith("gen_001/") and str(lin.path) not in card.content
+    by_name = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert by_name["humaneval.pass@1"] == pytest.approx(summary["metrics"]["humaneval.pass@1"])
+    acc = EventAccumulator(str(lin.path / "tensorboard" / "lineage"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("eval/gsm8k_val.accuracy_flexible")]
+    assert steps == list(range(n_gens + 1))
 
 
 @pytest.mark.slow

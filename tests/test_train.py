@@ -218,8 +218,13 @@ def test_lora_sft_loss_falls_weights_change_and_model_dir_is_complete(reference_
     changed = [k for k in base if not torch.equal(base[k], merged[k])]
     assert any("q_proj" in k for k in changed) and any("down_proj" in k for k in changed)
     card = (model_dir / "README.md").read_text()
-    front = card.split("---")[1]
-    assert "base_model: tiny:qwen3" in front and "datasets:" in front and "metrics:" in front
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card).data  # the Hub's own parser
+    spt = data.to_dict()["self_post_training"]
+    assert data.base_model is None and spt["base model spec"] == "tiny:qwen3"  # random weights: no hub id
+    assert data.datasets == ["openai/gsm8k"] and spt["data"][0]["path"].startswith(f"{ctx.gen.name}/")
+    assert spt["parent"] == "gen_000" and spt["hparams"]["lora_r"] > 0 and str(ctx.gen.path) not in card
     assert "6 examples read, 6 used" in card
     gen = json.loads((model_dir / "generation_config.json").read_text())
     assert 151645 in gen["eos_token_id"]  # <|im_end|>: generation stops at the end of the turn

@@ -30,9 +30,17 @@ class Metric:
     name: str
     direction: str  # higher | lower: which way is better
     description: str = ""
+    lm_eval: str = ""  # its key in lm-eval's results.json, `<metric>,<filter>` ("exact_match,strict-match"); default `<name>,none`
 
     def names(self, task: "EvalTask") -> list[str]:
         return [self.name.format(k=k) for k in task.k] if "{k}" in self.name else [self.name]
+
+    def lm_eval_key(self, name: str) -> tuple[str, str]:
+        """(metric, filter) of one expanded name in lm-eval's layout: `pass@1` -> ("pass@1", "create_test")."""
+        k = re.fullmatch(re.escape(self.name).replace(re.escape("{k}"), r"(\d+)"), name)
+        key = (self.lm_eval or f"{self.name},none").format(k=k.group(1) if k and k.groups() else "")
+        metric, _, filt = key.partition(",")
+        return metric, filt or "none"
 
     def matches(self, name: str) -> bool:
         pattern = re.escape(self.name).replace(re.escape("{k}"), r"\d+")
@@ -78,6 +86,8 @@ class Benchmark:
     decontamination: Callable[[], Iterable[tuple]]
     headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # split -> report columns
     sandboxed: bool = False  # verdicts depend on cfg.sandbox (it goes into the task key)
+    dataset: str = ""  # the Hub dataset id, for model cards' model-index ("openai/gsm8k")
+    dataset_config: str = ""  # its config name ("main")
 
     def __post_init__(self) -> None:
         where = f"benchmark {self.name!r}"

@@ -200,11 +200,14 @@ BENCHMARK = Benchmark(
                                     description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns"),
                "fewshot": Protocol("fewshot", _plain_prompts, stop=LM_EVAL_STOP, check=_needs_shots, chat=False,
                                    description="plain text, lm-eval `gsm8k`: `few_shot` Question/Answer exemplars")},
-    metrics=(Metric("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right"),
-             Metric("accuracy_flexible", "higher", "the last number is right"),
-             Metric("format_rate", "higher", "the completion has a strict-extractable final answer")),
+    metrics=(Metric("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right",
+                    lm_eval="exact_match,strict-match"),
+             Metric("accuracy_flexible", "higher", "the last number is right", lm_eval="exact_match,flexible-extract"),
+             Metric("format_rate", "higher", "the completion has a strict-extractable final answer",
+                    lm_eval="format_rate,strict-match")),
     score=score_task, decontamination=_protected_questions,
     headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible",)},
+    dataset="openai/gsm8k", dataset_config="main",
 )
 
 

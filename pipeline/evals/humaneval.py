@@ -206,8 +206,10 @@ BENCHMARK = Benchmark(
     name="humaneval", title="HumanEval",
     splits={"test": _items}, test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
     protocols=PROTOCOLS,
-    metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`"),),
+    metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`",
+                    lm_eval="pass@{k},create_test"),),
     score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
+    dataset="openai/openai_humaneval",
 )
 
 

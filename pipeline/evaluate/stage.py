@@ -16,6 +16,8 @@ The generation loop calls `run(ctx)`, the CLI calls the same `evaluate_model`. O
                   passed), `metrics` (the item's value of every task metric), spec version
   summary.json    metrics per task, their 95% intervals (`intervals`: estimate, lo, hi, n, method),
                   spec versions and hashes, engine stats, sandbox mode
+  results.json    the same numbers in lm-evaluation-harness's layout (pipeline.evaluate.results)
+A generation's own model dir gets the results in its card's `model-index` (pipeline.cards).
 Metrics are named `<task>.<metric>`: `gsm8k_val.accuracy_flexible`, `humaneval.pass@1`, ...; each is
 the mean of the per-item values, so paired tests over items test the reported number. Beside each,
 `<task>.<metric>_lo`, `_hi`, `_n` (pipeline.stats.ledger) hold its interval over items: Wilson when
@@ -34,12 +36,14 @@ import logging
 from pathlib import Path
 from typing import Callable, ContextManager
 
+from pipeline import cards
 from pipeline.config import Config, EvalTask
 from pipeline.data import subset
 from pipeline.engine import Engine, GenParams, Output, Prompt
 from pipeline.evals import BENCHMARKS
 from pipeline.evals.base import Benchmark, Protocol
 from pipeline.evals.common import mean, write_results
+from pipeline.evaluate import results as lm_eval_results
 from pipeline.io import atomic_write_json, hash_obj, read_jsonl
 from pipeline.stage import StageContext, StageResult
 from pipeline.stats import Interval, interval
@@ -53,6 +57,10 @@ EngineFactory = Callable[[Path], ContextManager[Engine]]
 def load_items(spec: EvalTask) -> list[dict]:
     """The task's items (`{id, ...}` from its benchmark's split loader), the seeded subset a lineage keeps."""
     return subset(BENCHMARKS.get(spec.benchmark).splits[spec.split](), spec.n, spec.seed)
+
+
+def split_size(spec: EvalTask) -> int:
+    return len(BENCHMARKS.get(spec.benchmark).splits[spec.split]())
 
 
 def protocol(spec: EvalTask) -> Protocol:
@@ -182,6 +190,8 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
     info["sandbox"] = capabilities(cfg.sandbox)["mode"]
     metrics.update(flat_all(intervals))
     tokens = sum(r["completion_tokens"] for t in tasks.values() for r in t["records"])
+    lm_eval_results.write(out, {name: {**t, "n_total": split_size(t["spec"])} for name, t in tasks.items()},
+                          intervals, model_dir, engine_stats, cfg.seed)
     atomic_write_json(out / "summary.json", {
         "model_dir": str(model_dir), "metrics": metrics, "tokens": tokens,
         "intervals": {k: iv.as_dict() for k, iv in intervals.items()},
@@ -192,5 +202,9 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Stage entry point: evaluate this generation's model into gen_NNN/eval/."""
-    return evaluate_model(ctx.cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
+    """Stage entry point: evaluate this generation's model into gen_NNN/eval/; a model dir the
+    generation owns (not gen 0's base) gets the results in its card."""
+    res = evaluate_model(ctx.cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
+    if ctx.gen.model_dir.parent == ctx.gen.path:
+        cards.add_results(ctx.gen.model_dir, ctx.out / "summary.json")
+    return res

@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pipeline import compare
 from pipeline.io import atomic_write_text
 from pipeline.lineage import Lineage
 from pipeline.report_html.disk import read_gen
 from pipeline.report_html.generations import section
 from pipeline.report_html.items import items_block
-from pipeline.report_html.markup import Raw, document, el, join
+from pipeline.report_html.markup import Raw, document, el, join, table
 from pipeline.report_html.summary import Table, generation_table, lineage_block
 
 REPORT_FILE = "report.html"
@@ -46,20 +47,59 @@ def render_lineage(path: str | Path, spec: Table) -> str:
     return document(f"lineage {Path(path).name}", lineage_body(path, spec))
 
 
+def _ci(mean, lo, hi, n_label: str) -> Raw:
+    if mean is None:
+        return Raw("")
+    if lo is None or hi is None:
+        return el("span", f"{mean:.4g}", title=n_label)
+    return el("span", f"{mean:.4g} [{lo:.4g}, {hi:.4g}]", class_="ci", title=n_label)
+
+
+def aggregate_block(data: dict) -> list[Raw]:
+    """pipeline.compare's result (the same numbers `--compare --format markdown` prints): means over
+    seeds with their Student-t interval, and each arm's paired difference from the reference arm."""
+    pct = round(100 * (1 - data["alpha"]))
+    arms = ", ".join(f"{a} (seeds {', '.join(str(m['seed']) for m in mm)})" for a, mm in data["arms"].items())
+    out = [el("h2", "Aggregate over seeds"), el("p", f"Arms: {arms}. Mean over seeds per generation with its "
+                                                      f"{pct}% {data['interval']} interval (none with one seed).",
+                                                class_="muted"),
+           el("div", table(["arm", "gen", "metric", "seeds", "mean [interval]", "per seed"],
+                           [[r["arm"], r["gen"], r["metric"], r["n_seeds"],
+                             _ci(r["mean"], r["lo"], r["hi"], f"{r['n_seeds']} seed(s)"),
+                             " ".join(f"{v:.4g}" for v in r["values"])] for r in data["means"]]), class_="scroll")]
+    if data["differences"]:
+        out += [el("h2", "Paired differences between arms"),
+                el("p", f"Each arm minus the reference arm on the same items, pooled over the seeds both ran; "
+                        f"{pct}% interval and p-value of the paired test.", class_="muted"),
+                el("div", table(["gen", "metric", "arms", "items", "difference [interval]", "p", "method"],
+                                [[d["gen"], d["metric"], f"{d['arm']} - {d['reference_arm']}", d["n"],
+                                  _ci(d["diff"], d["lo"], d["hi"], f"n = {d['n']}"),
+                                  "" if d["p_value"] is None else f"{d['p_value']:.3g}", d["method"]]
+                                 for d in data["differences"]]), class_="scroll")]
+    elif len(data["arms"]) > 1:
+        out.append(el("p", "Paired difference between arms: no per-item records shared by the arms.", class_="muted"))
+    return out
+
+
 def render_compare(paths: list[str | Path], spec: Table) -> str:
-    """Several lineages' per-generation tables side by side in one page."""
+    """Lineages (or the lineages of study directories) side by side, then pipeline.compare's
+    aggregate over seeds and between arms: one implementation with the text report's `--compare`."""
+    members = compare.members(paths)
     cols = []
-    for p in paths:
-        lineage, _, rows = _lineage(p)
-        cols.append(el("div", el("h2", lineage.name), el("p", str(lineage.path), class_="muted"),
+    for m in members:
+        lineage, _, rows = _lineage(m.path)
+        cols.append(el("div", el("h2", f"{lineage.name}"),
+                       el("p", f"{lineage.path}: arm {m.arm}, seed {m.seed}", class_="muted"),
                        generation_table(rows, spec), class_="lineage"))
     return document("compare " + ", ".join(Path(p).name for p in paths),
-                    [el("h1", "Lineages side by side"), el("div", join(cols), class_="side")])
+                    [el("h1", "Lineages side by side"), el("div", join(cols), class_="side"),
+                     *aggregate_block(compare.compare(paths))])
 
 
 def render(paths: list[str | Path], spec: Table) -> str:
-    """One lineage: its full page; several: the comparison."""
-    return render_lineage(paths[0], spec) if len(paths) == 1 else render_compare(paths, spec)
+    """One lineage: its full page; several lineages, or a study directory: the comparison."""
+    one = len(paths) == 1 and not (Path(paths[0]) / "study.json").exists()
+    return render_lineage(paths[0], spec) if one else render_compare(paths, spec)
 
 
 def write(paths: list[str | Path], output: str | Path | None, spec: Table) -> None:

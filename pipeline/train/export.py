@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline import models
+from pipeline.cards import front_matter
 from pipeline.config import Config, HParams
 from pipeline.engine import end_of_turn_id
 from pipeline.io import atomic_write_text
@@ -42,22 +43,13 @@ def merged_model(init_dir: Path, out: Path, phases: list[str], lora: bool):
 
 
 def model_card(info: dict, cfg: Config) -> str:
-    """README.md in the HF convention: YAML front matter (base_model, datasets, metrics), prose below.
-    Each phase's method (pipeline.train.methods) supplies its tags and its lines of text."""
+    """README.md in the HF convention: YAML front matter (pipeline.cards: base_model, lineage; the
+    eval adds model-index), prose below. Each phase's method (pipeline.train.methods) supplies its
+    tags and its lines of text. Paths are relative to the lineage directory."""
     hp, res = HParams(**info["hparams"]), info["phases"]
     chain = [METHODS.get(name) for name in res]
     tags = [*[t for m in chain for t in m.tags], *(["lora"] if hp.lora_r else []), "self-post-training"]
-    front = [
-        "---",
-        f"base_model: {info['base_model']}",
-        "base_model_relation: finetune",
-        "library_name: transformers",
-        "pipeline_tag: text-generation",
-        "tags:", *[f"- {t}" for t in dict.fromkeys(tags)],
-        "datasets:", *[f"- {d}" for d in info["datasets"]],
-        "metrics:", "- accuracy  # GSM8K exact match (pipeline.evaluate)", "- code_eval  # HumanEval pass@k",
-        "---",
-    ]
+    front = [front_matter(base_model=info["base_model"], tags=tags, datasets=info["datasets"], lineage=info["lineage_info"])]
     weights = (f"LoRA r={hp.lora_r} alpha={hp.lora_alpha} dropout={hp.lora_dropout:g} ({MERGE_NOTE})" if hp.lora_r
                else "full fine-tuning")
     lines = [
@@ -66,8 +58,8 @@ def model_card(info: dict, cfg: Config) -> str:
         f"Generation {info['generation']} of the self-post-training lineage `{info['lineage']}`: trained by "
         f"`pipeline.train` on data its teacher `{info['teacher']}` synthesized and verified, with hyperparameters "
         f"the teacher proposed. Initialized from the {info['init_from']} model ({info['init_model']}). "
-        f"Evaluation results are in `{info['generation']}/eval/` and the lineage ledger, not here: this card is "
-        f"written when training ends.",
+        f"The eval stage adds its results to this card's `model-index`; the per-item records are in "
+        f"`{info['generation']}/eval/` and the lineage ledger.",
         "",
         "## Training",
         f"- Method (`train.method={info['method']}`): {'; then '.join(m.card_method(cfg, hp) for m in chain)}.",
@@ -80,7 +72,7 @@ def model_card(info: dict, cfg: Config) -> str:
         *[m.card_data(info["data"][m.name], info["files"][m.name]["path"], info["files"][m.name]["sha256"], hp)
           for m in chain],
         "",
-        "## Lineage", *[f"- {k}: {v}" for k, v in info["lineage_info"].items()], "",
+        "## Lineage", *[f"- {k}: {v}" for k, v in info["lineage_info"].items() if not isinstance(v, (dict, list))], "",
     ]
     return "\n".join(front + [""] + lines)
 

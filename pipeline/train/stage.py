@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import proposal
+from pipeline import models, proposal
 from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.models import check_model_dir
@@ -87,17 +87,26 @@ def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
 
 
 def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, shas: dict, rel: dict) -> dict:
-    base_spec = ctx.lineage.meta()["base_model_spec"]
-    base = base_spec if cfg.train.init_from == "base" else f"{ctx.lineage.name}/{ctx.teacher.name}"
-    files = {m.name: {"path": f"{ctx.lineage.name}/{ctx.gen.name}/{rel[m.name]}", "sha256": shas[rel[m.name]]}
-             for m in methods.chain(cfg)}
+    """What the card says; every path relative to the lineage directory."""
+    meta = ctx.lineage.meta()
+    base_id = models.hub_id(meta["base_model_spec"], meta.get("base_model_dir"))
+    base_name = base_id or meta["base_model_spec"]
+    teacher_model = base_name if ctx.teacher.index == 0 else f"{ctx.teacher.name}/model"
+    init_model = base_name if cfg.train.init_from == "base" else teacher_model
+    files = {m.name: {"path": f"{ctx.gen.name}/{rel[m.name]}", "sha256": shas[rel[m.name]]} for m in methods.chain(cfg)}
+    source = proposal.read(ctx.gen).source
     return {
-        "base_model": base, "lineage": ctx.lineage.name, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
-        "init_from": cfg.train.init_from, "init_model": job.init_dir, "hparams": job.hparams, "method": cfg.train.method,
-        "data": data, "phases": phases, "files": files,
-        "datasets": [*dict.fromkeys(f["path"] for f in files.values()), "openai/gsm8k"],
-        "lineage_info": {"base model spec": base_spec, "teacher": ctx.teacher.name, "profile": cfg.profile,
-                         "seed": cfg.train.seed, "accepted.json sha256": shas["propose/accepted.json"]},
+        "base_model": base_id, "lineage": ctx.lineage.name, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
+        "init_from": cfg.train.init_from, "init_model": init_model, "hparams": job.hparams, "method": cfg.train.method,
+        "data": data, "phases": phases, "files": files, "datasets": ["openai/gsm8k"],
+        "lineage_info": {
+            "lineage": ctx.lineage.name, "generation": ctx.gen.name, "parent": ctx.teacher.name,
+            "teacher": teacher_model, "init_from": cfg.train.init_from, "init_model": init_model,
+            "base model spec": meta["base_model_spec"], "method": cfg.train.method, "profile": cfg.profile,
+            "seed": cfg.train.seed, "hparams source": source, "accepted.json sha256": shas["propose/accepted.json"],
+            "hparams": dict(job.hparams),
+            "data": [{"path": f["path"], "sha256": f["sha256"], "rows": data[n].get("used")} for n, f in files.items()],
+        },
     }
 
 
