@@ -23,6 +23,7 @@ import argparse
 import csv
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="lineage directories and/or study directories: each table, then the comparison "
                          "over seeds and between arms (pipeline.compare)")
     ap.add_argument("-o", "--output", metavar="FILE", help="html: write the page to FILE (default: stdout)")
+    ap.add_argument("--screenshot", metavar="PNG", help="html with -o: also save a headless-chromium screenshot")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
     ap.add_argument("--with-rejected", action="store_true",
@@ -238,6 +240,16 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.report_html import write
 
             write(args.compare or [args.lineage], args.output, html_table())
+            if args.screenshot:
+                from pipeline.report_html.browser import BrowserError, screenshot
+
+                if not args.output:
+                    raise ValueError("--screenshot needs -o FILE (the page to render)")
+                try:
+                    print(f"wrote {screenshot(Path(args.output), Path(args.screenshot))}", file=sys.stderr)
+                except (BrowserError, subprocess.TimeoutExpired) as e:
+                    print(f"error: {e}", file=sys.stderr)
+                    return 2
             return 0
         if args.compare:
             from pipeline import compare

@@ -177,8 +177,12 @@ class Engines:
                 self.close()
 
     def release(self) -> None:
-        """Free the accelerator: sleep if the engine can, else close it."""
+        """Free the accelerator: sleep if the engine can, else close it; an engine that holds no
+        accelerator (vLLM on CPU) stays open (event `keep`)."""
         if self.current is None or self.asleep:
+            return
+        if not getattr(self.current[1], "holds_accelerator", lambda: True)():  # engines not built on Engine: hold one
+            self.events.append(("keep", str(self.current[0])))
             return
         if self.current[1].sleep():
             self.asleep = True

@@ -43,6 +43,7 @@ def engine_summary(events: list[list[str]]) -> dict:
     """Counts of what the loop's engines did in one generation (events: [kind, model dir] pairs)."""
     kinds = Counter(kind for kind, _ in events)
     return {"starts": kinds["start"], "wakes": kinds["wake"], "sleeps": kinds["sleep"], "closes": kinds["close"],
+            "keeps": kinds["keep"],
             "models": len({path for kind, path in events if kind == "start"})}
 
 

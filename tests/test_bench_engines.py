@@ -10,8 +10,10 @@ from scripts import bench, bench_eval
 def test_engine_summary_counts_what_the_loop_did():
     events = [["start", "/t/gen_000/model"], ["close", "/t/gen_000/model"], ["start", "/t/gen_001/model"],
               ["sleep", "/t/gen_001/model"], ["wake", "/t/gen_001/model"], ["close", "/t/gen_001/model"]]
-    assert bench.engine_summary(events) == {"starts": 2, "wakes": 1, "sleeps": 1, "closes": 2, "models": 2}
-    assert bench.engine_summary([]) == {"starts": 0, "wakes": 0, "sleeps": 0, "closes": 0, "models": 0}
+    assert bench.engine_summary(events) == {"starts": 2, "wakes": 1, "sleeps": 1, "closes": 2, "keeps": 0,
+                                              "models": 2}
+    assert bench.engine_summary([]) == {"starts": 0, "wakes": 0, "sleeps": 0, "closes": 0, "keeps": 0,
+                                          "models": 0}
 
 
 def test_start_share_of_wall_time():

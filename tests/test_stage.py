@@ -65,6 +65,25 @@ def test_release_sleeps_an_engine_that_can_and_wakes_it_for_the_next_stage(tmp_p
     assert [e for e, _ in engines.events] == ["start", "sleep", "wake", "close"] and len(engines.starts) == 1
 
 
+class CpuEngine(FakeEngine):
+    """Like vLLM on CPU: holds no accelerator, so there is nothing to give back."""
+
+    def holds_accelerator(self):
+        return False
+
+
+def test_release_keeps_an_engine_that_holds_no_accelerator(tmp_path):
+    log: list = []
+    engines = Engines(lambda p: CpuEngine(p, log), keep=True)
+    with engines.use(tmp_path / "m") as a:
+        pass
+    engines.release()  # drift's KL on CPU: the engine stays, the next stage on the model starts none
+    with engines.use(tmp_path / "m") as b:
+        assert b is a and not a.closed
+    engines.close()
+    assert [e for e, _ in engines.events] == ["start", "keep", "close"] and len(engines.starts) == 1
+
+
 def test_scoped_engines_close_after_each_use(tmp_path):
     log: list = []
     engines = Engines(lambda p: FakeEngine(p, log))

@@ -70,6 +70,9 @@ class VLLMEngine(Engine):
             for r in results
         ]
 
+    def holds_accelerator(self) -> bool:
+        return self.on_cuda
+
     def sleep(self) -> bool:
         super().sleep()
         if not self.can_sleep or self.llm is None:

@@ -175,6 +175,12 @@ class Engine:
     def close(self) -> None:
         pass
 
+    def holds_accelerator(self) -> bool:
+        """Whether the engine occupies an accelerator another stage may need. An engine that holds
+        none (vLLM on CPU) stays open when a stage asks for the accelerator: nothing to give back,
+        and the next stage on the same model skips an engine start."""
+        return True
+
     def sleep(self) -> bool:
         """Give the accelerator's memory back but keep the engine (vLLM sleep mode, CUDA only).
         True when the engine is now asleep (wake it with `wake()`); False when this engine cannot
