@@ -323,6 +323,21 @@ def test_cli_paired(tmp_path, capsys):
     assert last_json(capsys.readouterr().out)["verdict"] == "inconclusive"
 
 
+def test_cli_paired_reads_a_per_item_metric_of_eval_records(tmp_path, capsys):
+    """--metric format_rate: each eval record's metrics.format_rate, not its `correct`."""
+    rec = lambda i, fmt, ok: {"id": f"g{i}", "correct": ok, "metrics": {"format_rate": fmt}}  # noqa: E731
+    a = write_rows(tmp_path / "a.jsonl", [rec(i, float(i < 7), False) for i in range(10)])
+    b = write_rows(tmp_path / "b.jsonl", [rec(i, 1.0, False) for i in range(10)])
+    assert main(["paired", "--a", str(a), "--b", str(b), "--metric", "format_rate"]) == 0
+    res = last_json(capsys.readouterr().out)
+    assert (res["a"], res["b"], res["only_b"], res["only_a"]) == (0.7, 1.0, 3, 0)
+    assert main(["paired", "--a", str(a), "--b", str(b)]) == 0  # `correct`: nothing changed
+    assert last_json(capsys.readouterr().out)["diff"] == 0
+    bad = write_rows(tmp_path / "bad.jsonl", [rec(0, 0.5, False)])
+    assert main(["paired", "--a", str(bad), "--b", str(b), "--metric", "format_rate"]) == 2
+    assert f'{bad}:1: "metrics.format_rate" must be 0 or 1' in capsys.readouterr().err
+
+
 def test_cli_paired_rejects_mismatched_ids_and_bad_rows(tmp_path, capsys):
     a = write_rows(tmp_path / "a.jsonl", [{"id": 1, "correct": True}, {"id": 2, "correct": False}])
     b = write_rows(tmp_path / "b.jsonl", [{"id": 1, "correct": True}, {"id": 3, "correct": True}])

@@ -2,6 +2,8 @@
 
     python -m pipeline.stats paired --a ref.jsonl --b cand.jsonl [--alpha 0.05]
         rows {"id": ..., "correct": true|false} matched by id; b is compared against a
+    python -m pipeline.stats paired --a gen_000/eval/gsm8k_val.jsonl --b gen_003/eval/gsm8k_val.jsonl --metric format_rate
+        eval records: each row's `metrics.<name>` (a 0/1 per-item value) instead of `correct`
     python -m pipeline.stats interval --k 37 --n 50 [--alpha 0.05]
     python -m pipeline.stats power --rate 0.15 --margin 0.03 [--unpaired]   # items needed
     python -m pipeline.stats power --rate 0.15 --n 1319 [--unpaired]        # smallest detectable diff
@@ -24,8 +26,20 @@ from pipeline.stats.paired import paired_binary
 from pipeline.stats.power import items_needed, min_detectable
 
 
-def read_outcomes(path: Path) -> dict:
-    """id -> correct from a JSONL file of {"id": str|int, "correct": bool} rows (blank lines skipped)."""
+def _outcome(row: dict, metric: str | None, where: str) -> bool:
+    if metric is None:
+        if not isinstance(row.get("correct"), bool):
+            raise StatsError(f"{where}: \"correct\" must be true or false, got {row.get('correct', '<missing>')!r}")
+        return row["correct"]
+    v = (row.get("metrics") or {}).get(metric, "<missing>")
+    if isinstance(v, bool) or v not in (0, 1):
+        raise StatsError(f"{where}: \"metrics.{metric}\" must be 0 or 1 (a per-item 0/1 value), got {v!r}")
+    return bool(v)
+
+
+def read_outcomes(path: Path, metric: str | None = None) -> dict:
+    """id -> outcome from a JSONL file of {"id": str|int, "correct": bool} rows (blank lines skipped),
+    or, with `metric`, of eval records whose `metrics.<metric>` is 0 or 1."""
     out, first_line = {}, {}
     try:
         for lineno, row in iter_jsonl_lines(path):
@@ -35,11 +49,10 @@ def read_outcomes(path: Path) -> dict:
             rid = row["id"]
             if isinstance(rid, bool) or not isinstance(rid, (str, int)):
                 raise StatsError(f"{where}: \"id\" must be a string or an integer, got {rid!r}")
-            if not isinstance(row.get("correct"), bool):
-                raise StatsError(f"{where}: \"correct\" must be true or false, got {row.get('correct', '<missing>')!r}")
+            outcome = _outcome(row, metric, where)
             if rid in out:
                 raise StatsError(f"{where}: duplicate id {rid!r} (first on line {first_line[rid]})")
-            out[rid], first_line[rid] = row["correct"], lineno
+            out[rid], first_line[rid] = outcome, lineno
     except JsonlError as e:
         raise StatsError(str(e)) from None
     except OSError as e:
@@ -50,7 +63,7 @@ def read_outcomes(path: Path) -> dict:
 
 
 def cmd_paired(args: argparse.Namespace) -> dict:
-    a, b = read_outcomes(Path(args.a)), read_outcomes(Path(args.b))
+    a, b = read_outcomes(Path(args.a), args.metric), read_outcomes(Path(args.b), args.metric)
     align(a, b, names=(args.a, args.b))  # so a mismatch names the files, not "a" and "b"
     p = paired_binary(a, b, args.alpha)
     verdict = ("better" if p.diff > 0 else "worse") if p.p_value < args.alpha else "inconclusive"
@@ -89,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("paired", help="compare two per-item 0/1 result files (b against a)")
     p.add_argument("--a", required=True, help="reference JSONL: {\"id\", \"correct\"} rows")
     p.add_argument("--b", required=True, help="candidate JSONL, same ids")
+    p.add_argument("--metric", help="read each row's metrics.<METRIC> (0/1; eval records) instead of correct")
     p.set_defaults(func=cmd_paired)
     p = sub.add_parser("interval", help="Wilson interval for k successes out of n")
     p.add_argument("--k", type=int, required=True)
