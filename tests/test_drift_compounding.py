@@ -175,3 +175,11 @@ def test_lineage_items_and_report_flag(tmp_path, capsys):
     assert report.main(["--lineage", str(lin.path), "--with-rejected"]) == 0
     out = capsys.readouterr().out
     assert "every finished candidate" in out and "gen_002" in out.split("Retention")[1]
+
+
+def test_projections_past_ten_thousand_percent_are_capped_in_the_table():
+    """r^500 of a per-step ratio above 1 (an in-house rate that rose) overflows any cell: printed as >10000%."""
+    from pipeline.stats import Interval
+
+    assert compounding._fi(1.2857 ** 500, Interval(1.2857 ** 500, 0.0, 1e300, 70, "bootstrap")) == ">10000% [0.0, >10000]"
+    assert compounding._fi(0.95, Interval(0.95, 0.882, 1.013, 70, "bootstrap")) == "95.0% [88.2, 101.3]"

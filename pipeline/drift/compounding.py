@@ -174,19 +174,27 @@ def view(rows: list[dict], directions: dict[str, str] | None = None, with_reject
     return out
 
 
+PCT_CAP = 1e4  # percent: a projection past it prints as `>10000` (r^500 of a ratio above 1 overflows any table)
+
+
+def _p(x: float) -> str:
+    return f">{PCT_CAP:.0f}" if 100 * x > PCT_CAP else f"{100 * x:.1f}"
+
+
 def _f(x: float | None, pct: bool = False) -> str:
     if x is None:
         return "-"
-    return f"{100 * x:.1f}%" if pct else f"{x:.4f}"
+    return f"{_p(x)}%" if pct else f"{x:.4f}"
 
 
 def _fi(x: float | None, iv: Interval | None, mark: bool = False) -> str:
-    """A retention as a percentage with its interval: `95.0% [88.2, 101.3]`, `~` when it contains 1."""
+    """A retention as a percentage with its interval: `95.0% [88.2, 101.3]`, `~` when it contains 1;
+    past 10000% a value reads `>10000%`."""
     if x is None:
         return "-"
     if iv is None or iv.lo is None or iv.hi is None:
         return _f(x, True)
-    return f"{_f(x, True)} [{100 * iv.lo:.1f}, {100 * iv.hi:.1f}]" + ("~" if mark and not significant(iv) else "")
+    return f"{_f(x, True)} [{_p(iv.lo)}, {_p(iv.hi)}]" + ("~" if mark and not significant(iv) else "")
 
 
 def render(rows: list[dict], tablefmt: str = "simple", with_rejected: bool = False,

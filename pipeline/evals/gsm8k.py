@@ -206,7 +206,7 @@ BENCHMARK = Benchmark(
              Metric("format_rate", "higher", "the completion has a strict-extractable final answer",
                     lm_eval="format_rate,strict-match")),
     score=score_task, decontamination=_protected_questions,
-    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible",)},
+    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate")},
     dataset="openai/gsm8k", dataset_config="main",
 )
 
