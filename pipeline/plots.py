@@ -2,7 +2,7 @@
 
     python -m pipeline.report --lineage checkpoints/<lineage> --plots plots/
 
-- capability.png         eval metrics (GSM8K, HumanEval; test and validation) vs generation
+- capability.png         eval metrics (GSM8K accuracy and format_rate, HumanEval; test and validation) vs generation
 - alignment_<metric>.png each alignment metric vs generation, and its mean per-step retention
                          compounded to 10, 50 and 500 generations (pipeline.drift.compounding)
 - kl.png                 teacher-forced KL from gen 0 and from the parent vs generation
@@ -25,7 +25,7 @@ from pipeline.drift.compounding import HORIZONS, Items, view
 from pipeline.drift.metrics import DISTINCT, KL, SYNTH_DISTINCT
 from pipeline.stats.ledger import bounds, points
 
-CAPABILITY_MARKERS = ("accuracy", "pass@")
+CAPABILITY_MARKERS = ("accuracy", "pass@", "format_rate")
 STYLE = {"promoted": dict(marker="o"), "rejected": dict(marker="x", markersize=9)}
 def _finished(rows: list[dict]) -> list[dict]:
     return sorted((r for r in rows if r.get("status") in ("promoted", "rejected")), key=lambda r: (r["gen"], r["name"]))

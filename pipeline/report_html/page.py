@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline import compare
+from pipeline import compare, models
 from pipeline.io import atomic_write_text
 from pipeline.lineage import Lineage
 from pipeline.report_html.disk import read_gen
@@ -28,13 +28,20 @@ def _lineage(path: str | Path) -> tuple[Lineage, dict, list[dict]]:
     return lineage, meta, lineage.rows()
 
 
+def _base(meta: dict) -> str:
+    """The base model's spec, with the Hub id it resolved to when that says more (`auto`)."""
+    spec = str(meta.get("base_model_spec"))
+    hub = models.hub_id(spec, meta.get("base_model_dir")) if meta.get("base_model_dir") else None
+    return f"{spec} ({hub})" if hub and hub != spec else spec
+
+
 def lineage_body(path: str | Path, spec: Table) -> list[Raw]:
     lineage, meta, rows = _lineage(path)
     teacher = lineage.teacher().name
     files = {r["name"]: read_gen(lineage.path / r["name"]) for r in rows}
     answered = [files[r["name"]] for r in rows if files[r["name"]].eval_items or files[r["name"]].probes]
     out = [el("h1", f"Lineage {lineage.name}"),
-           el("p", f"{lineage.path}: base model {meta.get('base_model_spec')}, created {meta.get('created')}, "
+           el("p", f"{lineage.path}: base model {_base(meta)}, created {meta.get('created')}, "
                    f"{len(rows)} ledger row(s), current teacher {teacher}", class_="muted")]
     out += lineage_block(rows, spec)
     out += items_block(answered)
