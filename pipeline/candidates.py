@@ -49,14 +49,9 @@ def prepare(cfg: Config, lineage: Lineage, engines: Engines | None = None) -> No
     baseline(cfg, lineage, engines)
 
 
-def base_rows(lineage: Lineage) -> list[dict]:
-    """Ledger rows of whole generations (gen_NNN), without their candidates (gen_NNN-<name>)."""
-    return [r for r in lineage.rows() if r["name"] == f"gen_{r['gen']:03d}"]
-
-
 def pending_generation(lineage: Lineage) -> dict | None:
     """The ledger row of the generation a stopped run left unfinished (status `candidate`), if any."""
-    return next((r for r in base_rows(lineage) if r["gen"] > 0 and r.get("status") == "candidate"), None)
+    return next((r for r in lineage.generation_rows() if r["gen"] > 0 and r.get("status") == "candidate"), None)
 
 
 def next_generation(lineage: Lineage) -> tuple[GenerationDir, GenerationDir]:
@@ -64,7 +59,7 @@ def next_generation(lineage: Lineage) -> tuple[GenerationDir, GenerationDir]:
     pending = pending_generation(lineage)
     if pending:
         return lineage.gen(pending["gen"]), lineage.gen_by_name(pending["teacher"])
-    return lineage.gen(base_rows(lineage)[-1]["gen"] + 1), lineage.teacher()
+    return lineage.gen(lineage.generation_rows()[-1]["gen"] + 1), lineage.teacher()
 
 
 def loop_candidates(lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:

@@ -11,8 +11,8 @@ front matter built by huggingface_hub's `ModelCardData`:
   relative to the lineage directory.
 
 The eval stage then adds its results as `model-index` (`add_results`): one entry per task and
-metric (task, dataset, split, metric, value), the interval, n and the lm-eval standard error in the
-metric's `args`. The model dir's manifest never hashes the card (pipeline.models.CARD), so adding
+metric (task, dataset, split, metric, value), the interval, n and the lm-eval standard error (read
+from the eval's `results.json`) in the metric's `args`. The model dir's manifest never hashes the card (pipeline.models.CARD), so adding
 results keeps the dir valid; a manifest from before that rule is rewritten without the card first,
 so a crash between the two writes leaves a valid dir either way.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 from pipeline import models
 from pipeline.config import EvalTask
 from pipeline.evals import BENCHMARKS
-from pipeline.evaluate.results import mean_stderr
-from pipeline.io import atomic_write_json, atomic_write_text, read_json, read_jsonl
+from pipeline.evaluate.results import FILE as RESULTS_FILE
+from pipeline.io import atomic_write_json, atomic_write_text, read_json
 
 TASK_TYPE = "text-generation"
 
@@ -44,22 +44,23 @@ def front_matter(*, base_model: str | None, tags: list[str], datasets: list[str]
     return f"---\n{data.to_yaml()}\n---"
 
 
-def eval_results(summary: dict, out_dir: Path) -> list:
-    """huggingface_hub `EvalResult`s of an eval summary: each task's metrics, in lm-eval's names."""
+def eval_results(summary: dict, lm_eval: dict) -> list:
+    """huggingface_hub `EvalResult`s of an eval summary: each task's metrics, in lm-eval's names, with
+    the standard error the eval's `results.json` (`lm_eval`, pipeline.evaluate.results) computed."""
     from huggingface_hub import EvalResult
 
     out = []
     for name, task in summary.get("tasks", {}).items():
         spec = summary["specs"][name]
         bench = BENCHMARKS.get(task["benchmark"])
-        records = read_jsonl(out_dir / f"{name}.jsonl") if (out_dir / f"{name}.jsonl").exists() else []
+        lm = lm_eval.get("results", {}).get(name, {})
         for metric in bench.metrics:
             for m in metric.names(EvalTask(**spec)):
                 iv = summary["intervals"].get(f"{name}.{m}")
                 if iv is None or iv.get("estimate") is None:
                     continue
                 key, filt = metric.lm_eval_key(m)
-                values = [float(r["metrics"][m]) for r in records if m in r.get("metrics", {})]
+                stderr = lm.get(f"{key}_stderr,{filt}")
                 out.append(EvalResult(
                     task_type=TASK_TYPE, task_name=f"{bench.title} ({name})",
                     dataset_type=bench.dataset or bench.name, dataset_name=bench.title,
@@ -70,7 +71,7 @@ def eval_results(summary: dict, out_dir: Path) -> list:
                     metric_config=filt,
                     metric_args={"ci_low": iv["lo"], "ci_high": iv["hi"], "ci_level": 1 - iv.get("alpha", 0.05),
                                  "ci_method": iv["method"], "n": iv["n"],
-                                 **({"stderr": mean_stderr(values)} if values else {})},
+                                 **({"stderr": stderr} if stderr is not None else {})},
                     verified=False))
     return out
 
@@ -95,10 +96,12 @@ def add_results(model_dir: Path, summary_path: Path) -> Path | None:
     if not card_path.exists():
         return None
     summary = read_json(summary_path)
+    lm_path = Path(summary_path).parent / RESULTS_FILE
+    lm_eval = read_json(lm_path) if lm_path.exists() else {}
     card = ModelCard.load(card_path)
     if not card.data.model_name:
         card.data.model_name = Path(model_dir).parent.name
-    card.data.eval_results = eval_results(summary, Path(summary_path).parent) or None
+    card.data.eval_results = eval_results(summary, lm_eval) or None
     _unhash_card(Path(model_dir))
     atomic_write_text(card_path, str(card))
     models.check_model_dir(Path(model_dir))  # still valid: the manifest does not cover the card

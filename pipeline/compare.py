@@ -85,7 +85,7 @@ def members(paths: list[str | Path]) -> list[Member]:
 
 def base_rows(lin: Lineage) -> dict[int, dict]:
     """gen index -> ledger row of the generation itself (not its sweep candidates)."""
-    return {r["gen"]: r for r in lin.rows() if r.get("name") == f"gen_{r['gen']:03d}"}
+    return {r["gen"]: r for r in lin.generation_rows()}
 
 
 def default_metrics(rows: list[dict]) -> list[str]:

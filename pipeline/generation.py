@@ -55,7 +55,7 @@ def write_report(lineage: Lineage) -> None:
 
 def consecutive_rejections(lineage: Lineage) -> int:
     n = 0
-    for r in reversed(candidates.base_rows(lineage)):
+    for r in reversed(lineage.generation_rows()):
         if r.get("status") != "rejected":
             break
         n += 1
@@ -81,11 +81,11 @@ def run(cfg: Config) -> list[dict]:
         candidates.refuse_pending_sweep(lineage)
         target = cfg.generations
         if target < 0:
-            newest = candidates.base_rows(lineage)[-1]
+            newest = lineage.generation_rows()[-1]
             target = newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
         overall = tqdm(desc="generations", total=max(0, target), unit="gen")
         while True:
-            newest = candidates.base_rows(lineage)[-1]
+            newest = lineage.generation_rows()[-1]
             overall.n = newest["gen"] - (1 if newest.get("status") == "candidate" else 0)
             overall.refresh()
             if newest.get("status") != "candidate" and newest["gen"] >= target:
@@ -128,7 +128,7 @@ def _hydra_main() -> int:
             status["code"] = 2
             return None
         print(report.render(rows, "table"))
-        newest = candidates.base_rows(Lineage(cfg.paths.root, cfg.paths.lineage))[-1]
+        newest = Lineage(cfg.paths.root, cfg.paths.lineage).generation_rows()[-1]
         return newest.get("metrics", {}).get(cfg.gate.metric)  # what a sweeper optimises
 
     main()

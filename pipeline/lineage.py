@@ -63,6 +63,11 @@ class GenerationDir:
         return self.path / "model"
 
 
+def is_generation_row(row: dict) -> bool:
+    """A generation's own ledger row (gen_NNN), not one of its candidates' (gen_NNN-<name>)."""
+    return row.get("name") == f"gen_{row['gen']:03d}"
+
+
 class Lineage:
     def __init__(self, root: str | Path, name: str) -> None:
         self.path = (Path(root) / name).resolve()
@@ -154,6 +159,10 @@ class Lineage:
             return []
         with self._db() as con:
             return [json.loads(r[0]) for r in con.execute("SELECT data FROM generations ORDER BY gen, name")]
+
+    def generation_rows(self) -> list[dict]:
+        """Ledger rows of whole generations (gen_NNN), without their candidates (gen_NNN-<name>)."""
+        return [r for r in self.rows() if is_generation_row(r)]
 
     def row(self, gen: GenerationDir) -> dict | None:
         return next((r for r in self.rows() if r["name"] == gen.name), None)

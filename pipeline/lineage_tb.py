@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pipeline.lineage import Lineage
+from pipeline.lineage import Lineage, is_generation_row
 from pipeline.stats.ledger import bounds, points
 
 RUN = Path("tensorboard") / "lineage"
@@ -36,7 +36,7 @@ def tag(metric: str) -> str:
 def scalars(rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
     """tag -> [(generation, value)] of the generations' own rows (pure data; what the run holds)."""
     out: dict[str, list[tuple[int, float]]] = {}
-    for r in sorted((r for r in rows if r.get("name") == f"gen_{r['gen']:03d}"), key=lambda r: r["gen"]):
+    for r in sorted(filter(is_generation_row, rows), key=lambda r: r["gen"]):
         metrics = dict(r.get("metrics") or {})
         for k, v in points(metrics).items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -76,8 +76,9 @@ def write(lineage_path: str | Path) -> Path:
         for t, points_ in data.items():
             for step, v in points_:
                 w.add_scalar(t, v, global_step=step)
-        if layout(data):
-            w.add_custom_scalars(layout(data))
+        charts = layout(data)
+        if charts:
+            w.add_custom_scalars(charts)
         w.close()
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(old, ignore_errors=True)

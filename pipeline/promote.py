@@ -75,7 +75,7 @@ def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir],
 def repair_teacher(lineage: Lineage) -> None:
     """Make TEACHER agree with the ledger: the newest promoted generation (or the candidate it
     selected) is the teacher. Run when a loop starts, so a crash between the two writes heals."""
-    promoted = [r for r in lineage.rows() if r["name"] == f"gen_{r['gen']:03d}" and r.get("status") == "promoted"]
+    promoted = [r for r in lineage.generation_rows() if r.get("status") == "promoted"]
     if not promoted:
         return
     newest = max(promoted, key=lambda r: r["gen"])

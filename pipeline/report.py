@@ -239,12 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.format == "html":  # one self-contained page (pipeline.report_html)
             from pipeline.report_html import write
 
+            if args.screenshot and not args.output:
+                raise ValueError("--screenshot needs -o FILE (the page to render)")
             write(args.compare or [args.lineage], args.output, html_table())
             if args.screenshot:
                 from pipeline.report_html.browser import BrowserError, screenshot
 
-                if not args.output:
-                    raise ValueError("--screenshot needs -o FILE (the page to render)")
                 try:
                     print(f"wrote {screenshot(Path(args.output), Path(args.screenshot))}", file=sys.stderr)
                 except (BrowserError, subprocess.TimeoutExpired) as e:

@@ -89,6 +89,8 @@ def test_card_front_matter_and_results_parse_with_huggingface_hub(scripted_eval,
     assert strict.metric_value == pytest.approx(iv["estimate"]) and strict.task_type == "text-generation"
     assert (strict.metric_args["ci_low"], strict.metric_args["ci_high"], strict.metric_args["n"]) == (iv["lo"], iv["hi"], 4)
     assert strict.dataset_config == "main" and strict.metric_name == "gsm8k_test.accuracy_strict"
+    lm = read_json(scripted_eval / "results.json")["results"]["gsm8k_test"]
+    assert strict.metric_args["stderr"] == lm["exact_match_stderr,strict-match"]  # one computation, in results.json
     assert got[("openai/openai_humaneval", "test", "pass@1", "create_test")].metric_value == pytest.approx(2 / 3)
     assert len(card.data.eval_results) == 7  # 3 GSM8K metrics x 2 tasks + HumanEval pass@1
     assert card.data.to_dict()["self_post_training"]["parent"] == "gen_000"  # lineage kept

@@ -195,3 +195,9 @@ def test_page_in_headless_chromium(lineage, tmp_path):
     assert report.main(["--format", "html", "--lineage", str(lineage.path), "-o", str(tmp_path / "r.html"),
                         "--screenshot", str(shot)]) == 0
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20000
+
+
+def test_screenshot_without_an_output_file_is_refused_before_anything_is_written(lineage, capsys):
+    assert report.main(["--format", "html", "--lineage", str(lineage.path), "--screenshot", "x.png"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "--screenshot needs -o FILE" in out.err

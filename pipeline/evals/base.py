@@ -35,16 +35,19 @@ class Metric:
     def names(self, task: "EvalTask") -> list[str]:
         return [self.name.format(k=k) for k in task.k] if "{k}" in self.name else [self.name]
 
+    def _match(self, name: str) -> re.Match | None:
+        """`name` against this metric's name, a `{k}` standing for (and capturing) digits."""
+        return re.fullmatch(re.escape(self.name).replace(re.escape("{k}"), r"(\d+)"), name)
+
     def lm_eval_key(self, name: str) -> tuple[str, str]:
         """(metric, filter) of one expanded name in lm-eval's layout: `pass@1` -> ("pass@1", "create_test")."""
-        k = re.fullmatch(re.escape(self.name).replace(re.escape("{k}"), r"(\d+)"), name)
-        key = (self.lm_eval or f"{self.name},none").format(k=k.group(1) if k and k.groups() else "")
+        m = self._match(name)
+        key = (self.lm_eval or f"{self.name},none").format(k=m.group(1) if m and m.groups() else "")
         metric, _, filt = key.partition(",")
         return metric, filt or "none"
 
     def matches(self, name: str) -> bool:
-        pattern = re.escape(self.name).replace(re.escape("{k}"), r"\d+")
-        return re.fullmatch(pattern, name) is not None
+        return self._match(name) is not None
 
 
 @dataclass(frozen=True)

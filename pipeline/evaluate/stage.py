@@ -56,11 +56,12 @@ EngineFactory = Callable[[Path], ContextManager[Engine]]
 
 def load_items(spec: EvalTask) -> list[dict]:
     """The task's items (`{id, ...}` from its benchmark's split loader), the seeded subset a lineage keeps."""
-    return subset(BENCHMARKS.get(spec.benchmark).splits[spec.split](), spec.n, spec.seed)
+    return subset(load_split(spec), spec.n, spec.seed)
 
 
-def split_size(spec: EvalTask) -> int:
-    return len(BENCHMARKS.get(spec.benchmark).splits[spec.split]())
+def load_split(spec: EvalTask) -> list[dict]:
+    """Every item of the task's split (the population `load_items` samples from)."""
+    return BENCHMARKS.get(spec.benchmark).splits[spec.split]()
 
 
 def protocol(spec: EvalTask) -> Protocol:
@@ -153,11 +154,12 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
     tasks = {}
     for name, spec in cfg.eval.tasks.items():
         bench = BENCHMARKS.get(spec.benchmark)
-        items = load_items(spec)
+        split = load_split(spec)
+        items = subset(split, spec.n, spec.seed)
         if not items:
             raise ValueError(f"eval task {name!r}: {bench.title} split {spec.split!r} has no items")
         key = task_key(spec, model_dir, cfg)
-        tasks[name] = {"spec": spec, "bench": bench, "items": items, "key": key,
+        tasks[name] = {"spec": spec, "bench": bench, "items": items, "key": key, "n_total": len(split),
                        "prompts": build_prompts(spec, items),
                        "records": _reusable(out / f"{name}.jsonl", key, len(items))}
     todo = [name for name, t in tasks.items() if t["records"] is None]
@@ -190,8 +192,7 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
     info["sandbox"] = capabilities(cfg.sandbox)["mode"]
     metrics.update(flat_all(intervals))
     tokens = sum(r["completion_tokens"] for t in tasks.values() for r in t["records"])
-    lm_eval_results.write(out, {name: {**t, "n_total": split_size(t["spec"])} for name, t in tasks.items()},
-                          intervals, model_dir, engine_stats, cfg.seed)
+    lm_eval_results.write(out, tasks, intervals, model_dir, engine_stats, cfg.seed)
     atomic_write_json(out / "summary.json", {
         "model_dir": str(model_dir), "metrics": metrics, "tokens": tokens,
         "intervals": {k: iv.as_dict() for k, iv in intervals.items()},
