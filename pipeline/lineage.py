@@ -4,7 +4,7 @@
       lineage.json     schema version, base model spec and its resolved dir
       ledger.sqlite    one row per generation (or sweep candidate); safe under concurrent writers
       TEACHER          name of the current teacher generation, e.g. gen_001
-      LOCK             pid@host of the run holding the lineage
+      LOCK             the run holding the lineage: host, pid, lease; its mtime is the heartbeat
       gen_000/ eval/ drift/ ...
       gen_001/ propose/ synth/ train/ model/ eval/ drift/ gate.json
 
@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
-import socket
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from pipeline import lease
 from pipeline.io import atomic_write_json, atomic_write_text, read_json
 
 SCHEMA_VERSION = 1
@@ -181,42 +180,19 @@ class Lineage:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Refuse a second run on this lineage; recover a stale lock whose process is gone."""
+    def lock(self, max_wait_s: float | None = None) -> Iterator[None]:
+        """Refuse a second run on this lineage, from any host sharing the filesystem (pipeline.lease:
+        LOCK is linked into place whole and kept alive by a heartbeat). A stale lock is taken over; one
+        whose holder stopped beating is waited out (at most `max_wait_s`, default the lease)."""
         self.path.mkdir(parents=True, exist_ok=True)
         p = self.path / "LOCK"
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        for _ in range(2):
+        with ExitStack() as held:
             try:
-                fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    other = json.loads(p.read_text() or "{}")
-                except (OSError, json.JSONDecodeError):
-                    other = {}
-                if other.get("host") == me["host"] and not _alive(other.get("pid")):
-                    p.unlink(missing_ok=True)  # stale: its process died without cleaning up
-                    continue
+                held.enter_context(lease.lease_lock(p, max_wait_s=max_wait_s))
+            except lease.LeaseHeld as e:
+                other = e.record or {}
                 raise LineageError(
                     f"lineage {self.path} is in use by pid {other.get('pid')} on {other.get('host')} "
-                    f"(lock file {p}); wait for it, or delete the lock if that process is gone"
+                    f"({e.judgement.why}; lock file {p}); wait for it, or delete the lock if that process is gone"
                 ) from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            break
-        try:
             yield
-        finally:
-            p.unlink(missing_ok=True)
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -11,10 +11,13 @@ A child process gives every byte of accelerator memory back to the OS when it ex
 stage's vLLM engine never competes with a trainer that has not been garbage-collected.
 
 The worker dies with its parent: it runs in its own process group with PR_SET_PDEATHSIG=SIGKILL,
-so a `kill -9` of the stage alone never leaves it training. Its pid, process group, host and start
-time are in `<gen>/train/worker.pid` while it runs; the lineage lock means no live run owns that
-file when a stage starts, so `reap_stale_worker` kills a leftover worker's group (e.g. ranks a
-launcher orphaned) before a resume touches its checkpoints, and refuses when it runs on another host.
+so a `kill -9` of the stage alone never leaves it training. Its pid, process group, host, boot id
+and start time are in `<gen>/train/worker.pid` while it runs, whose mtime the stage beats as a
+heartbeat (pipeline.lease); the lineage lock means no live run owns that file when a stage starts,
+so `reap_stale_worker` kills a leftover worker's group on this host (e.g. ranks a launcher orphaned)
+before a resume touches its checkpoints. A record from another host (a job requeued on another
+node) is judged by its heartbeat alone: dropped once older than the lease, waited out when its
+beats stopped, refused while fresh.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+from pipeline import lease
 from pipeline.config import TrainConfig
 from pipeline.io import atomic_write_json, read_json
+from pipeline.lease import process_start
 
 log = logging.getLogger(__name__)
 PID_FILE = "worker.pid"
@@ -84,20 +89,11 @@ def _die_with_parent(parent: int):
     return set_pdeathsig
 
 
-def process_start(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22); None when gone or a
-    zombie. With the pid it names one process: a reused pid has another start time."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
 def write_pid_file(out: Path, pid: int, cmd: list[str]) -> Path:
-    return atomic_write_json(out / PID_FILE, {"pid": pid, "pgid": os.getpgid(pid), "host": socket.gethostname(),
-                                              "start": process_start(pid), "out": str(out.resolve()), "cmd": cmd})
+    """The worker's record (pipeline.lease.holder: host, boot, pid, start, lease); `run_worker` beats its
+    heartbeat (the file's mtime) while the worker runs."""
+    return atomic_write_json(out / PID_FILE, {**lease.holder(pid), "pgid": os.getpgid(pid), "out": str(out.resolve()),
+                                              "cmd": cmd})
 
 
 def reap_stale_worker(out: Path, timeout: float = 60.0) -> str | None:
@@ -113,10 +109,15 @@ def reap_stale_worker(out: Path, timeout: float = 60.0) -> str | None:
     except (ValueError, KeyError, TypeError) as e:
         raise LaunchError(f"{path} is unreadable ({e}); check that no training worker for {out} still runs, "
                           f"then delete the file") from e
-    if host != socket.gethostname():
+    if not lease.same_host(rec):  # another machine's process: only its heartbeat says whether it still runs
+        _, _, j = lease.settle_file(path, max_wait_s=lease.LEASE_S)
+        if j is None or j.stale:
+            log.warning("dropping %s: the worker on host %r %s", path, host, j.why if j else "is gone")
+            path.unlink(missing_ok=True)
+            return f"dropped the record of pid {pid} on host {host}" + (f" ({j.why})" if j else "")
         raise LaunchError(f"{path}: the training worker of this checkpoint dir (pid {pid}) ran on host {host!r}, "
-                          f"not this one ({socket.gethostname()!r}); stop it there (or make sure it is gone) and "
-                          f"delete {path} before resuming")
+                          f"not this one ({socket.gethostname()!r}), and may still run there ({j.why}); stop it "
+                          f"there (or make sure it is gone) and delete {path} before resuming")
     if process_start(pid) != start:  # gone, or the pid now belongs to another process
         path.unlink()
         return None
@@ -160,11 +161,12 @@ def run_worker(job_path: Path, t: TrainConfig, log_path: Path) -> None:
         proc = start_worker(cmd, out, env, root)
         assert proc.stdout is not None
         try:
-            for line in proc.stdout:
-                log_file.write(line)
-                sys.stderr.write(line)
-                tail.append(line)
-            rc = proc.wait()
+            with lease.Heartbeat(out / PID_FILE, lease.HEARTBEAT_S):  # a resume on another host reads it
+                for line in proc.stdout:
+                    log_file.write(line)
+                    sys.stderr.write(line)
+                    tail.append(line)
+                rc = proc.wait()
         finally:
             if proc.poll() is None:  # an exception here (KeyboardInterrupt): take the worker's group down too
                 os.killpg(proc.pid, signal.SIGKILL)
