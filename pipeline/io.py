@@ -1,7 +1,8 @@
 """Small file helpers every stage shares: atomic writes, JSONL with line-numbered errors, hashing.
 
 Atomic means: write to a temp file in the same directory, fsync, rename. A reader never sees
-half a file, so "the manifest exists" can safely mean "the stage finished".
+half a file, so "the manifest exists" can safely mean "the stage finished". Temp files and dirs get
+the mode a plain `open`/`mkdir` would (0666/0777 less the umask), not mkstemp's private 0600.
 """
 
 from __future__ import annotations
@@ -19,10 +20,40 @@ class JsonlError(ValueError):
     """A JSONL file has a line that is not a JSON object; the message names file and line."""
 
 
+def umask() -> int:
+    """This process's umask, read without changing it (Linux); elsewhere set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def temp_file(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """(fd, name) of a new temporary file beside `path`, with the mode `open` would give `path` (0666
+    less the umask): mkstemp's 0600 would make every output unreadable to the other users of a shared
+    filesystem once renamed into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
+def temp_dir(target: Path) -> Path:
+    """A new temporary directory beside `target`, to be renamed into place, with the mode `mkdir` would
+    give it (0777 less the umask) instead of mkdtemp's 0700."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~umask())
+    return tmp
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pipeline import faults
+from pipeline.io import temp_file
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def acquire(path: Path, lease_s: float = LEASE_S, heartbeat_s: float = HEARTBEAT
     taken over, a dying one waited out (at most `max_wait_s`, default the lease), a live one raises
     LeaseHeld."""
     me = holder(lease_s=lease_s, heartbeat_s=heartbeat_s)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = temp_file(path)  # readable by the other users of a shared filesystem, like any output
     tmp = Path(name)
     try:
         with os.fdopen(fd, "w") as f:

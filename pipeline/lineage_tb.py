@@ -18,9 +18,9 @@ temp dir and swapped in, so a resumed or re-recorded generation never leaves a d
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
+from pipeline.io import temp_dir
 from pipeline.lineage import Lineage, is_generation_row
 from pipeline.stats.ledger import bounds, points
 
@@ -70,7 +70,7 @@ def write(lineage_path: str | Path) -> Path:
     data = scalars(lineage.rows())
     target = lineage.path / RUN
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = temp_dir(target)
     try:
         w = SummaryWriter(log_dir=str(tmp))
         for t, points_ in data.items():

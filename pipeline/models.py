@@ -23,10 +23,9 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from pipeline.io import atomic_write_json, read_json, sha256_file
+from pipeline.io import atomic_write_json, read_json, sha256_file, temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def _provision(target: Path, build) -> Path:
             return check_model_dir(target)
         if target.exists():
             raise ModelError(f"{target} exists but has no manifest (an interrupted or foreign build); delete it and re-run")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        tmp = temp_dir(target)
         try:
             build(tmp)
             write_manifest(tmp, spec=target.name)

@@ -156,6 +156,8 @@ def test_tiny_training_reaches_min_steps_and_picks_the_best_checkpoint_on_val(sm
     assert val["used"] is True and val["rows"] == 3 and len(val["eval_losses"]) == 3  # steps 3, 6 and the last
     assert val["best_eval_loss"] == min(val["eval_losses"])
     assert val["best_checkpoint"] in {"checkpoint-3", "checkpoint-6", "checkpoint-7"}
+    # the ledger counts the 7 steps run and, beside them, the step of the weights exported
+    assert res.metrics["train.exported_step"] == res.info["exported_step"]["sft"] == int(val["best_checkpoint"][11:])
     assert read_json(gen.path / "train" / "sft" / "final" / "result.json")["step_plan"]["actual"] == 7
 
 

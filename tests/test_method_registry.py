@@ -37,11 +37,11 @@ def test_unknown_or_repeated_method_fails_config_validation(smoke_cfg):
 def test_report_columns_come_from_the_registry(toy):
     assert report.hparam_keys() == ("learning_rate", "epochs", "lora_r")
     grpo = ("train.reward_last", "train.majority_gold_agreement")
-    assert report.train_columns([]) == ("train.steps", "train.loss_last", *grpo, "train.toy_lm_loss_last",
+    assert report.train_columns([]) == ("train.steps", "train.exported_step", "train.loss_last", *grpo, "train.toy_lm_loss_last",
                                         "hp.learning_rate", "hp.epochs", "hp.lora_r", "hp.source")
     METHODS.unregister(toy.name)
-    assert report.train_columns([]) == ("train.steps", "train.loss_last", *grpo, "hp.learning_rate", "hp.epochs", "hp.lora_r",
-                                        "hp.source")
+    assert report.train_columns([]) == ("train.steps", "train.exported_step", "train.loss_last", *grpo, "hp.learning_rate",
+                                        "hp.epochs", "hp.lora_r", "hp.source")
 
 
 def test_a_chain_prepares_one_phase_per_method(smoke_cfg, toy):
@@ -70,7 +70,7 @@ def test_plugin_method_trains_through_the_train_stage(smoke_cfg, toy):
     ctx = make_ctx(cfg, arithmetic_rows(6), LORA)
     res = run(ctx)
     assert res.info["steps"] == {"toy_lm": 6} and res.info["method"] == "toy_lm"
-    assert set(res.metrics) == {"train.steps", "train.toy_lm_loss_first", "train.toy_lm_loss_last"}
+    assert set(res.metrics) == {"train.steps", "train.exported_step", "train.toy_lm_loss_first", "train.toy_lm_loss_last"}
     assert res.metrics["train.steps"] == 6  # the stage's own column, whatever the method
     assert res.metrics["train.toy_lm_loss_last"] < res.metrics["train.toy_lm_loss_first"]
     assert (ctx.out / "toy_lm" / "checkpoints" / "checkpoint-6" / "COMPLETE").exists()

@@ -92,3 +92,17 @@ def test_an_unreadable_pid_file_names_itself(tmp_path):
     (tmp_path / PID_FILE).write_text("{}")
     with pytest.raises(LaunchError, match="worker.pid is unreadable"):
         reap_stale_worker(Path(tmp_path))
+
+
+def test_a_worker_record_from_another_host_whose_heartbeat_lapsed_is_dropped(stale):
+    """A job requeued on another node: the old node's record is judged by its heartbeat (the file's
+    mtime, which the old stage stopped beating), never by a pid that means nothing here."""
+    from pipeline import lease
+
+    out, proc = stale
+    rec = json.loads((out / PID_FILE).read_text())
+    (out / PID_FILE).write_text(json.dumps({**rec, "host": "elsewhere", "boot_id": "x"}))
+    t = time.time() - lease.LEASE_S - 5
+    os.utime(out / PID_FILE, (t, t))
+    assert reap_stale_worker(out).startswith(f"dropped the record of pid {proc.pid} on host elsewhere")
+    assert proc.poll() is None and not (out / PID_FILE).exists()  # the pid named another machine's process

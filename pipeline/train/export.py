@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from pipeline import models
 from pipeline.cards import front_matter
 from pipeline.config import Config, HParams
 from pipeline.engine import end_of_turn_id
-from pipeline.io import atomic_write_text
+from pipeline.io import atomic_write_text, temp_dir
 from pipeline.train.methods import METHODS
 
 MERGE_NOTE = "LoRA adapters merged into the weights: the directory loads in transformers and vLLM as is"
@@ -40,6 +39,22 @@ def merged_model(init_dir: Path, out: Path, phases: list[str], lora: bool):
     for phase in phases:
         model = PeftModel.from_pretrained(model, str(out / phase / "final")).merge_and_unload()
     return model.to(dtype)
+
+
+def exported_step(phase: dict) -> int:
+    """The optimizer step whose weights a phase hands on: its best-validation checkpoint's when it chose
+    one (the trainer loads it at the end), else its last step."""
+    best = (phase.get("val") or {}).get("best_checkpoint")
+    return int(best.rsplit("-", 1)[1]) if best else phase["steps"]
+
+
+def exported_line(phases: dict) -> str:
+    """The card's line saying which step's weights it describes, beside the steps run."""
+    def one(name: str, r: dict) -> str:
+        why = "lowest validation loss" if (r.get("val") or {}).get("best_checkpoint") else "the last step"
+        return f"{name} step {exported_step(r)} of {r['steps']} run ({why})"
+
+    return "- Exported weights: " + "; ".join(one(n, r) for n, r in phases.items()) + "."
 
 
 def model_card(info: dict, cfg: Config) -> str:
@@ -67,6 +82,7 @@ def model_card(info: dict, cfg: Config) -> str:
         f"- Hyperparameters: learning rate {hp.learning_rate:g}, epochs {hp.epochs:g}, effective batch "
         f"{hp.batch_size}, max length {hp.max_seq_length}, warmup ratio {hp.warmup_ratio:g}.",
         *[m.card_phase(res[m.name]) for m in chain],
+        exported_line(res),
         "",
         "## Data",
         *[m.card_data(info["data"][m.name], info["files"][m.name]["path"], info["files"][m.name]["sha256"], hp)
@@ -88,8 +104,7 @@ def write_model_dir(target: Path, init_dir: Path, train_out: Path, phases: list[
     for stale in target.parent.glob(f".{target.name}.*"):  # temp dirs of an interrupted export
         shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)  # no manifest: an interrupted or foreign write
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the model dir is shared like any other output
+    tmp = temp_dir(target)  # the model dir is shared like any other output: not mkdtemp's 0700
     try:
         tok = AutoTokenizer.from_pretrained(str(init_dir))
         model = merged_model(init_dir, train_out, phases, lora)

@@ -19,19 +19,22 @@ intermediate size, heads), in bytes:
 torch.cuda.mem_get_info; CPU: MemAvailable) and, while it does not fit, changes the plan in this
 order: gradient checkpointing on; then a smaller per-device batch with more gradient accumulation
 (the effective batch stays); then LoRA instead of full fine-tuning (the smallest positive lora_r of
-`propose.space`). The train stage records what it did in its manifest's `memory_preflight`. The
-same accepted proposal always gets the same changes, so a resumed run never repeats the crash.
+`propose.space`). The train stage records what it did in its manifest's `memory_preflight`.
+`planned(out, ...)` records the plan in the train dir on the first start and a resume reads it back
+(free memory may differ by then): the run that resumes a checkpoint keeps the batch, accumulation
+and LoRA rank the checkpoint was made with, and never repeats the crash.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pipeline.config import Config, HParams
-from pipeline.io import read_json
+from pipeline.io import atomic_write_json, hash_obj, read_json
 from pipeline.train.worker import batch_layout  # the worker's own batch arithmetic
 
 MB = 2**20
@@ -42,6 +45,7 @@ FILE = "memory_preflight.json"  # under <gen>/train/: what the preflight found a
 LOGIT_COPIES = 3
 # Allocator fragmentation, the CUDA context, dataloader buffers: never plan to the last byte.
 HEADROOM = 0.9
+log = logging.getLogger(__name__)
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 BLOCK = {n: "self_attn" if n in LINEAR_NAMES[:4] else "mlp" for n in LINEAR_NAMES}  # module path inside a layer
 
@@ -211,20 +215,48 @@ def fit(shape: ModelShape, plan: Plan, budget: int, lora_choices: list[int]) -> 
     return plan, changes
 
 
-def preflight(cfg: Config, hp: HParams, model_dir: str | Path, device: tuple[str, int, int] | None = None) -> Preflight:
-    """Check the accepted proposal against the device (`device_memory()` unless given); a plan that fits."""
+def requested(cfg: Config, hp: HParams, kind: str) -> Plan:
+    """The plan the proposal and the train config ask for on a `kind` ("cuda"/"cpu") device."""
     t = cfg.train
-    kind, free, _total = device or device_memory()
     per, _accum = batch_layout(hp.batch_size, t.per_device_batch_size, t.num_gpus)
     bf16 = t.precision == "bf16" or (t.precision == "auto" and kind == "cuda")
     fsdp = t.num_gpus > 1 and t.launcher == "accelerate" and Path(t.accelerate_config).stem == "fsdp"
-    plan = Plan(lora_r=hp.lora_r, per_device=per, seq=hp.max_seq_length, gradient_checkpointing=t.gradient_checkpointing,
+    return Plan(lora_r=hp.lora_r, per_device=per, seq=hp.max_seq_length, gradient_checkpointing=t.gradient_checkpointing,
                 bf16=bf16, lora_dropout=hp.lora_dropout, target_modules=t.lora_target_modules,
                 shards=t.num_gpus if fsdp else 1)
+
+
+def preflight(cfg: Config, hp: HParams, model_dir: str | Path, device: tuple[str, int, int] | None = None) -> Preflight:
+    """Check the accepted proposal against the device (`device_memory()` unless given); a plan that fits."""
+    kind, free, _total = device or device_memory()
+    plan = requested(cfg, hp, kind)
     shape = ModelShape.from_dir(model_dir)
     fitted, changes = fit(shape, plan, int(free * HEADROOM), list(cfg.propose.space.lora_r))
     return Preflight(plan=fitted, estimate_mb=round(estimate(shape, fitted)["total"] / MB, 1), device=kind,
                      device_mb=round(free / MB, 1), changes=changes)
+
+
+def planned(out: Path, cfg: Config, hp: HParams, model_dir: str | Path,
+            device: tuple[str, int, int] | None = None) -> Preflight:
+    """This train dir's preflight: made on the first start and recorded in `out/FILE`, read back on a
+    resume, so a resumed stage trains with the batch, accumulation and LoRA rank its checkpoints were
+    made with, however much memory is free now. A record made for other inputs (proposal, train config,
+    device kind, model) is made anew."""
+    path = Path(out) / FILE
+    kind, free, total = device or device_memory()
+    inputs = hash_obj({"plan": asdict(requested(cfg, hp, kind)), "lora_choices": list(cfg.propose.space.lora_r),
+                       "model": asdict(ModelShape.from_dir(model_dir))})
+    if path.exists():
+        rec = read_json(path)
+        if rec.get("inputs") == inputs:
+            log.info("memory preflight: the plan recorded at the first start (%s MB free then, %.0f MB now)",
+                     rec["device_mb"], free / MB)
+            return Preflight(plan=Plan(**rec["plan"]), estimate_mb=rec["estimate_mb"], device=rec["device"],
+                             device_mb=rec["device_mb"], changes=list(rec["changes"]))
+        log.warning("%s was planned for other inputs (proposal, train config, device or model): planning again", path)
+    pre = preflight(cfg, hp, model_dir, device=(kind, free, total))
+    atomic_write_json(path, {**pre.record(), "inputs": inputs})
+    return pre
 
 
 def apply(pre: Preflight, config: dict, hparams: dict) -> tuple[dict, dict]:

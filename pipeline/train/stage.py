@@ -16,7 +16,9 @@
    (`train.isolate`), under accelerate/torchrun when `train.num_gpus > 1` (pipeline.train.launch);
    each phase starts from the previous one's result and runs the optimizer steps
    pipeline.train.budget plans (epochs, `train.min_steps`, `train.max_steps`: `step_rule` in the
-   manifest, `train.steps` in the ledger); a restarted stage resumes from its newest complete checkpoint;
+   manifest, `train.steps` in the ledger, and `train.exported_step`: the steps behind the exported
+   weights, each phase's best-validation checkpoint); a restarted stage resumes from its newest
+   complete checkpoint with the memory plan of its first start;
 3. merges and writes `gen_NNN/model/` atomically with a model card (pipeline.train.export).
 """
 
@@ -35,7 +37,7 @@ from pipeline.models import check_model_dir
 from pipeline.stage import StageContext, StageResult
 from pipeline.train import memory, methods, mixture
 from pipeline.train.data import TrainDataError, require_chat_template
-from pipeline.train.export import model_card, write_model_dir
+from pipeline.train.export import exported_step, model_card, write_model_dir
 from pipeline.train.launch import reap_stale_worker, run_worker
 from pipeline.train.methods.base import CHAT
 from pipeline.train.worker import RESULT, Job, train
@@ -78,8 +80,7 @@ def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
         data[m.name] = {**stats, "file": os.path.relpath(src, ctx.gen.path), "val": val,
                         **({"mixture": mix} if m.data == CHAT else {})}
         phases.append(phase)
-    pre = memory.preflight(cfg, hp, start)  # an infeasible plan gets checkpointing, accumulation or LoRA
-    atomic_write_json(ctx.out / memory.FILE, pre.record())
+    pre = memory.planned(ctx.out, cfg, hp, start)  # checkpointing, accumulation or LoRA if infeasible; kept on resume
     config, hparams = memory.apply(pre, resolved_dict(cfg), asdict(hp))
     job = Job(config=config, hparams=hparams, init_dir=str(start), out=str(ctx.out), phases=phases)
     path = atomic_write_json(ctx.out / "job.json", asdict(job))
@@ -139,10 +140,12 @@ def run(ctx: StageContext) -> StageResult:
         "val": {k: {**data[k]["val"], **p["val"]} for k, p in phases.items()},
         "step_rule": {k: p["step_plan"]["rule"] for k, p in phases.items()},
         "step_plan": {k: p["step_plan"] for k, p in phases.items()},
+        "exported_step": {k: exported_step(p) for k, p in phases.items()},  # best-validation checkpoint's
         "memory_preflight": read_json(ctx.out / memory.FILE),
     }
     metrics = {k: v for m in chain for k, v in m.ledger_metrics(phases[m.name]).items()}
     metrics[methods.STEPS_METRIC] = sum(p["steps"] for p in phases.values())  # optimizer steps of this generation
+    metrics[methods.EXPORTED_METRIC] = sum(info["exported_step"].values())  # ... behind the exported weights
     tokens = sum(p["tokens"] for p in phases.values())
     atomic_write_json(ctx.out / "summary.json", {"metrics": metrics, "info": info})
     return StageResult(metrics=metrics, info=info, tokens=tokens, inputs=inputs)

@@ -63,10 +63,12 @@ def _union(parts) -> tuple[str, ...]:
     return tuple(dict.fromkeys(x for part in parts for x in part))
 
 
-# The train stage's own ledger metric, whatever the chain: optimizer steps of every phase together
-# (pipeline.train.budget plans them).
+# The train stage's own ledger metrics, whatever the chain: optimizer steps of every phase together
+# (pipeline.train.budget plans them), and the steps behind the exported weights (each phase hands on
+# its best-validation checkpoint, which may be earlier than its last step; pipeline.train.export).
 STEPS_METRIC = "train.steps"
-STAGE_COLUMNS = (STEPS_METRIC,)
+EXPORTED_METRIC = "train.exported_step"
+STAGE_COLUMNS = (STEPS_METRIC, EXPORTED_METRIC)
 
 
 def report_columns() -> tuple[str, ...]:
