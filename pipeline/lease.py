@@ -21,6 +21,7 @@ keep writing side by side.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -229,8 +230,7 @@ def acquire(path: Path, lease_s: float = LEASE_S, heartbeat_s: float = HEARTBEAT
         _clear_leftovers(path, tmp)
         for _ in range(100):  # each round either links or removes a stale lock; a bound against livelock only
             try:
-                os.link(tmp, path)  # atomic: fails when the name exists, even over NFS
-                return me, os.stat(tmp).st_ino
+                return me, _link(tmp, path, me)
             except FileExistsError:
                 pass
             rec, st, j = settle(path, tmp, lease_s if max_wait_s is None else max_wait_s)
@@ -243,6 +243,24 @@ def acquire(path: Path, lease_s: float = LEASE_S, heartbeat_s: float = HEARTBEAT
         raise LeaseHeld(path, None, Judgement(False, "contended by other lockers for 100 rounds", 0.0))
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link(tmp: Path, path: Path, me: dict) -> int:
+    """Put the complete record `tmp` under `path` (FileExistsError if taken); returns the lock's inode."""
+    try:
+        os.link(tmp, path)  # atomic: fails when the name exists, even over NFS
+        return os.stat(tmp).st_ino
+    except FileExistsError:
+        raise
+    except OSError as e:  # a filesystem without hard links: exclusive create, then write; the empty
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):  # moment ages by the lease
+            raise
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+        f.flush()
+        os.fsync(f.fileno())
+        return os.fstat(f.fileno()).st_ino
 
 
 class Heartbeat:
@@ -277,7 +295,10 @@ class Heartbeat:
                 log.warning("heartbeat on %s failed (%s); retrying in %.0fs", self.path, e, self.interval)
 
     def _lost(self, why: str) -> None:
-        if not self._stop.is_set() and self.on_lost:
+        if self._stop.is_set():
+            return
+        log.warning("heartbeat on %s stopped: %s", self.path, why)
+        if self.on_lost:
             self.on_lost(why)
 
 

@@ -158,6 +158,8 @@ def test_tiny_training_reaches_min_steps_and_picks_the_best_checkpoint_on_val(sm
     assert val["best_checkpoint"] in {"checkpoint-3", "checkpoint-6", "checkpoint-7"}
     # the ledger counts the 7 steps run and, beside them, the step of the weights exported
     assert res.metrics["train.exported_step"] == res.info["exported_step"]["sft"] == int(val["best_checkpoint"][11:])
+    assert f"Exported weights: sft step {res.metrics['train.exported_step']} of 7 run" in (
+        gen.model_dir / "README.md").read_text()
     assert read_json(gen.path / "train" / "sft" / "final" / "result.json")["step_plan"]["actual"] == 7
 
 

@@ -78,6 +78,24 @@ def test_an_empty_lock_is_judged_by_its_mtime_against_the_lease(tmp_path):
         assert json.loads((lin.path / "LOCK").read_text())["host"] == lease.this_host()["host"]
 
 
+def test_without_hard_links_the_lock_is_created_exclusively(tmp_path, monkeypatch):
+    """Some filesystems refuse link(2): the lock falls back to an exclusive create (its empty moment is
+    what the lease judgement of an empty lock covers) and still refuses a second holder."""
+    import errno
+
+    def no_links(*a, **k):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    lin = Lineage(tmp_path, "default")
+    with lin.lock():
+        assert json.loads((lin.path / "LOCK").read_text())["pid"] == os.getpid()
+        with pytest.raises(LineageError, match="in use by pid"):
+            with lin.lock(max_wait_s=0):
+                pass
+    assert not (lin.path / "LOCK").exists() and not list(lin.path.glob(".LOCK.*"))
+
+
 def test_a_record_from_another_host_counts_by_its_heartbeat_not_its_pid(tmp_path):
     lin = Lineage(tmp_path, "default")
     lin.path.mkdir()
