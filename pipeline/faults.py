@@ -3,6 +3,7 @@
     PIPELINE_FAULT=manifest-written:eval python -m pipeline.generation ...   # dies after eval's manifest
     PIPELINE_FAULT=promote:teacher-set ...        # dies between the TEACHER write and the statuses
     PIPELINE_FAULT=train:checkpoint-saved ...     # the trainer dies right after its first COMPLETE checkpoint
+    PIPELINE_FAULT=lock:temp-written ...          # a locker dies with its LOCK record written, before the link
 
 `point(name)` does nothing unless the environment variable names this point, so production code
 pays one dictionary lookup. The process ends with `os._exit`: no cleanup, no finally blocks, no
