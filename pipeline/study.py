@@ -13,8 +13,9 @@ devices (CUDA GPUs, or `candidate.devices=N` fake device sets) they run in paral
 slot of `candidate.gpus` devices, each in a fresh child process with CUDA_VISIBLE_DEVICES set: the
 device-slot mechanism of the sweeps (`pipeline.devices.claim_slot`, shared lock files, the slot mapped
 through this process's CUDA_VISIBLE_DEVICES), child output in `<study>/logs/<lineage>.log`. Inside a
-SLURM job the lineages use the job's allocation as given, one after another (no slot claims). Re-running a study with `generations=N` continues its lineages
-up to N (each lineage's run is idempotent; the default -1 adds one generation per run).
+SLURM job the lineages use the job's allocation as given, one after another (no slot claims).
+Re-running a study with `generations=N` continues its lineages up to N (each lineage's run is
+idempotent; the default -1 adds one generation per run).
 
 `<root>/studies/<name>/study.json` records the arms, seeds, common overrides and every lineage's
 dir, status and devices; `pipeline.compare` reads it.

@@ -13,7 +13,8 @@ the other jobs and trains only its own candidate, `gen_NNN-<name>/`. Where a job
   loky workers, where vLLM cannot start its engine processes: "cannot find context for 'loky'"),
   still in a fresh child process, on the devices the parent sees;
 - otherwise in-process: Hydra's basic launcher (one job after another in the launching process) and
-  a SLURM job (its own fresh process, on the allocation SLURM gave it; never a slot claim).
+  a SLURM job (its own fresh process, on the allocation SLURM gave it; never a slot claim). A
+  worker-sharing launcher inside a SLURM job is refused: its jobs would share one allocation.
 The child is a single run: the job's overrides minus the sweep group (whose `hydra.mode: MULTIRUN`
 would make it a nested multirun) plus the job's resolved `candidate.name`.
 """

@@ -4,8 +4,6 @@ sweep job runs: a fresh child process under any launcher that reuses its workers
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -50,8 +48,9 @@ def test_under_slurm_the_allocation_is_used_as_given(monkeypatch):
     assert not devices.claims_slots(8, 1)  # never a slot claim, so never a renumbered CUDA_VISIBLE_DEVICES
 
 
-def _job_config(tmp_path, *overrides):
-    """A sweep job's config and its Hydra runtime config, as Hydra would give them to the job."""
+def _job_config(tmp_path, *overrides, child_only=()):
+    """A sweep job's config and its Hydra runtime config, as Hydra would give them to the job;
+    `child_only` overrides reach only a child started for the job (its task overrides)."""
     from hydra import compose as hcompose
     from hydra import initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
@@ -64,7 +63,7 @@ def _job_config(tmp_path, *overrides):
         hc = hcompose("config", args, return_hydra_config=True)
     with open_dict(hc):
         hc.hydra.runtime.output_dir = str(tmp_path / "job0")
-        hc.hydra.overrides.task = [a for a in args if not a.startswith("hydra")]
+        hc.hydra.overrides.task = [a for a in args if not a.startswith("hydra")] + list(child_only)
     HydraConfig.instance().set_config(hc)
     return compose([a for a in args if not a.startswith("hydra")])
 
@@ -82,32 +81,22 @@ def test_sweep_job_under_a_restricted_parent_runs_on_the_parents_devices(tmp_pat
     assert seen == [devices.child_env("1", on_cuda=False, visible="4,5")] and seen[0]["CUDA_VISIBLE_DEVICES"] == "5"
 
 
-def test_worker_sharing_launchers_run_each_job_in_a_child_and_slurm_refuses_them(tmp_path, monkeypatch):
+def test_worker_sharing_launchers_run_each_job_in_a_fresh_child_and_slurm_refuses_them(tmp_path, monkeypatch):
+    """Under joblib without devices the job really starts a fresh child (`python -m pipeline.generation`,
+    a single run), whose candidate starts a process the way vLLM starts its engine: in a reused loky
+    worker that dies with "cannot find context for 'loky'", in the child it works."""
     assert sweep.shares_workers("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher")
     assert not sweep.shares_workers("hydra._internal.core_plugins.basic_launcher.BasicLauncher")
     assert not sweep.shares_workers("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
-    seen = []
-    monkeypatch.setattr(sweep, "run_child", lambda overrides, name, out, env: seen.append(env) or {"value": 2.0})
     monkeypatch.delenv(devices.CHILD_ENV, raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    cfg = _job_config(tmp_path, "candidate.devices=0", "hydra/launcher=joblib")
-    assert sweep.job(cfg) == 2.0 and seen == [{}]  # no devices: a child all the same, on what the parent sees
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    cfg = _job_config(tmp_path, "candidate.devices=0", "candidate.hparams.learning_rate=0.001", "hydra/launcher=joblib",
+                      child_only=["plugins=[tests.plugins.spawning_candidate]"])
+    assert sweep.job(cfg) == 0.001
+    info = read_json(tmp_path / "job0" / "candidate.json")
+    assert info["child"] == "1" and info["pid"] != os.getpid() and info["candidate"] == "gen_001-j0"
+    assert info["devices"] == os.environ.get("CUDA_VISIBLE_DEVICES")  # no devices: what the parent sees
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     with pytest.raises(ConfigError, match=r"'hydra/launcher'.*inside SLURM job 42.*hydra/launcher=slurm"):
         sweep.job(cfg)
-
-
-def test_joblib_sweep_without_devices_runs_each_job_in_a_fresh_child(tmp_path):
-    """The real CLI and joblib launcher; each job's candidate starts a process as vLLM's engine does,
-    which fails in a reused loky worker ("cannot find context for 'loky'") and works in a fresh child."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop(devices.CHILD_ENV, None)
-    env.pop("SLURM_JOB_ID", None)
-    res = subprocess.run([sys.executable, "-m", "pipeline.generation", "-m", "sweep=smoke", "model=tiny:qwen3",
-                          "experiment=smoke", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                          "candidate.devices=0", f"paths.root={tmp_path}", "plugins=[tests.plugins.spawning_candidate]"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    jobs = [read_json(p) for p in sorted(tmp_path.rglob("candidate.json"))]
-    assert sorted(j["candidate"] for j in jobs) == ["gen_001-j0", "gen_001-j1"]
-    assert all(j["child"] == "1" and j["start_method"] != "loky" for j in jobs) and len({j["pid"] for j in jobs}) == 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 
-from pipeline import candidates
+from pipeline import candidates, devices
 
 
 def _spawn_like_vllm(cfg, lineage) -> dict:
@@ -24,7 +24,7 @@ def _spawn_like_vllm(cfg, lineage) -> dict:
     if proc.exitcode:
         raise RuntimeError(f"a spawned process exited with {proc.exitcode} in a {mp.get_start_method()} process")
     return {"value": float(cfg.candidate.hparams.learning_rate), "candidate": f"gen_001-{cfg.candidate.name}",
-            "start_method": mp.get_start_method(), "child": os.environ.get("PIPELINE_SWEEP_CHILD")}
+            "start_method": mp.get_start_method(), "child": os.environ.get(devices.CHILD_ENV)}
 
 
 candidates.run_candidate = _spawn_like_vllm
