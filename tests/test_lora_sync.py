@@ -125,4 +125,12 @@ def test_grpo_with_vllm_refuses_sleep_mode_on_a_trl_before_the_fix(monkeypatch):
     with pytest.raises(ConfigError, match=r"'train.grpo.vllm_sleep_mode': trl 1.9.0 serves stale weights.*trl#5312"):
         compose(args)
     monkeypatch.setattr(grpo, "trl_version", lambda: grpo.TRL_SLEEP_FIX)
-    assert compose(args).train.grpo.vllm_sleep_mode
+    cfg = compose(args)
+    assert cfg.train.grpo.vllm_sleep_mode
+    # what the sync does is recorded: in the phase result (train manifest) and, with LoRA, the card
+    from pipeline.config import HParams
+
+    hp = HParams(learning_rate=1e-4, epochs=1, lora_r=8, lora_alpha=16, lora_dropout=0.0, batch_size=16,
+                 max_seq_length=1024, warmup_ratio=0.0, num_examples=16, math_fraction=1.0, synth_temperature=0.8)
+    assert grpo.METHOD.phase_stats([], cfg)["vllm_weight_sync"] == lora_sync.SYNC
+    assert lora_sync.SYNC in grpo.METHOD.card_method(cfg, hp)
