@@ -74,9 +74,11 @@ generations:
 	$(PY) -m pipeline.generation experiment=$(PROFILE) generations=$(N) $(MULTI_GPU) $(ARGS)
 
 # One Hydra multirun; on a GPU node the jobs run in parallel, one device set each (pipeline/sweep.py).
+# A launcher named in ARGS (hydra/launcher=slurm) replaces joblib: Hydra lets the later group choice
+# win, but joblib's hydra.launcher.n_jobs would then be refused by the other launcher's schema.
+SWEEP_LAUNCHER := $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)))
 sweep:
-	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) \
-		$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)) $(ARGS)
+	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) $(SWEEP_LAUNCHER) $(ARGS)
 
 # Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/study.py).
 # Compare them: make report ARGS="--compare checkpoints/studies/$(STUDY)"

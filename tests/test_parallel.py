@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from pipeline import devices
 from pipeline.config import ConfigError
+from pipeline.devices import child_env
 from pipeline.engine import parallel
-from pipeline.engine.replicas import shards, worker_env
+from pipeline.engine.replicas import shards
 from tests.conftest import compose
 
 GB = 1e9
@@ -74,12 +76,12 @@ def test_plan_on_fake_device_sets(tiny_qwen3):
     p = parallel.plan(tiny_qwen3, cfg)
     assert (p.tensor_parallel_size, p.replicas, p.device_sets, p.on_cuda) == (1, 2, ("0", "1"), False)
     assert parallel.plan(tiny_qwen3, compose(["model=tiny:qwen3", "experiment=smoke"]).engine).replicas == 1
-    assert worker_env("1", on_cuda=False)["CUDA_VISIBLE_DEVICES"] == "1"
-    assert worker_env("1", on_cuda=False)["VLLM_CPU_OMP_THREADS_BIND"] == parallel.cpu_binding("1")
-    assert "VLLM_CPU_OMP_THREADS_BIND" not in worker_env("2,3", on_cuda=True)
+    assert child_env("1", on_cuda=False, visible=None)["CUDA_VISIBLE_DEVICES"] == "1"
+    assert child_env("1", on_cuda=False, visible=None)["VLLM_CPU_OMP_THREADS_BIND"] == devices.cpu_binding("1")
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in child_env("2,3", on_cuda=True, visible=None)
     # a process that sees only some GPUs (a sweep job) hands its replicas its own ones
-    assert worker_env("1", on_cuda=True, visible="4,5")["CUDA_VISIBLE_DEVICES"] == "5"
-    assert worker_env("0,1", on_cuda=False, visible="6,7")["CUDA_VISIBLE_DEVICES"] == "6,7"
+    assert child_env("1", on_cuda=True, visible="4,5")["CUDA_VISIBLE_DEVICES"] == "5"
+    assert child_env("0,1", on_cuda=False, visible="6,7")["CUDA_VISIBLE_DEVICES"] == "6,7"
 
 
 def test_shards_are_contiguous_balanced_and_cover_everything():

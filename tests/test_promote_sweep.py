@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from pipeline import promote, sweep
+from pipeline import promote
+from pipeline.devices import claim_slot
 from pipeline.io import atomic_write_json
 from pipeline.lineage import Lineage
 from pipeline.stage import Manifest, StageResult, write_manifest
@@ -77,7 +78,7 @@ def test_each_job_gets_a_distinct_device_set(tmp_path):
     held, lock = [], threading.Lock()
 
     def job():
-        with sweep.claim_slot(tmp_path, n_devices=4, per_job=2, poll=0.01) as devices:
+        with claim_slot(tmp_path, n_devices=4, per_job=2, poll=0.01) as devices:
             with lock:
                 held.append(devices)
                 assert len(set(held)) == len(held)  # nobody else holds these devices now
@@ -94,7 +95,7 @@ def test_each_job_gets_a_distinct_device_set(tmp_path):
         t.join()
     assert sorted(set(seen)) == ["0,1", "2,3"] and len(seen) == 5
     with pytest.raises(RuntimeError, match="only 1 GPU"):
-        with sweep.claim_slot(tmp_path, n_devices=1, per_job=2):
+        with claim_slot(tmp_path, n_devices=1, per_job=2):
             pass
 
 

@@ -134,6 +134,10 @@ class GRPOConfig:
     prompts_per_step: int = MISSING  # prompts per optimizer step: prompts_per_step * num_generations completions
     max_completion_length: int = MISSING  # new tokens per completion
     temperature: float = MISSING  # sampling temperature of the completions
+    # truncated sampling; with use_vllm refused (trl#6789: it biases the importance-sampling correction)
+    top_p: float = MISSING  # 1.0: no nucleus truncation
+    top_k: int = MISSING  # 0: no top-k truncation
+    min_p: float = MISSING  # 0.0: no min-p truncation
     beta: float = MISSING  # KL coefficient to the start model; 0 = no reference model loaded (trl's default)
     learning_rate: float = MISSING
     epochs: float = MISSING
@@ -141,6 +145,7 @@ class GRPOConfig:
     rewards: List[RewardSpec] = field(default_factory=list)  # a list, so an override replaces it whole
     use_vllm: bool = MISSING  # colocated vLLM generation (GPU); false: transformers generate (CPU)
     vllm_gpu_memory_utilization: float = MISSING  # the colocated engine's share of the GPU
+    vllm_sleep_mode: bool = MISSING  # sleep the colocated engine during optimizer steps (needs a trl with trl#5312 fixed)
     pool_questions: int = MISSING  # GSM8K `pool` questions (gold kept for statistics only) in synth/prompts.jsonl
     min_prompts: int = MISSING  # fewer usable prompts is an error, not a silent tiny run
 
@@ -149,6 +154,9 @@ class GRPOConfig:
         check(self.prompts_per_step >= 1, "train.grpo.prompts_per_step", "must be >= 1")
         check(self.max_completion_length >= 1, "train.grpo.max_completion_length", "must be >= 1")
         check(self.temperature > 0, "train.grpo.temperature", "must be > 0 (a greedy group has no variance)")
+        check(0 < self.top_p <= 1, "train.grpo.top_p", "must be in (0, 1]")
+        check(self.top_k >= 0, "train.grpo.top_k", "must be >= 0 (0: no top-k)")
+        check(0 <= self.min_p < 1, "train.grpo.min_p", "must be in [0, 1)")
         check(self.beta >= 0, "train.grpo.beta", "must be >= 0")
         check(self.learning_rate > 0, "train.grpo.learning_rate", "must be > 0")
         check(self.max_steps == -1 or self.max_steps > 0, "train.grpo.max_steps", "must be -1 or > 0")

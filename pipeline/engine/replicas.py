@@ -19,23 +19,12 @@ import os
 import traceback
 from pathlib import Path
 
+from pipeline import devices as dev
 from pipeline.config import EngineConfig, ModelConfig
 from pipeline.engine.base import Engine, EngineError, GenParams, Output, pick_backend
-from pipeline.engine.parallel import Plan, cpu_binding
+from pipeline.engine.parallel import Plan
 
 log = logging.getLogger(__name__)
-
-
-def worker_env(devices: str, on_cuda: bool, visible: str | None = None) -> dict[str, str]:
-    """The environment of the worker on device set `devices` (indices into this process's visible
-    devices: a sweep job that sees GPUs "4,5" gives its replicas "4" and "5", not "0" and "1")."""
-    if visible:
-        ids = visible.split(",")
-        devices = ",".join(ids[int(d)] for d in devices.split(","))
-    env = {"CUDA_VISIBLE_DEVICES": devices}
-    if not on_cuda:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(devices)
-    return env
 
 
 def _serve(conn, env: dict, model_dir: str, model_cfg: ModelConfig, cfg: EngineConfig, seed: int, tp: int) -> None:
@@ -94,7 +83,7 @@ class ReplicatedEngine(Engine):
         for devices in plan.device_sets:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, daemon=True, name=f"engine-replica-{devices}",
-                               args=(child, worker_env(devices, plan.on_cuda, os.environ.get("CUDA_VISIBLE_DEVICES")), str(model_dir), model_cfg, cfg,
+                               args=(child, dev.child_env(devices, plan.on_cuda, dev.visible()), str(model_dir), model_cfg, cfg,
                                      seed, plan.tensor_parallel_size))
             proc.start()
             child.close()

@@ -16,6 +16,13 @@ colocated vLLM (`vllm_mode="colocate"`), sharing the trainer's GPU. Colocate fai
 at the first weight sync (its CPU linear layers repack weights and lose `weight_loader`); only a
 patch of vLLM internals would fix that, and the product does not patch vLLM.
 
+Known defects of GRPO with vLLM, guarded here: with LoRA, trl merges and unmerges the adapter in
+place at every weight sync, which drifts a bf16 base (trl#6688): the sync is routed through
+`pipeline.train.lora_sync` (out-of-place fp32 merge, recorded in the phase result and the card);
+truncated sampling (top_p < 1, top_k > 0, min_p > 0) biases trl's importance-sampling correction
+(trl#6789) and sleep mode served stale weights in trl releases before the fix (trl#5312): both are
+refused with use_vllm.
+
 Batches count completions: per optimizer step prompts_per_step * num_generations of them, generated
 at once and trained in micro-batches of at most `train.per_device_batch_size` (trl's
 steps_per_generation = gradient accumulation). Learning rate, epochs and max_steps are
@@ -25,18 +32,41 @@ steps_per_generation = gradient accumulation). Learning rate, epochs and max_ste
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from packaging.version import Version
+
 from pipeline import rewards
 from pipeline.config import Config, ConfigError, HParams
 from pipeline.registry import RegistryError
+from pipeline.train import lora_sync
 from pipeline.train.data import TrainDataError, chat_token_ids, check_turn, read_rows
 from pipeline.train.methods.base import PROMPTS, Method, Phase, Schedule
 
 COLUMNS = ("kind", "gold", "tests", "entry_point", "header")  # what the rewards read (pipeline.rewards)
+# trl#5312 (sleep mode: generate() reloaded the weights from disk after every sync) is fixed by trl#5313.
+# v1.9.0's code still has the bug; 1.16.0 (the pin) has the fix and is the oldest release checked.
+TRL_SLEEP_FIX = "1.16.0"
+
+
+def trl_version() -> str:
+    return importlib.metadata.version("trl")
+
+
+def check_vllm_sampling(g) -> None:
+    """The GRPO-with-vLLM refusals: truncated sampling (trl#6789) and sleep mode on a trl before the fix (trl#5312)."""
+    for key, value, off in (("top_p", g.top_p, 1.0), ("top_k", g.top_k, 0), ("min_p", g.min_p, 0.0)):
+        if value != off:
+            raise ConfigError(f"invalid config value for 'train.grpo.{key}': {value} truncates vLLM's sampling, which "
+                              f"biases trl's importance-sampling correction (trl#6789); keep {key}={off} with use_vllm")
+    if g.vllm_sleep_mode and Version(trl_version()) < Version(TRL_SLEEP_FIX):
+        raise ConfigError(f"invalid config value for 'train.grpo.vllm_sleep_mode': trl {trl_version()} serves stale "
+                          f"weights after sleep (trl#5312; trl >= {TRL_SLEEP_FIX} holds the fix): upgrade trl or set "
+                          "vllm_sleep_mode=false")
 
 
 def micro_batch(completions: int, per_device: int, world: int) -> tuple[int, int]:
@@ -77,6 +107,8 @@ class GRPO(Method):
             raise ConfigError(f"invalid config value for 'train.grpo.rewards': {e}") from None
         if g.use_vllm and importlib.util.find_spec("vllm") is None:
             raise ConfigError("invalid config value for 'train.grpo.use_vllm': vllm is not installed")
+        if g.use_vllm:
+            check_vllm_sampling(g)
         if (g.prompts_per_step * g.num_generations) % cfg.train.num_gpus:
             raise ConfigError(f"invalid config value for 'train.grpo.prompts_per_step': prompts_per_step * "
                               f"num_generations = {g.prompts_per_step * g.num_generations} completions per step "
@@ -147,12 +179,13 @@ class GRPO(Method):
         cfg, g = phase.cfg, phase.cfg.train.grpo
         per, accum = micro_batch(g.prompts_per_step * g.num_generations, cfg.train.per_device_batch_size, phase.world)
         vllm: dict[str, Any] = dict(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
-                                    vllm_max_model_length=cfg.model.max_model_len) if g.use_vllm else {}
+                                    vllm_max_model_length=cfg.model.max_model_len,
+                                    vllm_enable_sleep_mode=g.vllm_sleep_mode) if g.use_vllm else {}
         args = GRPOConfig(**{
             **phase.args, "per_device_train_batch_size": per, "gradient_accumulation_steps": accum,
             "include_num_input_tokens_seen": "no",  # trl counts prompt + completion tokens itself
             "num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
-            "temperature": g.temperature, "beta": g.beta, "reward_weights": rewards.reward_weights(cfg),
+            "temperature": g.temperature, "top_p": g.top_p, "top_k": g.top_k, "min_p": g.min_p or None, "beta": g.beta, "reward_weights": rewards.reward_weights(cfg),
             # short completions are often cut off; masking them would leave nothing to learn from
             "mask_truncated_completions": False, "chat_template_kwargs": dict(cfg.model.chat_template_kwargs),
             **vllm,
@@ -160,8 +193,10 @@ class GRPO(Method):
         tok = phase.tokenizer
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        return GRPOTrainer(model=phase.model, reward_funcs=phase.rewards, args=args, train_dataset=phase.train_dataset,
-                           processing_class=tok, peft_config=phase.peft_config, callbacks=phase.callbacks)
+        trainer = GRPOTrainer(model=phase.model, reward_funcs=phase.rewards, args=args, train_dataset=phase.train_dataset,
+                              processing_class=tok, peft_config=phase.peft_config, callbacks=phase.callbacks)
+        lora_sync.install(getattr(trainer, "vllm_generation", None))  # the bf16 merge drift (trl#6688)
+        return trainer
 
     def phase_stats(self, log_history: list[dict], cfg: Config) -> dict:
         total = _stats(_series(log_history, "reward"))
@@ -171,6 +206,7 @@ class GRPO(Method):
             "reward_per_step": _series(log_history, "reward"),
             "reward_functions": {s.name: _stats(_series(log_history, f"rewards/{s.name}/mean")) for s in cfg.train.grpo.rewards},
             "majority_gold_agreement": mean(agree) if agree else None,
+            "vllm_weight_sync": lora_sync.SYNC if cfg.train.grpo.use_vllm else None,
         }
 
     def ledger_metrics(self, result: dict) -> dict:
@@ -182,7 +218,7 @@ class GRPO(Method):
         ref = f"KL to the start model, beta={g.beta:g}" if g.beta > 0 else "no KL term (beta=0, no reference model)"
         return (f"trl GRPO with label-free rewards {terms}, {g.num_generations} completions per prompt of up to "
                 f"{g.max_completion_length} tokens at temperature {g.temperature:g}, {ref}, generation by "
-                f"{self.generation_backend(cfg)}")
+                f"{self.generation_backend(cfg)}" + (f" ({lora_sync.SYNC})" if g.use_vllm and hp.lora_r else ""))
 
     def card_phase(self, result: dict) -> str:
         s, f = result["schedule"], (lambda x: "n/a" if x is None else f"{x:.3f}")
