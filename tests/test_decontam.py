@@ -101,7 +101,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
 def full_index() -> BenchmarkIndex:
     """The index the synth stage builds: every check, the paraphrase check at its configured threshold."""
     s = compose([]).synth
-    return default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup, s.decontam_paraphrase)
+    return default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup, s.decontam_paraphrase,
+                         s.decontam_paraphrase_answer)
 
 
 def reword(q: str) -> str:

@@ -84,8 +84,9 @@ class Benchmark:
     protocols: Mapping[str, Protocol]
     metrics: tuple[Metric, ...]
     score: Scorer
-    # (label, item id, text[, checks]) for every item that training data must not contain (checks:
-    # all, ngram or near_dup; see pipeline.synth.decontaminate)
+    # (label, item id, text[, checks[, answer]]) for every item that training data must not contain
+    # (checks: all, ngram or near_dup; answer: the item's final answer, for the numbers+answer signal;
+    # see pipeline.synth.decontaminate)
     decontamination: Callable[[], Iterable[tuple]]
     headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # split -> report columns
     sandboxed: bool = False  # verdicts depend on cfg.sandbox (it goes into the task key)

@@ -95,7 +95,8 @@ def run(ctx: StageContext) -> StageResult:
     made_by = {"synth": resolved_dict(cfg)["synth"], "seed": seed, "teacher": ctx.teacher.name,
                "hparams": {k: v for k, v in hp.items() if k != "source"}}
     steps = Steps(ctx.out / "work", made_by)
-    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase)
+    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase,
+                          sc.decontam_paraphrase_answer)
     fractions = wanted_fractions(cfg, ctx, hp)
     do_math = sc.math.n_problems > 0 and max(fractions) > 0
     do_code = sc.code.n_tasks > 0 and min(fractions) < 1
