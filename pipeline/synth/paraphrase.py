@@ -145,7 +145,7 @@ class ParaphraseIndex:
                 n_item = sum(iqs.values())
                 # Symmetric: a long text holding a short item's few numbers among many is no rewording.
                 num = sum(min(c, iqs[q]) for q, c in qs.items()) / max(n_item, n_text)
-                if num >= NUMBERS_MIN and num > out.get(e, (0.0, 0))[0]:
+                if num >= NUMBERS_MIN and (num, n_item) > out.get(e, (0.0, 0)):  # ties: more quantities agree
                     out[e] = (num, n_item)
         return out
 
