@@ -2,18 +2,22 @@
 
 A row is contaminated when any of its message texts, after `textnorm.words` normalization (case,
 punctuation, whitespace and instruction prefixes removed):
-- shares a word n-gram with a benchmark item, numbers kept (n = `synth.decontam_ngram`, 8 by default
-  as in ConTAM/open-r1), or
+- shares a word n-gram holding a number with a benchmark item, numbers kept (n = `synth.decontam_ngram`,
+  8 by default as in ConTAM/open-r1; an 8-gram without a number is generic phrasing, left to the
+  masked 13-grams), or
 - shares a word n-gram with numbers masked to one placeholder (n = `synth.decontam_ngram_masked`,
   13 as in lm-eval), so changing the numbers of a copied item does not hide it, or
 - is a near-duplicate of a whole benchmark statement: at least `synth.decontam_near_dup` of the
   item's word 3-gram shingles occur in the text (containment, so wrapping a copied item in extra
   text does not hide it, and renaming a few words does not either), or
-- is a paraphrase of a benchmark statement: the same multiset of numbers (or that multiset plus one
-  extra number) and at least `synth.decontam_paraphrase` of the item's content words (stop words and
-  numbers removed). Rewording a test item, reordering its sentences or adding an instruction keeps
-  its numbers and most of its content words; on GSM8K train this rule removes under 0.1% of questions.
-  Items with fewer than two numbers are left to the other checks.
+- rewords a benchmark statement (`pipeline.synth.paraphrase`): its quantities agree with the item's
+  (>= 3 of 4, symmetric) and either the row's final answer is the item's answer and
+  `synth.decontam_paraphrase_answer` of the item's IDF-weighted content words are kept
+  (`numbers+answer`), or `synth.decontam_paraphrase` of them are (`numbers+lexical`, no answer
+  needed). Calibrated on GSM8K train only; see that module.
+Code is also checked by behaviour (`pipeline.synth.behaviour`, in the synth stage's code step): a
+task whose solution passes a benchmark problem's own tests under its entry point is removed.
+Every removal records the benchmark item it matched and the signal that fired (`match.kind`).
 
 An item can restrict which checks it takes part in (`Benchmark.decontamination` yields `(label, id,
 text)` or `(label, id, text, checks)` with checks `all` | `ngram` | `near_dup`): HumanEval's tests
@@ -21,8 +25,9 @@ take part in the n-gram checks only (their shingles are mostly numbers), its can
 the near-duplicate check only (short generic code lines would make their n-grams match honest code).
 
 The masked n-gram is longer because, with numbers masked, generic GSM8K phrasing ("has <num> more
-than <num> the number of") makes 8-grams match 3.5% of GSM8K train; masked 13-grams match 0.1% and
-digit 8-grams 1.2% (the known train/test overlap), so legitimate problems survive.
+than <num> the number of") makes 8-grams match 3.5% of GSM8K train; masked 13-grams match 0.1%.
+Digit 8-grams matched 1.8% of GSM8K train, mostly number-free phrasing ("how many minutes will it take
+her to"); holding a number, 0.3%.
 
 All checks use hash indexes (an n-gram -> item map and a shingle -> items inverted index), so
 checking a row costs O(its length), independent of the benchmark size. The items are every

@@ -33,6 +33,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.synth.textnorm import NUM, numbers, words
 
@@ -166,3 +167,55 @@ class ParaphraseIndex:
             if best is None or num + lex > best.numbers + best.lexical:
                 best = Hit(pos, signal, num, lex)
         return best
+
+
+CALIBRATION = Path(__file__).resolve().parents[2] / "tests" / "data" / "gsm8k_train_paraphrases.jsonl"
+
+
+def calibrate(reworded: list[dict], lexical: float, answer_lexical: float, n_bench: int = 2300, seed: int = 0) -> dict:
+    """The calibration, on GSM8K TRAIN only: `n_bench` train questions (the reworded ones among them)
+    play the benchmark, the rewordings (`{"id": train id, "text"}`) the contaminated rows, every other
+    train question a clean row. Counts for bare problems and for problems with their gold answer."""
+    import random
+
+    from pipeline.data import load_gsm8k
+    from pipeline.evals.gsm8k import reference_number
+
+    train = load_gsm8k("train")
+    ids = {p["id"] for p in reworded}
+    if not ids <= {r["id"] for r in train}:
+        raise ValueError(f"calibration rewordings must reword GSM8K train items, got {sorted(ids)[:3]}...")
+    others = [r for r in train if r["id"] not in ids]
+    random.Random(seed).shuffle(others)
+    bench = [r for r in train if r["id"] in ids] + others[:n_bench - len(ids)]
+    clean = others[n_bench - len(ids):]
+    gold = {r["id"]: reference_number(r["answer"]) for r in train}
+    pos = {r["id"]: i for i, r in enumerate(bench)}
+    index = ParaphraseIndex([(i, r["question"], gold[r["id"]]) for i, r in enumerate(bench)], lexical, answer_lexical)
+    out = {"lexical": lexical, "answer_lexical": answer_lexical, "reworded": len(reworded), "clean": len(clean)}
+    for name, with_answer in (("bare", False), ("answered", True)):
+        hits = [index.match(p["text"], gold[p["id"]] if with_answer else None) for p in reworded]
+        out[f"{name}_caught"] = sum(h is not None and h.item == pos[p["id"]] for h, p in zip(hits, reworded))
+        out[f"{name}_clean_removed"] = sum(index.match(r["question"], gold[r["id"]] if with_answer else None)
+                                           is not None for r in clean)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    from pipeline.io import read_jsonl
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.synth.paraphrase", description=calibrate.__doc__.split("\n")[0])
+    ap.add_argument("--reworded", default=str(CALIBRATION), help="JSONL of {id: GSM8K train id, text: its rewording}")
+    ap.add_argument("--grid", default="0.35:0.2,0.4:0.2,0.45:0.2,0.4:0.25", help="lexical:answer_lexical pairs")
+    a = ap.parse_args(argv)
+    reworded = read_jsonl(a.reworded)
+    for pair in a.grid.split(","):
+        lex, ans = (float(x) for x in pair.split(":"))
+        print(json.dumps(calibrate(reworded, lex, ans)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
