@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from pipeline.data import load_gsm8k, load_humaneval
-from pipeline.synth.decontaminate import BenchmarkIndex, benchmark_items, default_index
+from pipeline.synth.decontaminate import BenchmarkIndex, benchmark_items, default_index, index_for
 from tests.conftest import ROOT, compose
 
 
@@ -100,9 +100,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def full_index() -> BenchmarkIndex:
     """The index the synth stage builds: every check, the paraphrase check at its configured threshold."""
-    s = compose([]).synth
-    return default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup, s.decontam_paraphrase,
-                         s.decontam_paraphrase_answer)
+    return index_for(compose([]).synth)
 
 
 def reword(q: str) -> str:
@@ -241,7 +239,4 @@ def test_reworded_humaneval_task_is_removed_by_behaviour():
 
 def full_text_match_misses(task: dict) -> bool:
     """The text checks alone do not catch the reworded task (so behaviour is what catches it)."""
-    s = compose([]).synth
-    idx = default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup, s.decontam_paraphrase,
-                        s.decontam_paraphrase_answer)
-    return idx.match_row(_row(task["prompt"], "```python\n" + task["solution"] + "```")) is None
+    return index_for(compose([]).synth).match_row(_row(task["prompt"], "```python\n" + task["solution"] + "```")) is None

@@ -185,6 +185,13 @@ def default_index(ngram: int, ngram_masked: int, near_dup: float, paraphrase: fl
     return _INDEX_CACHE[k]
 
 
+def index_for(sc) -> BenchmarkIndex:
+    """The index a synthesis config asks for (`cfg.synth`: every check at its configured setting), so the
+    synth stage and a candidate's own mixture decontaminate alike."""
+    return default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase,
+                         sc.decontam_paraphrase_answer)
+
+
 def split_rows(rows: list[dict], index: BenchmarkIndex) -> tuple[list[dict], list[dict]]:
     """(kept, removed); removed rows carry `matched_benchmark`, `matched_id` and `match`."""
     kept, removed = [], []
