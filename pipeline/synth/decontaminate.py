@@ -20,7 +20,8 @@ task whose solution passes a benchmark problem's own tests under its entry point
 Every removal records the benchmark item it matched and the signal that fired (`match.kind`).
 
 An item can restrict which checks it takes part in (`Benchmark.decontamination` yields `(label, id,
-text)` or `(label, id, text, checks)` with checks `all` | `ngram` | `near_dup`): HumanEval's tests
+text)`, `(label, id, text, checks)` with checks `all` | `ngram` | `near_dup`, or `(label, id, text,
+checks, answer)`: the item's final answer, for the numbers+answer signal; GSM8K's carry it): HumanEval's tests
 take part in the n-gram checks only (their shingles are mostly numbers), its canonical solutions in
 the near-duplicate check only (short generic code lines would make their n-grams match honest code).
 
