@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from pipeline.data import load_gsm8k, load_humaneval
-from pipeline.synth.decontaminate import BenchmarkIndex, benchmark_items, default_index
+from pipeline.synth.decontaminate import BenchmarkIndex, benchmark_items, default_index, index_for
 from tests.conftest import ROOT, compose
 
 
@@ -100,8 +100,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def full_index() -> BenchmarkIndex:
     """The index the synth stage builds: every check, the paraphrase check at its configured threshold."""
-    s = compose([]).synth
-    return default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup, s.decontam_paraphrase)
+    return index_for(compose([]).synth)
 
 
 def reword(q: str) -> str:
@@ -147,3 +146,97 @@ def test_paraphrase_check_removes_little_of_gsm8k_train(full_index):
     train = load_gsm8k("train")
     removed = [r["id"] for r in train if full_index.match(r["question"]) is not None]
     assert len(removed) / len(train) <= 0.02, f"removed {len(removed)}/{len(train)}"
+
+
+# ---- reworded benchmark items: hand paraphrases among clean rows (issue 23) --------------------------
+
+DATA = ROOT / "tests" / "data"
+
+
+def _rate(k: int, n: int) -> str:
+    from pipeline.stats import wilson
+
+    w = wilson(k, n)
+    return f"{k}/{n} = {k / n:.3f} [{w.lo:.3f}, {w.hi:.3f}]"
+
+
+def _solved(question: str, solution: str) -> dict:
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": solution}],
+            "meta": {"kind": "math"}}
+
+
+def test_hand_reworded_test_items_are_removed_and_clean_rows_kept(full_index):
+    """36 GSM8K test items reworded by hand (every sentence, quantities kept; tests/data), each as a row
+    solved to its answer, among 400 clean rows (GSM8K-train pool questions with their worked solutions,
+    the shape of the synthetic rows): >= 90% of the reworded items are removed, matched to their own
+    item, and <= 2% of the clean rows. The thresholds were calibrated on GSM8K train only
+    (tests/data/gsm8k_train_paraphrases.jsonl, `python -m pipeline.synth.paraphrase`)."""
+    import random
+
+    from pipeline.data import gsm8k_slice
+    from pipeline.evals.gsm8k import reference_number
+    from pipeline.synth.decontaminate import split_rows
+    from pipeline.synth.mathgen import clean_reference
+
+    gold = {r["id"]: reference_number(r["answer"]) for r in load_gsm8k("test")}
+    reworded = [json.loads(x) for x in (DATA / "gsm8k_test_paraphrases.jsonl").read_text().splitlines()]
+    assert len(reworded) >= 30 and all(p["id"] in gold for p in reworded)
+    bad = [_solved(p["text"], f"Working through the steps gives {gold[p['id']]}.\n#### {gold[p['id']]}") for p in reworded]
+    pool = gsm8k_slice("pool")
+    clean = [_solved(r["question"], clean_reference(r["answer"])) for r in random.Random(23).sample(pool, 400)]
+    kept, removed = split_rows(bad + clean, full_index)
+    by_text = {r["messages"][0]["content"]: r for r in removed}
+    caught = sum(by_text.get(p["text"], {}).get("matched_id") == p["id"] for p in reworded)
+    clean_removed = [r for r in removed if r["messages"][0]["content"] not in {p["text"] for p in reworded}]
+    assert caught >= 0.9 * len(reworded), f"reworded removed {_rate(caught, len(reworded))}"
+    assert len(clean_removed) <= 0.02 * len(clean), f"clean removed {_rate(len(clean_removed), len(clean))}"
+    signals = {r["match"]["kind"] for r in removed}
+    assert "numbers+answer" in signals  # the signal is recorded with the item it matched
+    hit = by_text[reworded[1]["text"]]
+    assert hit["matched_benchmark"] == "gsm8k_test" and {"numbers", "lexical"} <= set(hit["match"])
+    # the bare problem (before it is solved: no answer) is still caught most of the time
+    bare = sum((m := full_index.match(p["text"])) is not None and m.item_id == p["id"] for p in reworded)
+    assert bare >= 0.75 * len(reworded), f"bare reworded problems removed {_rate(bare, len(reworded))}"
+
+
+def test_paraphrase_thresholds_reject_bad_settings():
+    with pytest.raises(ValueError, match="both be in"):
+        BenchmarkIndex(benchmark_items()[:3], 8, 13, 0.5, 0.4, 0.0)
+    with pytest.raises(ValueError, match="both be in"):
+        BenchmarkIndex(benchmark_items()[:3], 8, 13, 0.5, 1.5, 0.2)
+
+
+REWORDED_HE0 = '''def any_pair_within(values: list, limit: float) -> bool:
+    """Tell whether some two entries of the sequence sit less than `limit` apart.
+    >>> any_pair_within([1.0, 2.5], 0.1)
+    False
+    """
+    ordered = sorted(values)
+    return any(b - a < limit for a, b in zip(ordered, ordered[1:]))
+'''
+UNRELATED = '''def count_evens(numbers: list) -> int:
+    """Return how many numbers in the list are even."""
+    return sum(1 for x in numbers if x % 2 == 0)
+'''
+
+
+def test_reworded_humaneval_task_is_removed_by_behaviour():
+    """A HumanEval problem renamed, its docstring reworded, with a correct solution, passes that
+    problem's tests under its entry point: removed, naming the problem; an unrelated task is kept."""
+    from pipeline.sandbox import default_config
+    from pipeline.synth.behaviour import BehaviourIndex
+
+    tasks = [{"entry_point": "any_pair_within", "prompt": REWORDED_HE0.split("    ordered")[0], "solution": REWORDED_HE0},
+             {"entry_point": "count_evens", "prompt": UNRELATED.split("    return")[0], "solution": UNRELATED}]
+    idx = BehaviourIndex.default()
+    assert len(idx.candidates(tasks[0], 3)) <= 3  # few programs run, not one per problem
+    hit, miss = idx.check(tasks, default_config(), k=3)
+    assert hit is not None and hit["benchmark"] == "humaneval" and hit["id"] == "HumanEval/0"
+    assert hit["entry_point"] == "has_close_elements" and "HumanEval/0" in hit["candidates"]
+    assert miss is None
+    assert full_text_match_misses(tasks[0])
+
+
+def full_text_match_misses(task: dict) -> bool:
+    """The text checks alone do not catch the reworded task (so behaviour is what catches it)."""
+    return index_for(compose([]).synth).match_row(_row(task["prompt"], "```python\n" + task["solution"] + "```")) is None

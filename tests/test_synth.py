@@ -376,3 +376,37 @@ def test_code_is_synthesized_when_any_candidate_wants_some(setup):
     holder["engine"] = FakeEngine()
     stage.run(ctx)
     assert "tasks" in holder["engine"].calls
+
+
+REWORDED_HE0 = '''```python
+def any_pair_within(values: list, limit: float) -> bool:
+    """Tell whether some two entries of the sequence sit less than `limit` apart.
+    >>> any_pair_within([1.0, 2.5], 0.1)
+    False
+    """
+    ordered = sorted(values)
+    return any(b - a < limit for a, b in zip(ordered, ordered[1:]))
+```
+```python
+assert any_pair_within([1.0, 2.5], 0.1) is False
+assert any_pair_within([1.0, 1.05], 0.1) is True
+assert any_pair_within([], 1.0) is False
+assert any_pair_within([3.0, 9.0, 3.2], 0.5) is True
+```'''
+
+
+def test_reworded_benchmark_task_is_rejected_by_behaviour(setup):
+    """A task that rewords HumanEval/0 (renamed, docstring in other words) passes that problem's tests:
+    rejected.jsonl names the problem and the signal; the honest task is kept."""
+    make, holder = setup
+    holder["engine"].tasks = [(TASK_GOOD, "stop"), (REWORDED_HE0, "stop")]
+    cfg, ctx = make(1)
+    stage.run(ctx)
+    rej = {r["id"].split("-", 1)[1]: r for r in read_jsonl(ctx.out / "rejected.jsonl")}
+    hit = rej["code-00001"]
+    assert hit["filter"] == "decontaminate" and hit["reason"] == "benchmark_behaviour"
+    assert hit["matched_benchmark"] == "humaneval" and hit["matched_id"] == "HumanEval/0"
+    assert hit["match"]["kind"] == "behaviour" and hit["match"]["entry_point"] == "has_close_elements"
+    assert "code-00000" not in rej
+    st = read_json(ctx.out / "stats.json")
+    assert st["decontamination"]["by_kind"].get("behaviour") == 1

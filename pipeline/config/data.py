@@ -80,7 +80,9 @@ class SynthConfig:
     decontam_ngram: int = MISSING  # word n-gram overlap with benchmarks, digits kept
     decontam_ngram_masked: int = MISSING  # word n-gram overlap with numbers masked (number changes)
     decontam_near_dup: float = MISSING  # share of a benchmark item's 3-gram shingles that marks a copy
-    decontam_paraphrase: float = MISSING  # share of its content words a same-numbers rewording keeps (0 = off)
+    decontam_paraphrase: float = MISSING  # IDF-weighted share of its content words a same-quantities rewording keeps (0 = off)
+    decontam_paraphrase_answer: float = MISSING  # the same share when the row's answer is the item's answer too
+    decontam_behaviour: int = MISSING  # code: benchmark problems whose tests each synthetic solution runs (0 = off)
     dedup_threshold: float = MISSING  # Jaccard of number-masked 3-gram shingles marking a near-duplicate
     anchor_fraction: float = MISSING  # share of the training mixture drawn from real GSM8K train
     min_anchor_examples: int = MISSING  # anchor rows used when nothing at all was verified
@@ -92,6 +94,10 @@ class SynthConfig:
         check(self.decontam_ngram_masked >= 3, "synth.decontam_ngram_masked", "must be >= 3")
         check(0 < self.decontam_near_dup <= 1, "synth.decontam_near_dup", "must be in (0, 1]")
         check(0 <= self.decontam_paraphrase <= 1, "synth.decontam_paraphrase", "must be in [0, 1] (0 = off)")
+        check(0 < self.decontam_paraphrase_answer <= 1 if self.decontam_paraphrase > 0
+              else self.decontam_paraphrase_answer == 0, "synth.decontam_paraphrase_answer",
+              "must be in (0, 1] when synth.decontam_paraphrase is on, else 0")
+        check(self.decontam_behaviour >= 0, "synth.decontam_behaviour", "must be >= 0 (0 = off)")
         check(0 < self.dedup_threshold <= 1, "synth.dedup_threshold", "must be in (0, 1]")
         check(0 <= self.anchor_fraction <= 1, "synth.anchor_fraction", "must be in [0, 1]")
         check(self.min_anchor_examples >= 1, "synth.min_anchor_examples", "must be >= 1")

@@ -84,13 +84,20 @@ class Benchmark:
     protocols: Mapping[str, Protocol]
     metrics: tuple[Metric, ...]
     score: Scorer
-    # (label, item id, text[, checks]) for every item that training data must not contain (checks:
-    # all, ngram or near_dup; see pipeline.synth.decontaminate)
+    # (label, item id, text[, checks[, answer]]) for every item that training data must not contain
+    # (checks: all, ngram or near_dup; answer: the item's final answer, for the numbers+answer signal;
+    # see pipeline.synth.decontaminate)
     decontamination: Callable[[], Iterable[tuple]]
     headline: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # split -> report columns
     sandboxed: bool = False  # verdicts depend on cfg.sandbox (it goes into the task key)
     dataset: str = ""  # the Hub dataset id, for model cards' model-index ("openai/gsm8k")
     dataset_config: str = ""  # its config name ("main")
+    # Code problems whose own tests judge a synthetic solution (behaviour decontamination,
+    # pipeline.synth.behaviour): dicts with `id`, `prompt` (signature + docstring) and `entry_point`;
+    # `build_program(problem, completion)` makes the program that runs the problem's tests on its
+    # prompt + completion (a pipeline.sandbox program). Both or neither.
+    behaviour: Optional[Callable[[], list[dict]]] = None
+    build_program: Optional[Callable[[Mapping, str], object]] = None
 
     def __post_init__(self) -> None:
         where = f"benchmark {self.name!r}"
@@ -98,6 +105,8 @@ class Benchmark:
             raise ValueError(f"{where}: needs at least one split, protocol and metric")
         if not self.test_splits <= self.protected_splits <= set(self.splits):
             raise ValueError(f"{where}: test splits must be protected, and protected splits must be splits")
+        if (self.behaviour is None) != (self.build_program is None):
+            raise ValueError(f"{where}: behaviour problems and build_program come together")
         bad = [p for name, p in self.protocols.items() if p.name != name]
         if bad:
             raise ValueError(f"{where}: protocols must be keyed by their own name, got {bad[0].name!r}")

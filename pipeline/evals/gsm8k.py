@@ -185,10 +185,12 @@ def score_task(task, items: list[dict], prompts: list, outputs, cfg) -> list[dic
     return records
 
 
-def _protected_questions() -> list[tuple[str, str, str]]:
-    """The test questions and the validation slice the gate reads: neither may enter training data."""
-    return ([("gsm8k_test", r["id"], r["question"]) for r in load_gsm8k("test")]
-            + [("gsm8k_val", r["id"], r["question"]) for r in load_gsm8k("validation")])
+def _protected_questions() -> list[tuple[str, str, str, str, str | None]]:
+    """The test questions and the validation slice the gate reads: neither may enter training data.
+    Each carries its answer, so a reworded copy solved to the same answer is caught (numbers+answer)."""
+    return ([("gsm8k_test", r["id"], r["question"], "all", reference_number(r["answer"])) for r in load_gsm8k("test")]
+            + [("gsm8k_val", r["id"], r["question"], "all", reference_number(r["answer"]))
+               for r in load_gsm8k("validation")])
 
 
 BENCHMARK = Benchmark(

@@ -210,6 +210,7 @@ BENCHMARK = Benchmark(
                     lm_eval="pass@{k},create_test"),),
     score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
     dataset="openai/openai_humaneval",
+    behaviour=lambda: [{**p, "id": p["task_id"]} for p in load_humaneval()], build_program=build_program,
 )
 
 

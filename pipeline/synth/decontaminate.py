@@ -2,27 +2,33 @@
 
 A row is contaminated when any of its message texts, after `textnorm.words` normalization (case,
 punctuation, whitespace and instruction prefixes removed):
-- shares a word n-gram with a benchmark item, numbers kept (n = `synth.decontam_ngram`, 8 by default
-  as in ConTAM/open-r1), or
+- shares a word n-gram holding a number with a benchmark item, numbers kept (n = `synth.decontam_ngram`,
+  8 by default as in ConTAM/open-r1; an 8-gram without a number is generic phrasing, left to the
+  masked 13-grams), or
 - shares a word n-gram with numbers masked to one placeholder (n = `synth.decontam_ngram_masked`,
   13 as in lm-eval), so changing the numbers of a copied item does not hide it, or
 - is a near-duplicate of a whole benchmark statement: at least `synth.decontam_near_dup` of the
   item's word 3-gram shingles occur in the text (containment, so wrapping a copied item in extra
   text does not hide it, and renaming a few words does not either), or
-- is a paraphrase of a benchmark statement: the same multiset of numbers (or that multiset plus one
-  extra number) and at least `synth.decontam_paraphrase` of the item's content words (stop words and
-  numbers removed). Rewording a test item, reordering its sentences or adding an instruction keeps
-  its numbers and most of its content words; on GSM8K train this rule removes under 0.1% of questions.
-  Items with fewer than two numbers are left to the other checks.
+- rewords a benchmark statement (`pipeline.synth.paraphrase`): its quantities agree with the item's
+  (>= 3 of 4, symmetric) and either the row's final answer is the item's answer and
+  `synth.decontam_paraphrase_answer` of the item's IDF-weighted content words are kept
+  (`numbers+answer`), or `synth.decontam_paraphrase` of them are (`numbers+lexical`, no answer
+  needed). Calibrated on GSM8K train only; see that module.
+Code is also checked by behaviour (`pipeline.synth.behaviour`, in the synth stage's code step): a
+task whose solution passes a benchmark problem's own tests under its entry point is removed.
+Every removal records the benchmark item it matched and the signal that fired (`match.kind`).
 
 An item can restrict which checks it takes part in (`Benchmark.decontamination` yields `(label, id,
-text)` or `(label, id, text, checks)` with checks `all` | `ngram` | `near_dup`): HumanEval's tests
+text)`, `(label, id, text, checks)` with checks `all` | `ngram` | `near_dup`, or `(label, id, text,
+checks, answer)`: the item's final answer, for the numbers+answer signal; GSM8K's carry it): HumanEval's tests
 take part in the n-gram checks only (their shingles are mostly numbers), its canonical solutions in
 the near-duplicate check only (short generic code lines would make their n-grams match honest code).
 
 The masked n-gram is longer because, with numbers masked, generic GSM8K phrasing ("has <num> more
-than <num> the number of") makes 8-grams match 3.5% of GSM8K train; masked 13-grams match 0.1% and
-digit 8-grams 1.2% (the known train/test overlap), so legitimate problems survive.
+than <num> the number of") makes 8-grams match 3.5% of GSM8K train; masked 13-grams match 0.1%.
+Digit 8-grams matched 1.8% of GSM8K train, mostly number-free phrasing ("how many minutes will it take
+her to"); holding a number, 0.3%.
 
 All checks use hash indexes (an n-gram -> item map and a shingle -> items inverted index), so
 checking a row costs O(its length), independent of the benchmark size. The items are every
@@ -41,82 +47,85 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.evals import BENCHMARKS
 from pipeline.locate import conf_dir
-from pipeline.synth.textnorm import NUM, ngrams, numbers, stable_hash, words
+from pipeline.evals.gsm8k import normalize_number
+from pipeline.synth.paraphrase import ParaphraseIndex, final_answer
+from pipeline.synth.textnorm import ngrams, stable_hash, words
 
 SHINGLE = 3  # word 3-grams for whole-statement matching
 CHECKS = ("all", "ngram", "near_dup")
-MIN_CONTENT_WORDS = 4  # an item with fewer content words is too generic to match as a paraphrase
-STOP_WORDS = frozenset(
-    "a an the of to in on at for and or but is are was were be been being has have had do does did he she it "
-    "they them his her its their this that these those with as by from each every how many much what which "
-    "who whom if then than so will would can could into per all any some more less also there here after "
-    "before when while one she he him we you your our my me i total number".split())
-
-
-def content_words(text: str) -> frozenset[str]:
-    """The words a paraphrase keeps: normalized words without numbers, stop words and short words."""
-    return frozenset(w for w in words(text) if w != NUM and len(w) > 2 and w not in STOP_WORDS)
+_HAS_DIGIT = re.compile(r"\d")
 
 
 @dataclass
 class Match:
     benchmark: str  # the benchmark's decontamination label: gsm8k_test | humaneval | ...
     item_id: str
-    kind: str  # ngram | ngram_masked | near_dup | paraphrase
-    score: float  # near_dup: containment of the item's shingles; paraphrase: of its content words; ngram: 1.0
+    # the signal that fired: ngram | ngram_masked | near_dup | numbers+answer | numbers+lexical | behaviour
+    kind: str
+    score: float  # near_dup: containment of the item's shingles; numbers+*: lexical share; ngram, behaviour: 1.0
     gram: str = ""  # the shared n-gram (ngram matches), for the report
+    detail: dict = field(default_factory=dict)  # numbers+*: {"numbers", "lexical"}; behaviour: the program's result
 
     def as_dict(self) -> dict:
         return {"matched_benchmark": self.benchmark, "matched_id": self.item_id,
-                "match": {"kind": self.kind, "score": round(self.score, 3), "gram": self.gram}}
+                "match": {"kind": self.kind, "score": round(self.score, 3), "gram": self.gram, **self.detail}}
 
 
 class BenchmarkIndex:
     """Hash indexes over benchmark items; `match(text)` finds the first contaminating item."""
 
     def __init__(self, items: list[tuple], ngram: int, ngram_masked: int, near_dup: float,
-                 paraphrase: float = 0.0) -> None:
+                 paraphrase: float = 0.0, paraphrase_answer: float = 0.0) -> None:
         if min(ngram, ngram_masked) < 3:
             raise ValueError(f"decontamination n-gram sizes must be >= 3, got {ngram} and {ngram_masked}")
         if not 0 < near_dup <= 1:
             raise ValueError(f"near-duplicate containment threshold must be in (0, 1], got {near_dup}")
-        if not 0 <= paraphrase <= 1:
-            raise ValueError(f"paraphrase content-word threshold must be in [0, 1] (0 = off), got {paraphrase}")
+        if not 0 <= paraphrase <= 1 or not 0 <= paraphrase_answer <= 1 or (paraphrase > 0) != (paraphrase_answer > 0):
+            raise ValueError("paraphrase lexical thresholds must both be in (0, 1], or both 0 (off), "
+                             f"got {paraphrase} and {paraphrase_answer}")
         self.n, self.n_masked, self.near_dup, self.paraphrase = ngram, ngram_masked, near_dup, paraphrase
+        self.paraphrase_answer = paraphrase_answer
         self.items = [(it[0], it[1]) for it in items]
         self.grams: dict[int, int] = {}  # digit n-grams and masked n-grams share one map (prefixed)
         self.postings: dict[int, list[int]] = {}
         self.sizes: list[int] = []
-        self.by_numbers: dict[tuple[str, ...], list[tuple[int, frozenset[str]]]] = {}
+        reworded = []  # (position, text, answer) of the items the paraphrase check compares with
         for idx, (_, item_id, text, *rest) in enumerate(items):
             checks = rest[0] if rest else "all"
+            answer = normalize_number(str(rest[1])) if len(rest) > 1 and rest[1] is not None else None
             if checks not in CHECKS:
                 raise ValueError(f"decontamination item {item_id!r}: checks {checks!r} is not one of {CHECKS}")
             ws = words(text)
             if checks in ("all", "ngram"):
                 for g in ngrams(words(text, keep_numbers=True), ngram):
-                    self.grams.setdefault(stable_hash("d " + g), idx)
+                    # A digit n-gram without a number is generic phrasing ("how many minutes will it take
+                    # her to"): it matched ~1.5% of GSM8K train; the masked n-gram covers number-free text.
+                    if _HAS_DIGIT.search(g):
+                        self.grams.setdefault(stable_hash("d " + g), idx)
                 for g in ngrams(ws, ngram_masked):
                     self.grams.setdefault(stable_hash("m " + g), idx)
             sh = {stable_hash(s) for s in ngrams(ws, SHINGLE)} if checks in ("all", "near_dup") else set()
             self.sizes.append(len(sh))
             for h in sh:
                 self.postings.setdefault(h, []).append(idx)
-            nums, content = numbers(text), content_words(text)
-            if checks == "all" and len(nums) >= 2 and len(content) >= MIN_CONTENT_WORDS:
-                self.by_numbers.setdefault(nums, []).append((idx, content))
+            if checks == "all":
+                reworded.append((idx, text, answer))
+        self.reworded = ParaphraseIndex(reworded, paraphrase, paraphrase_answer) if paraphrase > 0 else None
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def match(self, text: str) -> Match | None:
+    def match(self, text: str, answer: str | None = None) -> Match | None:
+        """The first check that fires, in order: n-grams, near duplicate, paraphrase (`answer`: the
+        normalized final answer of the row the text comes from, for the numbers+answer signal)."""
         ws = words(text)
         if not ws:
             return None
@@ -134,29 +143,19 @@ class BenchmarkIndex:
             # Very short items (a handful of shingles) would match generic phrasing; require >= 5.
             if score >= self.near_dup and self.sizes[best[0]] >= 5:
                 return Match(*self.items[best[0]], "near_dup", score)
-        return self._paraphrase(text) if self.paraphrase > 0 else None
-
-    def _paraphrase(self, text: str) -> Match | None:
-        """Same numbers (or those plus one extra) and enough of the item's content words."""
-        nums = numbers(text)
-        if len(nums) < 2:
+        hit = self.reworded.match(text, answer) if self.reworded is not None else None
+        if hit is None:
             return None
-        keys = [nums] + ([nums[:i] + nums[i + 1:] for i in range(len(nums)) if i == 0 or nums[i] != nums[i - 1]]
-                         if len(nums) >= 3 else [])
-        content = content_words(text)
-        best: Match | None = None
-        for key in keys:
-            for idx, item_words in self.by_numbers.get(key, ()):
-                score = len(item_words & content) / len(item_words)
-                if score >= self.paraphrase and (best is None or score > best.score):
-                    best = Match(*self.items[idx], "paraphrase", score)
-        return best
+        return Match(*self.items[hit.item], hit.signal, hit.lexical,
+                     detail={"numbers": round(hit.numbers, 3), "lexical": round(hit.lexical, 3)})
 
     def match_row(self, row: dict) -> Match | None:
         """Check every message of a chat-format row (each text separately: n-grams across the
-        user/assistant boundary mean nothing)."""
-        for m in row_texts(row):
-            hit = self.match(m)
+        user/assistant boundary mean nothing); the row's final answer goes with each."""
+        texts = row_texts(row)
+        answer = final_answer(row) if self.reworded is not None else None
+        for m in texts:
+            hit = self.match(m, answer)
             if hit is not None:
                 return hit
         return None
@@ -177,13 +176,21 @@ def benchmark_items() -> list[tuple]:
 _INDEX_CACHE: dict[tuple, BenchmarkIndex] = {}
 
 
-def default_index(ngram: int, ngram_masked: int, near_dup: float, paraphrase: float = 0.0) -> BenchmarkIndex:
+def default_index(ngram: int, ngram_masked: int, near_dup: float, paraphrase: float = 0.0,
+                  paraphrase_answer: float = 0.0) -> BenchmarkIndex:
     """The benchmark index, built once per process per setting and set of registered benchmarks
-    (well under a second). `paraphrase` 0 leaves the paraphrase check off."""
-    k = (ngram, ngram_masked, near_dup, paraphrase, tuple((b.name, id(b)) for b in BENCHMARKS))
+    (about a second). `paraphrase` 0 leaves the paraphrase check off."""
+    k = (ngram, ngram_masked, near_dup, paraphrase, paraphrase_answer, tuple((b.name, id(b)) for b in BENCHMARKS))
     if k not in _INDEX_CACHE:
-        _INDEX_CACHE[k] = BenchmarkIndex(benchmark_items(), ngram, ngram_masked, near_dup, paraphrase)
+        _INDEX_CACHE[k] = BenchmarkIndex(benchmark_items(), ngram, ngram_masked, near_dup, paraphrase, paraphrase_answer)
     return _INDEX_CACHE[k]
+
+
+def index_for(sc) -> BenchmarkIndex:
+    """The index a synthesis config asks for (`cfg.synth`: every check at its configured setting), so the
+    synth stage and a candidate's own mixture decontaminate alike."""
+    return default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase,
+                         sc.decontam_paraphrase_answer)
 
 
 def split_rows(rows: list[dict], index: BenchmarkIndex) -> tuple[list[dict], list[dict]]:
@@ -198,11 +205,12 @@ def split_rows(rows: list[dict], index: BenchmarkIndex) -> tuple[list[dict], lis
     return kept, removed
 
 
-def _yaml_defaults() -> tuple[int, int, float, float]:
+def _yaml_defaults() -> tuple[int, int, float, float, float]:
     from omegaconf import OmegaConf
 
     y = OmegaConf.load(conf_dir() / "synth" / "default.yaml")
-    return int(y.decontam_ngram), int(y.decontam_ngram_masked), float(y.decontam_near_dup), float(y.decontam_paraphrase)
+    return (int(y.decontam_ngram), int(y.decontam_ngram_masked), float(y.decontam_near_dup),
+            float(y.decontam_paraphrase), float(y.decontam_paraphrase_answer))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -214,13 +222,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ngram", type=int, default=None, help="n-gram size, digits kept (default: conf/synth/default.yaml)")
     ap.add_argument("--ngram-masked", type=int, default=None, help="n-gram size, numbers masked")
     ap.add_argument("--near-dup", type=float, default=None, help="shingle containment threshold")
-    ap.add_argument("--paraphrase", type=float, default=None, help="content-word threshold for paraphrases (0 = off)")
+    ap.add_argument("--paraphrase", type=float, default=None,
+                    help="lexical threshold for reworded items, numbers kept (0 = off; pipeline.synth.paraphrase)")
+    ap.add_argument("--paraphrase-answer", type=float, default=None, help="lexical threshold when the answer agrees too")
     a = ap.parse_args(argv)
-    n_default, nm_default, nd_default, para_default = _yaml_defaults()
+    n_default, nm_default, nd_default, para_default, ans_default = _yaml_defaults()
+    para = para_default if a.paraphrase is None else a.paraphrase
+    para_ans = (ans_default if para > 0 else 0.0) if a.paraphrase_answer is None else a.paraphrase_answer
     try:
         rows = read_jsonl(a.input)
         index = default_index(a.ngram or n_default, a.ngram_masked or nm_default, a.near_dup or nd_default,
-                              para_default if a.paraphrase is None else a.paraphrase)
+                              para, para_ans)
         for i, r in enumerate(rows, 1):
             try:
                 row_texts(r)
@@ -237,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     by = Counter(r["matched_benchmark"] for r in removed)
     summary = {"kept": len(kept), "removed": len(removed)}
     print(json.dumps({"by_benchmark": dict(by), "ngram": index.n, "ngram_masked": index.n_masked,
-                      "near_dup": index.near_dup, "paraphrase": index.paraphrase}))
+                      "near_dup": index.near_dup, "paraphrase": index.paraphrase,
+                      "paraphrase_answer": index.paraphrase_answer}))
     print(json.dumps(summary))
     return summary
 

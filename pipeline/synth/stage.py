@@ -6,7 +6,8 @@ Flow (each engine step is ONE batched call on ONE engine opened on the teacher's
 are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
   math: write problems -> parse -> decontaminate -> solve k times -> self-consistency vote
         -> [program-of-thought check in the sandbox] (pipeline.synth.mathgen)
-  code: write tasks -> parse, trivial-test filter -> decontaminate -> sandbox: reference passes,
+  code: write tasks -> parse, trivial-test filter -> decontaminate (text, then behaviour: the
+        solution against HumanEval's tests, pipeline.synth.behaviour) -> sandbox: reference passes,
         mutants fail -> solve k times -> sandbox (pipeline.synth.codegen)
   then (`assemble`): decontaminate solutions -> dedup within and against earlier generations (dedup)
         -> val split -> mixture (mixture); `stats.compute` -> `write` the files -> StageResult
@@ -54,7 +55,7 @@ from pipeline.config import Config, resolved_dict
 from pipeline.io import atomic_write_json, write_jsonl
 from pipeline.stage import StageContext, StageResult
 from pipeline.synth import mixture, stats as synth_stats, verifier
-from pipeline.synth.decontaminate import BenchmarkIndex, default_index
+from pipeline.synth.decontaminate import BenchmarkIndex, index_for
 from pipeline.synth.dedup import dedup_items
 from pipeline.synth.prompts import prompt_rows
 from pipeline.synth.record import Assembled, SynthRecord, chat_row
@@ -95,7 +96,7 @@ def run(ctx: StageContext) -> StageResult:
     made_by = {"synth": resolved_dict(cfg)["synth"], "seed": seed, "teacher": ctx.teacher.name,
                "hparams": {k: v for k, v in hp.items() if k != "source"}}
     steps = Steps(ctx.out / "work", made_by)
-    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup, sc.decontam_paraphrase)
+    index = index_for(sc)
     fractions = wanted_fractions(cfg, ctx, hp)
     do_math = sc.math.n_problems > 0 and max(fractions) > 0
     do_code = sc.code.n_tasks > 0 and min(fractions) < 1

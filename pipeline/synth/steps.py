@@ -24,7 +24,8 @@ from pipeline.engine import Engine, GenParams
 from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.sandbox import run_programs
 from pipeline.synth import codegen, mathgen, verifier
-from pipeline.synth.decontaminate import BenchmarkIndex
+from pipeline.synth.behaviour import BehaviourIndex
+from pipeline.synth.decontaminate import BenchmarkIndex, Match
 from pipeline.synth.dedup import NearDupIndex
 from pipeline.synth.parsing import output_problem
 from pipeline.synth.record import Group, SynthRecord, chat_row, pair_row
@@ -209,6 +210,16 @@ def synth_code(job: Job, rec: SynthRecord) -> None:
             rec.contaminated("code", tid, "benchmark_match", task["prompt"], hit)
             continue
         tasks.append({"id": tid, **task})
+    if sc.decontam_behaviour:  # a reworded benchmark problem passes its tests (pipeline.synth.behaviour)
+        found = job.steps.get("code_behaviour", lambda: [
+            {"id": t["id"], "match": m} for t, m in zip(tasks, BehaviourIndex.default().check(
+                tasks, cfg.sandbox, sc.decontam_behaviour))])
+        for t, f in zip(list(tasks), found):
+            if (m := f["match"]) is not None:
+                tasks.remove(t)
+                rec.contaminated("code", t["id"], "benchmark_behaviour", t["prompt"], Match(
+                    m["benchmark"], m["id"], "behaviour", 1.0,
+                    detail={"entry_point": m["entry_point"], "candidates": m["candidates"], "result": m["detail"]}))
     rec.code.parsed = len(tasks)
     n_mut = len(codegen.MUTANT_BODIES)
 

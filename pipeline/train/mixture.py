@@ -19,7 +19,7 @@ from pipeline.config import Config, HParams
 from pipeline.io import read_json, write_jsonl
 from pipeline.lineage import GenerationDir, Lineage
 from pipeline.synth import mixture
-from pipeline.synth.decontaminate import default_index
+from pipeline.synth.decontaminate import index_for
 
 KEYS = ("num_examples", "math_fraction")  # the proposal fields that select the training data
 FILE = "mixture.jsonl"
@@ -37,7 +37,7 @@ def chat_data(cfg: Config, lineage: Lineage, gen: GenerationDir, hp: HParams, ou
         return synth / "train.jsonl", {"rule": "shared", **want, "selected": built.get("selected")}
     sc = cfg.synth
     _, earlier = mixture.earlier(lineage, gen.index, sc.accumulate)
-    index = default_index(sc.decontam_ngram, sc.decontam_ngram_masked, sc.decontam_near_dup)
+    index = index_for(sc)
     rows, info = mixture.build(mixture.new_train_rows(synth), earlier, hp.num_examples, hp.math_fraction,
                                sc.anchor_fraction, sc.min_anchor_examples, mixture.seed_for(cfg.seed, gen.index),
                                gen.index, index)
