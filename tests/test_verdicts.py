@@ -234,3 +234,33 @@ def test_wire_refuses_subclasses_and_foreign_objects():
     for bad in (I(1), [I(1)], {"k": object()}, print, type):
         with pytest.raises(WireError, match="only exact builtin types"):
             encode(bad)
+
+
+def test_a_child_that_lingers_cannot_reach_the_next_sample():
+    """A sample whose child will not exit (its exit path patched to hang) costs its zygote; the next
+    sample on the same worker runs in a fresh one, and its calls never reach the lingering code."""
+    linger = textwrap.dedent("""
+        import os, sys, time
+        class Stuck:
+            def write(self, s):
+                return len(s)
+            def flush(self):
+                while True:
+                    time.sleep(1)
+        sys.stdout = Stuck()
+        os._exit = lambda code: time.sleep(60)
+        def add(a, b):
+            return 5  # the answer the next sample's tests want, if they ever asked this code
+        """)
+    lingering, wrong = run_programs([prog(linger, "assert add(2, 3) == 5", entry="add"),
+                                     prog(WRONG, "assert add(2, 3) == 5", entry="add")], cfg(workers=1))
+    assert lingering.passed  # its own values were right
+    assert not wrong.passed and wrong.detail == "failed: "
+
+
+def test_process_mode_judges_on_values_too():
+    c = cfg(isolation="process")
+    res = run_programs([GuardedProgram(HOSTILE[k], "add", TESTS, trusted=t) for k in
+                        ("frames", "forged_on_every_fd", "patched_modules_and_builtins") for t in (True, False)]
+                       + [GuardedProgram("def add(a, b):\n    return a + b\n", "add", TESTS, trusted=False)], c)
+    assert [r.passed for r in res] == [False] * 6 + [True], [r.detail for r in res]
