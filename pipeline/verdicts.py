@@ -109,10 +109,11 @@ def _relay(code: Job, checker: Channel, entry: str, n_cases: int, cfg: SandboxCo
             if left <= 0:
                 st["timed_out"] = True
                 break
-            fds = [c.rd for c in (code, checker) if not c.eof] + [code.out]
+            outs = {j.out: j for j in (code, checker) if isinstance(j, Job) and not j.out_eof}  # stdout, drained so it never blocks
+            fds = [c.rd for c in (code, checker) if not c.eof] + list(outs)
             for fd in select.select(fds, [], [], left)[0]:
-                if fd == code.out:
-                    code.drain()
+                if fd in outs:
+                    outs[fd].drain()
                     continue
                 side = code if fd == code.rd else checker
                 for msg in side.read():
