@@ -201,6 +201,21 @@ class WarmChecker(Channel):
         payload = repr((context, entry, list(cases)))
         return self.send(f"job {len(payload.encode('utf-8', 'surrogatepass'))}\n{payload}", deadline)
 
+    def stop(self, deadline: float) -> bool:
+        """After the code's setup failed: tell the waiting child to stop; True once it said "bye"."""
+        if not self.send("stop", deadline):
+            return False
+        while time.monotonic() < deadline:
+            try:
+                lines = self.read()
+            except ProtocolError:
+                return False
+            if "bye" in lines:
+                return lines[-1] == "bye" and not self.buf
+            if self.eof or not select.select([self.rd], [], [], max(deadline - time.monotonic(), 0))[0]:
+                return False
+        return False
+
     def kill(self) -> None:
         _kill_group(self.proc.pid)
         self.proc.stdin.close()

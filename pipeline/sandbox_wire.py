@@ -253,6 +253,7 @@ def check(context, entry, cases, rd, wr):
         problem = f"failed: the tests' context raised {type(e).__name__}: {e}"
     line = lines.next()  # "go <found>" once the code under test is defined, or "stop"
     if line is None or not line.startswith("go "):
+        send("bye")  # the last word on this channel: the harness may reuse the warm checker
         return
     violations = []
 

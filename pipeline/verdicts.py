@@ -211,6 +211,8 @@ def check_one(program, cfg: SandboxConfig, namespace: bool, pools: Pools) -> San
         clean = bool(st and st.get("checker_done") and not st["timed_out"])
         for item, job in held:
             if job is None:  # the warm checker: reused only when its child finished cleanly
+                if not clean and st is not None and st["setup"] is not None and not st["timed_out"]:
+                    clean = item.stop(time.monotonic() + 1.0)  # a syntax error need not cost a checker
                 pools.give(item, clean)
             elif st is not None and st["timed_out"]:  # its child may spin on: the whole zygote goes
                 job.abandon()
