@@ -274,7 +274,7 @@ def check(context, entry, cases, rd, wr):
                 violations.append(f"{entry} returned {e}")
                 raise SandboxGone(violations[0]) from None
             for k, v in changed.items():
-                _write_back(args[k] if type(k) is int and k < len(args) else kwargs.get(k), v)
+                _write_back(args[k] if type(k) is int and 0 <= k < len(args) else kwargs.get(k), v)
             return result
         if kind == "raise":
             name, args_text, msg = ast.literal_eval(body)

@@ -29,6 +29,7 @@ from pipeline.sandbox_wire import WireError, decode
 # much for the relay, which a one-interpreter harness does not pay (HE/32 makes ~150 calls, HE/53 100).
 CALL_SLACK_SECONDS = 0.005
 
+
 def _relay(code: Job, checker: Channel, entry: str, n_cases: int, cfg: SandboxConfig) -> dict:
     """Carry calls between the checker and the code under test until the checker is done, either side
     ends, a message breaks the protocol, or the sample's time is up. Returns what happened."""
@@ -96,7 +97,7 @@ def _relay(code: Job, checker: Channel, entry: str, n_cases: int, cfg: SandboxCo
         elif kind == "done":
             bad = _literal(rest, ["the checker's report did not decode"])
             if bad:
-                st["violation"] = f"failed: {bad[0]}"
+                st["violation"] = f"failed: {bad[0] if isinstance(bad, list) else bad}"
             st["done"] = st["checker_done"] = True
         else:
             raise ProtocolError(f"the checker sent {msg[:60]!r} out of turn")
@@ -109,7 +110,8 @@ def _relay(code: Job, checker: Channel, entry: str, n_cases: int, cfg: SandboxCo
             if left <= 0:
                 st["timed_out"] = True
                 break
-            outs = {j.out: j for j in (code, checker) if isinstance(j, Job) and not j.out_eof}  # stdout, drained so it never blocks
+            # stdout, drained as it comes so that a child never blocks on a full pipe
+            outs = {j.out: j for j in (code, checker) if isinstance(j, Job) and not j.out_eof}
             fds = [c.rd for c in (code, checker) if not c.eof] + list(outs)
             for fd in select.select(fds, [], [], left)[0]:
                 if fd in outs:
