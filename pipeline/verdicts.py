@@ -1,15 +1,16 @@
 """Checked runs: the code under test in one sandbox, its tests in a checker process, the harness between.
 
-    results = run_checked(programs, cfg, namespace)     # via pipeline.sandbox.run_programs
+    result = check_one(program, cfg, namespace, pools)     # via pipeline.sandbox.run_programs
 
-For each GuardedProgram: the code (`setup`) runs in a `serve` sandbox and serves its entry point;
-the tests run in a checker: trusted tests (`trusted=True`, HumanEval's) in a child forked from a
-warm checker process that never executes generated code; untrusted tests (written by a model) in a
-`check` sandbox of their own. Every call goes checker -> harness -> sandbox and back, as one line
-each way (pipeline/sandbox_wire.py); the harness gives each call a fresh random id, refuses a reply
-to anything but the call pending, a message over MAX_FRAME bytes and a value that does not decode as
-plain data, and ends the sample when either side dies or its time is up. The verdict is composed
-here from the checker's per-case outcomes and what the harness itself saw.
+For each GuardedProgram: the code (`setup`) runs in a `serve` child of a sandboxed zygote and serves
+its entry point; the tests run in a checker: trusted tests (`trusted=True`, HumanEval's) in a child
+forked from a warm checker process that never executes generated code; untrusted tests (written by a
+model) in a `check` child of another zygote (pipeline/sandbox_pools.py). Every call goes checker ->
+harness -> sandbox and back, as one line each way (pipeline/sandbox_wire.py); the harness gives each
+call a fresh random id, refuses a reply to anything but the call pending, a message over MAX_FRAME
+bytes and a value that does not decode as plain data, and ends the sample when either side dies or
+its time is up. The verdict is composed here from the checker's per-case outcomes and what the
+harness itself saw; a refusal fails the sample whatever the tests did with the error.
 """
 
 from __future__ import annotations
