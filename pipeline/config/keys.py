@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from typing import Any, Iterator
 
@@ -39,15 +40,21 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+@functools.lru_cache(maxsize=None)
+def _fields(tp: type) -> dict[str, Any]:
+    """A schema dataclass's field names -> their resolved types (cached: every compose walks them)."""
+    hints = typing.get_type_hints(tp)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(tp)}
+
+
 def _child(tp: Any, part: str) -> tuple[bool, Any]:
     """(is `part` a key under a node of type `tp`, the child's type)."""
     tp = _unwrap(tp)
     if tp is Any:
         return True, Any
     if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        return (part in names), hints.get(part, Any)
+        fields = _fields(tp)
+        return (part in fields), fields.get(part, Any)
     origin = typing.get_origin(tp)
     if origin in (dict, typing.Dict):
         return True, (typing.get_args(tp) or (str, Any))[1]
@@ -78,11 +85,10 @@ def schema_keys(root: Any = None, prefix: str = "") -> list[str]:
 def _keys(tp: Any, prefix: str) -> Iterator[str]:
     tp = _unwrap(tp)
     if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        for f in dataclasses.fields(tp):
-            key = f"{prefix}{f.name}"
+        for name, child in _fields(tp).items():
+            key = f"{prefix}{name}"
             yield key
-            yield from _keys(hints.get(f.name, Any), key + ".")
+            yield from _keys(child, key + ".")
     elif typing.get_origin(tp) in (dict, typing.Dict):
         yield from _keys((typing.get_args(tp) or (str, Any))[1], f"{prefix}{ANY}.")
 
