@@ -158,8 +158,6 @@ class Lineage:
         """Merge `fields` into the generation's ledger row (dict fields merge one level deep)."""
         if "status" in fields and fields["status"] not in STATUSES:
             raise LineageError(f"unknown status {fields['status']!r}")
-        if self.ledger_lost():  # a fresh ledger would hold this row alone: rebuild it first
-            raise self.ledger_error("is missing but stage manifests exist")
         with self._db() as con:
             con.execute("BEGIN IMMEDIATE")  # serialises read-modify-write across processes
             row = con.execute("SELECT data FROM generations WHERE name=?", (gen.name,)).fetchone()

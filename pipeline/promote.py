@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline import faults
+from pipeline import cli, faults
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stage import read_manifest
@@ -110,6 +110,7 @@ def promote_sweep(sweep_dir: Path) -> str | None:
         raise LineageError(f"{sweep_dir} mixes lineages, generations or gate metrics: {sorted(keys)}")
     root, name, gen_name, metric = keys.pop()
     lineage = Lineage(root, name)
+    lineage.rows()  # a lost or corrupt ledger is an error naming its rebuild, not a fresh partial ledger
     with lineage.lock():
         gen = lineage.gen_by_name(gen_name)
         cands = [lineage.gen_by_name(i["candidate"]) for i in infos]
@@ -123,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         best = promote_sweep(args.sweep)
     except (LineageError, OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(f"promoted {best}" if best else "no candidate passed the gate; the teacher stays")
     return 0
 

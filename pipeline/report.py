@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from pipeline import probes
+from pipeline import cli, probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns, parse_task_name
 from pipeline.lineage import Lineage, LineageError
@@ -252,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     print(f"wrote {screenshot(Path(args.output), Path(args.screenshot))}", file=sys.stderr)
                 except (BrowserError, subprocess.TimeoutExpired) as e:
-                    print(f"error: {e}", file=sys.stderr)
-                    return 2
+                    return cli.fail(e)
             return 0
         if args.compare:
             from pipeline import compare
@@ -268,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         rows = load(args.lineage)
     except (LineageError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(with_legend(render(rows, args.format, args.all), rows, args.lineage, args.format))
     if args.format in ("table", "markdown") and proposal_sources(rows):
         print(f"\n{proposal_sources(rows)}")
