@@ -20,7 +20,7 @@ import sys
 
 from tqdm import tqdm
 
-from pipeline import candidates, promote
+from pipeline import candidates, logs, promote
 from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.io import atomic_write_json
@@ -86,7 +86,7 @@ def run(cfg: Config) -> list[dict]:
         if target < 0:
             newest = lineage.generation_rows()[-1]
             target = newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
-        overall = tqdm(desc="generations", total=max(0, target), unit="gen")
+        overall = tqdm(desc="generations", total=max(0, target), unit="gen", disable=not logs.bars_wanted())
         while True:
             newest = lineage.generation_rows()[-1]
             overall.n = newest["gen"] - (1 if newest.get("status") == "candidate" else 0)
@@ -123,6 +123,7 @@ def _hydra_main() -> int:
 
         try:
             cfg = load_config(dcfg)
+            logs.configure(cfg.log.level)
             if cfg.candidate.name:
                 return sweep.job(cfg)
             rows = run(cfg)

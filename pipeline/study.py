@@ -164,12 +164,13 @@ def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Rec
 
 def run(argv: list[str]) -> tuple[Path, list[Member]]:
     """Run a study (argv: `study=<name>`, `study.*` edits, common overrides); returns its dir and members."""
-    from pipeline import evals, sweep
+    from pipeline import evals, logs, sweep
     from pipeline.compose import compose
 
     name, edits, common = split_args(argv)
     study = load_study(name, edits)
     base = compose(common)  # the common overrides are valid on their own
+    logs.configure(base.log.level)
     evals.check_inputs(base)  # the data every lineage reads, before the study's directory exists
     root = Path(base.paths.root).resolve() / "studies" / study.name
     members = plan(study, common, root)

@@ -132,3 +132,27 @@ def test_one_seed_moves_training_and_is_recorded_in_every_manifest(tmp_path):
     gen = lin.gen(0)
     write_manifest(gen, new_manifest(cfg, "eval", gen, StageResult(), 0.0))
     assert read_manifest(gen, "eval").seed == 7
+
+
+def test_log_level_quiets_libraries_and_bars_off_a_terminal(monkeypatch):
+    """log.level=info (the default): libraries at WARNING, in this process and in the environment the
+    engine and training children inherit; no progress bars when stderr is not a terminal (pytest's)."""
+    import logging
+    import os
+
+    from pipeline import logs
+
+    assert compose([]).log.level == "info"
+    with pytest.raises(ConfigError, match="log.level"):
+        compose(["log.level=loud"])
+    env = {k: v for k, v in os.environ.items() if k not in ("VLLM_LOGGING_LEVEL", "TRANSFORMERS_VERBOSITY", "TQDM_DISABLE")}
+    monkeypatch.setattr(os, "environ", env)  # restored afterwards, as are the loggers' levels
+    for name in ("", *logs.LIBRARIES):
+        monkeypatch.setattr(logging.getLogger(name or None), "level", logging.getLogger(name or None).level)
+    logs.configure("info")
+    assert logging.getLogger("vllm").level == logging.WARNING and logging.getLogger().level == logging.INFO
+    assert (os.environ["VLLM_LOGGING_LEVEL"], os.environ["TRANSFORMERS_VERBOSITY"]) == ("WARNING", "warning")
+    assert not logs.bars_wanted() and os.environ["TQDM_DISABLE"] == "1"
+    del env["VLLM_LOGGING_LEVEL"]
+    logs.configure("debug")
+    assert logging.getLogger("vllm").level == logging.DEBUG and os.environ["VLLM_LOGGING_LEVEL"] == "DEBUG"

@@ -17,7 +17,7 @@ def _hydra_main() -> int:
     import hydra
     from omegaconf import DictConfig
 
-    from pipeline import cli, evals, models
+    from pipeline import cli, evals, logs, models
     from pipeline.compose import EXPECTED, config_path, load_config
     from pipeline.config import register
     from pipeline.engine import open_engine
@@ -30,6 +30,7 @@ def _hydra_main() -> int:
     def main(dcfg: DictConfig) -> float | None:
         try:
             cfg = load_config(dcfg)
+            logs.configure(cfg.log.level)
             evals.check_inputs(cfg)
             model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
         except EXPECTED as e:
