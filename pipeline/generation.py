@@ -24,7 +24,7 @@ from pipeline import candidates, logs, promote
 from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.io import atomic_write_json
-from pipeline.lineage import Lineage
+from pipeline.lineage import Lineage, LineageError
 from pipeline.report import write_lineage_report
 from pipeline.stage import Engines
 
@@ -50,7 +50,7 @@ def write_report(lineage: Lineage) -> None:
     try:
         path = write_lineage_report(lineage.path)
         log.info("report: %s", path)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, LineageError) as e:
         log.error("could not write %s/report.html: %s: %s", lineage.path, type(e).__name__, e)
 
 
