@@ -25,18 +25,18 @@ from pipeline.io import read_json
 from pipeline.lineage import LEDGER, GenerationDir, Lineage, LineageError
 from pipeline.promote import candidate_view, outcomes
 from pipeline.stage import Manifest, read_manifest, record
+from pipeline.stages import ALL as STAGES
 
 log = logging.getLogger(__name__)
 GEN_DIR = re.compile(r"gen_(\d+)(-[A-Za-z0-9_-]+)?")
 
 
 def manifests(gen: GenerationDir) -> dict[str, Manifest]:
-    """Every finished stage of one generation dir, its own only (a candidate's `synth` link is its
-    generation's); a manifest that does not parse is a LineageError naming the file."""
-    if not gen.path.is_dir():
-        return {}
-    return {d.name: read_manifest(gen, d.name) for d in sorted(gen.path.iterdir())
-            if d.is_dir() and not d.is_symlink() and (d / "manifest.json").exists()}
+    """Every finished stage of one generation dir (the stage table's, not the model dir's manifest), its
+    own only (a candidate's `synth` link is its generation's); a manifest that does not parse is a
+    LineageError naming the file."""
+    return {name: read_manifest(gen, name) for name in STAGES
+            if gen.is_done(name) and not (gen.path / name).is_symlink()}
 
 
 def generation_dirs(lineage: Lineage) -> list[GenerationDir]:

@@ -134,8 +134,9 @@ class Lineage:
             pass
 
     def ledger_lost(self) -> bool:
-        """No ledger, but finished stages: it was deleted, not never written."""
-        return not (self.path / LEDGER).exists() and any(self.path.glob("gen_*/*/manifest.json"))
+        """No ledger, but a finished eval (every generation's, gen 0's first): it was deleted, not never
+        written."""
+        return not (self.path / LEDGER).exists() and any(self.path.glob("gen_*/eval/manifest.json"))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
