@@ -103,3 +103,34 @@ def test_corrupt_manifest_is_an_error_not_a_status(lineage, capsys):
     with pytest.raises(LineageError, match="not a stage manifest"):
         ledger.rebuild(lin)
     assert view(lin.rows())[1]["status"] == "rejected"  # a refused rebuild leaves the old ledger alone
+
+
+def test_rebuild_follows_a_selection_among_candidates(lineage):
+    """gen_002 with two candidates, both passed by the gate: the better on validation is selected
+    (selection.json); a rebuilt ledger gives every row the status the promotion gave it."""
+    lin, _ = lineage
+    cfg = compose(["model=tiny:qwen3", "experiment=smoke"])
+    gen2, teacher = lin.gen(2), lin.gen(0)
+    lin.record(gen2, parent="gen_000", teacher="gen_000", status="candidate")
+    proposed = new_manifest(cfg, "propose", teacher, StageResult(info={"hparams": {"epochs": 1}}), 1.0)
+    gen2.stage_dir("propose")
+    write_manifest(gen2, proposed)
+    record(lin, gen2, proposed)
+    lin.record(gen2, hparams={"epochs": 1}, hparams_source=None)
+    cands = [lin.gen_by_name("gen_002-c0"), lin.gen_by_name("gen_002-c1")]
+    for cand, acc in zip(cands, (0.25, 0.75)):
+        lin.record(cand, parent="gen_000", teacher="gen_000", status="candidate")
+        for stage, result in (("eval", StageResult(metrics={cfg.gate.metric: acc})),
+                              ("gate", StageResult(info={"status": "promoted", "reasons": ["all checks pass"]}))):
+            cand.stage_dir(stage)
+            m = new_manifest(cfg, stage, teacher, result, 1.0)
+            write_manifest(cand, m)
+            record(lin, cand, m)
+    assert promote.apply(lin, gen2, cands, cfg.gate.metric) == "gen_002-c1"
+    before = view(lin.rows())
+    (lin.path / "ledger.sqlite").unlink()
+    ledger.rebuild(lin)
+    after = view(lin.rows())
+    assert {r["name"]: r["status"] for r in after} == {"gen_000": "promoted", "gen_001": "rejected", "gen_002": "promoted",
+                                                       "gen_002-c0": "rejected", "gen_002-c1": "promoted"}
+    assert after == before
