@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import models, proposal, stages
+from pipeline import logs, models, proposal, stages
 from pipeline.config import Config
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stage import (Engines, StageContext, StageResult, config_hash, git_commit, new_manifest, read_manifest,
@@ -137,7 +137,8 @@ def train_candidates(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher:
     for i, cand in enumerate(cands):
         if cand.name != gen.name:
             prepare_candidate(cfg, lineage, gen, teacher, cand, i)
-        bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage")
+        bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage",
+                   disable=not logs.bars_wanted())
         for stage in bar:
             bar.set_postfix_str(stage.name)
             run_stage(stage, context(cfg, lineage, cand, teacher, stage.name, engines))

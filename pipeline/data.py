@@ -35,6 +35,10 @@ SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / po
 GSM8K_SLICES = ("validation", "verifier", "exemplars", "pool")
 
 
+class DataError(ValueError):
+    """Input data that is missing, empty or malformed; the message names the file or the config key."""
+
+
 def data_dir() -> Path | None:
     d = os.environ.get("PIPELINE_DATA_DIR")
     return Path(d).expanduser().resolve() if d else None

@@ -3,6 +3,7 @@
     python -m pipeline.generation                              # one generation, CPU profile
     python -m pipeline.generation model=tiny:qwen3 experiment=smoke generations=2   # up to gen 2
     make generation ARGS="model=tiny:qwen3 experiment=smoke"
+    python -m pipeline.generation --help                       # groups, keys, examples
 
 Gen 0 (the base model) gets only eval and drift: the baseline row. Every stage is skipped when its
 manifest exists, so re-running continues a crashed generation at its unfinished stage and a finished
@@ -19,7 +20,7 @@ import sys
 
 from tqdm import tqdm
 
-from pipeline import candidates, promote
+from pipeline import candidates, logs, promote
 from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.io import atomic_write_json
@@ -49,7 +50,7 @@ def write_report(lineage: Lineage) -> None:
     try:
         path = write_lineage_report(lineage.path)
         log.info("report: %s", path)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, LineageError) as e:
         log.error("could not write %s/report.html: %s: %s", lineage.path, type(e).__name__, e)
 
 
@@ -67,15 +68,17 @@ def run(cfg: Config) -> list[dict]:
     baseline. Idempotent: a crashed run re-run continues where it stopped; a finished one re-run
     with the same target does nothing. Returns the ledger rows. A sweep job (`candidate.name` set)
     instead trains one candidate of the next generation: see `candidates.run_candidate`."""
-    from pipeline import models
+    from pipeline import evals, ledger, models
 
+    # missing data, a bad model, or an engine.tensor_parallel_size it cannot take: refused before any write
+    evals.check_inputs(cfg)
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
     if cfg.candidate.name:
         candidates.run_candidate(cfg, lineage)
         return lineage.rows()
-    # a bad model, or an engine.tensor_parallel_size it cannot take, fails before any write
     parallel.plan(models.resolve(cfg.model.spec, cfg.paths.models), cfg.engine)
     with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
+        ledger.repair(lineage)  # a lost or corrupt ledger is rebuilt from the manifests
         candidates.prepare(cfg, lineage, engines)
         promote.repair_teacher(lineage)
         candidates.refuse_pending_sweep(lineage)
@@ -83,7 +86,7 @@ def run(cfg: Config) -> list[dict]:
         if target < 0:
             newest = lineage.generation_rows()[-1]
             target = newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
-        overall = tqdm(desc="generations", total=max(0, target), unit="gen")
+        overall = tqdm(desc="generations", total=max(0, target), unit="gen", disable=not logs.bars_wanted())
         while True:
             newest = lineage.generation_rows()[-1]
             overall.n = newest["gen"] - (1 if newest.get("status") == "candidate" else 0)
@@ -107,9 +110,9 @@ def _hydra_main() -> int:
     import hydra
     from omegaconf import DictConfig
 
-    from pipeline.compose import config_path, load_config
-    from pipeline.config import ConfigError, register
-    from pipeline.models import ModelError
+    from pipeline import cli
+    from pipeline.compose import EXPECTED, config_path, load_config
+    from pipeline.config import register
 
     register()
     status = {"code": 0}
@@ -120,12 +123,12 @@ def _hydra_main() -> int:
 
         try:
             cfg = load_config(dcfg)
+            logs.configure(cfg.log.level)
             if cfg.candidate.name:
                 return sweep.job(cfg)
             rows = run(cfg)
-        except (ConfigError, ModelError, LineageError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            status["code"] = 2
+        except EXPECTED as e:
+            status["code"] = cli.fail(e)
             return None
         print(report.render(rows, "table"))
         newest = Lineage(cfg.paths.root, cfg.paths.lineage).generation_rows()[-1]
@@ -136,4 +139,7 @@ def _hydra_main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_hydra_main())
+    from pipeline.compose import hydra_entry
+    from pipeline.evals import check_inputs
+
+    sys.exit(hydra_entry(_hydra_main, __doc__, "pipeline.generation", inputs=check_inputs))

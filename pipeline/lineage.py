@@ -27,6 +27,7 @@ from pipeline.io import atomic_write_json, atomic_write_text, read_json
 
 SCHEMA_VERSION = 1
 STATUSES = ("candidate", "promoted", "rejected", "failed")
+LEDGER = "ledger.sqlite"
 
 
 class LineageError(RuntimeError):
@@ -121,16 +122,34 @@ class Lineage:
         atomic_write_text(self.path / "TEACHER", gen.name + "\n")
 
     # -- ledger -------------------------------------------------------------------------------------
+    def ledger_error(self, problem: str) -> LineageError:
+        """A ledger that cannot be read: the message says how to rebuild it from the manifests."""
+        return LineageError(f"{self.path / LEDGER} {problem}; rebuild it from the stage manifests with "
+                            f"`python -m pipeline.ledger --rebuild {self.path}` (a run of the lineage also rebuilds it)")
+
+    def new_ledger(self) -> None:
+        """An empty ledger where there is none (pipeline.ledger rebuilds into it)."""
+        with self._db():
+            pass
+
+    def ledger_lost(self) -> bool:
+        """No ledger, but a finished eval (every generation's, gen 0's first): it was deleted, not never
+        written."""
+        return not (self.path / LEDGER).exists() and any(self.path.glob("gen_*/eval/manifest.json"))
+
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path / "ledger.sqlite", timeout=60, isolation_level=None)
+        con = sqlite3.connect(self.path / LEDGER, timeout=60, isolation_level=None)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, gen INTEGER NOT NULL, "
-                "data TEXT NOT NULL, updated REAL NOT NULL)"
-            )
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, gen INTEGER NOT NULL, "
+                    "data TEXT NOT NULL, updated REAL NOT NULL)"
+                )
+            except sqlite3.DatabaseError as e:  # not a database (overwritten, truncated)
+                raise self.ledger_error(f"is not a readable ledger ({e})") from None
             yield con
         finally:
             con.close()
@@ -154,10 +173,15 @@ class Lineage:
         return data
 
     def rows(self) -> list[dict]:
-        if not (self.path / "ledger.sqlite").exists():
+        if not (self.path / LEDGER).exists():
+            if self.ledger_lost():
+                raise self.ledger_error("is missing but stage manifests exist")
             return []
         with self._db() as con:
-            return [json.loads(r[0]) for r in con.execute("SELECT data FROM generations ORDER BY gen, name")]
+            try:
+                return [json.loads(r[0]) for r in con.execute("SELECT data FROM generations ORDER BY gen, name")]
+            except (sqlite3.DatabaseError, ValueError) as e:
+                raise self.ledger_error(f"is not a readable ledger ({e})") from None
 
     def generation_rows(self) -> list[dict]:
         """Ledger rows of whole generations (gen_NNN), without their candidates (gen_NNN-<name>)."""

@@ -247,7 +247,24 @@ def _from_hub(repo_id: str) -> Path:
         ) from None
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from pipeline import cli
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.models",
+                                 description="Provision model specs (see the specs below) and print each local directory.",
+                                 epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("specs", nargs="*", default=[CPU_DEFAULT], metavar="SPEC", help=f"default: {CPU_DEFAULT}")
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    for s in sys.argv[1:] or [CPU_DEFAULT]:
-        print(resolve(s))
+    try:
+        for s in args.specs:
+            print(resolve(s))
+    except ModelError as e:
+        return cli.fail(e)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline import faults
+from pipeline import cli, faults
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stage import read_manifest
@@ -27,12 +27,16 @@ log = logging.getLogger(__name__)
 CANDIDATE_FILE = "candidate.json"  # written by each sweep job into its Hydra output dir
 
 
-def select(candidates: list[dict], metric: str) -> str | None:
+def select(candidates: list[dict], metric: str | None) -> str | None:
     """Pure choice: the gate-approved candidate with the highest `metric`; ties go to the first.
-    Each item: {"name", "gate_status", "metrics"}."""
-    ok = [c for c in candidates if c["gate_status"] == "promoted" and c["metrics"].get(metric) is not None]
+    Each item: {"name", "gate_status", "metrics"}. metric None: the gate's verdict alone (a ledger
+    rebuilt from one candidate's manifests, where the gate already required the metric)."""
+    ok = [c for c in candidates if c["gate_status"] == "promoted"
+          and (metric is None or c["metrics"].get(metric) is not None)]
     if not ok:
         return None
+    if metric is None:
+        return ok[0]["name"]
     return max(ok, key=lambda c: (c["metrics"][metric], -candidates.index(c)))["name"]
 
 
@@ -43,32 +47,43 @@ def candidate_view(cand: GenerationDir) -> dict:
             "metrics": metrics}
 
 
+def outcomes(gen: GenerationDir, views: list[dict], metric: str | None) -> tuple[str | None, dict[str, dict]]:
+    """Pure: the winner and the ledger fields of every candidate and of the generation (by name)."""
+    best = select(views, metric)
+    if [v["name"] for v in views] == [gen.name]:  # the generation is its own candidate
+        v = views[0]
+        return best, {gen.name: dict(status="promoted" if best else ("failed" if v["gate_status"] == "failed" else "rejected"),
+                                     model=str(gen.model_dir), gate_reasons=v["reasons"])}
+    out = {}
+    for v in views:
+        if v["name"] == best:
+            out[v["name"]] = dict(status="promoted", gate_reasons=v["reasons"])
+        elif v["gate_status"] == "promoted":
+            out[v["name"]] = dict(status="rejected", gate_reasons=v["reasons"] + [
+                f"not selected: {metric}={v['metrics'].get(metric)} below {best}'s"])
+        else:
+            out[v["name"]] = dict(status="rejected" if v["gate_status"] == "rejected" else "failed",
+                                  gate_reasons=v["reasons"])
+    out[gen.name] = dict(status="promoted" if best else "rejected", selected=best,
+                         gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
+    return best, out
+
+
 def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir], metric: str) -> str | None:
     """The one promotion path, for one candidate and for many: record each candidate's status and
     the generation's, then move the TEACHER pointer to the winner. With several candidates the
     choice is written to the generation's `selection.json`."""
     views = [candidate_view(c) for c in candidates]
-    best = select(views, metric)
+    best, fields = outcomes(gen, views, metric)
     if best:  # the pointer first: a kill before the statuses below is finished by the resumed run
         lineage.set_teacher(lineage.gen_by_name(best))
         faults.point("promote:teacher-set")
-    if candidates == [gen] or [c.name for c in candidates] == [gen.name]:  # the generation is its own candidate
-        v = views[0]
-        lineage.record(gen, status="promoted" if best else ("failed" if v["gate_status"] == "failed" else "rejected"),
-                       model=str(gen.model_dir), gate_reasons=v["reasons"])
-    else:
-        for v, c in zip(views, candidates):
-            if v["name"] == best:
-                lineage.record(c, status="promoted", gate_reasons=v["reasons"])
-            elif v["gate_status"] == "promoted":
-                lineage.record(c, status="rejected", gate_reasons=v["reasons"] + [
-                    f"not selected: {metric}={v['metrics'].get(metric)} below {best}'s"])
-            else:
-                lineage.record(c, status="rejected" if v["gate_status"] == "rejected" else "failed",
-                               gate_reasons=v["reasons"])
+    for name, f in fields.items():
+        if name != gen.name:
+            lineage.record(lineage.gen_by_name(name), **f)
+    if len(fields) > 1:
         atomic_write_json(gen.path / "selection.json", {"metric": metric, "selected": best, "candidates": views})
-        lineage.record(gen, status="promoted" if best else "rejected", selected=best,
-                       gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
+    lineage.record(gen, **fields[gen.name])
     return best
 
 
@@ -95,6 +110,7 @@ def promote_sweep(sweep_dir: Path) -> str | None:
         raise LineageError(f"{sweep_dir} mixes lineages, generations or gate metrics: {sorted(keys)}")
     root, name, gen_name, metric = keys.pop()
     lineage = Lineage(root, name)
+    lineage.rows()  # a lost or corrupt ledger is an error naming its rebuild, not a fresh partial ledger
     with lineage.lock():
         gen = lineage.gen_by_name(gen_name)
         cands = [lineage.gen_by_name(i["candidate"]) for i in infos]
@@ -108,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         best = promote_sweep(args.sweep)
     except (LineageError, OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(f"promoted {best}" if best else "no candidate passed the gate; the teacher stays")
     return 0
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from pipeline import probes
+from pipeline import cli, probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns, parse_task_name
 from pipeline.lineage import Lineage, LineageError
@@ -81,7 +81,9 @@ def protocol_legend(rows: list[dict], recorded: dict[str, str] | None = None) ->
 
 def with_legend(text: str, rows: list[dict], lineage_path: str | Path, fmt: str) -> str:
     """A rendered table with the protocol legend under it (table and markdown only)."""
-    legend = protocol_legend(rows, eval_protocols(lineage_path)) if fmt in ("table", "markdown") else ""
+    if fmt not in ("table", "markdown"):
+        return text
+    legend = protocol_legend([flatten(r) for r in rows], eval_protocols(lineage_path))
     return f"{text}\n{legend}" if legend else text
 
 
@@ -198,10 +200,12 @@ def proposal_sources(ledger_rows: list[dict]) -> str:
 
 
 def load(path: str | Path) -> list[dict]:
+    """The ledger rows of a lineage dir; LineageError when it is not a lineage (or a newer schema), its
+    ledger is lost or corrupt (the message names the rebuild command), or a stage manifest is corrupt."""
+    from pipeline import ledger
+
     path = Path(path)
-    lineage = Lineage(path.parent, path.name)
-    lineage.meta()  # clear error if this is not a lineage, or a newer schema
-    return lineage.rows()
+    return ledger.check(Lineage(path.parent, path.name))
 
 
 def html_table():
@@ -248,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     print(f"wrote {screenshot(Path(args.output), Path(args.screenshot))}", file=sys.stderr)
                 except (BrowserError, subprocess.TimeoutExpired) as e:
-                    print(f"error: {e}", file=sys.stderr)
-                    return 2
+                    return cli.fail(e)
             return 0
         if args.compare:
             from pipeline import compare
@@ -264,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         rows = load(args.lineage)
     except (LineageError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     print(with_legend(render(rows, args.format, args.all), rows, args.lineage, args.format))
     if args.format in ("table", "markdown") and proposal_sources(rows):
         print(f"\n{proposal_sources(rows)}")

@@ -122,6 +122,7 @@ def git_commit() -> str | None:
 def config_hash(cfg: Config) -> str:
     d = resolved_dict(cfg)
     d.pop("generations", None)  # how many to run does not change what one generation is
+    d.pop("log", None)  # nor does how loud the log is
     return hash_obj(d)
 
 

@@ -166,11 +166,14 @@ def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Rec
 
 def run(argv: list[str]) -> tuple[Path, list[Member]]:
     """Run a study (argv: `study=<name>`, `study.*` edits, common overrides); returns its dir and members."""
+    from pipeline import evals, logs
     from pipeline.compose import compose
 
     name, edits, common = split_args(argv)
     study = load_study(name, edits)
     base = compose(common)  # the common overrides are valid on their own
+    logs.configure(base.log.level)
+    evals.check_inputs(base)  # the data every lineage reads, before the study's directory exists
     root = Path(base.paths.root).resolve() / "studies" / study.name
     members = plan(study, common, root)
     for m in members:  # every lineage's config is valid before anything runs
@@ -208,15 +211,18 @@ def run(argv: list[str]) -> tuple[Path, list[Member]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.lineage import LineageError
-    from pipeline.models import ModelError
+    from pipeline import cli
+    from pipeline.compose import EXPECTED, usage
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(usage("pipeline.study study=NAME", __doc__, flags=""))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        root, members = run(list(sys.argv[1:] if argv is None else argv))
-    except (ConfigError, ModelError, LineageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        root, members = run(argv)
+    except EXPECTED as e:
+        return cli.fail(e)
     failed = [m for m in members if m.status != "done"]
     for m in members:
         print(f"{m.status:7s} {m.arm} seed {m.seed}: {m.dir}" + (f" ({m.error})" if m.error else ""))

@@ -25,7 +25,7 @@ from pipeline.config.hparams import (  # noqa: F401  (the package's public names
     Range, RANGE, CHOICES, hparam, HParams, search_space_for, override_for, SearchSpace, HParamsOverride,
     PROPOSE_MODES, ProposeConfig, CandidateConfig,
 )
-from pipeline.config.runtime import ModelConfig, EngineConfig, PathsConfig, SandboxConfig  # noqa: F401
+from pipeline.config.runtime import ModelConfig, EngineConfig, PathsConfig, SandboxConfig, LogConfig  # noqa: F401
 from pipeline.config.data import (  # noqa: F401  (the package's public names)
     MATH_SOURCES, MathSynthConfig, CodeSynthConfig, VerifierSynthConfig, SynthConfig, DPOConfig, RewardSpec,
     GRPOConfig, TrainConfig,
@@ -46,6 +46,7 @@ class Config:
     drift: DriftConfig = field(default_factory=DriftConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     candidate: CandidateConfig = field(default_factory=CandidateConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     seed: int = MISSING
     generations: int = MISSING  # target generation count of the lineage; -1 = the next one
     profile: str = MISSING  # name of the experiment profile, recorded in the ledger

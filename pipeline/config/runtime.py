@@ -79,6 +79,20 @@ class EngineConfig:
         check(self.cpu_kv_cache_gb > 0, "engine.cpu_kv_cache_gb", "must be > 0")
 
 
+LOG_LEVELS = ("info", "debug")
+
+
+@dataclass
+class LogConfig:
+    """How much the log says (pipeline.logs): `info` keeps the pipeline's own lines and only warnings
+    from libraries (vLLM, transformers, datasets, the Hub, torch); `debug` lets everything through."""
+
+    level: str = MISSING  # info | debug
+
+    def validate(self) -> None:
+        check(self.level in LOG_LEVELS, "log.level", f"{self.level!r} is not {'|'.join(LOG_LEVELS)}")
+
+
 @dataclass
 class PathsConfig:
     root: str = MISSING  # where lineages live (default: ./checkpoints)

@@ -73,6 +73,24 @@ def check_config(cfg: "Config") -> None:
         _fail("gate.metric", f"{cfg.gate.metric!r} is lower-is-better; the gate's capability rule needs higher-is-better")
 
 
+def check_inputs(cfg: "Config") -> None:
+    """Every eval task's items load and are not empty: run before a lineage gets its first file, so a
+    missing or empty data directory is one DataError naming the task and the file, not a traceback
+    mid-run. The loaders cache what they read (GSM8K train and test, the HumanEval file)."""
+    from pipeline.data import DataError
+
+    for name, task in cfg.eval.tasks.items():
+        b = BENCHMARKS.get(task.benchmark)
+        where = f"eval.tasks.{name} ({b.title} {task.split})"
+        try:
+            items = b.splits[task.split]()
+        except Exception as e:  # each loader's own error (a missing file, a bad row, an offline hub) names it
+            raise DataError(f"{where}: cannot load its items: {type(e).__name__}: {' '.join(str(e).split())[:400]}"
+                            ) from None
+        if not items:
+            raise DataError(f"{where}: the split has no items")
+
+
 def is_test_task(task: str, eval_cfg: "EvalConfig") -> bool:
     """True when eval task `task` runs on a test split of its benchmark: such scores are reported,
     never used to select or promote. A name that is no eval task (`drift`, ...) is not one."""

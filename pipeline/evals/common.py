@@ -25,7 +25,12 @@ def write_results(path: str | os.PathLike, rows: list[dict]) -> None:
 
 def finish_cli(input_path: str, rows: list[dict], summary: dict) -> int:
     """The CLIs' common ending, as the official harness does it: `<input>_results.jsonl` next to
-    the input, and the scores as one JSON object on the last stdout line."""
+    the input, and the scores as one JSON object on the last stdout line. An input without rows is
+    an error (exit 2), not a score of 0 over nothing."""
+    from pipeline import cli
+
+    if not rows:
+        return cli.fail(f"{input_path}: no rows to score (an empty file)")
     out = input_path + "_results.jsonl"
     write_results(out, rows)
     print(f"wrote {out}", file=sys.stderr)

@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     except (JsonlError, ValueError, OSError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if unattempted:
+    if unattempted and rows:
         print(f"note: {unattempted} problem(s) have no samples; pass@k is over attempted problems", file=sys.stderr)
     return finish_cli(args.samples, rows, scores)
 

@@ -13,22 +13,29 @@ import sys
 from pathlib import Path
 
 
-def _hydra_main() -> None:
+def _hydra_main() -> int:
     import hydra
     from omegaconf import DictConfig
 
-    from pipeline import models
-    from pipeline.compose import config_path, load_config
+    from pipeline import cli, evals, logs, models
+    from pipeline.compose import EXPECTED, config_path, load_config
     from pipeline.config import register
     from pipeline.engine import open_engine
     from pipeline.evaluate.stage import evaluate_model
 
     register()
+    status = {"code": 0}
 
     @hydra.main(config_path=config_path(), config_name="config", version_base=None)
     def main(dcfg: DictConfig) -> float | None:
-        cfg = load_config(dcfg)
-        model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
+        try:
+            cfg = load_config(dcfg)
+            logs.configure(cfg.log.level)
+            evals.check_inputs(cfg)
+            model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
+        except EXPECTED as e:
+            status["code"] = cli.fail(e)
+            return None
         out = Path(cfg.paths.root) / "evals" / re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model.spec).strip("_")
         result = evaluate_model(cfg, model_dir, out,
                                 lambda d: open_engine(d, cfg.model, cfg.engine, seed=cfg.seed))
@@ -37,7 +44,11 @@ def _hydra_main() -> None:
         return result.metrics.get(cfg.gate.metric)
 
     main()
+    return status["code"]
 
 
 if __name__ == "__main__":
-    sys.exit(_hydra_main())
+    from pipeline.compose import hydra_entry
+    from pipeline.evals import check_inputs
+
+    sys.exit(hydra_entry(_hydra_main, __doc__, "pipeline.evaluate", inputs=check_inputs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline import compare, models
+from pipeline import compare, ledger, models
 from pipeline.io import atomic_write_text
 from pipeline.lineage import Lineage
 from pipeline.report_html.disk import read_gen
@@ -25,7 +25,7 @@ def _lineage(path: str | Path) -> tuple[Lineage, dict, list[dict]]:
     path = Path(path)
     lineage = Lineage(path.parent, path.name)
     meta = lineage.meta()  # a clear LineageError when this is not a lineage
-    return lineage, meta, lineage.rows()
+    return lineage, meta, ledger.check(lineage)  # a corrupt manifest or ledger: an error, not a stale row
 
 
 def _base(meta: dict) -> str:

@@ -267,13 +267,27 @@ def apply(pre: Preflight, config: dict, hparams: dict) -> tuple[dict, dict]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__.split("\n\n")[1])
-        return 2
-    kv = dict(a.split("=", 1) for a in argv[1:])
-    plan = Plan(lora_r=int(kv.get("lora_r", 16)), per_device=int(kv.get("batch", 8)), seq=int(kv.get("seq", 512)),
-                gradient_checkpointing=kv.get("ckpt", "false") == "true", bf16=kv.get("bf16", "false") == "true")
-    for k, v in estimate(ModelShape.from_dir(argv[0]), plan).items():
+    import argparse
+
+    from pipeline import cli
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.train.memory", description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir", type=Path, help="a model directory holding config.json")
+    ap.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                    help="lora_r=16 batch=8 seq=512 ckpt=false bf16=false (these defaults)")
+    args = ap.parse_args(argv)
+    bad = [a for a in args.settings if "=" not in a]
+    if bad:
+        return cli.fail(f"{bad[0]!r}: settings are KEY=VALUE (lora_r, batch, seq, ckpt, bf16)")
+    if not (args.model_dir / "config.json").is_file():
+        return cli.fail(f"{args.model_dir / 'config.json'}: not found; give a model directory")
+    kv = dict(a.split("=", 1) for a in args.settings)
+    try:
+        plan = Plan(lora_r=int(kv.get("lora_r", 16)), per_device=int(kv.get("batch", 8)), seq=int(kv.get("seq", 512)),
+                    gradient_checkpointing=kv.get("ckpt", "false") == "true", bf16=kv.get("bf16", "false") == "true")
+    except ValueError as e:
+        return cli.fail(f"settings: {e} (lora_r, batch and seq are integers)")
+    for k, v in estimate(ModelShape.from_dir(str(args.model_dir)), plan).items():
         print(f"{k:12s} {v / MB:10.1f} MB")
     return 0
 
