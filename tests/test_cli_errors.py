@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 # The harness's own child program (it runs inside the sandbox, started by pipeline.sandbox), not a command.
-NOT_COMMANDS = {"pipeline.sandbox_launcher"}
+NOT_COMMANDS = {"pipeline.sandbox_launcher", "pipeline.sandbox_checker"}  # the sandbox's own programs
 
 
 def generation(tmp_path, *args, env=None):
