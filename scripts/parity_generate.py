@@ -4,7 +4,7 @@ Runs once, with the project's own engine and prompt code on CPU (vLLM, eager), a
 outputs; `scripts.make_parity_corpus` turns them into corpus rows and `scripts.synth_keep_rate`
 verifies the saved synthesis sample. Nothing here scores anything.
 
-    PYTHONPATH=$PWD .venv/bin/python -m scripts.parity_generate [--out tests/data] [--tasks 64]
+    PYTHONPATH=$PWD .venv/bin/python -m scripts.parity_generate [--out tests/data] [--tasks 32] [--runs 1]
 
 writes
   <out>/humaneval_parity/model_outputs.jsonl.gz  {task_id, protocol, sample, text, finish}: the HumanEval
@@ -81,7 +81,8 @@ def synth_outputs(eng, cfg, n_tasks: int, work: Path) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "tests" / "data"))
-    ap.add_argument("--tasks", type=int, default=64, help="synthesis task-writing prompts")
+    ap.add_argument("--tasks", type=int, default=32, help="synthesis task-writing prompts")
+    ap.add_argument("--runs", type=int, default=1, help="how many of RUNS (raw greedy, chat greedy, chat sampled)")
     a = ap.parse_args()
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -97,14 +98,16 @@ def main() -> None:
     model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
     parts = out / "humaneval_parity" / "parts"
     with open_engine(model_dir, cfg.model, cfg.engine, seed=SEED) as eng, tempfile.TemporaryDirectory() as work:
-        # Each piece is written as soon as it is done: on 2 busy cores the whole run takes long.
-        write_gz(parts / "raw-greedy.jsonl.gz", humaneval_outputs(eng, cfg, *RUNS[0]))
-        write_gz(out / "synth_keep" / "code_tasks.jsonl.gz", synth_outputs(eng, cfg, a.tasks, Path(work)))
-        for protocol, sample, change in RUNS[1:]:
-            write_gz(parts / f"{protocol}-{sample}.jsonl.gz", humaneval_outputs(eng, cfg, protocol, sample, change))
-    rows = [r for protocol, sample, _ in RUNS for r in read_gz(parts / f"{protocol}-{sample}.jsonl.gz")]
+        # Each piece is written as soon as it is done (on 2 shared cores the whole run takes long);
+        # a piece already on disk is not made again.
+        for protocol, sample, change in RUNS[:a.runs]:
+            part = parts / f"{protocol}-{sample}.jsonl.gz"
+            if not part.exists():
+                write_gz(part, humaneval_outputs(eng, cfg, protocol, sample, change))
+        if a.tasks and not (out / "synth_keep" / "code_tasks.jsonl.gz").exists():
+            write_gz(out / "synth_keep" / "code_tasks.jsonl.gz", synth_outputs(eng, cfg, a.tasks, Path(work)))
+    rows = [r for protocol, sample, _ in RUNS[:a.runs] for r in read_gz(parts / f"{protocol}-{sample}.jsonl.gz")]
     write_gz(out / "humaneval_parity" / "model_outputs.jsonl.gz", rows)
-
 
 if __name__ == "__main__":
     main()
