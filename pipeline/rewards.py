@@ -16,10 +16,12 @@ one dataset. trl hands the completions of one prompt over together (num_generati
   (one sample cannot agree with itself), else the group has none and every answer gets 0. It logs
   `majority_gold_agreement`: the share of groups with a known gold whose majority is that gold.
 - `math_format`: 1 for a strict-extractable final answer (`#### N`, gsm8k.extract_strict), else 0.
-- `code_tests`: the share of the teacher's verified asserts the completion's function passes; each
-  assert is its own GuardedProgram (pipeline.synth.codegen.check_program) and the whole batch runs in
-  the sandbox in one `run_programs` call, never in the trainer's process. Rigged results (objects
-  whose `__eq__` always holds) fail the guard, so they score 0.
+- `code_tests`: the share of the teacher's verified asserts the completion's function passes. Each
+  completion is one GuardedProgram (pipeline.synth.codegen.check_program) whose asserts are judged
+  one by one, all served by one sandbox session; the asserts run in a sandboxed checker with the
+  task's header as context, so the reward depends only on the values the policy's function returns
+  (a rigged object, tampering with the tests or the checker, forged channel bytes: 0 for that
+  assert or the whole completion). The batch runs in one `run_programs` call, never in the trainer.
 - `random`: a uniform number in [0, 1) from (train.seed, step, completion): the control arm
   `ablation=random_reward`; a hash, so a resumed run draws what the uninterrupted one would have.
 """
@@ -119,11 +121,12 @@ def code_tests(cfg: Config) -> RewardFn:
     def score(prompts, completions, tests, entry_point, header, **_) -> list[float]:
         codes = [completion_code(text_of(c), {"entry_point": e, "prompt": h})
                  for c, e, h in zip(completions, entry_point, header)]
-        progs = [(i, check_program(code, t, e)) for i, (code, ts, e) in enumerate(zip(codes, tests, entry_point))
-                 if code is not None for t in ts]
+        # One sandbox session per completion serves all of its asserts, each judged on its own.
+        progs = [(i, check_program(code, list(ts), e, h)) for i, (code, ts, e, h)
+                 in enumerate(zip(codes, tests, entry_point, header)) if code is not None and ts]
         passed = [0] * len(completions)
         for (i, _), r in zip(progs, run_programs([p for _, p in progs], cfg.sandbox)):
-            passed[i] += r.passed
+            passed[i] = sum(r.cases)
         return [passed[i] / len(ts) if ts else 0.0 for i, ts in enumerate(tests)]
 
     return score

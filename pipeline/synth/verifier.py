@@ -65,7 +65,7 @@ def run_mutants(tasks: list[dict], limit: int, cfg: Config) -> list[dict]:
     task's tests ("failed" or "timeout" kills it, "passed" survives, a sandbox "error" is not
 counted). One batched sandbox run."""
     muts = [mutants(t["solution"], t["entry_point"], limit) for t in tasks]
-    res = iter(run_programs([codegen.check_program(m.code, t["tests"], t["entry_point"])
+    res = iter(run_programs([codegen.check_program(m.code, t["tests"], t["entry_point"], t.get("context", ""))
                              for t, ms in zip(tasks, muts) for m in ms], cfg.sandbox))
     out = []
     for t, ms in zip(tasks, muts):
