@@ -236,6 +236,10 @@ def test_accumulates_and_dedups_against_earlier_generation(setup):
     holder["engine"] = FakeEngine()
     holder["engine"].problems = [(EARLIER.replace("7", "9"), "stop"), (GOOD, "stop")]
     cfg2, ctx2 = make(2, math_fraction=1.0)
+    # gen 1 is gen 2's promoted teacher: only the teacher's promoted line is accumulated
+    ctx2.lineage.record(ctx2.lineage.gen(0), status="promoted")
+    ctx2.lineage.record(ctx1.gen, status="promoted", teacher="gen_000")
+    ctx2.teacher = ctx1.gen
     stage.run(ctx2)
     assert reasons(ctx2)["math-00000"] == "dup_earlier_gen"
     train = read_jsonl(ctx2.out / "train.jsonl")
