@@ -8,8 +8,9 @@ are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
         -> [program-of-thought check in the sandbox] (pipeline.synth.mathgen)
   code: write tasks -> parse, trivial-test filter -> decontaminate -> sandbox: reference passes,
         mutants fail -> solve k times -> sandbox (pipeline.synth.codegen)
-  then (`assemble`): decontaminate solutions -> dedup within and against earlier generations (dedup)
-        -> val split -> mixture (mixture); `stats.compute` -> `write` the files -> StageResult
+  then (`assemble`): decontaminate solutions -> dedup within and against the accumulated rows (dedup)
+        -> val split -> mixture (mixture: rows of the teacher's promoted line only, each row's `origin`,
+        the label guard `gate.min_verifier_precision`); `stats.compute` -> `write` the files -> StageResult
   measured beside, changing nothing kept (pipeline.synth.verifier, synth.verifier.*): the math
         vote's precision on held-out GSM8K-train questions (one more engine call, step
         `math_verifier`), the kept code tests' kill rate on AST mutants of the reference solutions

@@ -132,7 +132,8 @@ def red_flags(stats: dict) -> list[str]:
     if m["candidates"] >= 10 and m["problems_kept"] == m["candidates"]:
         flags.append("math verifier kept every candidate problem (check the agreement filter)")
     answers = m.get("majority_answers", {})
-    if answers:
+    dropped = (stats["mixture"].get("guard") or {}).get("dropped", {})
+    if answers and not dropped.get(f"gen_{stats['gen']:03d}"):  # rows the label guard dropped are not trained
         top, c = max(answers.items(), key=lambda kv: kv[1])
         collapse = answer_collapse(c, m["problems_kept"], top, "kept problems")
         if collapse["verdict"] == "flagged":
