@@ -77,17 +77,16 @@ def synthesized(cfg, lin: Lineage, i: int, teacher: str, status: str, new: list[
     return gen
 
 
-def test_rejected_generation_never_reenters_and_the_origins_say_so(smoke_cfg, tiny_qwen3):
+def test_rejected_generation_never_reenters_and_the_origins_say_so(smoke_cfg):
     """Gen 1 rejected (the README run: 68 of 70 labelled 2): gen 2, taught again by gen 0, holds none
     of its rows; gen 3, taught by the promoted gen 2, holds gen 2's and its own."""
-    from pipeline.train.stage import prepare_job
-
     cfg = smoke_cfg("gate.min_verifier_precision=0")
     lin = lineage(cfg)
     synthesized(cfg, lin, 1, "gen_000", "rejected", [math_row(1, i, 2) for i in range(12)])
     g2 = synthesized(cfg, lin, 2, "gen_000", "candidate", [math_row(2, i, 10 + i) for i in range(4)])
-    _, _, data = prepare_job(cfg, StageContext(cfg=cfg, lineage=lin, gen=g2, teacher=lin.gen(0), stage="train"))
-    mix = data["sft"]["mixture"]  # what the train manifest records
+    path, mix = train_mixture.chat_data(cfg, lin, g2, lin.gen(0), _hp(g2), g2.path / "train" / "data")
+    # `mix` is the train manifest's `mixture` (pipeline.train.stage.prepare_job: tests/test_candidate_data.py)
+    assert path == g2.path / "synth" / "train.jsonl"
     assert mix["origins"] == {"gen_002": 4}
     assert mix["accumulated"] == {"line": [], "excluded": {"gen_001": "status 'rejected'"}, "rows": 0}
     assert {mixture.origin_of(r) for r in read_jsonl(g2.path / "synth" / "train.jsonl")} == {"gen_002"}

@@ -99,17 +99,19 @@ def _final_answer(row: dict) -> str | None:
     """A math row's label: the vote's majority (`meta.answer`), else its `#### N` line (anchors)."""
     if row["meta"].get("answer") is not None:
         return str(row["meta"]["answer"])
-    m = _FINAL.search(row["messages"][-1]["content"].strip())
+    last = (row.get("messages") or [{}])[-1]
+    m = _FINAL.search(str(last.get("content", "") if isinstance(last, dict) else "").strip())
     return m.group(1).replace(",", "") if m else None
 
 
 def mixture_checks(rows: list[dict]) -> dict:
     """The data red flags on the rows a candidate trains on: {"checks": [...], "red_flags": [texts
     of the flagged ones], "not_judged": [texts of those too small to judge]}."""
+    rows = [{**r, "meta": r.get("meta") if isinstance(r.get("meta"), dict) else {}} for r in rows]  # hand-written data
     answers = {}
-    for r in rows:
+    for i, r in enumerate(rows):
         if r["meta"].get("kind") == "math":  # one label per problem: its rows share the vote's answer
-            answers[r["meta"].get("problem_id", r["meta"].get("id"))] = _final_answer(r)
+            answers[r["meta"].get("problem_id", r["meta"].get("id", i))] = _final_answer(r)
     top = Counter(a for a in answers.values() if a is not None).most_common(1)
     answer, count = top[0] if top else (None, 0)
     synthetic = sum(r["meta"].get("source") != "anchor" for r in rows)
