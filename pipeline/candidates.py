@@ -19,9 +19,12 @@ from tqdm import tqdm
 
 from pipeline import logs, models, proposal, stages
 from pipeline.config import Config
+from pipeline.gate.stage import refuse_before_training
 from pipeline.lineage import GenerationDir, Lineage, LineageError
-from pipeline.stage import (Engines, StageContext, StageResult, config_hash, git_commit, new_manifest, read_manifest,
-                            run_stage, versions, write_manifest)
+from pipeline.stage import (Engines, Stage, StageContext, StageResult, config_hash, git_commit, new_manifest,
+                            read_manifest, run_stage, versions, write_manifest)
+from pipeline.train import methods, mixture as train_mixture
+from pipeline.train.methods.base import CHAT
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +134,32 @@ def shared_stages(cfg: Config, lineage: Lineage, engines: Engines | None = None)
     return gen, teacher
 
 
+def rejected_before_training(cfg: Config, lineage: Lineage, cand: GenerationDir, teacher: GenerationDir,
+                             engines: Engines | None = None) -> bool:
+    """Whether the candidate ends before training: its chat mixture (drawn, not written) has no
+    trustworthy synthetic row left by the label guard (`gate.min_verifier_precision`). Its gate stage
+    then records the rejection (decision.json, manifest, ledger) and no train directory is made; a
+    resumed run finds that gate manifest and skips the candidate's other stages again."""
+    if cand.is_done("gate"):
+        return bool(read_manifest(cand, "gate").info.get("before_training"))
+    if cand.is_done("train") or not any(m.data == CHAT for m in methods.chain(cfg)):
+        return False
+    drawn = train_mixture.draw(cfg, lineage, cand, teacher, proposal.read(cand).typed_hparams())
+    if drawn.refusal is None:
+        return False
+    refuse = Stage(stages.GATE.name, lambda ctx: refuse_before_training(ctx, drawn.info))
+    run_stage(refuse, context(cfg, lineage, cand, teacher, refuse.name, engines))
+    return True
+
+
 def train_candidates(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir,
                      engines: Engines | None = None) -> list[GenerationDir]:
     cands = candidate_dirs(cfg, lineage, gen)
     for i, cand in enumerate(cands):
         if cand.name != gen.name:
             prepare_candidate(cfg, lineage, gen, teacher, cand, i)
+        if rejected_before_training(cfg, lineage, cand, teacher, engines):
+            continue
         bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage",
                    disable=not logs.bars_wanted())
         for stage in bar:
@@ -156,5 +179,5 @@ def run_candidate(cfg: Config, lineage: Lineage) -> dict:
         cand = train_candidates(cfg, lineage, gen, teacher, engines)[0]
     return {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
             "candidate": cand.name, "metric": cfg.gate.metric,
-            "value": read_manifest(cand, "eval").metrics.get(cfg.gate.metric),
+            "value": read_manifest(cand, "eval").metrics.get(cfg.gate.metric) if cand.is_done("eval") else None,
             "gate": read_manifest(cand, "gate").info["status"]}

@@ -68,6 +68,12 @@ def is_generation_row(row: dict) -> bool:
     return row.get("name") == f"gen_{row['gen']:03d}"
 
 
+def is_promoted(row: dict) -> bool:
+    """A generation the gate promoted. A K-candidate or sweep generation's candidate row carries the
+    status itself (`promoted` only for the selected one), and so does the generation's own row."""
+    return row.get("status") == "promoted"
+
+
 class Lineage:
     def __init__(self, root: str | Path, name: str) -> None:
         self.path = (Path(root) / name).resolve()
@@ -189,6 +195,19 @@ class Lineage:
 
     def row(self, gen: GenerationDir) -> dict | None:
         return next((r for r in self.rows() if r["name"] == gen.name), None)
+
+    def teacher_line(self, teacher: str) -> list[dict]:
+        """The ledger rows of `teacher` and of its teachers back to gen 0, newest first, following each
+        row's `teacher` (else `parent`) link. The walk stops at a name without a row (or a loop), so a
+        broken link shortens the line and never borrows a generation outside it. Statuses are the
+        caller's to judge (`is_promoted`)."""
+        by_name = {r["name"]: r for r in self.rows()}
+        out: list[dict] = []
+        name: str | None = teacher
+        while name and name in by_name and all(r["name"] != name for r in out):
+            out.append(by_name[name])
+            name = by_name[name].get("teacher") or by_name[name].get("parent")
+        return out
 
     # -- locks --------------------------------------------------------------------------------------
     @contextmanager

@@ -74,6 +74,7 @@ def test_candidate_overrides_reach_its_training_data(smoke_cfg):
     _, _, data = prepare_job(base, StageContext(cfg=base, lineage=lin, gen=gen, teacher=lin.gen(0), stage="train"))
     assert data["sft"]["mixture"]["rule"] == "shared" and data["sft"]["file"] == "synth/train.jsonl"
     assert data["sft"]["used"] == 6
+    assert data["sft"]["mixture"]["origins"] == {"gen_001": 6}  # rows per generation that wrote them
     # a sweep job with num_examples=10 trains on 10 rows of its own draw, all math like the shared mixture
     cfg = smoke_cfg("candidate.name=j0", "candidate.hparams.num_examples=10")
     _, job, data = prepare_job(cfg, candidate_ctx(cfg, lin, gen))

@@ -18,7 +18,7 @@ M = "gsm8k_val.accuracy_flexible"
 
 def cfg(**kw) -> GateConfig:
     g = GateConfig(metric=M, epsilon=0.02, max_consecutive_rejections=3, on_max_rejections="stop",
-                   require_synth_stats=True,
+                   require_synth_stats=True, min_verifier_precision=0.5,
                    budgets={"refusal_harmful": Budget("higher", 0.10, 0.05),
                             "over_refusal_benign": Budget("lower", 0.10, 0.05)})
     for k, v in kw.items():

@@ -236,6 +236,10 @@ def test_accumulates_and_dedups_against_earlier_generation(setup):
     holder["engine"] = FakeEngine()
     holder["engine"].problems = [(EARLIER.replace("7", "9"), "stop"), (GOOD, "stop")]
     cfg2, ctx2 = make(2, math_fraction=1.0)
+    # gen 1 is gen 2's promoted teacher: only the teacher's promoted line is accumulated
+    ctx2.lineage.record(ctx2.lineage.gen(0), status="promoted")
+    ctx2.lineage.record(ctx1.gen, status="promoted", teacher="gen_000")
+    ctx2.teacher = ctx1.gen
     stage.run(ctx2)
     assert reasons(ctx2)["math-00000"] == "dup_earlier_gen"
     train = read_jsonl(ctx2.out / "train.jsonl")
@@ -410,3 +414,26 @@ def test_reworded_benchmark_task_is_rejected_by_behaviour(setup):
     assert "code-00000" not in rej
     st = read_json(ctx.out / "stats.json")
     assert st["decontamination"]["by_kind"].get("behaviour") == 1
+
+
+def test_labels_known_to_be_wrong_leave_the_mixture(setup, monkeypatch):
+    """The vote keeps 5 held-out GSM8K questions, every label wrong (0/5, upper bound 0.43 < 0.5):
+    gen 1's math rows leave its mixture, the guard records them, and nothing trustworthy remains."""
+    from pipeline.synth import mixture
+
+    make, holder = setup
+    scripted = solutions_for
+    monkeypatch.setitem(globals(), "solutions_for", lambda p, k: scripted(p, k) if not scripted(p, k)[0] == "no idea"
+                        else ["#### 1234567"] * k)  # the verifier's questions: one confident wrong answer
+    cfg, ctx = make(1, "synth.verifier.n_questions=5", math_fraction=1.0)
+    stage.run(ctx)
+    st = read_json(ctx.out / "stats.json")
+    assert st["verifier"]["math"]["kept"] == 5 and st["verifier"]["math"]["correct"] == 0
+    guard = st["mixture"]["guard"]
+    kept_rows = sum(r["meta"]["split"] == "train" for r in read_jsonl(ctx.out / "new.jsonl"))
+    assert guard["dropped"] == {"gen_001": kept_rows} and kept_rows > 0
+    assert guard["origins"]["gen_001"]["trusted"] is False
+    assert all(r["meta"]["origin"] == "gen_001" for r in read_jsonl(ctx.out / "new.jsonl"))
+    assert {r["meta"]["origin"] for r in read_jsonl(ctx.out / "train.jsonl")} == {"anchor"}
+    assert any("gate.min_verifier_precision dropped" in f for f in st["red_flags"])
+    assert mixture.refusal(st["mixture"]).startswith("rejected before training")

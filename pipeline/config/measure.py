@@ -122,6 +122,10 @@ class GateConfig:
     on_max_rejections: str = MISSING  # stop | repropose (keep proposing from the same teacher)
     require_synth_stats: bool = MISSING  # reject when synth/stats.json or its red_flags list is missing
     budgets: Dict[str, Budget] = field(default_factory=dict)  # drift metric without `drift.` -> budget
+    # floor on a generation's math label precision (synth verifier), judged on the interval's upper
+    # bound: rows of labels shown to be mostly wrong leave every mixture; none left -> rejected
+    # before training (pipeline.synth.mixture.LabelTrust); 0 = off
+    min_verifier_precision: float = MISSING
     alpha: float = 0.05  # the gate's intervals are (1 - alpha)
     require_improvement: bool = False  # capability passes only when shown better (lo > 0), not merely within epsilon
     on_inconclusive: str = "promote"  # promote | keep_teacher: when no rule fails but some cannot be decided
@@ -137,6 +141,8 @@ class GateConfig:
         check(self.on_max_rejections in ("stop", "repropose"), "gate.on_max_rejections",
                f"{self.on_max_rejections!r} is not stop|repropose")
         check(0 < self.alpha < 1, "gate.alpha", f"{self.alpha!r} must lie in (0, 1)")
+        check(0 <= self.min_verifier_precision <= 1, "gate.min_verifier_precision",
+              f"{self.min_verifier_precision!r} must lie in [0, 1] (0 = off)")
         check(self.on_inconclusive in ("promote", "keep_teacher"), "gate.on_inconclusive",
                f"{self.on_inconclusive!r} is not promote|keep_teacher")
         for name, b in self.budgets.items():

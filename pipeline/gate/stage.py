@@ -14,7 +14,11 @@ hi < -m, inconclusive otherwise (the reason says how many items would have decid
 come from the stages' records (pipeline.gate.items); a reference without them is compared on point
 estimates, and the reason says "no per-item records: point estimate" (pipeline.gate.evidence).
   (c) synthesis: no red flags in `synth/stats.json` (`red_flags`: decontamination hits in the final
-      data, verifier anomalies); a missing record rejects when `require_synth_stats`.
+      data, verifier anomalies) nor in the data checks of the mixture the candidate trained on
+      (`train/manifest.json` info `mixture.checks`, pipeline.train.mixture); a check too small to
+      judge adds a reason line saying so; a missing synth record rejects when `require_synth_stats`.
+A candidate whose mixture the label guard refused (`gate.min_verifier_precision`) never trains: the
+loop records its decision here with `refuse_before_training` (rule `label_precision`).
 Any fail rejects; all pass promotes; otherwise `on_inconclusive` decides (`promote`, or
 `keep_teacher`: rejected), and `decision.json` / the manifest info record `evidence: inconclusive`
 with a reason line. Test-split scores (gsm8k_test, humaneval) are reported, never used: the config
@@ -165,6 +169,29 @@ def synth_red_flags(gen: GenerationDir) -> list | None:
     return flags if isinstance(flags, list) else None
 
 
+def mixture_checks(gen: GenerationDir) -> dict:
+    """The data checks the train stage ran on the candidate's mixture ({} when it left none)."""
+    if not gen.is_done("train"):
+        return {}
+    return (read_manifest(gen, "train").info.get("mixture") or {}).get("checks") or {}
+
+
+def refuse_before_training(ctx: StageContext, mixture: dict) -> StageResult:
+    """The gate's record for a candidate rejected before training: the label guard left its mixture
+    (pipeline.train.mixture.draw's info) without any trustworthy synthetic row."""
+    reason = mixture["refusal"]
+    checks = {"label_precision": {"passed": False, "guard": mixture.get("guard"), "origins": mixture.get("origins"),
+                                  "accumulated": mixture.get("accumulated")}}
+    deciding = {"rule": "label_precision", "metric": "synth.verifier_precision", "reason": reason}
+    decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": "rejected", "evidence": "decisive",
+                "before_training": True, "deciding": deciding, "alpha": ctx.cfg.gate.alpha, "reasons": [reason],
+                "checks": checks}
+    atomic_write_json(ctx.out / "decision.json", decision)
+    log.info("%s: rejected before training\n  %s", ctx.gen.name, reason)
+    return StageResult(info={"status": "rejected", "evidence": "decisive", "before_training": True,
+                             "reasons": [reason], "checks": checks})
+
+
 def run(ctx: StageContext) -> StageResult:
     cfg: Config = ctx.cfg
     if ctx.gen.index == 0:
@@ -173,8 +200,12 @@ def run(ctx: StageContext) -> StageResult:
     cand = with_items(ctx.gen, validation_metrics(ctx.gen, cfg.eval), keys)
     teacher = with_items(ctx.teacher, validation_metrics(ctx.teacher, cfg.eval), keys, like=cand)
     gen0 = with_items(ctx.lineage.gen(0), validation_metrics(ctx.lineage.gen(0), cfg.eval), keys, like=cand)
-    flags = synth_red_flags(ctx.gen)
+    flags, data = synth_red_flags(ctx.gen), mixture_checks(ctx.gen)
+    if data.get("red_flags"):
+        flags = (flags or []) + [f"training mixture: {f}" for f in data["red_flags"]]
     status, reasons, checks = decide(cfg.gate, cand, teacher, gen0, flags)
+    reasons += [f"data: {t} (not judged)" for t in data.get("not_judged", [])]  # never passed in silence
+    checks["red_flags"]["mixture"] = data.get("checks")
     ev = evidence(checks)
     decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": status, "evidence": ev,
                 "alpha": cfg.gate.alpha, "reasons": reasons, "checks": checks}

@@ -111,3 +111,4 @@ class Assembled:
     prompts: list[dict]  # prompts.jsonl: RL prompts (pipeline.synth.prompts)
     mixture: dict  # pipeline.synth.mixture.build's info
     earlier_generations: int  # earlier generations whose rows were in the pool
+    accumulated: dict = field(default_factory=dict)  # mixture.Accumulated.record(): the line drawn on, who was excluded

@@ -9,8 +9,9 @@ are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
   code: write tasks -> parse, trivial-test filter -> decontaminate (text, then behaviour: the
         solution against HumanEval's tests, pipeline.synth.behaviour) -> sandbox: reference passes,
         mutants fail -> solve k times -> sandbox (pipeline.synth.codegen)
-  then (`assemble`): decontaminate solutions -> dedup within and against earlier generations (dedup)
-        -> val split -> mixture (mixture); `stats.compute` -> `write` the files -> StageResult
+  then (`assemble`): decontaminate solutions -> dedup within and against the accumulated rows (dedup)
+        -> val split -> mixture (mixture: rows of the teacher's promoted line only, each row's `origin`,
+        the label guard `gate.min_verifier_precision`); `stats.compute` -> `write` the files -> StageResult
   measured beside, changing nothing kept (pipeline.synth.verifier, synth.verifier.*): the math
         vote's precision on held-out GSM8K-train questions (one more engine call, step
         `math_verifier`), the kept code tests' kill rate on AST mutants of the reference solutions
@@ -129,7 +130,8 @@ def assemble(ctx: StageContext, hp: dict, rec: SynthRecord, seed: int, index: Be
         if hit is not None:
             rec.groups.remove(g)
             rec.contaminated(g.kind, g.id, "benchmark_match_in_solution", g.text, hit)
-    dirs, earlier = mixture.earlier(ctx.lineage, gen, sc.accumulate)
+    acc = mixture.earlier(ctx.lineage, gen, ctx.teacher.name, sc.accumulate)  # the teacher's promoted line only
+    earlier = acc.rows
     earlier_problems = {r["meta"].get("problem_id", r["meta"]["id"]): r["messages"][0]["content"] for r in earlier}
     kept_ids, dropped = dedup_items([(g.id, g.text) for g in rec.groups], list(earlier_problems.items()),
                                     sc.dedup_threshold)
@@ -142,15 +144,20 @@ def assemble(ctx: StageContext, hp: dict, rec: SynthRecord, seed: int, index: Be
     order = list(range(len(groups)))
     random.Random(seed).shuffle(order)
     val_ids = {groups[i].id for i in order[:int(len(groups) * sc.val_fraction)]}  # whole problems held out
-    new = [{**r, "meta": {**r["meta"], "split": "val" if g.id in val_ids else "train"}} for g in groups for r in g.rows]
+    origin = mixture.gen_name(gen)  # the generation that wrote these rows, carried into every later mixture
+    new = [{**r, "meta": {**r["meta"], "split": "val" if g.id in val_ids else "train", "origin": origin}}
+           for g in groups for r in g.rows]
     pairs = [p for g in groups if g.id not in val_ids for p in g.pairs  # no val problem leaks via DPO
              if p["chosen"][0]["content"] != p["rejected"][0]["content"]]  # e.g. a flaky sandbox timeout
+    trust = mixture.label_trust(ctx.cfg.gate.min_verifier_precision, dict(zip(acc.line, acc.dirs)),
+                                (origin, verifier.math_precision(rec.verifier).as_dict()))
     train, mix = mixture.build([r for r in new if r["meta"]["split"] == "train"], earlier, hp["num_examples"],
-                               hp["math_fraction"], sc.anchor_fraction, sc.min_anchor_examples, seed, gen, index)
+                               hp["math_fraction"], sc.anchor_fraction, sc.min_anchor_examples, seed, gen, index, trust)
     train_groups = [g for g in groups if g.id not in val_ids]
     prompts = prompt_rows(ctx.cfg, train_groups, seed, index, with_pool=hp["math_fraction"] > 0)
     return Assembled(groups=groups, new=new, val=[r for r in new if r["meta"]["split"] == "val"], train=train,
-                     pairs=pairs, prompts=prompts, mixture=mix, earlier_generations=len(dirs))
+                     pairs=pairs, prompts=prompts, mixture=mix, earlier_generations=len(acc.dirs),
+                     accumulated=acc.record())
 
 
 def write(d: Path, rec: SynthRecord, data: Assembled, stats: dict) -> dict[str, str]:

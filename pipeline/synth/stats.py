@@ -4,6 +4,10 @@
 - `spread`: mean pairwise Jaccard distance between the texts' word sets (a seeded sample of pairs),
   which falls when problems converge on one template even if distinct-n stays high;
 - `red_flags`: conditions the gate treats as disqualifying or suspicious, each a readable string;
+- `mixture_checks`: the red flags that can be judged on data alone, run at train start on the
+  mixture the trainer reads (new and accumulated rows together), each a rate with its Wilson
+  interval; below `MIN_JUDGED` items a check is recorded as "too small to judge" (with n), never
+  passed in silence;
 - `vote_keep_rate`: the math vote's keep rate on synthetic problems (beside the verifier's yield);
 - `compute`: the whole stats.json of a stage from its `SynthRecord` and final data (pure; the stage
   writes the file).
@@ -12,8 +16,10 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
+from pipeline.stats import wilson
 from pipeline.synth.decontaminate import BenchmarkIndex
 from pipeline.synth import verifier
 from pipeline.synth.record import KINDS, Assembled, SynthRecord
@@ -56,21 +62,84 @@ def agreement_histogram(agreements: list[float]) -> dict:
     return {f"{a:.2f}": c for a, c in sorted(Counter(round(x, 2) for x in agreements).items())}
 
 
+MIN_JUDGED = 10  # below this many items a rate's 95% interval spans most of [0, 1]: too small to judge
+COLLAPSE_SHARE = 0.5  # more than half of the problems sharing one final answer is collapse, not arithmetic
+
+
+def answer_collapse(count: int, n: int, answer: str | None, what: str) -> dict:
+    """The share of `n` problems (`what`, e.g. "kept problems") whose final answer is the most common
+    one (`answer`, `count` of them): a rate with its Wilson interval and a verdict, `flagged` when the
+    share exceeds COLLAPSE_SHARE on at least MIN_JUDGED problems, `too small to judge` below that."""
+    verdict = "too small to judge" if n < MIN_JUDGED else "flagged" if count / n > COLLAPSE_SHARE else "clear"
+    rate = wilson(count, n)
+    text = f"answer collapse: {count}/{n} {what} have the answer {answer}"
+    if rate.estimate is not None:
+        text += f" (rate {rate.estimate:.2f}, 95% interval [{rate.lo:.2f}, {rate.hi:.2f}])"
+    if verdict == "too small to judge":
+        text = f"answer collapse: too small to judge ({n} {what}, fewer than {MIN_JUDGED})"
+    return {"check": "answer_collapse", "n": n, "answer": answer, "count": count, "rate": rate.as_dict(),
+            "threshold": COLLAPSE_SHARE, "min_n": MIN_JUDGED, "verdict": verdict, "text": text}
+
+
+def synthetic_share(k: int, n: int) -> dict:
+    """The share of the mixture's rows that are synthetic (not GSM8K-train anchors): none at all means
+    the generation trains on no data of its own (the anchor fallback)."""
+    verdict = "too small to judge" if n == 0 else "flagged" if k == 0 else "clear"
+    rate = wilson(k, n)
+    text = (f"no synthetic row: the {n} mixture rows are all GSM8K-train anchors" if verdict == "flagged"
+            else f"synthetic share: too small to judge (n={n})" if verdict == "too small to judge"
+            else f"synthetic share {k}/{n}")
+    return {"check": "synthetic_share", "n": n, "count": k, "rate": rate.as_dict(), "verdict": verdict, "text": text}
+
+
+_FINAL = re.compile(r"####\s*(\S+)\s*$")
+
+
+def _final_answer(row: dict) -> str | None:
+    """A math row's label: the vote's majority (`meta.answer`), else its `#### N` line (anchors)."""
+    if row["meta"].get("answer") is not None:
+        return str(row["meta"]["answer"])
+    last = (row.get("messages") or [{}])[-1]
+    m = _FINAL.search(str(last.get("content", "") if isinstance(last, dict) else "").strip())
+    return m.group(1).replace(",", "") if m else None
+
+
+def mixture_checks(rows: list[dict]) -> dict:
+    """The data red flags on the rows a candidate trains on: {"checks": [...], "red_flags": [texts
+    of the flagged ones], "not_judged": [texts of those too small to judge]}."""
+    rows = [{**r, "meta": r.get("meta") if isinstance(r.get("meta"), dict) else {}} for r in rows]  # hand-written data
+    answers = {}
+    for i, r in enumerate(rows):
+        if r["meta"].get("kind") == "math":  # one label per problem: its rows share the vote's answer
+            answers[r["meta"].get("problem_id", r["meta"].get("id", i))] = _final_answer(r)
+    top = Counter(a for a in answers.values() if a is not None).most_common(1)
+    answer, count = top[0] if top else (None, 0)
+    synthetic = sum(r["meta"].get("source") != "anchor" for r in rows)
+    checks = [answer_collapse(count, len(answers), answer, "math problems of the training mixture"),
+              synthetic_share(synthetic, len(rows))]
+    return {"checks": checks, "red_flags": [c["text"] for c in checks if c["verdict"] == "flagged"],
+            "not_judged": [c["text"] for c in checks if c["verdict"] == "too small to judge"]}
+
+
 def red_flags(stats: dict) -> list[str]:
     """Readable flags; `final_decontam_hits > 0` and anchor-only fallback are the serious ones."""
     flags = []
     if stats["decontamination"]["final_hits"]:
         flags.append(f"{stats['decontamination']['final_hits']} benchmark matches remain in train.jsonl")
     if stats["mixture"].get("fallback_anchor"):
-        flags.append("no verified synthetic example: train.jsonl holds only GSM8K-train anchor rows")
+        dropped = (stats["mixture"].get("guard") or {}).get("dropped_total")
+        flags.append(f"no trustworthy synthetic example: gate.min_verifier_precision dropped {dropped} rows"
+                     if dropped else "no verified synthetic example: train.jsonl holds only GSM8K-train anchor rows")
     m = stats["math"]
     if m["candidates"] >= 10 and m["problems_kept"] == m["candidates"]:
         flags.append("math verifier kept every candidate problem (check the agreement filter)")
     answers = m.get("majority_answers", {})
-    if m["problems_kept"] >= 10 and answers:
+    dropped = (stats["mixture"].get("guard") or {}).get("dropped", {})
+    if answers and not dropped.get(f"gen_{stats['gen']:03d}"):  # rows the label guard dropped are not trained
         top, c = max(answers.items(), key=lambda kv: kv[1])
-        if c / m["problems_kept"] > 0.5:
-            flags.append(f"answer collapse: {c}/{m['problems_kept']} kept problems have the answer {top}")
+        collapse = answer_collapse(c, m["problems_kept"], top, "kept problems")
+        if collapse["verdict"] == "flagged":
+            flags.append(collapse["text"])
     c = stats["code"]
     if c["candidates"] >= 5 and c.get("parsed", 0) and c["tasks_kept"] == c["parsed"]:
         flags.append("code verifier kept every parsed task (check the sandbox)")
@@ -118,7 +187,7 @@ def compute(rec: SynthRecord, data: Assembled, index: BenchmarkIndex, gen: int, 
                       "train_prompts": diversity([r["messages"][0]["content"] for r in data.train])},
         "tokens": {"generated": sum(rec.tokens.values()), "by_step": rec.tokens,
                    "train_words": sum(len(msg["content"].split()) for r in data.train for msg in r["messages"])},
-        "mixture": {**data.mixture, "earlier_generations": data.earlier_generations},
+        "mixture": {**data.mixture, "earlier_generations": data.earlier_generations, "accumulated": data.accumulated},
         "verifier": verifier.summary(rec.verifier, rec.code_mutants, vote_keep_rate(rec)),
         "counts": {"new": len(data.new), "train": len(data.train), "val": len(data.val), "pairs": len(data.pairs),
                    "prompts": len(data.prompts), "rejected": len(rec.rejected)},

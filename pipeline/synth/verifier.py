@@ -77,11 +77,17 @@ counted). One batched sandbox run."""
     return out
 
 
+def math_precision(math: list[dict]) -> Interval:
+    """Kept labels equal to gold / kept labels, with its Wilson interval (n = 0: not measured); the
+    interval `gate.min_verifier_precision` judges (pipeline.synth.mixture.LabelTrust)."""
+    return wilson(sum(r["correct"] for r in math), sum(r["kept"] for r in math))
+
+
 def summary(math: list[dict], code: list[dict], vote_keep_rate: float | None) -> dict:
     """stats.json "verifier": counts, rates and their Wilson intervals (None where not measured)."""
     asked, kept = len(math), sum(r["kept"] for r in math)
     correct = sum(r["correct"] for r in math)
-    prec, yld = wilson(correct, kept), wilson(kept, asked)
+    prec, yld = math_precision(math), wilson(kept, asked)
     flat_muts = [m for r in code for m in r["mutants"] if m["killed"] is not None]
     kill = wilson(sum(m["killed"] for m in flat_muts), len(flat_muts))
     by_kind = {k: {"mutants": sum(m["kind"] == k for m in flat_muts),

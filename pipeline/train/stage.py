@@ -10,6 +10,8 @@
    of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`,
    `synth/prompts.jsonl`, ...), which the method checks and converts; a candidate whose num_examples/math_fraction differ from
    the shared mixture's trains on its own draw, `train/data/mixture.jsonl` (pipeline.train.mixture);
+   the chat mixture's rows per origin and data red flags are recorded (`mixture` in the manifest), and a
+   mixture the label guard refused stops the stage (the loop rejects such a candidate before training);
    the validation rows (`synth/val.jsonl`) choose the checkpoint by eval loss; the plan is checked
    against the device's memory and made to fit (pipeline.train.memory);
 2. writes `train/job.json` and runs pipeline.train.worker: in a child process by default
@@ -62,7 +64,9 @@ def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
     require_chat_template(tok, start)
     chain = methods.chain(cfg)
     if any(m.data == CHAT for m in chain):
-        chat_file, mix = mixture.chat_data(cfg, ctx.lineage, ctx.gen, hp, ctx.out / "data")
+        chat_file, mix = mixture.chat_data(cfg, ctx.lineage, ctx.gen, ctx.teacher, hp, ctx.out / "data")
+        if mix.get("refusal"):  # the loop refuses before this directory exists; a stage run alone stops here
+            raise TrainDataError(mix["refusal"])
     phases, data = [], {}
     for m in chain:
         src = chat_file if m.data == CHAT else ctx.gen.path / m.data.file
