@@ -163,8 +163,9 @@ class SlurmCluster:
             "srun", "-N1", "-t", "1", "--immediate=5", "hostname", check=False, timeout=20).returncode == 0, slurmd)
 
     def sacct(self, *args: str) -> list[dict[str, str]]:
-        """Rows of `sacct -X -P --format=JobID,JobName,State,ExitCode` (plus `args`), as dicts."""
-        out = self._run("sacct", "-X", "-P", "-a", "--format=JobID,JobName,State,ExitCode", *args).stdout
+        """Rows of `sacct -X -P --format=JobIDRaw,JobID,JobName,State,ExitCode` (plus `args`), as dicts.
+        JobIDRaw is a job's own id (SLURM_JOB_ID inside it); JobID names an array task `<array>_<index>`."""
+        out = self._run("sacct", "-X", "-P", "-a", "--format=JobIDRaw,JobID,JobName,State,ExitCode", *args).stdout
         lines = [ln for ln in out.splitlines() if ln]
         return [dict(zip(lines[0].split("|"), ln.split("|"))) for ln in lines[1:]] if lines else []
 
