@@ -55,3 +55,38 @@ def test_sweep_of_two_slurm_jobs_and_promote(slurm_cluster, tmp_path):
     if statuses["gen_001"] == "promoted":
         assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
         assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]
+
+
+@pytest.mark.slow
+def test_study_of_two_seeds_as_two_slurm_jobs(slurm_cluster, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.time()
+    res = subprocess.run([sys.executable, "-m", "pipeline.study", "study=seeds", "study.seeds=[0,1]",
+                          "study.slurm={timeout_min: 60, mem_gb: 2, cpus_per_task: 1}", *SMOKE,
+                          f"paths.root={tmp_path}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=1500)
+    print(f"study through SLURM: {time.time() - t0:.0f} s")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:] + slurm_cluster.logs()
+    rec = read_json(tmp_path / "studies" / "seeds" / "study.json")
+    lineages = rec["lineages"]
+    assert [m["status"] for m in lineages] == ["done", "done"]
+    ids = {m["slurm_job"] for m in lineages}
+    assert len(ids) == 2 and None not in ids
+    for _ in range(60):  # accounting learns of a job's end asynchronously
+        rows = {r["JobIDRaw"]: r for r in slurm_cluster.sacct("-j", ",".join(sorted(ids)))}
+        if set(rows) == ids and {r["State"] for r in rows.values()} == {"COMPLETED"}:
+            break
+        time.sleep(1)
+    assert set(rows) == ids and {r["State"] for r in rows.values()} == {"COMPLETED"}, rows
+    for m in lineages:  # each lineage really ran its generations in its job
+        assert {r["name"] for r in Lineage(tmp_path / "studies" / "seeds", m["lineage"]).rows()} >= {"gen_000", "gen_001"}
+
+
+def test_study_refuses_an_unknown_slurm_parameter(tmp_path, models_dir):
+    """Checked when the executor is configured, before any job is submitted (no cluster needed)."""
+    from pipeline import study
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="study.slurm.*bogus"):
+        study.run(["study=seeds", "study.seeds=[0]", "study.slurm={bogus: 1}", *SMOKE,
+                   f"paths.root={tmp_path}", f"paths.models={models_dir}"])
