@@ -34,6 +34,8 @@ def unavailable() -> str | None:
     missing = [d for d in DAEMONS if shutil.which(d) is None and not Path("/usr/sbin", d).exists()]
     if missing:
         return f"SLURM packages missing ({', '.join(missing)}): run `make setup-slurm` as root"
+    if MUNGE_SOCKET.exists():
+        return f"{MUNGE_SOCKET} exists: a munged already runs here (a real cluster's node?); the test cluster needs its own"
     return None
 
 
