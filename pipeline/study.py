@@ -14,6 +14,8 @@ slot of `candidate.gpus` devices, each in a fresh child process with CUDA_VISIBL
 device-slot mechanism of the sweeps (`pipeline.devices.claim_slot`, shared lock files, the slot mapped
 through this process's CUDA_VISIBLE_DEVICES), child output in `<study>/logs/<lineage>.log`. Inside a
 SLURM job the lineages use the job's allocation as given, one after another (no slot claims).
+With `study.slurm={...}` (submitit executor parameters; the `slurm` extra) each lineage is its own
+SLURM job instead, submitted from this process, which waits for all of them (tests/test_slurm.py).
 Re-running a study with `generations=N` continues its lineages up to N (each lineage's run is
 idempotent; the default -1 adds one generation per run).
 
@@ -32,7 +34,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from omegaconf import OmegaConf
 
@@ -51,6 +53,9 @@ class StudyConfig:
     name: str = ""
     seeds: List[int] = field(default_factory=list)
     arms: Dict[str, List[str]] = field(default_factory=dict)  # arm name -> its overrides
+    # Non-empty: one SLURM job per lineage through submitit (the `slurm` extra), with these executor
+    # parameters, e.g. {timeout_min: 60, mem_gb: 2, cpus_per_task: 1, slurm_partition: cpu}.
+    slurm: Dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         check(re.fullmatch(r"[A-Za-z0-9_]+", self.name or "") is not None, "study.name", "letters, digits and _ only")
@@ -75,6 +80,7 @@ class Member:
     status: str = "pending"  # pending | running | done | failed
     devices: str | None = None
     error: str | None = None
+    slurm_job: str | None = None
 
 
 def known_studies() -> list[str]:
@@ -164,6 +170,34 @@ def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Rec
             raise RuntimeError(f"exit status {rc}; see {logs / (m.lineage + '.log')}")
 
 
+def _run_slurm(members: list[Member], params: dict, root: Path, rec: Record) -> None:
+    """One SLURM job per lineage (each runs the lineage in-process on its own allocation); waits for all.
+    A failed or cancelled job marks its lineage failed; re-running the study resumes it from its manifests."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("invalid config value for 'study.slurm': needs the slurm extra "
+                          "(pip install -e '.[slurm]')") from None
+    executor = submitit.AutoExecutor(folder=root / "slurm" / "%j", cluster="slurm")
+    try:
+        executor.update_parameters(name=f"study-{rec.data['study']}", **params)
+    except Exception as e:  # submitit names the unknown parameter
+        raise ConfigError(f"invalid config value for 'study.slurm': {e}") from None
+    jobs = []
+    for m in members:
+        jobs.append(executor.submit(_run_here, m))
+        m.status, m.slurm_job = "running", str(jobs[-1].job_id)
+        rec.write()
+    for m, j in zip(members, jobs):
+        try:
+            j.result()
+            m.status = "done"
+        except Exception as e:  # submitit re-raises the job's error, or reports it failed/cancelled
+            log.error("study lineage %s (SLURM job %s) failed: %s", m.lineage, m.slurm_job, e)
+            m.status, m.error = "failed", f"{type(e).__name__}: {str(e)[-500:]}"
+        rec.write()
+
+
 def run(argv: list[str]) -> tuple[Path, list[Member]]:
     """Run a study (argv: `study=<name>`, `study.*` edits, common overrides); returns its dir and members."""
     from pipeline import evals, logs
@@ -182,6 +216,10 @@ def run(argv: list[str]) -> tuple[Path, list[Member]]:
     per = base.candidate.gpus
     parallel = devices.claims_slots(n, per)
     rec = Record(root / STUDY_FILE, study, common, members, n if parallel else 0)
+    if study.slurm:
+        _run_slurm(members, dict(study.slurm), root, rec)
+        rec.write(finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return root, members
 
     def one(m: Member) -> None:
         try:

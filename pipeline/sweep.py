@@ -89,6 +89,6 @@ def job(cfg: Config) -> float | None:
         started = time.time()
         info = run_candidate(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
         info.update(devices=os.environ.get("CUDA_VISIBLE_DEVICES"), pid=os.getpid(), started=started,
-                    finished=time.time())
+                    finished=time.time(), slurm_job=os.environ.get("SLURM_JOB_ID"))
         atomic_write_json(out / CANDIDATE_FILE, info)
     return info["value"]

@@ -61,3 +61,24 @@ def smoke_cfg(tmp_path, models_dir):
         ])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node SLURM cluster with accounting (tests/slurm_cluster.py) for this session; skips
+    without root or without Debian's packages (make setup-slurm). SLURM_CONF points clients at it."""
+    from tests.slurm_cluster import SlurmCluster, unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with SlurmCluster() as cluster:
+        old = os.environ.get("SLURM_CONF")
+        os.environ["SLURM_CONF"] = cluster.env["SLURM_CONF"]
+        try:
+            yield cluster
+        finally:
+            if old is None:
+                os.environ.pop("SLURM_CONF", None)
+            else:
+                os.environ["SLURM_CONF"] = old
