@@ -82,3 +82,19 @@ def slurm_cluster():
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = old
+
+
+def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
+    """`promote --sweep` on a finished 2-job sweep (gen_001-j0, -j1): it exits 0, and when gen_001 is
+    promoted exactly one job is, and it is the teacher."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "pipeline.promote", "--sweep", str(sweep_dir)], cwd=cwd,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    statuses = {r["name"]: r["status"] for r in lin.rows()}
+    assert statuses["gen_001"] in ("promoted", "rejected")
+    if statuses["gen_001"] == "promoted":
+        assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
+        assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]

@@ -15,7 +15,7 @@ import pytest
 from pipeline.io import read_json
 from pipeline.lineage import Lineage
 from pipeline.stage import read_manifest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, promote_two_job_sweep
 
 SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf"]
 
@@ -88,11 +88,4 @@ def test_sweep_of_two_jobs_and_promote(tmp_path):
            for i in (0, 1)}
     assert lrs == {1e-4, 1e-3}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-m", "pipeline.promote", "--sweep", str(sweeps[0])], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    statuses = {r["name"]: r["status"] for r in lin.rows()}
-    assert statuses["gen_001"] in ("promoted", "rejected")
-    if statuses["gen_001"] == "promoted":
-        assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
-        assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]
+    promote_two_job_sweep(lin, sweeps[0], tmp_path, env)

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.io import read_json
 from pipeline.lineage import Lineage
-from tests.conftest import ROOT
+from tests.conftest import ROOT, promote_two_job_sweep
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra: pip install -e '.[slurm]'")
 
@@ -47,14 +47,7 @@ def test_sweep_of_two_slurm_jobs_and_promote(slurm_cluster, tmp_path):
     assert all(r["JobName"] == "generation" for r in rows.values())  # submitit names them after the Hydra job
     assert {r["name"] for r in lin.rows()} >= {"gen_001-j0", "gen_001-j1"}
 
-    res = subprocess.run([sys.executable, "-m", "pipeline.promote", "--sweep", str(sweep_dir)], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    statuses = {r["name"]: r["status"] for r in lin.rows()}
-    assert statuses["gen_001"] in ("promoted", "rejected")
-    if statuses["gen_001"] == "promoted":
-        assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
-        assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]
+    promote_two_job_sweep(lin, sweep_dir, tmp_path, env)
 
 
 @pytest.mark.slow
