@@ -101,20 +101,20 @@ def spec(key: str, eval_cfg: "EvalConfig") -> MetricSpec | None:
     return MetricSpec(key, direction, False, (_task_split(task, eval_cfg),), (task,))
 
 
-def splits_of(key: str, eval_cfg: "EvalConfig", recorded: Splits | None = None) -> tuple[str, ...] | None:
-    """The splits metric `key` read: its recorded declaration, else its spec under `eval_cfg`, else
-    what its task name says (`gsm8k_test` -> gsm8k/test, for a ledger row of a task since removed);
-    None when nothing says."""
+def splits_of(key: str, eval_cfg: "EvalConfig | None", recorded: Splits | None = None) -> tuple[str, ...] | None:
+    """The splits metric `key` read: its recorded declaration, else its spec under `eval_cfg` (when
+    given), else what its task name says (`gsm8k_test` -> gsm8k/test, for a ledger row of a task
+    since removed); None when nothing says."""
     if recorded is not None and key in recorded:
         return tuple(recorded[key])
-    s = spec(key, eval_cfg)
+    s = spec(key, eval_cfg) if eval_cfg is not None else None
     if s is not None:
         return s.splits
     parsed = None if key.startswith("drift.") else parse_task_name(key.partition(".")[0])
     return (split_label(parsed[0].name, parsed[1]),) if parsed else None
 
 
-def decision_refusal(key: str, eval_cfg: "EvalConfig", recorded: Splits | None = None) -> str | None:
+def decision_refusal(key: str, eval_cfg: "EvalConfig | None", recorded: Splits | None = None) -> str | None:
     """Why metric `key` may not decide anything (a one-line reason naming the test split), or None
     when it may. A key nothing declares is refused too: nothing shows it read no test split."""
     splits = splits_of(key, eval_cfg, recorded)

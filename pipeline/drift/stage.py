@@ -40,9 +40,10 @@ from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_ch
                                       synth_distinct)
 from pipeline.drift import uncertainty
 from pipeline.drift.kl import mean_token_kl
-from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, EVAL_AGREEMENT_TEST, ITEMS_GAINED, ITEMS_LOST, KL, MEAN_LENGTH,
-                                    REFS, SYNTH_DISTINCT)
+from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, EVAL_AGREEMENT_TEST, ITEMS_GAINED, ITEMS_LOST,
+                                    KL, MEAN_LENGTH, REFS, SYNTH_DISTINCT)
 from pipeline.engine import GenParams, Output
+from pipeline.evaluate.protocol import records_protocols
 from pipeline.io import atomic_write_json, read_jsonl, write_jsonl
 from pipeline.lineage import GenerationDir
 from pipeline.stats import Interval
@@ -126,6 +127,10 @@ def _eval_agreement(metric, label: str, tasks: dict[str, Any], names: list[str],
     splits[metric.key(ref=label)] = sorted({_split(cfg, t) for t in compared})
 
 
+def _protocols(gen: GenerationDir, task: str) -> set | None:
+    return records_protocols(gen.path / "eval" / f"{task}.jsonl")
+
+
 def _split(cfg: Config, task: str) -> str:
     return metricspec.split_label(cfg.eval.tasks[task].benchmark, cfg.eval.tasks[task].split)
 
@@ -150,10 +155,10 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
         tasks: dict[str, Any] = {}
         for task in cfg.eval.tasks:
             cur, old = read_eval_outcomes(gen.path, task), read_eval_outcomes(ref.path, task)
-            if cur is not None and old is not None and cur[1] != old[1]:
-                tasks[task] = f"protocol differs ({ref.name}: {old[1]}, {gen.name}: {cur[1]}): not compared"
+            if cur is not None and old is not None and _protocols(gen, task) != _protocols(ref, task):
+                tasks[task] = f"records made under another protocol than {ref.name}'s: not compared"
                 continue
-            tasks[task] = eval_changes(cur[0], old[0]) if cur is not None and old is not None else None
+            tasks[task] = eval_changes(cur, old) if cur is not None and old is not None else None
         usable = {t: v for t, v in tasks.items() if isinstance(v, dict)}
         for metric in (EVAL_AGREEMENT, EVAL_AGREEMENT_TEST):
             _eval_agreement(metric, label, usable, metricspec.tasks_read(metric.evals, cfg.eval), metrics,
