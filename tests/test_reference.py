@@ -72,6 +72,9 @@ def test_eval_agreement_reads_validation_tasks_only_and_the_gate_strips_test_rea
     assert M in seen and "drift.eval_agreement_gen0" in seen
     assert "sneaky_val.accuracy_flexible" not in seen  # recorded split, whatever the name
     assert not any(k.startswith(("drift.eval_agreement_test", "drift.items_")) for k in seen)
+    # a gated metric that read a test split (records of another config) stops the gate, naming it
+    with pytest.raises(LineageError, match="drift.eval_agreement_test_gen0 is computed over the test split gsm8k/test"):
+        gate.refuse_test_reads([M, "drift.eval_agreement_test_gen0"], g1, cfg.eval)
     # a drift manifest from before the splits were recorded computed eval agreement over every task
     write_manifest(g1, Manifest("drift", StageResult(metrics=metrics)))
     assert "drift.eval_agreement_gen0" not in gate.validation_metrics(g1, cfg.eval)

@@ -33,9 +33,8 @@ table-driven tests); `run` only gathers its inputs. The loop reads `info["status
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from collections.abc import Mapping
+from typing import Any
 
 from pipeline import metricspec
 from pipeline.config import Config, EvalConfig, GateConfig
@@ -44,7 +43,7 @@ from pipeline.gate.evidence import Verdict, Values, judge
 from pipeline.gate.items import item_values
 from pipeline.gate.pairing import paired_reference
 from pipeline.io import atomic_write_json, read_json
-from pipeline.lineage import GenerationDir
+from pipeline.lineage import GenerationDir, LineageError
 from pipeline.stage import StageContext, StageResult, read_manifest
 
 log = logging.getLogger(__name__)
@@ -147,17 +146,34 @@ def evidence(checks: dict) -> str:
     return "inconclusive" if "inconclusive" in verdicts else "decisive"
 
 
+def _finished(gen: GenerationDir) -> dict[str, Any]:
+    """The eval and drift manifests a generation finished (stage -> Manifest)."""
+    return {stage: read_manifest(gen, stage) for stage in ("eval", "drift") if gen.is_done(stage)}
+
+
+def recorded_splits(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, tuple[str, ...]]:
+    """The benchmark splits each of a generation's metrics read, as its stages recorded them."""
+    m = _finished(gen)
+    return metricspec.manifest_splits(m["eval"].info if "eval" in m else None,
+                                      m["drift"].info if "drift" in m else None, eval_cfg)
+
+
 def validation_metrics(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, Any]:
     """The eval and drift metrics of a generation, minus every metric that read a test split (by the
     splits its stage recorded, else by its declaration: pipeline.metricspec), whatever its name."""
     out: dict[str, Any] = {}
-    infos: dict[str, dict | None] = {"eval": None, "drift": None}
-    for stage in infos:
-        if gen.is_done(stage):
-            m = read_manifest(gen, stage)
-            out.update(m.metrics)
-            infos[stage] = m.info
-    return metricspec.decision_metrics(out, eval_cfg, metricspec.manifest_splits(infos["eval"], infos["drift"], eval_cfg))
+    for m in _finished(gen).values():
+        out.update(m.metrics)
+    return metricspec.decision_metrics(out, eval_cfg, recorded_splits(gen, eval_cfg))
+
+
+def refuse_test_reads(keys: list[str], gen: GenerationDir, eval_cfg: EvalConfig) -> None:
+    """A gated metric that read a test split stops the gate (config validation refuses it first;
+    this catches records made under another config), rather than being skipped as unmeasured."""
+    recorded = recorded_splits(gen, eval_cfg)
+    for key in keys:
+        if any(map(metricspec.is_test_split, metricspec.splits_of(key, eval_cfg, recorded) or ())):
+            raise LineageError(f"gate: {gen.name}: {metricspec.decision_refusal(key, eval_cfg, recorded)}")
 
 
 def gated_keys(g: GateConfig) -> list[str]:
@@ -191,6 +207,7 @@ def run(ctx: StageContext) -> StageResult:
     if ctx.gen.index == 0:
         raise ValueError("the gate judges a candidate against its teacher; gen 0 is the baseline, not a candidate")
     keys = gated_keys(cfg.gate)
+    refuse_test_reads(keys, ctx.gen, cfg.eval)
     cand = with_items(ctx.gen, validation_metrics(ctx.gen, cfg.eval), keys)
     teacher = with_items(ctx.teacher, validation_metrics(ctx.teacher, cfg.eval), keys, like=cand)
     gen0 = with_items(ctx.lineage.gen(0), validation_metrics(ctx.lineage.gen(0), cfg.eval), keys, like=cand)
