@@ -56,7 +56,8 @@ MEAN_LENGTH = DriftMetric("drift.mean_length", None)  # tokens per free generati
 DISTINCT = DriftMetric("drift.distinct_{n}", "higher")  # of the free generations; falling = collapse
 SYNTH_DISTINCT = DriftMetric("drift.synth_distinct_{n}", "higher")  # of the synthetic data
 
-ALL = (KL, AGREEMENT, EVAL_AGREEMENT, EVAL_AGREEMENT_TEST, ITEMS_GAINED, ITEMS_LOST, MEAN_LENGTH, DISTINCT, SYNTH_DISTINCT)
+ALL = (KL, AGREEMENT, EVAL_AGREEMENT, EVAL_AGREEMENT_TEST, ITEMS_GAINED, ITEMS_LOST, MEAN_LENGTH, DISTINCT,
+       SYNTH_DISTINCT)
 # The report's summary table shows these after the suites' metrics.
 COLUMNS = (KL.key(ref="gen0"), ITEMS_GAINED.key(), ITEMS_LOST.key())
 

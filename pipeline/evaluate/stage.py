@@ -45,7 +45,8 @@ from pipeline.evals import BENCHMARKS
 from pipeline.evals.base import Benchmark
 from pipeline.evals.common import mean, write_results
 from pipeline.evaluate import results as lm_eval_results
-from pipeline.evaluate.protocol import protocol, protocol_key, stop_strings  # noqa: F401  (stop_strings: public here too)
+# stop_strings is also public here (it lived in this module first)
+from pipeline.evaluate.protocol import protocol, protocol_key, stop_strings  # noqa: F401
 from pipeline.io import atomic_write_json, hash_obj, read_jsonl
 from pipeline.stage import StageContext, StageResult
 from pipeline.stats import Interval, interval

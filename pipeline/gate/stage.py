@@ -88,7 +88,7 @@ def _budget(g: GateConfig, name: str, b, cand: Metrics, teacher: Metrics, gen0: 
             continue
         v = judge(f"{name}: {kind}", ref_name, c, ref_value, margin=margin, higher_is_better=b.direction == "higher",
                   alpha=g.alpha, margin_name=f"{kind} budget")
-        v.check["reference_generation"] = ref_name
+        v.check["against"] = ref_name  # gen 0, the parent, or the parent itself (a `*_parent` step)
         out.append(v)
         check[kind] = v.check
     check["passed"] = all(v.verdict == "pass" for v in out)

@@ -97,7 +97,8 @@ def val_metrics(metrics: dict, gate_metric: str, limit: int = 3, eval_cfg: EvalC
     (pipeline.metricspec), whatever its name; without, by the task name's `val`."""
     metrics = points(metrics)
     if eval_cfg is not None:
-        metrics = {k: v for k, v in metricspec.decision_metrics(metrics, eval_cfg).items() if not k.startswith("drift.")}
+        allowed = metricspec.decision_metrics(metrics, eval_cfg)
+        metrics = {k: v for k, v in allowed.items() if not k.startswith("drift.")}
         named = sorted(k for k in metrics if k != gate_metric)
     else:
         named = sorted(k for k in metrics if k != gate_metric and "val" in k.split(".")[0])
