@@ -11,7 +11,7 @@ import pytest
 
 from conftest import compose
 from test_evaluate import ScriptedEngine
-from pipeline import metricspec
+from pipeline import metricspec, promote
 from pipeline.config import Budget, ConfigError
 from pipeline.drift import stage as drift
 from pipeline.evaluate.protocol import protocol_key
@@ -72,6 +72,8 @@ def test_eval_agreement_reads_validation_tasks_only_and_the_gate_strips_test_rea
     assert M in seen and "drift.eval_agreement_gen0" in seen
     assert "sneaky_val.accuracy_flexible" not in seen  # recorded split, whatever the name
     assert not any(k.startswith(("drift.eval_agreement_test", "drift.items_")) for k in seen)
+    with pytest.raises(LineageError, match=r"selection .*sneaky_val.accuracy_flexible is computed over the test split"):
+        promote.apply(lin, g1, [g1], "sneaky_val.accuracy_flexible")  # candidate selection refuses it too
     # a gated metric that read a test split (records of another config) stops the gate, naming it
     with pytest.raises(LineageError, match="drift.eval_agreement_test_gen0 is computed over the test split gsm8k/test"):
         gate.refuse_test_reads([M, "drift.eval_agreement_test_gen0"], g1, cfg.eval)
