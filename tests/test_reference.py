@@ -5,7 +5,6 @@ Scripted engines stand in for models (the model is not what is tested here)."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
