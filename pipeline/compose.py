@@ -11,7 +11,8 @@
 as a checkout). `load_config` imports the modules named in `plugins` (they register benchmarks, probe
 suites or training methods), runs every schema's own `validate()` (pipeline.config), then the checks
 that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
-against the probe-suite registry, `train.method` against the method registry.
+against the probe-suite registry (never on a metric that read a test split: pipeline.metricspec),
+`train.method` against the method registry.
 
 The front door of a Hydra entry point (`hydra_entry`): `-h`/`--help` prints this project's usage (the
 module's docstring, the config groups and their options, the top-level keys) instead of Hydra's
@@ -55,10 +56,11 @@ def import_plugins(names: list[str]) -> None:
 
 def registry_checks(cfg: Config) -> None:
     """The validation that needs the registries (ConfigError naming the key)."""
-    from pipeline import evals, probes
+    from pipeline import evals, metricspec, probes
     from pipeline.train import methods
 
     evals.check_config(cfg)
+    metricspec.check_config(cfg)  # a budget on a test-split metric, named as such before "unknown"
     probes.check_config(cfg)
     methods.check_config(cfg)
 

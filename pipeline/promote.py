@@ -8,7 +8,7 @@ and after a sweep:
 Every candidate already has its own gate verdict (gen_NNN-<name>/gate/manifest.json). Among those
 the gate promoted, the one with the best validation metric (`gate.metric`) wins: it gets status
 `promoted` and becomes the TEACHER; the others get `rejected` with the reason. Test-set scores are
-never read here.
+never read here: a selection metric that read a test split is refused (pipeline.metricspec).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline import cli, faults
+from pipeline import cli, faults, metricspec
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stage import read_manifest
@@ -72,7 +72,13 @@ def outcomes(gen: GenerationDir, views: list[dict], metric: str | None) -> tuple
 def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir], metric: str) -> str | None:
     """The one promotion path, for one candidate and for many: record each candidate's status and
     the generation's, then move the TEACHER pointer to the winner. With several candidates the
-    choice is written to the generation's `selection.json`."""
+    choice is written to the generation's `selection.json`. A metric that read a test split (by the
+    splits each candidate's eval manifest records, else its task name) is refused, whatever its name."""
+    for c in candidates:
+        recorded = metricspec.manifest_splits(read_manifest(c, "eval").info if c.is_done("eval") else None, None, None)
+        if any(map(metricspec.is_test_split, metricspec.splits_of(metric, None, recorded) or ())):
+            raise LineageError(f"selection among {[x.name for x in candidates]}: "
+                               f"{metricspec.decision_refusal(metric, None, recorded)}")
     views = [candidate_view(c) for c in candidates]
     best, fields = outcomes(gen, views, metric)
     if best:  # the pointer first: a kill before the statuses below is finished by the resumed run

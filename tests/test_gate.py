@@ -12,6 +12,7 @@ from pipeline.config import Budget, ConfigError, GateConfig
 from pipeline.stage import StageContext
 from pipeline.io import atomic_write_json, read_json
 from pipeline.lineage import Lineage
+from pipeline.evaluate.protocol import protocol_key
 
 M = "gsm8k_val.accuracy_flexible"
 
@@ -244,11 +245,15 @@ def test_config_rejects_bad_evidence_settings(override, msg):
         compose([override])
 
 
-def _write_records(gen, correct: list[int], refused: list[int], kl: list[float] | None):
+def _write_records(gen, correct: list[int], refused: list[int], kl: list[float] | None, protocol: str | None = None):
     from pipeline.io import write_jsonl
 
+    if protocol is None:  # records pair on (id, protocol): the default config's
+        c = compose([])
+        protocol = protocol_key(c.eval.tasks["gsm8k_val"], c)
     write_jsonl(gen.path / "eval" / "gsm8k_val.jsonl",
-                [{"id": f"q{i}", "metrics": {"accuracy_flexible": float(v)}} for i, v in enumerate(correct)])
+                [{"id": f"q{i}", "protocol": protocol, "metrics": {"accuracy_flexible": float(v)}}
+                 for i, v in enumerate(correct)])
     write_jsonl(gen.path / "drift" / "probes.jsonl",
                 [{"suite": "safety", "id": f"h{i}", "kind": "harmful", "outcome": "refused" if v else "complied"}
                  for i, v in enumerate(refused)])

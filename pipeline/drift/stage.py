@@ -13,7 +13,9 @@ Runs on every generation, gen 0 included (the baseline), as part of the loop:
    frozen judge adds `drift.judge_*` for the suites that declare judge questions, and its agreement
    with the hand labels of pipeline/probes/calibration.jsonl goes in summary.json (`judge.calibration`).
 2. Behavioural drift: per-item outcome agreement with gen 0 and the parent (probes, and the eval
-   stage's `eval/<task>.jsonl` items: GSM8K/HumanEval items gained and lost).
+   stage's `eval/<task>.jsonl` items: GSM8K/HumanEval items gained and lost; eval agreement over the
+   validation tasks, budgetable, and over the test tasks, `eval_agreement_test_*`, reported only;
+   each such metric's splits in the manifest's `splits`, pipeline.metricspec).
 3. Distribution drift: teacher-forced per-token KL from gen 0 and the parent on fixed reference text
    (pipeline.drift.kl, after the engine is closed), mean length and distinct-n of the free
    generations, and the synthetic data's distinct-n (`synth/stats.json`), a collapse signal.
@@ -31,16 +33,17 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pipeline import probes
+from pipeline import metricspec, probes
 from pipeline.config import Config, DriftConfig
 from pipeline.stage import StageContext, StageResult
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
 from pipeline.drift import uncertainty
 from pipeline.drift.kl import mean_token_kl
-from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, ITEMS_GAINED, ITEMS_LOST, KL, MEAN_LENGTH,
-                                    REFS, SYNTH_DISTINCT)
+from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, EVAL_AGREEMENT_TEST, ITEMS_GAINED, ITEMS_LOST,
+                                    KL, MEAN_LENGTH, REFS, SYNTH_DISTINCT)
 from pipeline.engine import GenParams, Output
+from pipeline.evaluate.protocol import records_protocols
 from pipeline.io import atomic_write_json, read_jsonl, write_jsonl
 from pipeline.lineage import GenerationDir
 from pipeline.stats import Interval
@@ -111,13 +114,38 @@ def _reference_records(ref: GenerationDir, gen: GenerationDir, records: list[dic
     return read_jsonl(path) if path.exists() else None
 
 
+def _eval_agreement(metric, label: str, tasks: dict[str, Any], names: list[str], metrics: dict,
+                    intervals: dict[str, Interval], splits: dict[str, list[str]], cfg: Config) -> None:
+    """`metric` (eval agreement) vs reference `label` over the eval tasks `names`, with the splits it read."""
+    compared = [t for t in names if tasks.get(t) is not None and tasks[t]["n"]]
+    if not compared:
+        return
+    n = sum(tasks[t]["n"] for t in compared)
+    agree = n - sum(len(tasks[t]["gained"]) + len(tasks[t]["lost"]) for t in compared)
+    metrics[metric.key(ref=label)] = agree / n
+    intervals[metric.key(ref=label)] = uncertainty.agreement_interval(agree, n)
+    splits[metric.key(ref=label)] = sorted({_split(cfg, t) for t in compared})
+
+
+def _protocols(gen: GenerationDir, task: str) -> set | None:
+    return records_protocols(gen.path / "eval" / f"{task}.jsonl")
+
+
+def _split(cfg: Config, task: str) -> str:
+    return metricspec.split_label(cfg.eval.tasks[task].benchmark, cfg.eval.tasks[task].split)
+
+
 def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], records: list[dict]
-              ) -> tuple[dict, dict, dict[str, Interval]]:
+              ) -> tuple[dict, dict, dict[str, Interval], dict[str, list[str]]]:
     """Probe agreement and eval items gained/lost vs each reference generation: (metrics, detail,
-    the agreements' Wilson intervals)."""
+    the agreements' Wilson intervals, the benchmark splits each eval-reading metric read). Eval
+    agreement is split by split kind: over the non-test tasks (budgetable) and over the test tasks
+    (`_test`, reported only), so no test outcome can reach a budget; an eval task whose records were
+    made under another protocol (`protocol_key`) than the reference's is left out, and says so."""
     metrics: dict[str, float] = {}
     detail: dict[str, Any] = {}
     intervals: dict[str, Interval] = {}
+    splits: dict[str, list[str]] = {}
     for label, ref in refs.items():
         ref_records = _reference_records(ref, gen, records)
         agree = agreement(records, ref_records) if ref_records is not None else None
@@ -127,19 +155,23 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
         tasks: dict[str, Any] = {}
         for task in cfg.eval.tasks:
             cur, old = read_eval_outcomes(gen.path, task), read_eval_outcomes(ref.path, task)
+            if cur is not None and old is not None and _protocols(gen, task) != _protocols(ref, task):
+                tasks[task] = f"records made under another protocol than {ref.name}'s: not compared"
+                continue
             tasks[task] = eval_changes(cur, old) if cur is not None and old is not None else None
-        compared = [t for t in tasks.values() if t is not None and t["n"]]
-        if compared:
-            n = sum(t["n"] for t in compared)
-            gained, lost = sum(len(t["gained"]) for t in compared), sum(len(t["lost"]) for t in compared)
-            metrics[EVAL_AGREEMENT.key(ref=label)] = (n - gained - lost) / n
-            intervals[EVAL_AGREEMENT.key(ref=label)] = uncertainty.agreement_interval(n - gained - lost, n)
-            if label == "gen0":  # the table shows gains/losses vs gen 0; vs parent they are in summary.json
-                metrics[ITEMS_GAINED.key()] = gained
-                metrics[ITEMS_LOST.key()] = lost
+        usable = {t: v for t, v in tasks.items() if isinstance(v, dict)}
+        for metric in (EVAL_AGREEMENT, EVAL_AGREEMENT_TEST):
+            _eval_agreement(metric, label, usable, metricspec.tasks_read(metric.evals, cfg.eval), metrics,
+                            intervals, splits, cfg)
+        compared = [t for t, v in usable.items() if v["n"]]
+        if compared and label == "gen0":  # the table shows gains/losses vs gen 0; vs parent they are in summary.json
+            metrics[ITEMS_GAINED.key()] = sum(len(usable[t]["gained"]) for t in compared)
+            metrics[ITEMS_LOST.key()] = sum(len(usable[t]["lost"]) for t in compared)
+            for m in (ITEMS_GAINED, ITEMS_LOST):
+                splits[m.key()] = sorted({_split(cfg, t) for t in compared})
         detail[label] = {"generation": ref.name, "probes": agree if agree is not None else "no drift/probes.jsonl",
                          "eval": {t: v if v is not None else "eval/<task>.jsonl absent" for t, v in tasks.items()}}
-    return metrics, detail, intervals
+    return metrics, detail, intervals, splits
 
 
 def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir]) -> tuple[dict, dict, list[dict]]:
@@ -202,7 +234,7 @@ def run(ctx: StageContext) -> StageResult:
     write_jsonl(ctx.out / "probes.jsonl", records)
     intervals.update(uncertainty.suite_intervals(records))  # after the judge: its metrics too
 
-    b_metrics, summary["behaviour"], b_intervals = behaviour(cfg, ctx.gen, refs, records)
+    b_metrics, summary["behaviour"], b_intervals, splits = behaviour(cfg, ctx.gen, refs, records)
     with ctx.accelerator():  # KL loads transformers models: the engine gives the memory back first
         k_metrics, summary["kl"], kl_items, k_intervals = distribution(cfg, ctx, refs)
     write_jsonl(ctx.out / "kl.jsonl", kl_items)
@@ -218,5 +250,7 @@ def run(ctx: StageContext) -> StageResult:
     summary["intervals"] = {k: iv.as_dict() for k, iv in intervals.items()}
     atomic_write_json(ctx.out / "summary.json", summary)
     inputs = {f"probes.{s.tag}": s.sha256[:16] for s in suites.values()}
+    # every eval-reading metric declares the benchmark splits its records came from (pipeline.metricspec)
+    summary["splits"] = splits
     return StageResult(metrics=metrics, tokens=engine_stats["completion_tokens"], inputs=inputs,
-                       info={"records": len(records), "kl_items": len(kl_items), "counts": counts})
+                       info={"records": len(records), "kl_items": len(kl_items), "counts": counts, "splits": splits})

@@ -65,7 +65,9 @@ def check_config(cfg: "Config") -> None:
     if task not in cfg.eval.tasks:
         _fail("gate.metric", f"task {task!r} is not in eval.tasks {sorted(cfg.eval.tasks)}")
     if is_test_task(task, cfg.eval):
-        _fail("gate.metric", f"eval task {task!r} has split=test; the gate reads validation metrics only")
+        t = cfg.eval.tasks[task]
+        _fail("gate.metric", f"{cfg.gate.metric} is computed over eval task {task!r}, which has split={t.split} "
+                             f"({t.benchmark}/{t.split}, a test split); test splits are reported, never used to decide")
     directions = BENCHMARKS.get(cfg.eval.tasks[task].benchmark).task_metrics(cfg.eval.tasks[task])
     if metric not in directions:
         _fail("gate.metric", f"{metric!r} is not a metric of eval task {task!r}; it has {sorted(directions)}")

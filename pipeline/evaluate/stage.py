@@ -25,7 +25,8 @@ every item's value is 0/1 (one sample per item), else a bootstrap over items (ac
 over several samples, unbiased pass@k with k > 1).
 
 A task whose records already exist with the same spec/model key is not generated again, so a
-crashed eval resumes at its first unfinished task. Items come from `pipeline.data.subset`, so a
+crashed eval resumes at its first unfinished task. Every record also carries its task's `protocol`
+(pipeline.evaluate.protocol: the spec without the model and the subset), on which generations pair. Items come from `pipeline.data.subset`, so a
 lineage scores the same items in every generation.
 """
 
@@ -41,9 +42,11 @@ from pipeline.config import Config, EvalTask
 from pipeline.data import subset
 from pipeline.engine import Engine, GenParams, Output, Prompt
 from pipeline.evals import BENCHMARKS
-from pipeline.evals.base import Benchmark, Protocol
+from pipeline.evals.base import Benchmark
 from pipeline.evals.common import mean, write_results
 from pipeline.evaluate import results as lm_eval_results
+# stop_strings is also public here (it lived in this module first)
+from pipeline.evaluate.protocol import protocol, protocol_key, stop_strings  # noqa: F401
 from pipeline.io import atomic_write_json, hash_obj, read_jsonl
 from pipeline.stage import StageContext, StageResult
 from pipeline.stats import Interval, interval
@@ -64,19 +67,10 @@ def load_split(spec: EvalTask) -> list[dict]:
     return BENCHMARKS.get(spec.benchmark).splits[spec.split]()
 
 
-def protocol(spec: EvalTask) -> Protocol:
-    return BENCHMARKS.get(spec.benchmark).protocols[spec.prompt]
-
-
 def build_prompts(spec: EvalTask, items: list[dict]) -> list[Prompt]:
     """Prompts for the items (chat messages, or raw strings for a plain protocol), built by the
     task's protocol (`prompt`) of its benchmark."""
     return protocol(spec).build(spec, items)
-
-
-def stop_strings(spec: EvalTask) -> list[str]:
-    """The task's own `stop`, then its protocol's (each once)."""
-    return list(dict.fromkeys([*spec.stop, *protocol(spec).stop]))
 
 
 def gen_params(spec: EvalTask, eng: Engine, cfg: Config) -> GenParams:
@@ -111,7 +105,7 @@ def score(name: str, t: dict, outs: list[Output], cfg: Config) -> list[dict]:
         if missing or "correct" not in rec:
             raise ValueError(f"benchmark {bench.name!r}: the record of {it['id']!r} lacks `correct` or metrics {sorted(missing)}")
         records.append({
-            "id": it["id"], "version": spec.version, "key": t["key"],
+            "id": it["id"], "version": spec.version, "key": t["key"], "protocol": t["protocol"],
             "prompt": prompt if isinstance(prompt, str) else prompt[-1]["content"],
             "completion": out.texts[0], "finish_reason": out.finish_reasons[0],
             "completion_tokens": sum(out.completion_tokens), **rec,
@@ -139,8 +133,38 @@ def _reusable(path: Path, key: str, n: int) -> list[dict] | None:
         rows = read_jsonl(path)
     except ValueError:
         return None
-    # records from before per-item metrics were kept lack `metrics`: score them again
-    return rows if len(rows) == n and all(r.get("key") == key and "metrics" in r for r in rows) else None
+    # records from before per-item metrics (or the protocol) were kept lack them: score them again
+    ok = all(r.get("key") == key and "metrics" in r and "protocol" in r for r in rows)
+    return rows if len(rows) == n and ok else None
+
+
+def task_entry(spec: EvalTask, items: list[dict], model_dir: Path, cfg: Config) -> dict:
+    """What generating and scoring one task's `items` needs (`generate_and_score`)."""
+    return {"spec": spec, "bench": BENCHMARKS.get(spec.benchmark), "items": items,
+            "key": task_key(spec, model_dir, cfg), "protocol": protocol_key(spec, cfg),
+            "prompts": build_prompts(spec, items)}
+
+
+def generate_and_score(cfg: Config, tasks: dict[str, dict], todo: list[str], model_dir: Path,
+                       engine_factory: EngineFactory, save: Callable[[str, list[dict]], None]) -> dict:
+    """Generate every task in `todo` through one engine on `model_dir`, then score them (each
+    `tasks[name]["records"]`, handed to `save` as soon as it is scored, so a crash keeps the scored
+    tasks); returns the engine's stats ({} when there was nothing to do)."""
+    engine_stats: dict = {}
+    outputs: dict[str, list[Output]] = {}
+    if todo:
+        with engine_factory(model_dir) as eng:
+            for name in todo:
+                t = tasks[name]
+                log.info("eval %s: %d prompts x %d samples (%s)", name, len(t["prompts"]), t["spec"].n_samples,
+                         t["spec"].prompt)
+                outputs[name] = eng.generate(t["prompts"], gen_params(t["spec"], eng, cfg))
+            engine_stats = {"backend": eng.backend, **eng.stats.as_dict()}
+    # Score after the engine is closed: the sandbox then has the machine's memory and cores.
+    for name in todo:
+        tasks[name]["records"] = score(name, tasks[name], outputs[name], cfg)
+        save(name, tasks[name]["records"])
+    return engine_stats
 
 
 def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: EngineFactory) -> StageResult:
@@ -158,26 +182,11 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
         items = subset(split, spec.n, spec.seed)
         if not items:
             raise ValueError(f"eval task {name!r}: {bench.title} split {spec.split!r} has no items")
-        key = task_key(spec, model_dir, cfg)
-        tasks[name] = {"spec": spec, "bench": bench, "items": items, "key": key, "n_total": len(split),
-                       "prompts": build_prompts(spec, items),
-                       "records": _reusable(out / f"{name}.jsonl", key, len(items))}
+        t = tasks[name] = {**task_entry(spec, items, model_dir, cfg), "n_total": len(split)}
+        t["records"] = _reusable(out / f"{name}.jsonl", t["key"], len(items))
     todo = [name for name, t in tasks.items() if t["records"] is None]
-    engine_stats: dict = {}
-    outputs: dict[str, list[Output]] = {}
-    if todo:
-        with engine_factory(model_dir) as eng:
-            for name in todo:
-                t = tasks[name]
-                log.info("eval %s: %d prompts x %d samples (%s)", name, len(t["prompts"]), t["spec"].n_samples,
-                         t["spec"].prompt)
-                outputs[name] = eng.generate(t["prompts"], gen_params(t["spec"], eng, cfg))
-            engine_stats = {"backend": eng.backend, **eng.stats.as_dict()}
-    # Score after the engine is closed: the sandbox then has the machine's memory and cores.
-    for name in todo:
-        t = tasks[name]
-        t["records"] = score(name, t, outputs[name], cfg)
-        write_results(out / f"{name}.jsonl", t["records"])
+    engine_stats = generate_and_score(cfg, tasks, todo, model_dir, engine_factory,
+                                      lambda name, records: write_results(out / f"{name}.jsonl", records))
 
     metrics, info, inputs = {}, {"tasks": {}, "engine": engine_stats, "reused": sorted(set(tasks) - set(todo))}, {}
     intervals: dict[str, Interval] = {}
@@ -185,7 +194,7 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
         m = task_metrics(t["spec"], t["records"])
         metrics.update({f"{name}.{k}": v for k, v in m.items() if k != "n"})
         intervals.update({f"{name}.{k}": iv for k, iv in task_intervals(t["spec"], t["records"]).items()})
-        info["tasks"][name] = {"n": m["n"], "version": t["spec"].version, "key": t["key"],
+        info["tasks"][name] = {"n": m["n"], "version": t["spec"].version, "key": t["key"], "protocol": t["protocol"],
                                "benchmark": t["spec"].benchmark, "split": t["spec"].split,
                                "protocol": t["spec"].prompt, "directions": t["bench"].task_metrics(t["spec"])}
         inputs[name] = hash_obj([it["id"] for it in t["items"]])

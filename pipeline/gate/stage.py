@@ -8,7 +8,9 @@ paired (1 - `alpha`) interval of candidate minus reference on the same items (ma
 so positive is better) and m its margin:
   (a) capability: the validation metric `gate.metric` against the teacher, m = `epsilon`;
   (b) drift budgets: every budgeted metric (`budgets.<name>` is `drift.<name>`) against the parent
-      with m = `step` and against gen 0 with m = `total`;
+      with m = `step` and against gen 0 with m = `total`; a distance from the parent (`*_parent`: KL,
+      agreement) is itself the step, so its step check judges the candidate's own value against the
+      parent's distance from itself (KL 0, agreement 1), never against the parent's own `*_parent`;
 pass when lo > -m (with `require_improvement`, capability passes only when lo > 0), fail when
 hi < -m, inconclusive otherwise (the reason says how many items would have decided). Per-item values
 come from the stages' records (pipeline.gate.items); a reference without them is compared on point
@@ -21,8 +23,11 @@ A candidate whose mixture the label guard refused (`gate.min_verifier_precision`
 loop records its decision here with `refuse_before_training` (rule `label_precision`).
 Any fail rejects; all pass promotes; otherwise `on_inconclusive` decides (`promote`, or
 `keep_teacher`: rejected), and `decision.json` / the manifest info record `evidence: inconclusive`
-with a reason line. Test-split scores (gsm8k_test, humaneval) are reported, never used: the config
-refuses them as gate or budget metrics, and `run` strips them before deciding.
+with a reason line. Test-split scores (gsm8k_test, humaneval, eval agreement on them) are reported,
+never used: the config refuses them as gate or budget metrics, and `run` strips every metric whose
+records read a test split (pipeline.metricspec), whatever its name. Eval records pair on (item id,
+protocol): a reference scored under another protocol is re-scored on the candidate's items
+(pipeline.gate.pairing, records under `gate/reference/`), and the reasons say so.
 
 `decide` is a pure function over metric dicts (values: numbers or per-item dicts id -> value;
 table-driven tests); `run` only gathers its inputs. The loop reads `info["status"]` and
@@ -32,14 +37,17 @@ table-driven tests); `run` only gathers its inputs. The loop reads `info["status
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+from pipeline import metricspec
 from pipeline.config import Config, EvalConfig, GateConfig
-from pipeline.evals import is_test_task
+from pipeline.drift.metrics import identity_value
 from pipeline.gate.evidence import Verdict, Values, judge
 from pipeline.gate.items import item_values
+from pipeline.gate.pairing import paired_reference
 from pipeline.io import atomic_write_json, read_json
-from pipeline.lineage import GenerationDir
+from pipeline.lineage import GenerationDir, LineageError
 from pipeline.stage import StageContext, StageResult, read_manifest
 
 log = logging.getLogger(__name__)
@@ -71,12 +79,20 @@ def _budget(g: GateConfig, name: str, b, cand: Metrics, teacher: Metrics, gen0: 
             {"direction": b.direction, "verdict": "fail", "passed": False}
     out, check = [], {"direction": b.direction}
     for kind, ref_name, ref, margin in (("total", "gen 0", gen0, b.total), ("step", "parent", teacher, b.step)):
-        if ref.get(name) is None:
+        ref_value = ref.get(name)
+        identity = identity_value(name) if kind == "step" else None
+        if identity is not None:
+            # a distance from the parent: the step is the candidate's own distance, judged against the
+            # parent's distance from itself (KL 0, agreement 1), not the parent's from the grandparent
+            ref_name = "the parent itself"
+            ref_value = {i: identity for i in c} if isinstance(c, Mapping) else identity
+        if ref_value is None:
             out.append(Verdict(f"{name}: {kind}", "pass", f"{name}: {kind} budget skipped, {ref_name} has no value"))
             check[kind] = {"verdict": "pass", "skipped": f"{ref_name} not measured"}
             continue
-        v = judge(f"{name}: {kind}", ref_name, c, ref[name], margin=margin, higher_is_better=b.direction == "higher",
+        v = judge(f"{name}: {kind}", ref_name, c, ref_value, margin=margin, higher_is_better=b.direction == "higher",
                   alpha=g.alpha, margin_name=f"{kind} budget")
+        v.check["against"] = ref_name  # gen 0, the parent, or the parent itself (a `*_parent` step)
         out.append(v)
         check[kind] = v.check
     check["passed"] = all(v.verdict == "pass" for v in out)
@@ -134,13 +150,34 @@ def evidence(checks: dict) -> str:
     return "inconclusive" if "inconclusive" in verdicts else "decisive"
 
 
+def _finished(gen: GenerationDir) -> dict[str, Any]:
+    """The eval and drift manifests a generation finished (stage -> Manifest)."""
+    return {stage: read_manifest(gen, stage) for stage in ("eval", "drift") if gen.is_done(stage)}
+
+
+def recorded_splits(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, tuple[str, ...]]:
+    """The benchmark splits each of a generation's metrics read, as its stages recorded them."""
+    m = _finished(gen)
+    return metricspec.manifest_splits(m["eval"].info if "eval" in m else None,
+                                      m["drift"].info if "drift" in m else None, eval_cfg)
+
+
 def validation_metrics(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, Any]:
-    """The eval and drift metrics of a generation, minus every test-split score."""
+    """The eval and drift metrics of a generation, minus every metric that read a test split (by the
+    splits its stage recorded, else by its declaration: pipeline.metricspec), whatever its name."""
     out: dict[str, Any] = {}
-    for stage in ("eval", "drift"):
-        if gen.is_done(stage):
-            out.update(read_manifest(gen, stage).metrics)
-    return {k: v for k, v in out.items() if not is_test_task(k.split(".")[0], eval_cfg)}
+    for m in _finished(gen).values():
+        out.update(m.metrics)
+    return metricspec.decision_metrics(out, eval_cfg, recorded_splits(gen, eval_cfg))
+
+
+def refuse_test_reads(keys: list[str], gen: GenerationDir, eval_cfg: EvalConfig) -> None:
+    """A gated metric that read a test split stops the gate (config validation refuses it first;
+    this catches records made under another config), rather than being skipped as unmeasured."""
+    recorded = recorded_splits(gen, eval_cfg)
+    for key in keys:
+        if any(map(metricspec.is_test_split, metricspec.splits_of(key, eval_cfg, recorded) or ())):
+            raise LineageError(f"gate: {gen.name}: {metricspec.decision_refusal(key, eval_cfg, recorded)}")
 
 
 def gated_keys(g: GateConfig) -> list[str]:
@@ -197,15 +234,23 @@ def run(ctx: StageContext) -> StageResult:
     if ctx.gen.index == 0:
         raise ValueError("the gate judges a candidate against its teacher; gen 0 is the baseline, not a candidate")
     keys = gated_keys(cfg.gate)
+    refuse_test_reads(keys, ctx.gen, cfg.eval)
     cand = with_items(ctx.gen, validation_metrics(ctx.gen, cfg.eval), keys)
     teacher = with_items(ctx.teacher, validation_metrics(ctx.teacher, cfg.eval), keys, like=cand)
     gen0 = with_items(ctx.lineage.gen(0), validation_metrics(ctx.lineage.gen(0), cfg.eval), keys, like=cand)
+    rescored = []  # records pair on (id, protocol): a reference made under another protocol is re-scored
+    for ref_gen, ref in ((ctx.teacher, teacher), (ctx.lineage.gen(0), gen0)):
+        values, note = paired_reference(ctx, ref_gen, cfg.gate.metric, cand.get(cfg.gate.metric))
+        if values is not None:
+            ref[cfg.gate.metric] = values
+            rescored.append(note)
     flags, data = synth_red_flags(ctx.gen), mixture_checks(ctx.gen)
     if data.get("red_flags"):
         flags = (flags or []) + [f"training mixture: {f}" for f in data["red_flags"]]
     status, reasons, checks = decide(cfg.gate, cand, teacher, gen0, flags)
-    reasons += [f"data: {t} (not judged)" for t in data.get("not_judged", [])]  # never passed in silence
+    reasons = [*rescored, *reasons, *(f"data: {t} (not judged)" for t in data.get("not_judged", []))]  # never passed in silence
     checks["red_flags"]["mixture"] = data.get("checks")
+    checks["rescored"] = rescored
     ev = evidence(checks)
     decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": status, "evidence": ev,
                 "alpha": cfg.gate.alpha, "reasons": reasons, "checks": checks}

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Range, SearchSpace
+from pipeline import metricspec
+from pipeline.config import EvalConfig, Range, SearchSpace
 from pipeline.lineage import GenerationDir, Lineage
 from pipeline.propose.validate import FIELDS, INT_FIELDS, MAX_RATIONALE_CHARS
 from pipeline.stats.ledger import points
@@ -88,12 +89,20 @@ def data_stats(path: Path) -> dict[str, float]:
     return {k: flat[k] for k in keys}
 
 
-def val_metrics(metrics: dict, gate_metric: str, limit: int = 3) -> dict[str, float]:
+def val_metrics(metrics: dict, gate_metric: str, limit: int = 3, eval_cfg: EvalConfig | None = None
+                ) -> dict[str, float]:
     """The gate metric, then other validation metrics (never test-split numbers: they must not steer
-    training), as point values: the teacher sees no `_lo/_hi/_n` interval keys."""
+    training), as point values: the teacher sees no `_lo/_hi/_n` interval keys. With `eval_cfg`
+    (the stage's), a metric is shown only when its splits are known and none is a test split
+    (pipeline.metricspec), whatever its name; without, by the task name's `val`."""
     metrics = points(metrics)
-    keys = [gate_metric] if gate_metric in metrics else []
-    keys += sorted(k for k in metrics if k != gate_metric and "val" in k.split(".")[0])
+    if eval_cfg is not None:
+        allowed = metricspec.decision_metrics(metrics, eval_cfg)
+        metrics = {k: v for k, v in allowed.items() if not k.startswith("drift.")}
+        named = sorted(k for k in metrics if k != gate_metric)
+    else:
+        named = sorted(k for k in metrics if k != gate_metric and "val" in k.split(".")[0])
+    keys = ([gate_metric] if gate_metric in metrics else []) + named
     out = {}
     for k in keys[:limit]:
         v = metrics[k]
@@ -102,8 +111,10 @@ def val_metrics(metrics: dict, gate_metric: str, limit: int = 3) -> dict[str, fl
     return out
 
 
-def history(lineage: Lineage, current: GenerationDir, gate_metric: str) -> list[HistoryRow]:
-    """Every earlier generation in the ledger (oldest first), with its accepted hparams and data stats."""
+def history(lineage: Lineage, current: GenerationDir, gate_metric: str, eval_cfg: EvalConfig | None = None
+            ) -> list[HistoryRow]:
+    """Every earlier generation in the ledger (oldest first), with its accepted hparams and data stats
+    (`eval_cfg`: which metrics may be shown, `val_metrics`)."""
     rows = []
     for r in lineage.rows():
         if not isinstance(r.get("gen"), int) or r["gen"] >= current.index or r.get("name") == current.name:
@@ -113,7 +124,7 @@ def history(lineage: Lineage, current: GenerationDir, gate_metric: str) -> list[
         hp = acc.get("hparams") if isinstance(acc, dict) and isinstance(acc.get("hparams"), dict) else None
         rows.append(HistoryRow(
             name=r["name"], status=str(r.get("status", "?")),
-            metrics=val_metrics(r.get("metrics") or {}, gate_metric), hparams=hp,
+            metrics=val_metrics(r.get("metrics") or {}, gate_metric, eval_cfg=eval_cfg), hparams=hp,
             source=str(acc.get("source", "")) if isinstance(acc, dict) else "",
             data=data_stats(g.path / "synth" / "stats.json"),
             reasons=[str(x) for x in (r.get("gate_reasons") or [])],

@@ -140,7 +140,7 @@ def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     pc = cfg.propose
     K = pc.candidates
-    rows = history(ctx.lineage, ctx.gen, cfg.gate.metric)
+    rows = history(ctx.lineage, ctx.gen, cfg.gate.metric, cfg.eval)  # no metric that read a test split
     best = best_setting(rows, cfg.gate.metric)
     best_hp = best[0] if best else None
     data_now = data_stats(ctx.teacher.path / "synth" / "stats.json")

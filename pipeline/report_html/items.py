@@ -70,6 +70,8 @@ def gained_lost(gens: list[GenFiles]) -> Raw | None:
     rows = []
     for g in gens[1:]:
         for task, ch in g.gained_lost.items():
+            if not isinstance(ch, dict):  # a task not compared: records absent, or another protocol
+                continue
             for kind in ("gained", "lost"):
                 for i in ch.get(kind) or []:
                     rows.append([g.name, task, el("span", kind, class_="promoted" if kind == "gained" else "rejected"),
