@@ -1,6 +1,7 @@
 """Sweeps as SLURM jobs, through a real one-node SLURM cluster (tests/slurm_cluster.py: munged, slurmdbd
 on MariaDB, slurmctld, slurmd) and Hydra's submitit launcher (`hydra/launcher=slurm_cpu`): each sweep
-job is its own SLURM job, seen in `sacct`, and `promote --sweep` picks one. Skips without root or the
+job is its own SLURM job, seen in `sacct`; a job cancelled with `scancel` fails the multirun and the
+same command resumes it; `promote --sweep` picks one; a study runs one SLURM job per lineage. Skips without root or the
 packages (make setup-slurm)."""
 
 from __future__ import annotations
@@ -21,30 +22,71 @@ pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm e
 SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf", "train.max_steps=2", "train.save_steps=2"]
 
 
+def _finished(cluster, ids: set[str], states: set[str]) -> dict:
+    """sacct rows of `ids` once each is in one of `states` (slurmctld reports a job's end to slurmdbd
+    asynchronously: accounting gets a minute)."""
+    for _ in range(60):
+        rows = {r["JobIDRaw"]: r for r in cluster.sacct("-j", ",".join(sorted(ids)))}
+        if set(rows) == ids and all(r["State"].split()[0] in states for r in rows.values()):
+            return rows
+        time.sleep(1)
+    raise AssertionError(f"jobs {sorted(ids)} not in {states}: {rows}")
+
+
+def _squeue() -> dict[str, str]:
+    """Pending and running jobs of this cluster: {array task `<array id>_<index>`: its own job id}."""
+    res = subprocess.run(["squeue", "-h", "-r", "-o", "%i %A"], capture_output=True, text=True, check=True)
+    return dict(line.split() for line in res.stdout.splitlines() if line.strip())
+
+
 @pytest.mark.slow
-def test_sweep_of_two_slurm_jobs_and_promote(slurm_cluster, tmp_path):
+def test_sweep_of_two_slurm_jobs_one_cancelled_then_rerun_and_promote(slurm_cluster, tmp_path):
+    """A 2-job sweep through `hydra/launcher=slurm_cpu`: job 0 is cancelled with `scancel` while its
+    training worker runs, which fails the multirun; job 1 runs to its end uninterrupted. Re-running the
+    same command with the same `hydra.sweep.dir` resumes job 0 from its manifests: both candidates end
+    with the same stages, each trained inside its own SLURM job (seen in `sacct`), and
+    `promote --sweep` picks one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "pipeline.generation", "-m", "sweep=smoke", *SMOKE, f"paths.root={tmp_path}",
+           "hydra/launcher=slurm_cpu", f"hydra.sweep.dir={sweep_dir}"]
+    lin_path = tmp_path / "default"
     t0 = time.time()
-    res = subprocess.run([sys.executable, "-m", "pipeline.generation", "-m", "sweep=smoke", *SMOKE,
-                          f"paths.root={tmp_path}", "hydra/launcher=slurm_cpu"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
-    print(f"sweep through SLURM: {time.time() - t0:.0f} s")
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        worker = lin_path / "gen_001-j0" / "train" / "worker.pid"
+        while not worker.exists():  # job 0's training worker has started
+            assert first.poll() is None, first.stdout.read()[-4000:] + slurm_cluster.logs()
+            assert time.time() - t0 < 1200, "job 0 never started training"
+            time.sleep(0.2)
+        (victim,) = [raw for task, raw in _squeue().items() if task.endswith("_0")]  # Hydra's job 0: array task 0
+        subprocess.run(["scancel", victim], check=True)
+        assert not (lin_path / "gen_001-j0" / "train" / "manifest.json").exists()  # cancelled mid-training
+        out, _ = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode != 0, out[-4000:]  # a cancelled job fails the multirun
+    while _squeue():  # the user re-runs once the other job is done
+        time.sleep(1)
+    cancelled = _finished(slurm_cluster, {victim}, {"CANCELLED"})
+    assert cancelled[victim]["State"].startswith("CANCELLED")
+    assert not (lin_path / "gen_001-j0" / "gate" / "manifest.json").exists()
+
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+    print(f"sweep through SLURM, one job cancelled and re-run: {time.time() - t0:.0f} s")
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:] + slurm_cluster.logs()
     lin = Lineage(tmp_path, "default")
-    (sweep_dir,) = list((lin.path / "sweeps").iterdir())
     jobs = [read_json(p) for p in sorted(sweep_dir.rglob("candidate.json"))]
     assert sorted(j["candidate"] for j in jobs) == ["gen_001-j0", "gen_001-j1"]
-    # two candidates, each trained inside its own SLURM job, both recorded by accounting
+    # each candidate trained inside its own SLURM job, recorded by accounting
     ids = {j["slurm_job"] for j in jobs}
     assert len(ids) == 2 and None not in ids
-    # (slurmctld reports a job's end to slurmdbd asynchronously: give accounting a few seconds)
-    for _ in range(60):
-        rows = {r["JobIDRaw"]: r for r in slurm_cluster.sacct("-j", ",".join(sorted(ids)))}
-        if set(rows) == ids and {r["State"] for r in rows.values()} == {"COMPLETED"}:
-            break
-        time.sleep(1)
-    assert set(rows) == ids and {r["State"] for r in rows.values()} == {"COMPLETED"}, rows
+    rows = _finished(slurm_cluster, ids, {"COMPLETED"})
     assert all(r["JobName"] == "generation" for r in rows.values())  # submitit names them after the Hydra job
+    # the re-run finished the cancelled job with the same stages as the uninterrupted one
+    stages = {c: sorted(p.parent.name for p in (lin_path / c).glob("*/manifest.json")) for c in ("gen_001-j0", "gen_001-j1")}
+    assert stages["gen_001-j0"] == stages["gen_001-j1"] and {"train", "eval", "gate"} <= set(stages["gen_001-j1"])
     assert {r["name"] for r in lin.rows()} >= {"gen_001-j0", "gen_001-j1"}
 
     promote_two_job_sweep(lin, sweep_dir, tmp_path, env)
@@ -65,12 +107,7 @@ def test_study_of_two_seeds_as_two_slurm_jobs(slurm_cluster, tmp_path):
     assert [m["status"] for m in lineages] == ["done", "done"]
     ids = {m["slurm_job"] for m in lineages}
     assert len(ids) == 2 and None not in ids
-    for _ in range(60):  # accounting learns of a job's end asynchronously
-        rows = {r["JobIDRaw"]: r for r in slurm_cluster.sacct("-j", ",".join(sorted(ids)))}
-        if set(rows) == ids and {r["State"] for r in rows.values()} == {"COMPLETED"}:
-            break
-        time.sleep(1)
-    assert set(rows) == ids and {r["State"] for r in rows.values()} == {"COMPLETED"}, rows
+    _finished(slurm_cluster, ids, {"COMPLETED"})
     for m in lineages:  # each lineage really ran its generations in its job
         assert {r["name"] for r in Lineage(tmp_path / "studies" / "seeds", m["lineage"]).rows()} >= {"gen_000", "gen_001"}
 
