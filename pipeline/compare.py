@@ -74,7 +74,8 @@ def members(paths: list[str | Path]) -> list[Member]:
     for p in map(Path, paths):
         if (p / "study.json").exists():
             rec = read_json(p / "study.json")
-            for m in rec.get("lineages", []):
+            main = rec.get("main")  # version 2: the main arm first, the reference of the differences
+            for m in sorted(rec.get("lineages", []), key=lambda m: m["arm"] != main if main else 0):
                 out.append(Member(m["arm"], m["seed"], Path(m["dir"])))
             continue
         lin = Lineage(p.parent, p.name)
