@@ -15,10 +15,13 @@ any other is an arm of its own (seed from its manifests when recorded).
 base rows; sweep candidates are left out):
 - `means`: the mean over seeds with a Student-t interval over seeds (mean +- t_{1-alpha/2, k-1} s/sqrt(k)
   for k seeds; one seed has no interval), and the per-seed values;
-- `differences`: every arm against the first (the reference arm) on the same items pooled over the
-  seeds both ran (item `s<seed>/<id>`), from the per-item records (pipeline.gate.items) with
-  `pipeline.stats.paired_binary` (0/1 outcomes) or `paired_continuous`. Two lone lineages with
-  different or unknown seeds are paired with each other.
+- `differences`: every arm against the first (the reference arm), from the per-item records
+  (pipeline.gate.items) of the seeds both ran, on the items every one of those seeds scored. The eval
+  items are the same for every seed, so seeds and items are crossed: the interval is a two-way
+  bootstrap resampling seeds and items independently (`pipeline.stats.crossed`), with seeds as the
+  unit of replication; `note` says when it is conditional on one seed or has low power (few seeds).
+  `seed_diffs` are the per-seed differences; the 2x2 counts over seed x item cells are descriptive.
+  Two lone lineages with different or unknown seeds are paired with each other (one seed).
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ import numpy as np
 from scipy import stats as sps
 from tabulate import tabulate
 
-from pipeline import probes, stats
+from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns
 from pipeline.gate.items import item_values
 from pipeline.io import read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
+from pipeline.stats.crossed import crossed_difference
 from pipeline.stats.inputs import is_binary
 
 INTERVAL = "student-t over seeds"
@@ -70,7 +74,8 @@ def members(paths: list[str | Path]) -> list[Member]:
     for p in map(Path, paths):
         if (p / "study.json").exists():
             rec = read_json(p / "study.json")
-            for m in rec.get("lineages", []):
+            main = rec.get("main")  # version 2: the main arm first, the reference of the differences
+            for m in sorted(rec.get("lineages", []), key=lambda m: m["arm"] != main if main else 0):
                 out.append(Member(m["arm"], m["seed"], Path(m["dir"])))
             continue
         lin = Lineage(p.parent, p.name)
@@ -117,19 +122,37 @@ def _pairs(a: list[Member], b: list[Member]) -> list[tuple[str, Member, Member]]
     return [("-", a[0], b[0])] if len(a) == len(b) == 1 else []
 
 
-def _pooled(pairs, gen: int, key: str) -> tuple[dict, dict, list[str]]:
-    ref, cand, used = {}, {}, []
+def _crossed(pairs, gen: int, key: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(ref, arm) values as seeds x items matrices on the items every used seed scored in both arms,
+    the seed tags used and the item ids (sorted, so the columns line up across seeds)."""
+    per: list[tuple[str, dict, dict]] = []
     for tag, ma, mb in pairs:
-        gb = GenerationDir(mb.lineage, gen)
-        vb = item_values(gb, key)
+        vb = item_values(GenerationDir(mb.lineage, gen), key)
         va = item_values(GenerationDir(ma.lineage, gen), key, ids=list(vb) if vb else None)
-        if not va or not vb:
-            continue
-        shared = set(va) & set(vb)
-        ref.update({f"{tag}/{i}": va[i] for i in shared})
-        cand.update({f"{tag}/{i}": vb[i] for i in shared})
-        used.append(tag)
-    return ref, cand, used
+        if va and vb:
+            per.append((tag, va, vb))
+    if not per:
+        return np.empty((0, 0)), np.empty((0, 0)), [], []
+    ids = sorted(set.intersection(*(set(va) & set(vb) for _, va, vb in per)))
+    ref = np.asarray([[va[i] for i in ids] for _, va, _ in per], dtype=float)
+    arm = np.asarray([[vb[i] for i in ids] for _, _, vb in per], dtype=float)
+    return ref, arm, [t for t, _, _ in per], ids
+
+
+def _difference(ref: np.ndarray, arm: np.ndarray, alpha: float) -> dict[str, Any]:
+    """The arm's difference from the reference with seeds as the unit and items crossed with seeds
+    (pipeline.stats.crossed), plus the 2x2 counts over seed x item cells for 0/1 outcomes (descriptive:
+    the cells are not independent, so no McNemar test is run on them)."""
+    c = crossed_difference(arm - ref, alpha)
+    out = {"n": c.n_items, "n_seeds": c.n_seeds, "a": float(ref.mean()), "b": float(arm.mean()),
+           "diff": c.diff, "lo": c.lo, "hi": c.hi, "p_value": None, "method": c.method, "note": c.note,
+           "seed_diffs": c.seed_diffs, "n_boot": c.n_boot, "both": None, "only_a": None, "only_b": None,
+           "neither": None}
+    if is_binary(np.concatenate([ref.ravel(), arm.ravel()])):
+        a, b = ref.astype(bool), arm.astype(bool)
+        out.update(both=int((a & b).sum()), only_a=int((a & ~b).sum()), only_b=int((~a & b).sum()),
+                   neither=int((~a & ~b).sum()))
+    return out
 
 
 def compare(paths: list[str | Path], alpha: float = 0.05, metrics: list[str] | None = None) -> dict[str, Any]:
@@ -159,13 +182,11 @@ def compare(paths: list[str | Path], alpha: float = 0.05, metrics: list[str] | N
         pairs = _pairs(arms[names[0]], arms[arm])
         for g in gens:
             for k in keys:
-                ref, cand, used = _pooled(pairs, g, k)
-                if not ref:
+                ref, cand, used, ids = _crossed(pairs, g, k)
+                if not ids:
                     continue
-                binary = is_binary(np.asarray([*ref.values(), *cand.values()], dtype=float))
-                p = stats.paired_binary(ref, cand, alpha) if binary else stats.paired_continuous(ref, cand, alpha)
                 differences.append({"gen": g, "metric": k, "arm": arm, "reference_arm": names[0],
-                                    "seeds": used, **p.as_dict()})
+                                    "seeds": used, **_difference(ref, cand, alpha)})
     return {"alpha": alpha, "interval": INTERVAL, "metrics": keys, "generations": gens,
             "arms": {a: [{"seed": m.seed, "dir": str(m.path)} for m in mm] for a, mm in arms.items()},
             "means": means, "differences": differences}
@@ -190,13 +211,16 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
            f"Mean over seeds per generation, {pct}% {data['interval']} interval (none with one seed):",
            tabulate(mean_rows, headers=["arm", "gen", "metric", "seeds", "mean", "lo", "hi", "per seed"], tablefmt=tf)]
     if data["differences"]:
-        diff_rows = [[d["gen"], d["metric"], f"{d['arm']} - {d['reference_arm']}", d["n"], _f(d["diff"]), _f(d["lo"]),
-                      _f(d["hi"]), _f(d["p_value"]),
-                      "" if d["both"] is None else f"{d['both']}/{d['only_a']}/{d['only_b']}/{d['neither']}",
-                      d["method"]] for d in data["differences"]]
-        out += [f"Paired difference between arms per generation, on the same items pooled over seeds, {pct}% interval:",
-                tabulate(diff_rows, headers=["gen", "metric", "arms", "items", "diff", "lo", "hi", "p",
-                                             "both/only_ref/only_arm/neither", "method"], tablefmt=tf)]
+        diff_rows = [[d["gen"], d["metric"], f"{d['arm']} - {d['reference_arm']}", d["n_seeds"], d["n"],
+                      _f(d["diff"]), _f(d["lo"]), _f(d["hi"]), " ".join(f"{x:+.4g}" for x in d["seed_diffs"]),
+                      "" if d["both"] is None else f"{d['both']}/{d['only_a']}/{d['only_b']}/{d['neither']}"]
+                     for d in data["differences"]]
+        out += [f"Paired difference between arms per generation, seeds as the unit and the same items for every seed: "
+                f"{pct}% two-way bootstrap interval resampling seeds and items independently:",
+                tabulate(diff_rows, headers=["gen", "metric", "arms", "seeds", "items", "diff", "lo", "hi",
+                                             "per seed", "both/only_ref/only_arm/neither (seed x item cells)"],
+                         tablefmt=tf)]
+        out += [f"Note: {n}" for n in dict.fromkeys(d["note"] for d in data["differences"])]
     elif len(data["arms"]) > 1:
         out.append("Paired difference between arms: no per-item records shared by the arms")
     return "\n\n".join(out)

@@ -47,6 +47,9 @@ class Reward:
     name: str
     kinds: tuple[str, ...]  # prompt kinds it scores (rows of other kinds get None)
     build: Callable[[Config], RewardFn]  # the config -> the reward function
+    # A control (the random reward of `ablation=random_reward`): configured without a GRPO phase it
+    # would train nothing, and the control arm would silently run another recipe; the grpo method refuses.
+    control: bool = False
 
 
 REWARDS: Registry[Reward] = Registry("reward")
@@ -151,7 +154,7 @@ def random_reward(cfg: Config) -> RewardFn:
 register_reward(Reward("math_majority", ("math",), lambda cfg: math_majority))
 register_reward(Reward("math_format", ("math",), lambda cfg: math_format))
 register_reward(Reward("code_tests", ("code",), code_tests))
-register_reward(Reward("random", KINDS, random_reward))
+register_reward(Reward("random", KINDS, random_reward, control=True))
 
 
 # -- what the trainer gets --------------------------------------------------------------------------

@@ -19,8 +19,14 @@ SLURM job instead, submitted from this process, which waits for all of them (tes
 Re-running a study with `generations=N` continues its lineages up to N (each lineage's run is
 idempotent; the default -1 adds one generation per run).
 
-`<root>/studies/<name>/study.json` records the arms, seeds, common overrides and every lineage's
-dir, status and devices; `pipeline.compare` reads it.
+Controls change one thing: before anything runs, each arm's resolved config is compared with the
+main arm's (`main:` in the study file, else the first arm) for the same seed; it may differ only in
+keys its overrides (or the main arm's) name, a group override naming its file's keys (pipeline.arms;
+`paths.*` and `seed` exempt). Otherwise the study refuses, listing the unexpected keys.
+
+`<root>/studies/<name>/study.json` (version 2) records the arms, the main arm, each arm's difference
+from it (`differences`: arm -> {key: [main value, arm value]}), seeds, common overrides and every
+lineage's dir, status and devices; `pipeline.compare` reads it.
 """
 
 from __future__ import annotations
@@ -38,13 +44,14 @@ from typing import Any, Dict, List
 
 from omegaconf import OmegaConf
 
-from pipeline import devices
+from pipeline import arms, devices
 from pipeline.config import ConfigError, check
 from pipeline.io import atomic_write_json
 from pipeline.locate import conf_dir
 
 log = logging.getLogger(__name__)
 STUDY_FILE = "study.json"
+VERSION = 2  # 2: `main` and per-arm `differences` from the main arm's resolved config
 RESERVED = ("seed=", "paths.root=", "paths.lineage=", "candidate.name=", "sweep=", "hydra.mode=")
 
 
@@ -53,6 +60,8 @@ class StudyConfig:
     name: str = ""
     seeds: List[int] = field(default_factory=list)
     arms: Dict[str, List[str]] = field(default_factory=dict)  # arm name -> its overrides
+    # The arm every other arm is compared with (pipeline.arms, pipeline.compare's reference); "" = the first.
+    main: str = ""
     # Non-empty: one SLURM job per lineage through submitit (the `slurm` extra), with these executor
     # parameters, e.g. {timeout_min: 60, mem_gb: 2, cpus_per_task: 1, slurm_partition: cpu}.
     slurm: Dict[str, Any] = field(default_factory=dict)
@@ -66,6 +75,11 @@ class StudyConfig:
             check(re.fullmatch(r"[A-Za-z0-9_]+", arm) is not None, f"study.arms.{arm}", "letters, digits and _ only")
             bad = [o for o in overrides if o.lstrip("+~").startswith(RESERVED)]
             check(not bad, f"study.arms.{arm}", f"{bad} set what the study sets itself ({', '.join(RESERVED)})")
+        check(not self.main or self.main in self.arms, "study.main", f"{self.main!r} is not one of the arms {list(self.arms)}")
+
+    @property
+    def main_arm(self) -> str:
+        return self.main or next(iter(self.arms))
 
 
 @dataclass
@@ -127,13 +141,28 @@ def plan(study: StudyConfig, common: list[str], root: Path) -> list[Member]:
     return out
 
 
+def arm_differences(study: StudyConfig, members: list[Member], cfgs: list) -> dict[str, dict[str, list]]:
+    """Each arm's difference from the main arm, seed by seed; ConfigError (pipeline.arms) when an arm
+    differs in a key neither arm's overrides name. arm -> {key: [main value, arm value]} (exempt keys
+    left out, so it is the same for every seed; the first seed's is recorded)."""
+    main = study.main_arm
+    ref = {m.seed: c for m, c in zip(members, cfgs) if m.arm == main}
+    out: dict[str, dict[str, list]] = {main: {}}
+    for m, c in zip(members, cfgs):
+        if m.arm != main:
+            d = arms.check_arm(m.arm, main, arms.differences(ref[m.seed], c), study.arms[m.arm], study.arms[main])
+            out.setdefault(m.arm, d)
+    return out
+
+
 class Record:
     """`study.json`, rewritten (atomically, under a lock) whenever a member changes."""
 
-    def __init__(self, path: Path, study: StudyConfig, common: list[str], members: list[Member], devices: int):
+    def __init__(self, path: Path, study: StudyConfig, common: list[str], members: list[Member], devices: int,
+                 differences: dict[str, dict[str, list]]):
         self.path, self.lock = path, threading.Lock()
-        self.data = {"study": study.name, "arms": study.arms, "seeds": study.seeds, "overrides": common,
-                     "devices": devices, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished": None}
+        self.data = {"version": VERSION, "study": study.name, "arms": study.arms, "main": study.main_arm,
+                     "differences": differences, "seeds": study.seeds, "overrides": common, "devices": devices, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished": None}
         self.members = members
         self.write()
 
@@ -210,12 +239,12 @@ def run(argv: list[str]) -> tuple[Path, list[Member]]:
     evals.check_inputs(base)  # the data every lineage reads, before the study's directory exists
     root = Path(base.paths.root).resolve() / "studies" / study.name
     members = plan(study, common, root)
-    for m in members:  # every lineage's config is valid before anything runs
-        compose(m.overrides)
+    cfgs = [compose(m.overrides) for m in members]  # every lineage's config is valid before anything runs
+    differences = arm_differences(study, members, cfgs)
     n = devices.device_count(base.candidate.devices)
     per = base.candidate.gpus
     parallel = devices.claims_slots(n, per)
-    rec = Record(root / STUDY_FILE, study, common, members, n if parallel else 0)
+    rec = Record(root / STUDY_FILE, study, common, members, n if parallel else 0, differences)
     if study.slurm:
         _run_slurm(members, dict(study.slurm), root, rec)
         rec.write(finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -1,4 +1,5 @@
-"""pipeline.compare: means over seeds with t-intervals, paired arm differences on pooled items."""
+"""pipeline.compare: means over seeds with t-intervals, arm differences with seeds as the unit (two-way
+bootstrap over seeds x the items every seed shares)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pytest
 from scipy import stats as sps
 
-from pipeline import compare, report
+from pipeline import compare, report, stats
 from pipeline.io import atomic_write_json, write_jsonl
 from pipeline.lineage import Lineage, LineageError
 
@@ -56,20 +57,55 @@ def test_means_over_seeds_with_a_t_interval(study):
     assert gen0["lo"] == gen0["hi"] == gen0["mean"] == 0.25  # no spread over seeds
 
 
-def test_paired_difference_pools_items_over_seeds(study):
+def test_difference_crosses_seeds_and_items(study):
     root, _ = study
     data = compare.compare([root])
     d = next(x for x in data["differences"] if x["gen"] == 1 and x["metric"] == M)
     assert d["arm"] == "b" and d["reference_arm"] == "a" and d["seeds"] == ["s0", "s1"]
-    # 80 pooled items: a right on 22, b right on 58, b right wherever a is
-    assert (d["n"], d["both"], d["only_a"], d["only_b"]) == (80, 22, 0, 36)
-    assert d["diff"] == pytest.approx(36 / 80) and d["lo"] > 0 and d["method"] == "newcombe-paired-wilson"
+    # 2 seeds x 40 items: a right on 22 cells, b on 58, b right wherever a is
+    assert (d["n_seeds"], d["n"], d["both"], d["only_a"], d["only_b"]) == (2, 40, 22, 0, 36)
+    assert d["seed_diffs"] == [18 / 40, 18 / 40]
+    assert d["diff"] == pytest.approx(36 / 80) and d["lo"] > 0 and d["method"].startswith("two-way bootstrap")
+    assert "only 2 seeds" in d["note"] and "low power" in d["note"]
     same = next(x for x in data["differences"] if x["gen"] == 0)
-    assert same["diff"] == 0 and same["lo"] < 0 < same["hi"]
+    assert same["diff"] == 0 and same["lo"] <= 0 <= same["hi"]  # no discordant cell: no spread to resample
     text = compare.render(data, "markdown")
     assert "Mean over seeds" in text and "student-t over seeds" in text and "b - a" in text
+    assert "two-way bootstrap" in text and "low power" in text
     assert "## " not in text  # the report's per-lineage sections are the only headings
     assert json.loads(compare.render(data, "json"))["differences"]
+
+
+def test_seeds_that_disagree_give_an_interval_over_zero_that_pooling_hides(tmp_path):
+    """Seed-level differences +0.4, -0.2, +0.1 on the same 200 items: pooled as 600 independent items
+    Newcombe excludes zero; with seeds as the unit the interval covers it."""
+    root = tmp_path / "studies" / "d"
+    ref = [1] * 100 + [0] * 100
+    flips = {0: [1] * 100 + [1] * 80 + [0] * 20,  # +0.4: 80 of ref's misses right
+             1: [1] * 60 + [0] * 40 + [0] * 100,  # -0.2: 40 of ref's hits wrong
+             2: [1] * 100 + [1] * 20 + [0] * 80}  # +0.1
+    lins = {}
+    for s, out in flips.items():
+        lins[("ref", s)] = make(root, f"d-ref-s{s}", {0: ref})
+        lins[("arm", s)] = make(root, f"d-arm-s{s}", {0: out})
+    atomic_write_json(root / "study.json", {"study": "d", "arms": {"ref": [], "arm": ["x=1"]}, "seeds": [0, 1, 2],
+                                            "lineages": [{"arm": a, "seed": s, "dir": str(l.path)}
+                                                         for (a, s), l in lins.items()]})
+    d = compare.compare([root])["differences"][0]
+    assert d["seed_diffs"] == pytest.approx([0.4, -0.2, 0.1]) and d["diff"] == pytest.approx(0.1)
+    assert d["lo"] < 0 < d["hi"] and d["n_seeds"] == 3 and d["n"] == 200
+    assert "only 3 seeds" in d["note"] and "low power" in d["note"]
+    pooled = stats.paired_binary({f"s{s}/{i}": v for s in flips for i, v in enumerate(ref)},
+                                 {f"s{s}/{i}": v for s, out in flips.items() for i, v in enumerate(out)})
+    assert pooled.n == 600 and pooled.diff == pytest.approx(0.1) and pooled.lo > 0  # the old, too-narrow answer
+
+
+def test_one_seed_says_no_between_seed_variance(tmp_path):
+    x, y = make(tmp_path, "x", {0: [1, 0, 1, 0] * 5}), make(tmp_path, "y", {0: [1, 1, 1, 0] * 5})
+    data = compare.compare([x.path, y.path])
+    d = data["differences"][0]
+    assert d["n_seeds"] == 1 and "no between-seed variance" in d["note"] and d["lo"] < d["diff"] == 0.25 < d["hi"]
+    assert "no between-seed variance is estimated" in compare.render(data)
 
 
 def test_plain_lineage_dirs_group_by_name_and_two_lone_lineages_pair(study, tmp_path):

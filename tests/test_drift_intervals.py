@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pipeline.drift import uncertainty
-from pipeline.stats import bootstrap_mean, ratio_bootstrap, wilson
+from pipeline.gate.items import item_values
+from pipeline.io import write_jsonl
+from pipeline.lineage import Lineage
+from pipeline.stats import bootstrap_mean, wilson
 
 
 def rec(suite, id, kind=None, outcome="answered", score=1.0, tokens=3, completion="a b c", **extra):
@@ -37,10 +40,17 @@ def test_free_generation_intervals():
     assert uncertainty.free_intervals([]) == {}
 
 
-def test_kl_interval_is_token_weighted():
+def test_kl_interval_is_the_mean_of_the_per_item_values_the_gate_tests(tmp_path):
+    """Reported = tested: drift.kl_<ref> is the mean of kl.jsonl's per-item nats/token (items weigh
+    equally), the values pipeline.gate.items hands the paired test; not the token-weighted mean."""
     per_item = [{"id": "r1", "tokens": 2, "kl_gen0": 0.5}, {"id": "r2", "tokens": 6, "kl_gen0": 0.1},
                 {"id": "r3", "tokens": 4, "kl_gen0": 0.0}]
     iv = uncertainty.kl_interval(per_item, "kl_gen0")
-    assert iv.estimate == pytest.approx((0.5 * 2 + 0.1 * 6) / 12)  # as pipeline.drift.kl reports it
-    assert iv == ratio_bootstrap({"r1": 2.0, "r2": 6.0, "r3": 4.0}, {"r1": 1.0, "r2": 0.1 * 6, "r3": 0.0})
+    assert iv.estimate == pytest.approx(0.6 / 3) != pytest.approx((0.5 * 2 + 0.1 * 6) / 12)
+    assert iv == bootstrap_mean([0.5, 0.1, 0.0])
     assert iv.n == 3 and iv.lo <= iv.estimate <= iv.hi
+    lin = Lineage(tmp_path, "kl")
+    lin.init("tiny:qwen3", tmp_path / "base")
+    write_jsonl(lin.gen(1).path / "drift" / "kl.jsonl", per_item)
+    tested = item_values(lin.gen(1), "drift.kl_gen0")
+    assert tested == {"r1": 0.5, "r2": 0.1, "r3": 0.0} and sum(tested.values()) / 3 == pytest.approx(iv.estimate)

@@ -35,6 +35,10 @@ def test_kl_zero_for_identical_and_positive_after_a_step(tiny_qwen3, tmp_path):
     assert res["kl"]["gen0"] > 1e-6
     assert len(res["per_item"]) == len(ITEMS) and all(r["gen0"] > 0 for r in res["per_item"])
     assert res["tokens"] == sum(r["tokens"] for r in res["per_item"]) > 0
+    # reported = tested: the metric is the mean of the per-item values (the gate's paired test reads those)
+    assert res["kl"]["gen0"] == pytest.approx(sum(r["gen0"] for r in res["per_item"]) / len(ITEMS))
+    assert res["tokens_weighted"]["gen0"] == pytest.approx(
+        sum(r["gen0"] * r["tokens"] for r in res["per_item"]) / res["tokens"])
     # batching (and its left padding) does not change the numbers
     one = mean_token_kl(stepped, {"gen0": tiny_qwen3}, ITEMS, dtype="float32", batch_size=1)
     assert one["kl"]["gen0"] == pytest.approx(res["kl"]["gen0"], rel=1e-4)

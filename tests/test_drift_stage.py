@@ -53,13 +53,13 @@ def test_drift_stage_gen0_then_gen1(smoke_cfg, tiny_qwen3):
     summary = read_json(g1.path / "drift" / "summary.json")
     assert summary["behaviour"]["gen0"]["eval"]["gsm8k_val"]["gained"] == ["b", "c"]
     assert summary["behaviour"]["gen0"]["eval"]["humaneval"] == "eval/<task>.jsonl absent"
-    assert summary["kl"]["reference_items"] == 3
+    assert summary["kl"]["reference_items"] == 3 and "mean over reference items" in summary["kl"]["statistic"]
     kl_items = read_jsonl(g1.path / "drift" / "kl.jsonl")
     assert len(kl_items) == 3 and all(r["kl_gen0"] > 0 for r in kl_items)
     json.dumps(summary)
     # intervals beside the metrics, each with the method behind it (pipeline.drift.uncertainty)
     iv = summary["intervals"]
-    assert iv["drift.kl_gen0"]["method"] == "paired-bootstrap-ratio" and m1["drift.kl_gen0_n"] == 3
+    assert iv["drift.kl_gen0"]["method"] == "bootstrap" and m1["drift.kl_gen0_n"] == 3
     assert iv["drift.kl_gen0"]["estimate"] == pytest.approx(m1["drift.kl_gen0"])
     assert iv["drift.eval_agreement_gen0"]["method"] == "wilson" and m1["drift.eval_agreement_gen0_n"] == 3
     assert iv["drift.refusal_harmful"]["method"] == "wilson" and m1["drift.refusal_harmful_n"] == 2

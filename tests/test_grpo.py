@@ -101,11 +101,11 @@ def test_random_reward_is_seeded_and_resume_safe(smoke_cfg):
         global_step = 3
 
     comps = msgs(["a", "b", "c", "d"])
-    draw = by_name(smoke_cfg("train.grpo.rewards=[{name:random,weight:1.0}]"))["random"]
+    draw = by_name(smoke_cfg("train.method=grpo", "train.grpo.rewards=[{name:random,weight:1.0}]"))["random"]
     first = draw([prompt("q")] * 4, comps, kind=["math", "code", "math", "code"], trainer_state=State())
     assert first == draw([prompt("q")] * 4, comps, kind=["math", "code", "math", "code"], trainer_state=State())
     assert all(0 <= x < 1 for x in first) and len(set(first)) == 4
-    other = by_name(smoke_cfg("train.seed=1", "train.grpo.rewards=[{name:random,weight:1.0}]"))["random"]
+    other = by_name(smoke_cfg("train.method=grpo", "train.seed=1", "train.grpo.rewards=[{name:random,weight:1.0}]"))["random"]
     assert other([prompt("q")] * 4, comps, kind=["math"] * 4, trainer_state=State()) != first
 
 
@@ -118,8 +118,11 @@ def test_grpo_config_is_checked(smoke_cfg):
         smoke_cfg("train.grpo.num_generations=1")
     with pytest.raises(ConfigError, match="'train.grpo.prompts_per_step'.*num_gpus=3"):
         smoke_cfg("train.method=grpo", "train.num_gpus=3", "train.isolate=true")
-    cfg = smoke_cfg("ablation=random_reward")
+    cfg = smoke_cfg("train.method=grpo", "ablation=random_reward")
     assert cfg.train.method == "grpo" and [r.name for r in cfg.train.grpo.rewards] == ["random"]
+    # the control keeps the recipe's chain: without a GRPO phase it would train the main recipe unchanged
+    with pytest.raises(ConfigError, match=r"'train.method': 'sft' has no grpo phase.*\['random'\]"):
+        smoke_cfg("ablation=random_reward")
 
 
 def test_experiment_grpo_is_the_gpu_recipe():

@@ -114,3 +114,46 @@ def test_two_seed_study_of_the_tiny_model_is_compared(tmp_path, models_dir, caps
     out = capsys.readouterr().out
     assert out.count("## ") == 2 and "Mean over seeds" in out and "student-t over seeds" in out
     assert "gsm8k_val.accuracy_flexible" in out
+
+
+# -- controls that change one thing (pipeline.arms) -----------------------------------------------
+
+def test_random_reward_under_grpo_differs_from_the_main_arm_only_in_the_rewards():
+    from pipeline import arms
+    from pipeline.compose import compose
+
+    main, control = compose(["experiment=grpo"]), compose(["experiment=grpo", "ablation=random_reward"])
+    diff = arms.differences(main, control)
+    assert list(diff) == ["train.grpo.rewards"] and diff["train.grpo.rewards"][1] == [{"name": "random", "weight": 1.0}]
+    assert control.train.method == main.train.method == "sft+grpo"
+    assert arms.named_keys(["ablation=random_reward"]) == {"train.grpo.rewards"}
+    assert {"train.method", "eval", "model", "profile"} <= arms.named_keys(["experiment=grpo"])  # defaults followed
+    assert arms.check_arm("random_reward", "main", diff, ["ablation=random_reward"], []) == diff
+
+
+def test_a_study_records_each_arms_difference_from_the_main_arm(tmp_path, models_dir, monkeypatch):
+    monkeypatch.setattr(study, "_run_here", lambda m: None)
+    root, _ = study.run(["study=accumulate", "study.seeds=[0]", "study.main=fresh",
+                         *common(tmp_path, models_dir, "candidate.devices=0")])
+    rec = read_json(root / "study.json")
+    assert rec["version"] == 2 and rec["main"] == "fresh"
+    assert rec["differences"] == {"fresh": {}, "accumulate": {"synth.accumulate": [False, True]}}
+    with pytest.raises(ConfigError, match="study.main"):
+        study.load_study("accumulate", ["study.main=nosuch"])
+
+
+def test_a_study_refuses_an_arm_that_changes_an_unnamed_key(tmp_path, models_dir, monkeypatch, capsys):
+    """An arm whose resolved config moves a key its overrides do not name (here a stand-in for a
+    plugin or code default that moves with the arm) is refused before anything is written."""
+    from pipeline import compose as compose_mod
+
+    real = compose_mod.compose
+    monkeypatch.setattr(compose_mod, "compose", lambda o=None, name="config": real(
+        [*(o or []), *(["train.min_steps=3"] if any("-fresh-" in x for x in o or []) else [])], name))
+    monkeypatch.setattr(study, "_run_here", lambda m: pytest.fail("ran"))
+    argv = ["study=accumulate", "study.seeds=[0]", *common(tmp_path, models_dir, "candidate.devices=0")]
+    assert study.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "study.arms.fresh" in err and "['train.min_steps']" in err and "accumulate" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "ckpt" / "studies").exists()

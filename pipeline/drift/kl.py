@@ -3,7 +3,10 @@
 For each reference item (a chat prompt and a reference continuation, pipeline/probes/reference.jsonl)
 both models read the same token ids; at every continuation position we take
 KL(P_model || P_ref) = sum_v p_model(v) (log p_model(v) - log p_ref(v)) over the full vocabulary,
-and report the token-weighted mean over all continuation tokens (nats per token). Identical models
+and report, per item, the mean over its continuation tokens (nats per token), and as the metric the
+mean of those per-item means (each reference item weighs equally, whatever its length): the number
+the gate's paired test tests on the per-item records (`drift/kl.jsonl`), so reported = tested.
+`tokens_weighted` keeps the token-weighted mean (sum of KL / tokens) for reference. Identical models
 give exactly 0: same ids, same computation, same logits.
 
 This needs full logits, which the generation engines do not expose, so it uses transformers
@@ -104,7 +107,8 @@ def mean_token_kl(model_dir: Path, ref_dirs: dict[str, Path], items: list[dict],
                   batch_size: int, chat_template_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """KL of `model_dir` from each reference model on `items`.
 
-    Returns {"tokens": total continuation tokens, "kl": {name: mean nats/token},
+    Returns {"tokens": total continuation tokens, "kl": {name: mean over items of per-item nats/token},
+             "tokens_weighted": {name: sum of KL / total tokens},
              "per_item": [{"id", "tokens", name: mean nats/token, ...}]}.
     """
     import torch
@@ -157,4 +161,5 @@ def mean_token_kl(model_dir: Path, ref_dirs: dict[str, Path], items: list[dict],
     per_item = [{"id": it["id"], "tokens": k, **{n: sums[n][i] / k for n in names}}
                 for i, (it, k) in enumerate(zip(items, counts))]
     # tiny negative values are float round-off (KL >= 0); clamp so a table never shows -0.0000
-    return {"tokens": total, "kl": {n: max(0.0, sum(sums[n]) / total) for n in names}, "per_item": per_item}
+    return {"tokens": total, "kl": {n: max(0.0, sum(r[n] for r in per_item) / len(per_item)) for n in names},
+            "tokens_weighted": {n: max(0.0, sum(sums[n]) / total) for n in names}, "per_item": per_item}

@@ -182,12 +182,13 @@ def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir])
     dirs = {label: Path(ref.model_dir).resolve() for label, ref in refs.items()}
     distinct = {str(p): p for p in dirs.values() if p != model_dir}
     kl_by_dir: dict[str, float] = {}
+    tokens_weighted: dict[str, float] = {}
     per_item: list[dict] = []
     tokens = 0
     if distinct:
         res = mean_token_kl(model_dir, distinct, items, dtype=cfg.model.dtype, batch_size=d.kl_batch_size,
                             chat_template_kwargs=dict(cfg.model.chat_template_kwargs))
-        kl_by_dir, tokens = res["kl"], res["tokens"]
+        kl_by_dir, tokens, tokens_weighted = res["kl"], res["tokens"], res["tokens_weighted"]
         names = {str(p): [lb for lb, q in dirs.items() if q == p] for p in distinct.values()}
         per_item = [{"id": r["id"], "tokens": r["tokens"],
                      **{f"kl_{lb}": r[key] for key in names for lb in names[key]}} for r in res["per_item"]]
@@ -195,6 +196,9 @@ def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir])
     intervals = {KL.key(ref=lb): uncertainty.kl_interval(per_item, f"kl_{lb}")
                  for lb, p in dirs.items() if p != model_dir}
     detail = {"reference_items": len(items), "tokens": tokens, "direction": "KL(generation || reference), nats/token",
+              # what drift.kl_<ref> is: the number the gate's paired test tests on kl.jsonl's per-item values
+              "statistic": "mean over reference items of per-item nats/token (items weigh equally)",
+              "tokens_weighted": {lb: (0.0 if p == model_dir else tokens_weighted[str(p)]) for lb, p in dirs.items()},
               "identical": sorted(lb for lb, p in dirs.items() if p == model_dir),
               "models": {lb: str(p) for lb, p in dirs.items()}}
     return metrics, detail, per_item, intervals

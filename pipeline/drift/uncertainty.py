@@ -4,8 +4,8 @@ ledger (`<metric>_lo`, `_hi`, `_n`, pipeline.stats.ledger). Which statistic each
 - probe-suite rates and scores (and the judge's): `pipeline.stats.interval` over the per-item values
   of the suite's `Metric.item_values` (Wilson when every value is 0/1, else a bootstrap over items);
 - probe agreement and eval agreement with a reference: Wilson over the items compared;
-- KL from a reference: the metric is token-weighted (sum of per-token KL / tokens), so its interval
-  is `ratio_bootstrap` of per-item KL sums over per-item token counts, resampling reference items;
+- KL from a reference: the metric is the mean over reference items of each item's nats/token (the
+  per-item values the gate tests, pipeline.drift.kl), so its interval is `bootstrap_mean` of them;
   an identical model's KL is exactly 0 with no per-item values, and gets no interval;
 - mean length: bootstrap over free generations (the metric is their mean);
 - no interval: items gained/lost (counts), and distinct-n of the free generations and of the
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pipeline import probes
 from pipeline.drift.metrics import MEAN_LENGTH
-from pipeline.stats import Interval, bootstrap_mean, interval, ratio_bootstrap, wilson
+from pipeline.stats import Interval, bootstrap_mean, interval, wilson
 
 ALPHA, N_BOOT, SEED = 0.05, 2000, 0
 
@@ -58,8 +58,6 @@ def agreement_interval(agree: int, n: int) -> Interval:
 
 
 def kl_interval(per_item: list[dict], field: str) -> Interval:
-    """Token-weighted KL: mean(item KL sum) / mean(item tokens) over the reference items."""
-    tokens = {r["id"]: float(r["tokens"]) for r in per_item}
-    # per-token KL >= 0; a tiny negative sum is float round-off, as in pipeline.drift.kl
-    sums = {r["id"]: max(0.0, r[field] * r["tokens"]) for r in per_item}
-    return ratio_bootstrap(tokens, sums, ALPHA, N_BOOT, SEED)
+    """KL as reported: the mean over reference items of each item's nats/token, bootstrapped over items."""
+    # per-token KL >= 0; a tiny negative value is float round-off, as in pipeline.drift.kl
+    return bootstrap_mean([max(0.0, float(r[field])) for r in per_item], ALPHA, N_BOOT, SEED)

@@ -76,13 +76,15 @@ def aggregate_block(data: dict) -> list[Raw]:
                              " ".join(f"{v:.4g}" for v in r["values"])] for r in data["means"]]), class_="scroll")]
     if data["differences"]:
         out += [el("h2", "Paired differences between arms"),
-                el("p", f"Each arm minus the reference arm on the same items, pooled over the seeds both ran; "
-                        f"{pct}% interval and p-value of the paired test.", class_="muted"),
-                el("div", table(["gen", "metric", "arms", "items", "difference [interval]", "p", "method"],
-                                [[d["gen"], d["metric"], f"{d['arm']} - {d['reference_arm']}", d["n"],
-                                  _ci(d["diff"], d["lo"], d["hi"], f"n = {d['n']}"),
-                                  "" if d["p_value"] is None else f"{d['p_value']:.3g}", d["method"]]
+                el("p", f"Each arm minus the reference arm, seeds as the unit and the same items for every seed: "
+                        f"{pct}% two-way bootstrap interval resampling seeds and items independently.",
+                   class_="muted"),
+                el("div", table(["gen", "metric", "arms", "seeds", "items", "difference [interval]", "per seed"],
+                                [[d["gen"], d["metric"], f"{d['arm']} - {d['reference_arm']}", d["n_seeds"], d["n"],
+                                  _ci(d["diff"], d["lo"], d["hi"], f"{d['n_seeds']} seed(s) x {d['n']} items"),
+                                  " ".join(f"{x:+.4g}" for x in d["seed_diffs"])]
                                  for d in data["differences"]]), class_="scroll")]
+        out += [el("p", f"Note: {n}", class_="muted") for n in dict.fromkeys(d["note"] for d in data["differences"])]
     elif len(data["arms"]) > 1:
         out.append(el("p", "Paired difference between arms: no per-item records shared by the arms.", class_="muted"))
     return out

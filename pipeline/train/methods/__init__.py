@@ -57,6 +57,9 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(f"invalid config value for 'train.method': {e}") from None
     for m in methods:
         m.check_config(cfg)
+    for m in METHODS:
+        if m not in methods:
+            m.check_unused(cfg)
 
 
 def _union(parts) -> tuple[str, ...]:

@@ -122,6 +122,10 @@ class Method:
             raise ConfigError(f"invalid config value for 'train.method': method {self.name!r} generates with vLLM "
                               f"while training, and vllm is not installed")
 
+    def check_unused(self, cfg: Config) -> None:
+        """What this method refuses when `train.method` leaves it out (a knob set that only it reads and
+        that would otherwise be silently ignored); ConfigError naming the key."""
+
     def uses_reference(self, cfg: Config) -> bool:
         """Whether this run trains against a reference model (`needs_reference` unless the config decides)."""
         return self.needs_reference

@@ -114,6 +114,16 @@ class GRPO(Method):
                               f"num_generations = {g.prompts_per_step * g.num_generations} completions per step "
                               f"do not split over train.num_gpus={cfg.train.num_gpus}")
 
+    def check_unused(self, cfg: Config) -> None:
+        # `ablation=random_reward` swaps only the rewards and keeps the recipe's chain: without a GRPO
+        # phase the control would train the main recipe unchanged and be read as "the reward does not matter".
+        controls = [spec.name for spec in cfg.train.grpo.rewards
+                    if spec.name in rewards.REWARDS and rewards.REWARDS.get(spec.name).control]
+        if controls:
+            raise ConfigError(f"invalid config value for 'train.method': {cfg.train.method!r} has no grpo phase, "
+                              f"but train.grpo.rewards names the control reward(s) {controls} (ablation=random_reward "
+                              f"needs a GRPO recipe, e.g. experiment=grpo or train.method=sft+grpo)")
+
     def uses_reference(self, cfg: Config) -> bool:
         return cfg.train.grpo.beta > 0
 
