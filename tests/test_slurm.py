@@ -33,16 +33,16 @@ def _finished(cluster, ids: set[str], states: set[str]) -> dict:
     raise AssertionError(f"jobs {sorted(ids)} not in {states}: {rows}")
 
 
-def _squeue() -> dict[str, str]:
-    """Pending and running jobs of this cluster: {array task `<array id>_<index>`: its own job id}."""
-    res = subprocess.run(["squeue", "-h", "-r", "-o", "%i %A"], capture_output=True, text=True, check=True)
-    return dict(line.split() for line in res.stdout.splitlines() if line.strip())
+def _squeue() -> list[str]:
+    """Pending and running jobs of this cluster, an array task as `<array id>_<index>`."""
+    res = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True)
+    return res.stdout.split()
 
 
 @pytest.mark.slow
 def test_sweep_of_two_slurm_jobs_one_cancelled_then_rerun_and_promote(slurm_cluster, tmp_path):
     """A 2-job sweep through `hydra/launcher=slurm_cpu`: job 0 is cancelled with `scancel` while its
-    training worker runs, which fails the multirun; job 1 runs to its end uninterrupted. Re-running the
+    training phase runs, which fails the multirun; job 1 runs to its end uninterrupted. Re-running the
     same command with the same `hydra.sweep.dir` resumes job 0 from its manifests: both candidates end
     with the same stages, each trained inside its own SLURM job (seen in `sacct`), and
     `promote --sweep` picks one."""
@@ -52,25 +52,30 @@ def test_sweep_of_two_slurm_jobs_one_cancelled_then_rerun_and_promote(slurm_clus
            "hydra/launcher=slurm_cpu", f"hydra.sweep.dir={sweep_dir}"]
     lin_path = tmp_path / "default"
     t0 = time.time()
-    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "first.log"
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        worker = lin_path / "gen_001-j0" / "train" / "worker.pid"
-        while not worker.exists():  # job 0's training worker has started
-            assert first.poll() is None, first.stdout.read()[-4000:] + slurm_cluster.logs()
+        phase = lin_path / "gen_001-j0" / "train" / "sft"
+        while not phase.exists():  # job 0's training phase has started
+            assert first.poll() is None, log.read_text()[-4000:] + slurm_cluster.logs()
             assert time.time() - t0 < 1200, "job 0 never started training"
             time.sleep(0.2)
-        (victim,) = [raw for task, raw in _squeue().items() if task.endswith("_0")]  # Hydra's job 0: array task 0
-        subprocess.run(["scancel", victim], check=True)
+        (victim,) = [task for task in _squeue() if task.endswith("_0")]  # Hydra's job 0: array task 0
+        subprocess.run(["scancel", victim], check=True)  # SIGTERM, then SIGKILL after KillWait
         assert not (lin_path / "gen_001-j0" / "train" / "manifest.json").exists()  # cancelled mid-training
-        out, _ = first.communicate(timeout=600)
+        first.wait(timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode != 0, out[-4000:]  # a cancelled job fails the multirun
+    assert first.returncode != 0, log.read_text()[-4000:]  # a cancelled job fails the multirun
     while _squeue():  # the user re-runs once the other job is done
         time.sleep(1)
-    cancelled = _finished(slurm_cluster, {victim}, {"CANCELLED"})
-    assert cancelled[victim]["State"].startswith("CANCELLED")
+    for _ in range(60):  # accounting learns of the cancellation asynchronously
+        (row,) = [r for r in slurm_cluster.sacct("-j", victim) if r["JobID"] == victim]
+        if row["State"].startswith("CANCELLED"):
+            break
+        time.sleep(1)
+    assert row["State"].startswith("CANCELLED"), row
     assert not (lin_path / "gen_001-j0" / "gate" / "manifest.json").exists()
 
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
