@@ -25,7 +25,7 @@ export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(a
 .PHONY: setup setup-browser setup-slurm test test-fast gpu-check generation generations sweep study report bench clean-venv
 
 setup: $(VENV)/.installed
-	$(PY) -m pipeline.models embedded:smollm2-135m-instruct
+	$(PY) -m pipeline.engine.models embedded:smollm2-135m-instruct
 	@$(MAKE) --no-print-directory setup-browser
 	@$(MAKE) --no-print-directory setup-slurm
 
@@ -80,22 +80,22 @@ gpu-check:
 	$(PY) scripts/gpu_check.py $(ARGS)
 
 generation:
-	$(PY) -m pipeline.generation experiment=$(PROFILE) $(MULTI_GPU) $(ARGS)
+	$(PY) -m pipeline.loop experiment=$(PROFILE) $(MULTI_GPU) $(ARGS)
 
 generations:
-	$(PY) -m pipeline.generation experiment=$(PROFILE) generations=$(N) $(MULTI_GPU) $(ARGS)
+	$(PY) -m pipeline.loop experiment=$(PROFILE) generations=$(N) $(MULTI_GPU) $(ARGS)
 
-# One Hydra multirun; on a GPU node the jobs run in parallel, one device set each (pipeline/sweep.py).
+# One Hydra multirun; on a GPU node the jobs run in parallel, one device set each (pipeline/loop/sweep.py).
 # A launcher named in ARGS (hydra/launcher=slurm) replaces joblib: Hydra lets the later group choice
 # win, but joblib's hydra.launcher.n_jobs would then be refused by the other launcher's schema.
 SWEEP_LAUNCHER := $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)))
 sweep:
-	$(PY) -m pipeline.generation -m sweep=$(SWEEP) experiment=$(PROFILE) $(SWEEP_LAUNCHER) $(ARGS)
+	$(PY) -m pipeline.loop -m sweep=$(SWEEP) experiment=$(PROFILE) $(SWEEP_LAUNCHER) $(ARGS)
 
-# Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/study.py).
+# Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/loop/study.py).
 # Compare them: make report ARGS="--compare checkpoints/studies/$(STUDY)"
 study:
-	$(PY) -m pipeline.study study=$(STUDY) experiment=$(PROFILE) $(ARGS)
+	$(PY) -m pipeline.loop.study study=$(STUDY) experiment=$(PROFILE) $(ARGS)
 
 report:
 	$(PY) -m pipeline.report $(ARGS)

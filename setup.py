@@ -2,7 +2,7 @@
 
 The configs stay at the top of the checkout, where users edit them; a built wheel (`pip install .`)
 carries a copy inside the package, so an installed pipeline composes the same files outside the
-checkout. `pipeline.locate.conf_dir()` finds whichever is there. Everything else is in pyproject.toml.
+checkout. `pipeline.infra.locate.conf_dir()` finds whichever is there. Everything else is in pyproject.toml.
 """
 
 import shutil

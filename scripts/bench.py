@@ -70,9 +70,10 @@ def time_engine_start(cfg, model_dir: Path) -> float:
 
 
 def _smoke_generation(extra: list[str]) -> dict:
-    from pipeline import generation, models
+    from pipeline.loop import generation
+    from pipeline.engine import models
     from pipeline.config import register, to_config
-    from pipeline.lineage import Lineage
+    from pipeline.loop.lineage import Lineage
 
     from hydra import compose, initialize_config_dir
 
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = run(args.only)
     OUT.mkdir(exist_ok=True)
-    from pipeline.io import atomic_write_json, atomic_write_text
+    from pipeline.infra.io import atomic_write_json, atomic_write_text
 
     atomic_write_json(OUT / "results.json", results)
     atomic_write_text(OUT / "results.md", to_markdown(results))

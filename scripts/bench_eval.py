@@ -37,10 +37,10 @@ def bench_generation(model: str, n_prompts: int, max_tokens: int) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from hydra import compose, initialize_config_dir
 
-    from pipeline import models
+    from pipeline.engine import models
     from pipeline.config import register, to_config
     from pipeline.engine import GenParams, open_engine
-    from pipeline.evaluate.stage import build_prompts, load_items
+    from pipeline.evals.stage import build_prompts, load_items
 
     register()
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):

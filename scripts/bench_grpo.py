@@ -73,11 +73,11 @@ def _rows() -> list[dict]:
 def bench() -> dict:
     from hydra import compose, initialize_config_dir
 
-    from pipeline import models
+    from pipeline.engine import models
     from pipeline.config import register, to_config
-    from pipeline.io import atomic_write_json, write_jsonl
-    from pipeline.lineage import Lineage
-    from pipeline.stage import StageContext
+    from pipeline.infra.io import atomic_write_json, write_jsonl
+    from pipeline.loop.lineage import Lineage
+    from pipeline.loop.runner import StageContext
     from pipeline.train.stage import prepare_job
     from pipeline.train.worker import build_trainer
 

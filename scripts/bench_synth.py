@@ -31,12 +31,12 @@ def bench() -> dict:
     shared = ROOT.parent / "shared" / "data"
     if "PIPELINE_DATA_DIR" not in os.environ and (shared / "gsm8k").is_dir():
         os.environ["PIPELINE_DATA_DIR"] = str(shared)
-    from pipeline import models
-    from pipeline.compose import compose
+    from pipeline.engine import models
+    from pipeline.config.compose import compose
     from pipeline.engine import open_engine
-    from pipeline.io import read_json
-    from pipeline.lineage import Lineage
-    from pipeline.stage import Engines, StageContext
+    from pipeline.infra.io import read_json
+    from pipeline.loop.lineage import Lineage
+    from pipeline.loop.runner import Engines, StageContext
     from pipeline.synth import stage
 
     with tempfile.TemporaryDirectory() as tmp:

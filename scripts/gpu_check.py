@@ -60,7 +60,7 @@ class Check:
 
 
 def engine_cfg(*overrides: str):
-    from pipeline.compose import compose
+    from pipeline.config.compose import compose
 
     return compose([f"model={MODEL}", "experiment=smoke", "engine.backend=vllm", "engine.gpu_memory_utilization=0.3",
                     *overrides])
@@ -211,7 +211,7 @@ def check_sleep_wake(env: Env) -> str:
 def check_smoke_generation(env: Env) -> str:
     env.need_gpus(1)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pipeline.generation", f"model={MODEL}", "experiment=smoke", "generations=1",
+        cmd = [sys.executable, "-m", "pipeline.loop", f"model={MODEL}", "experiment=smoke", "generations=1",
                f"paths.root={tmp}"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SMOKE_TIMEOUT_S, cwd=ROOT)
         assert proc.returncode == 0, f"exited {proc.returncode}: {proc.stderr[-1500:]}"
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from pipeline.models import resolve
+    from pipeline.engine.models import resolve
 
     model_dir = resolve(MODEL)
     if args.ddp_worker:

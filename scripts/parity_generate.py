@@ -10,7 +10,7 @@ writes
   <out>/humaneval_parity/model_outputs.jsonl.gz  {task_id, protocol, sample, text, finish}: the HumanEval
       raw and chat protocols greedy on all 164 problems (--runs 3 adds the chat protocol sampled at
       temperature 0.8 on the eval's seeded 40-problem subset), as the eval builds them
-      (pipeline.evaluate.stage build_prompts / gen_params on conf/eval/cpu.yaml's `humaneval` task);
+      (pipeline.evals.stage build_prompts / gen_params on conf/eval/cpu.yaml's `humaneval` task);
   <out>/synth_keep/code_tasks.jsonl.gz  the synth stage's `work/code_tasks.jsonl` (texts, finishes, tokens)
       for `--tasks` task-writing prompts (codegen.task_prompts, the synth.code temperature and token cap),
       generated through `pipeline.synth.steps.Job.generate`, as the stage does (then
@@ -57,7 +57,7 @@ def read_gz(path: Path) -> list[dict]:
 def humaneval_outputs(eng, cfg, protocol: str, sample: str, change: dict) -> list[dict]:
     """One run of the eval's HumanEval task under `protocol` (`change`: sampling temperature and
     subset size n; n <= 0 is all 164 problems, a smaller n the eval's own seeded subset)."""
-    from pipeline.evaluate.stage import build_prompts, gen_params, load_items
+    from pipeline.evals.stage import build_prompts, gen_params, load_items
 
     spec = dataclasses.replace(cfg.eval.tasks["humaneval"], prompt=protocol, **{"n": 0, **change})
     items = load_items(spec)
@@ -95,8 +95,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import tempfile
 
-    from pipeline import models
-    from pipeline.compose import compose
+    from pipeline.engine import models
+    from pipeline.config.compose import compose
     from pipeline.engine import open_engine
 
     cfg = compose([f"model={MODEL}", "experiment=cpu", f"seed={SEED}"])

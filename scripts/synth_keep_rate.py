@@ -75,8 +75,8 @@ def make_sample(min_asserts: int = 3) -> list[dict]:
 
 
 def keep_rate(sample: Path = SAMPLE) -> dict:
-    from pipeline.compose import compose
-    from pipeline.io import write_jsonl
+    from pipeline.config.compose import compose
+    from pipeline.infra.io import write_jsonl
     from pipeline.stats import wilson
     from pipeline.synth.decontaminate import BenchmarkIndex
     from pipeline.synth.record import SynthRecord

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-from pipeline.compose import conf_dir  # noqa: E402
+from pipeline.config.compose import conf_dir  # noqa: E402
 
 CONF = conf_dir()
 
@@ -31,21 +31,21 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_qwen3(models_dir) -> Path:
-    from pipeline.models import resolve
+    from pipeline.engine.models import resolve
 
     return resolve("tiny:qwen3", models_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(models_dir) -> Path:
-    from pipeline.models import resolve
+    from pipeline.engine.models import resolve
 
     return resolve("tiny:llama", models_dir)
 
 
 def compose(overrides: list[str] | None = None):
     """The real config from conf/, with overrides, as validated dataclasses (pipeline.config.Config)."""
-    from pipeline.compose import compose as compose_config
+    from pipeline.config.compose import compose as compose_config
 
     return compose_config(overrides)
 
@@ -90,7 +90,7 @@ def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "pipeline.promote", "--sweep", str(sweep_dir)], cwd=cwd,
+    res = subprocess.run([sys.executable, "-m", "pipeline.loop.promote", "--sweep", str(sweep_dir)], cwd=cwd,
                          env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     statuses = {r["name"]: r["status"] for r in lin.rows()}

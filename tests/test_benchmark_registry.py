@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.stats.ledger import points
-from pipeline import evals, report
+from pipeline import evals
+from pipeline.report import text as report
 from pipeline.config import ConfigError
-from pipeline.data import GSM8K_SLICES, _gsm8k_raw, gsm8k_slice, load_gsm8k
+from pipeline.evals.loaders import GSM8K_SLICES, _gsm8k_raw, gsm8k_slice, load_gsm8k
 from pipeline.engine import GenStats, Output
 from pipeline.evals import BENCHMARKS, is_test_task, register_benchmark
-from pipeline.evaluate.stage import evaluate_model
-from pipeline.io import read_json, read_jsonl
-from pipeline.lineage import Lineage
+from pipeline.evals.stage import evaluate_model
+from pipeline.infra.io import read_json, read_jsonl
+from pipeline.loop.lineage import Lineage
 from pipeline.synth.decontaminate import benchmark_items, default_index
 from tests.conftest import ROOT
 
@@ -36,7 +37,7 @@ def compose_toy(tmp_path, *overrides: str, **task):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
-    from pipeline.compose import conf_dir, load_config
+    from pipeline.config.compose import conf_dir, load_config
     from pipeline.config import register
 
     register()
@@ -184,7 +185,7 @@ def test_gsm8k_train_slices_are_disjoint_and_cover_train():
 
 
 def test_no_pipeline_code_outside_the_benchmark_modules_names_a_benchmark():
-    files = ["pipeline/evaluate/stage.py", "pipeline/synth/decontaminate.py", "pipeline/report.py",
+    files = ["pipeline/evals/stage.py", "pipeline/synth/decontaminate.py", "pipeline/report/text.py",
              "pipeline/evals/__init__.py", "pipeline/gate/stage.py",
              *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "pipeline" / "config").glob("*.py")))]
     for rel in files:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import candidates
-from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.lineage import Lineage
-from pipeline.stage import StageContext
+from pipeline.loop import candidates
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from pipeline.loop.lineage import Lineage
+from pipeline.loop.runner import StageContext
 from pipeline.train.budget import epoch_steps, plan
 from pipeline.train.stage import prepare_job, run
 
@@ -29,7 +29,7 @@ def row(kind: str, i: int, split: str = "train") -> dict:
 def shared_generation(cfg, val_rows: int = 0):
     """gen_001 as the propose and synth stages leave it: a pool of 12 math and 12 code train rows, the
     shared mixture built with num_examples=6, math_fraction=1 (so 6 math rows), `val_rows` val rows."""
-    from pipeline import models
+    from pipeline.engine import models
     from pipeline.synth import mixture
     from pipeline.synth.decontaminate import default_index
 
@@ -98,7 +98,7 @@ def test_data_size_sweep_trains_different_candidates():
     """conf/sweep/data_size.yaml's values become different num_examples for the candidates."""
     from omegaconf import OmegaConf
 
-    from pipeline.compose import conf_dir
+    from pipeline.config.compose import conf_dir
 
     sweep = OmegaConf.load(conf_dir() / "sweep" / "data_size.yaml")
     values = str(sweep.hydra.sweeper.params["candidate.hparams.num_examples"]).split(",")
@@ -122,7 +122,7 @@ def test_step_rules(n, per, accum, world, epochs, min_steps, max_steps, expect):
 def test_cpu_profile_budget_reaches_40_steps(smoke_cfg):
     """The CPU profile: ~30-50 rows at batch 4 (the CPU space fixes it) give 8-13 steps an epoch;
     train.min_steps=40 makes it 40, whatever the teacher proposes for the batch."""
-    from pipeline.compose import compose
+    from pipeline.config.compose import compose
 
     from pipeline.train.worker import batch_layout
 

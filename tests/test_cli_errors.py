@@ -14,12 +14,12 @@ import pytest
 from tests.conftest import ROOT
 
 # The harness's own child program (it runs inside the sandbox, started by pipeline.sandbox), not a command.
-NOT_COMMANDS = {"pipeline.sandbox_launcher", "pipeline.sandbox_checker"}  # the sandbox's own programs
+NOT_COMMANDS = {"pipeline.sandbox.launcher", "pipeline.sandbox.checker"}  # the sandbox's own programs
 
 
 def generation(tmp_path, *args, env=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "pipeline.generation", f"paths.root={tmp_path}", *args],
+    return subprocess.run([sys.executable, "-m", "pipeline.loop", f"paths.root={tmp_path}", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -64,8 +64,8 @@ def test_unknown_key_and_empty_data_dir_are_refused_before_anything_is_written(t
 
 def test_commands_are_found():
     found = set(commands())
-    assert {"pipeline.generation", "pipeline.study", "pipeline.report", "pipeline.models", "pipeline.train",
-            "pipeline.evals.humaneval", "pipeline.ledger", "pipeline.evaluate"} <= found
+    assert {"pipeline.loop", "pipeline.loop.study", "pipeline.report", "pipeline.engine.models", "pipeline.train",
+            "pipeline.evals.humaneval", "pipeline.loop.ledger", "pipeline.evals"} <= found
 
 
 @pytest.mark.parametrize("command", commands())

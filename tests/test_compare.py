@@ -1,4 +1,4 @@
-"""pipeline.compare: means over seeds with t-intervals, arm differences with seeds as the unit (two-way
+"""pipeline.report.compare: means over seeds with t-intervals, arm differences with seeds as the unit (two-way
 bootstrap over seeds x the items every seed shares)."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import json
 import pytest
 from scipy import stats as sps
 
-from pipeline import compare, report, stats
-from pipeline.io import atomic_write_json, write_jsonl
-from pipeline.lineage import Lineage, LineageError
+from pipeline.report import compare, text as report
+from pipeline import stats
+from pipeline.infra.io import atomic_write_json, write_jsonl
+from pipeline.loop.lineage import Lineage, LineageError
 
 M = "gsm8k_val.accuracy_flexible"
 
@@ -132,7 +133,7 @@ def test_report_compare_takes_a_study_and_many_lineages(study, capsys):
 
 
 def test_html_compare_shows_the_same_aggregate(study, tmp_path):
-    """`--format html --compare` renders pipeline.compare's numbers, not an aggregation of its own."""
+    """`--format html --compare` renders pipeline.report.compare's numbers, not an aggregation of its own."""
     root, lins = study
     out = tmp_path / "cmp.html"
     assert report.main(["--format", "html", "--compare", str(root), "-o", str(out)]) == 0

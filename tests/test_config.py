@@ -125,8 +125,8 @@ def test_hparam_typos_name_the_key():
 
 
 def test_one_seed_moves_training_and_is_recorded_in_every_manifest(tmp_path):
-    from pipeline.lineage import Lineage
-    from pipeline.stage import StageResult, new_manifest, read_manifest, write_manifest
+    from pipeline.loop.lineage import Lineage
+    from pipeline.loop.runner import StageResult, new_manifest, read_manifest, write_manifest
 
     cfg = compose(["seed=7"])
     assert cfg.train.seed == 7  # conf/train/default.yaml: seed: ${seed}
@@ -143,7 +143,7 @@ def test_log_level_quiets_libraries_and_bars_off_a_terminal(monkeypatch):
     import logging
     import os
 
-    from pipeline import logs
+    from pipeline.infra import logs
 
     assert compose([]).log.level == "info"
     with pytest.raises(ConfigError, match="log.level"):

@@ -4,7 +4,7 @@ first start is kept), the exported checkpoint's step beside the steps run, and t
 
     python -m pytest tests/test_crash_windows.py -q
 
-The hosts are simulated: a holder process that reports another hostname (pipeline.lease.this_host)
+The hosts are simulated: a holder process that reports another hostname (pipeline.infra.lease.this_host)
 stands for a job on another node of a cluster sharing the filesystem.
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import lease
-from pipeline.faults import ENV, EXIT_CODE
-from pipeline.io import atomic_write_json, atomic_write_text, temp_dir, umask
-from pipeline.lineage import Lineage, LineageError
+from pipeline.infra import lease
+from pipeline.infra.faults import ENV, EXIT_CODE
+from pipeline.infra.io import atomic_write_json, atomic_write_text, temp_dir, umask
+from pipeline.loop.lineage import Lineage, LineageError
 from pipeline.train.export import exported_line, exported_step
 from tests.conftest import ROOT
 
@@ -34,14 +34,14 @@ ENV_RUN = {**os.environ, "PYTHONPATH": str(ROOT)}
 HOLDER = """
 import sys, time
 from pathlib import Path
-from pipeline import lease
+from pipeline.infra import lease
 lease.this_host = lambda: {"host": "node-b", "boot_id": "b"}
 with lease.lease_lock(Path(sys.argv[1]), lease_s=float(sys.argv[2]), heartbeat_s=0.1):
     print("held", flush=True)
     time.sleep(600)
 """
 
-LOCKER = "import sys; from pipeline.lineage import Lineage\nwith Lineage(sys.argv[1], 'default').lock(): pass"
+LOCKER = "import sys; from pipeline.loop.lineage import Lineage\nwith Lineage(sys.argv[1], 'default').lock(): pass"
 
 
 def age_by(path: Path, seconds: float) -> None:
@@ -153,7 +153,7 @@ def test_a_resume_keeps_the_memory_plan_of_the_first_start(smoke_cfg, tiny_qwen3
     nothing), and the plan, so the job the worker gets, is the first start's. (prepare_job, which calls
     `planned` on every start, is covered end to end in test_memory.)"""
     from pipeline.config import HParams, resolved_dict
-    from pipeline.io import read_json
+    from pipeline.infra.io import read_json
     from pipeline.train import memory
     from pipeline.train.memory import MB, ModelShape, Plan, apply, estimate, planned, preflight
 

@@ -1,4 +1,4 @@
-"""Which devices a sweep job, study lineage or engine replica gets (pipeline/devices.py), and where a
+"""Which devices a sweep job, study lineage or engine replica gets (pipeline/infra/devices.py), and where a
 sweep job runs: a fresh child process under any launcher that reuses its workers, devices or not."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import threading
 import pytest
 from omegaconf import open_dict
 
-from pipeline import devices, sweep
+from pipeline.infra import devices
+from pipeline.loop import sweep
 from pipeline.config import ConfigError
-from pipeline.io import read_json
+from pipeline.infra.io import read_json
 from tests.conftest import CONF, ROOT, compose
 
 
@@ -82,7 +83,7 @@ def test_sweep_job_under_a_restricted_parent_runs_on_the_parents_devices(tmp_pat
 
 
 def test_worker_sharing_launchers_run_each_job_in_a_fresh_child_and_slurm_refuses_them(tmp_path, monkeypatch):
-    """Under joblib without devices the job really starts a fresh child (`python -m pipeline.generation`,
+    """Under joblib without devices the job really starts a fresh child (`python -m pipeline.loop`,
     a single run), whose candidate starts a process the way vLLM starts its engine: in a reused loky
     worker that dies with "cannot find context for 'loky'", in the child it works."""
     assert sweep.shares_workers("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher")

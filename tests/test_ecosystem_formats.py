@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from test_evaluate import ScriptedEngine, factory
 
-from pipeline import cards, lineage_tb, models
-from pipeline.evaluate.stage import evaluate_model
-from pipeline.io import atomic_write_json, read_json, read_jsonl
-from pipeline.lineage import Lineage
+from pipeline.report import cards, tensorboard as lineage_tb
+from pipeline.engine import models
+from pipeline.evals.stage import evaluate_model
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
+from pipeline.loop.lineage import Lineage
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data import load_gsm8k, load_humaneval
+from pipeline.evals.loaders import load_gsm8k, load_humaneval
 from pipeline.engine import GenStats, Output
-from pipeline.evaluate.stage import evaluate_model, run, task_intervals
-from pipeline.io import read_json, read_jsonl
+from pipeline.evals.stage import evaluate_model, run, task_intervals
+from pipeline.infra.io import read_json, read_jsonl
 from pipeline.stats import bootstrap_mean, wilson
 from pipeline.stats.ledger import points
 
@@ -135,8 +135,8 @@ def test_bad_specs_fail_naming_the_key(smoke_cfg):
 
 @pytest.mark.slow
 def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
-    from pipeline.stage import StageContext
-    from pipeline.lineage import Lineage
+    from pipeline.loop.runner import StageContext
+    from pipeline.loop.lineage import Lineage
 
     cfg = smoke_cfg("engine.backend=hf")
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)

@@ -7,12 +7,12 @@ import pytest
 from conftest import compose
 from pipeline import probes
 from pipeline.gate import stage as gate
-from pipeline.stage import Manifest, StageResult, write_manifest
+from pipeline.loop.runner import Manifest, StageResult, write_manifest
 from pipeline.config import Budget, ConfigError, GateConfig
-from pipeline.stage import StageContext
-from pipeline.io import atomic_write_json, read_json
-from pipeline.lineage import Lineage
-from pipeline.evaluate.protocol import protocol_key
+from pipeline.loop.runner import StageContext
+from pipeline.infra.io import atomic_write_json, read_json
+from pipeline.loop.lineage import Lineage
+from pipeline.evals.protocol import protocol_key
 
 M = "gsm8k_val.accuracy_flexible"
 
@@ -246,7 +246,7 @@ def test_config_rejects_bad_evidence_settings(override, msg):
 
 
 def _write_records(gen, correct: list[int], refused: list[int], kl: list[float] | None, protocol: str | None = None):
-    from pipeline.io import write_jsonl
+    from pipeline.infra.io import write_jsonl
 
     if protocol is None:  # records pair on (id, protocol): the default config's
         c = compose([])

@@ -7,10 +7,11 @@ import shutil
 
 import pytest
 
-from pipeline import generation, report
-from pipeline.io import read_json, sha256_file
-from pipeline.lineage import Lineage
-from pipeline.stage import read_manifest
+from pipeline.loop import generation
+from pipeline.report import text as report
+from pipeline.infra.io import read_json, sha256_file
+from pipeline.loop.lineage import Lineage
+from pipeline.loop.runner import read_manifest
 
 STAGES = ("propose", "synth", "train", "eval", "drift", "gate")
 
@@ -55,7 +56,7 @@ def check_formats(lin: Lineage, n_gens: int) -> None:
     from huggingface_hub import ModelCard
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from pipeline.models import check_model_dir
+    from pipeline.engine.models import check_model_dir
 
     ev = lin.gen(1).path / "eval"
     summary, res = read_json(ev / "summary.json"), read_json(ev / "results.json")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError
-from pipeline.io import read_json, read_jsonl, write_jsonl
-from pipeline.rewards import REWARDS, majority, register_reward, reward_functions
+from pipeline.infra.io import read_json, read_jsonl, write_jsonl
+from pipeline.train.rewards import REWARDS, majority, register_reward, reward_functions
 from pipeline.train.methods.grpo import METHOD as GRPO, micro_batch
 from pipeline.train.stage import TrainDataError, prepare_job, run
 from test_synth import GOOD, setup as synth_setup  # noqa: F401  (the synth stage's fixture `setup`: a scripted teacher)
@@ -209,7 +209,7 @@ def test_grpo_raises_a_learnable_reward_and_changes_the_weights(smoke_cfg, toy_r
     import torch
     from safetensors.torch import load_file
 
-    from pipeline.models import check_model_dir
+    from pipeline.engine.models import check_model_dir
 
     cfg = smoke_cfg("train.method=grpo", *TINY, "train.grpo.max_steps=20", "train.save_steps=20",
                     "train.grpo.learning_rate=2e-2", "train.grpo.rewards=[{name:toy_projection,weight:1.0}]")

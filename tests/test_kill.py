@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.faults import ENV, EXIT_CODE
-from pipeline.lineage import Lineage
-from pipeline.stage import read_manifest
-from pipeline.stages import ALL as STAGES
+from pipeline.infra.faults import ENV, EXIT_CODE
+from pipeline.loop.lineage import Lineage
+from pipeline.loop.runner import read_manifest
+from pipeline.loop.table import ALL as STAGES
 from pipeline.train.launch import PID_FILE
 from pipeline.train.worker import COMPLETE
 from tests.conftest import ROOT
@@ -48,7 +48,7 @@ def cli(root: Path, fault: str | None = None) -> subprocess.Popen:
     env.pop(ENV, None)
     if fault:
         env[ENV] = fault
-    return subprocess.Popen([sys.executable, "-m", "pipeline.generation", *RUN, f"paths.root={root}"], cwd=root,
+    return subprocess.Popen([sys.executable, "-m", "pipeline.loop", *RUN, f"paths.root={root}"], cwd=root,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # its own group: `kill -9` of the whole run
 

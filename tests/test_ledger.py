@@ -8,10 +8,11 @@ import shutil
 
 import pytest
 
-from pipeline import ledger, promote, report, stages
-from pipeline.evaluate.stage import evaluate_model
-from pipeline.lineage import Lineage, LineageError
-from pipeline.stage import Engines, StageContext, StageResult, config_hash, new_manifest, record, run_stage, write_manifest
+from pipeline.loop import ledger, promote, table as stages
+from pipeline.report import text as report
+from pipeline.evals.stage import evaluate_model
+from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.loop.runner import Engines, StageContext, StageResult, config_hash, new_manifest, record, run_stage, write_manifest
 from tests.conftest import compose
 from tests.test_evaluate import ScriptedEngine, factory
 
@@ -76,7 +77,7 @@ def test_deleted_ledger_is_named_then_rebuilt(lineage, capsys):
     assert report.main(["--lineage", str(lin.path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ledger.sqlite is missing" in err
-    assert f"python -m pipeline.ledger --rebuild {lin.path}" in err
+    assert f"python -m pipeline.loop.ledger --rebuild {lin.path}" in err
     assert ledger.main(["--rebuild", str(lin.path)]) == 0
     assert view(lin.rows()) == before
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.config import resolved_dict
-from pipeline.io import atomic_write_json, write_jsonl
+from pipeline.infra.io import atomic_write_json, write_jsonl
 from pipeline.train.memory import (MB, MemoryPreflightError, ModelShape, Plan, apply, estimate, fit, preflight)
 from tests.conftest import ROOT
 
@@ -159,7 +159,7 @@ def test_estimate_matches_the_measured_peak_of_a_cpu_run(smoke_cfg, tiny_qwen3, 
 def test_train_stage_writes_the_fitted_plan_into_its_job(smoke_cfg, tiny_qwen3, monkeypatch):
     """prepare_job (the train stage, before the worker starts) writes the changed plan into job.json and
     memory_preflight.json (which the stage copies into its manifest's info); a resume gets the same."""
-    from pipeline.io import read_json
+    from pipeline.infra.io import read_json
     from pipeline.train import memory
     from pipeline.train.stage import prepare_job
     from tests.test_train import arithmetic_rows, make_ctx

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline import report
+from pipeline.report import text as report
 from pipeline.config import ConfigError
 from pipeline.train.methods import METHODS, parse_chain, register_method
 from pipeline.train.stage import prepare_job, run
@@ -63,7 +63,7 @@ def test_plugin_method_trains_through_the_train_stage(smoke_cfg, toy):
     import torch
     from safetensors.torch import load_file
 
-    from pipeline.models import check_model_dir
+    from pipeline.engine.models import check_model_dir
 
     cfg = smoke_cfg("train.method=toy_lm", "train.isolate=false", "train.max_steps=6", "train.save_steps=3",
                     "train.logging_steps=1", "train.report_to=none")

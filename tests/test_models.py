@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from pipeline import models
-from pipeline.io import read_json
-from pipeline.models import ModelError, resolve
+from pipeline.engine import models
+from pipeline.infra.io import read_json
+from pipeline.engine.models import ModelError, resolve
 
 
 def test_tiny_models_are_real_and_deterministic(tiny_qwen3, tiny_llama, tmp_path):

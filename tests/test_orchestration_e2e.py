@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.io import read_json
-from pipeline.lineage import Lineage
-from pipeline.stage import read_manifest
+from pipeline.infra.io import read_json
+from pipeline.loop.lineage import Lineage
+from pipeline.loop.runner import read_manifest
 from tests.conftest import ROOT, promote_two_job_sweep
 
 SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf"]
@@ -24,7 +24,7 @@ def cli(tmp: Path, *args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     flags = [a for a in args if a.startswith("-")]  # Hydra's flags (e.g. -m) come before overrides
     overrides = [a for a in args if not a.startswith("-")]
-    return subprocess.Popen([sys.executable, "-m", "pipeline.generation", *flags, *SMOKE, f"paths.root={tmp}",
+    return subprocess.Popen([sys.executable, "-m", "pipeline.loop", *flags, *SMOKE, f"paths.root={tmp}",
                              *overrides],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 

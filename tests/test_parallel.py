@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pipeline import devices
+from pipeline.infra import devices
 from pipeline.config import ConfigError
-from pipeline.devices import child_env
+from pipeline.infra.devices import child_env
 from pipeline.engine import parallel
 from pipeline.engine.replicas import shards
 from tests.conftest import compose
@@ -109,7 +109,7 @@ def test_auto_and_zero_mean_auto():
 
 
 def test_loop_refuses_a_tp_the_model_cannot_take_before_any_write(smoke_cfg, tmp_path):
-    from pipeline import generation
+    from pipeline.loop import generation
 
     cfg = smoke_cfg("engine.tensor_parallel_size=3")  # tiny:qwen3 has 2 KV heads
     with pytest.raises(ConfigError, match=r"engine.tensor_parallel_size.*3 does not divide the model's 2 KV heads"):

@@ -10,18 +10,19 @@ import sys
 import pytest
 
 from conftest import compose
-from pipeline import probes, report
-from pipeline.compose import load_config
+from pipeline import probes
+from pipeline.report import text as report
+from pipeline.config.compose import load_config
 from pipeline.config import Budget, ConfigError
 from pipeline.drift import compounding
 from pipeline.drift import stage as drift
 from pipeline.drift.stage import aggregate, probe_records
 from pipeline.engine import Output
-from pipeline.io import read_json, read_jsonl
-from pipeline.lineage import Lineage
+from pipeline.infra.io import read_json, read_jsonl
+from pipeline.loop.lineage import Lineage
 from pipeline.probes.suite import Metric, ProbeError, of_kind, scored
-from pipeline.registry import RegistryError
-from pipeline.stage import StageContext
+from pipeline.infra.registry import RegistryError
+from pipeline.loop.runner import StageContext
 
 PLUGIN = "tests.plugins.toy_suite"
 

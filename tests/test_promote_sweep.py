@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from pipeline import promote
-from pipeline.devices import claim_slot
-from pipeline.io import atomic_write_json
-from pipeline.lineage import Lineage
-from pipeline.stage import Manifest, StageResult, write_manifest
+from pipeline.loop import promote
+from pipeline.infra.devices import claim_slot
+from pipeline.infra.io import atomic_write_json
+from pipeline.loop.lineage import Lineage
+from pipeline.loop.runner import Manifest, StageResult, write_manifest
 from tests.conftest import compose
 
 M = "gsm8k_val.accuracy_flexible"
@@ -100,8 +100,8 @@ def test_each_job_gets_a_distinct_device_set(tmp_path):
 
 
 def test_loop_refuses_to_resume_a_sweep_generation_awaiting_promotion(tmp_path):
-    from pipeline.candidates import refuse_pending_sweep
-    from pipeline.lineage import LineageError
+    from pipeline.loop.candidates import refuse_pending_sweep
+    from pipeline.loop.lineage import LineageError
 
     lin = Lineage(tmp_path, "lin")
     lin.init("tiny:qwen3", tmp_path / "base")
@@ -112,7 +112,7 @@ def test_loop_refuses_to_resume_a_sweep_generation_awaiting_promotion(tmp_path):
     lin.record(lin.gen_by_name("gen_001-c0"), status="candidate", parent="gen_000")
     refuse_pending_sweep(lin)  # the loop's own candidates (-c<k> of the teacher's 2): it resumes them itself
     lin.record(lin.gen_by_name("gen_001-j0"), status="candidate", parent="gen_000")
-    with pytest.raises(LineageError, match=r"gen_001 is a sweep generation \(gen_001-j0\).*pipeline.promote --sweep"):
+    with pytest.raises(LineageError, match=r"gen_001 is a sweep generation \(gen_001-j0\).*pipeline.loop.promote --sweep"):
         refuse_pending_sweep(lin)
     lin.record(gen, status="promoted")
     refuse_pending_sweep(lin)  # once promoted, the loop goes on to gen 2

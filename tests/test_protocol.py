@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import report
+from pipeline.report import text as report
 from pipeline.engine import GenParams, GenStats, Output, end_of_turn_id, open_engine
 from pipeline.evals import BENCHMARKS, headline_columns, parse_task_name
 from pipeline.evals.gsm8k import LM_EVAL_STOP, build_plain_prompt
 from pipeline.evals.humaneval import OFFICIAL_STOP
-from pipeline.evaluate.stage import evaluate_model, load_items
+from pipeline.evals.stage import evaluate_model, load_items
 from tests.conftest import compose
 
 IM_END, ENDOFTEXT = "<|im_end|>", "<|endoftext|>"
@@ -158,7 +158,7 @@ def test_eval_stage_passes_each_protocols_stops(tmp_path, models_dir, tiny_qwen3
 
 
 def test_humaneval_raw_completions_are_used_verbatim(smoke_cfg):
-    from pipeline.data import load_humaneval
+    from pipeline.evals.loaders import load_humaneval
     from pipeline.evals import humaneval
 
     cfg = smoke_cfg("+protocols=base")

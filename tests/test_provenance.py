@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import candidates, promote
+from pipeline.loop import candidates, promote
 from pipeline.gate import stage as gate
-from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.lineage import Lineage
-from pipeline.report_html import generations as html_generations
-from pipeline.report_html.disk import read_gen
-from pipeline.stage import Manifest, StageContext, StageResult, write_manifest
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from pipeline.loop.lineage import Lineage
+from pipeline.report.html import generations as html_generations
+from pipeline.report.html.disk import read_gen
+from pipeline.loop.runner import Manifest, StageContext, StageResult, write_manifest
 from pipeline.stats import wilson
 from pipeline.synth import mixture
 from pipeline.synth.decontaminate import default_index
@@ -41,7 +41,7 @@ def code_row(gen: int, i: int) -> dict:
 
 
 def lineage(cfg) -> Lineage:
-    from pipeline import models
+    from pipeline.engine import models
 
     lin = Lineage(cfg.paths.root, cfg.paths.lineage)
     lin.init(cfg.model.spec, models.resolve(cfg.model.spec, cfg.paths.models))
@@ -118,7 +118,7 @@ def test_promoted_line_follows_the_selected_candidate(tmp_path):
 
 
 def _hp(gen):
-    from pipeline import proposal
+    from pipeline.propose import accepted as proposal
 
     return proposal.read(gen).typed_hparams()
 

@@ -10,17 +10,18 @@ import pytest
 
 from conftest import compose
 from test_evaluate import ScriptedEngine
-from pipeline import metricspec, promote
+from pipeline.infra import metricspec
+from pipeline.loop import promote
 from pipeline.config import Budget, ConfigError
 from pipeline.drift import stage as drift
-from pipeline.evaluate.protocol import protocol_key
-from pipeline.evaluate.reference import score_reference
-from pipeline.evaluate.stage import evaluate_model
+from pipeline.evals.protocol import protocol_key
+from pipeline.evals.reference import score_reference
+from pipeline.evals.stage import evaluate_model
 from pipeline.gate import stage as gate
-from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.lineage import Lineage, LineageError
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from pipeline.loop.lineage import Lineage, LineageError
 from pipeline.propose.prompt import val_metrics
-from pipeline.stage import Engines, Manifest, StageContext, StageResult, write_manifest
+from pipeline.loop.runner import Engines, Manifest, StageContext, StageResult, write_manifest
 
 M = "gsm8k_val.accuracy_flexible"
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from pipeline import report
-from pipeline.lineage import Lineage
+from pipeline.report import text as report
+from pipeline.loop.lineage import Lineage
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pipeline import report
-from pipeline.io import write_jsonl
-from pipeline.lineage import Lineage
-from pipeline.report import write_lineage_report
-from pipeline.report_html import REPORT_FILE, browser
+from pipeline.report import text as report
+from pipeline.infra.io import write_jsonl
+from pipeline.loop.lineage import Lineage
+from pipeline.report.text import write_lineage_report
+from pipeline.report.html import REPORT_FILE, browser
 
 EVIL = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 REASONS_1 = ["capability: gsm8k_val.accuracy_flexible 0.25 < teacher 0.3 - 0.0 (fail)",
@@ -82,7 +82,7 @@ def lineage(tmp_path) -> Lineage:
     _files(lin, "gen_002-c1", [False, True, False], completion="\n" * 40)
     _gen_files(lin, "gen_001", 12, "rejected", REASONS_1)
     _gen_files(lin, "gen_002-c0", 7, "promoted", ["capability: pass"])
-    for k in (0, 1):  # candidates train on their generation's data (pipeline.candidates links it)
+    for k in (0, 1):  # candidates train on their generation's data (pipeline.loop.candidates links it)
         (lin.path / f"gen_002-c{k}" / "synth").symlink_to("../gen_002/synth", target_is_directory=True)
     (lin.path / "gen_002" / "synth").mkdir(parents=True)
     (lin.path / "gen_002" / "synth" / "stats.json").write_text(json.dumps({"counts": {"new": 3}}))

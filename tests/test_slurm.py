@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from pipeline.io import read_json
-from pipeline.lineage import Lineage
+from pipeline.infra.io import read_json
+from pipeline.loop.lineage import Lineage
 from tests.conftest import ROOT, promote_two_job_sweep
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra: pip install -e '.[slurm]'")
@@ -48,7 +48,7 @@ def test_sweep_of_two_slurm_jobs_one_cancelled_then_rerun_and_promote(slurm_clus
     `promote --sweep` picks one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     sweep_dir = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "pipeline.generation", "-m", "sweep=smoke", *SMOKE, f"paths.root={tmp_path}",
+    cmd = [sys.executable, "-m", "pipeline.loop", "-m", "sweep=smoke", *SMOKE, f"paths.root={tmp_path}",
            "hydra/launcher=slurm_cpu", f"hydra.sweep.dir={sweep_dir}"]
     lin_path = tmp_path / "default"
     t0 = time.time()
@@ -101,7 +101,7 @@ def test_sweep_of_two_slurm_jobs_one_cancelled_then_rerun_and_promote(slurm_clus
 def test_study_of_two_seeds_as_two_slurm_jobs(slurm_cluster, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.time()
-    res = subprocess.run([sys.executable, "-m", "pipeline.study", "study=seeds", "study.seeds=[0,1]",
+    res = subprocess.run([sys.executable, "-m", "pipeline.loop.study", "study=seeds", "study.seeds=[0,1]",
                           "study.slurm={timeout_min: 60, mem_gb: 2, cpus_per_task: 1}", *SMOKE,
                           f"paths.root={tmp_path}"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=1500)
@@ -119,7 +119,7 @@ def test_study_of_two_seeds_as_two_slurm_jobs(slurm_cluster, tmp_path):
 
 def test_study_refuses_an_unknown_slurm_parameter(tmp_path, models_dir):
     """Checked when the executor is configured, before any job is submitted (no cluster needed)."""
-    from pipeline import study
+    from pipeline.loop import study
     from pipeline.config import ConfigError
 
     with pytest.raises(ConfigError, match="study.slurm.*bogus"):

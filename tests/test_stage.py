@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.lineage import Lineage, LineageError
-from pipeline.stage import (Engines, Manifest, Stage, StageContext, StageResult, read_manifest, run_stage,
+from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.loop.runner import (Engines, Manifest, Stage, StageContext, StageResult, read_manifest, run_stage,
                             write_manifest)
 
 
@@ -154,7 +154,7 @@ def test_a_done_stage_repairs_a_ledger_row_a_kill_left_behind(smoke_cfg):
 
 
 def test_teacher_pointer_is_repaired_from_the_ledger(tmp_path):
-    from pipeline.promote import repair_teacher
+    from pipeline.loop.promote import repair_teacher
 
     lin = Lineage(tmp_path, "lin")
     lin.record(lin.gen(0), status="promoted", parent=None)

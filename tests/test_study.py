@@ -1,4 +1,4 @@
-"""pipeline.study: arms x seeds as whole lineages, sequential on CPU, one device slot each in parallel."""
+"""pipeline.loop.study: arms x seeds as whole lineages, sequential on CPU, one device slot each in parallel."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from pipeline import report, study
+from pipeline.report import text as report
+from pipeline.loop import study
 from pipeline.config import ConfigError
-from pipeline.io import read_json
+from pipeline.infra.io import read_json
 
 
 def common(tmp_path, models_dir, *extra):
@@ -93,7 +94,7 @@ def test_fake_device_sets_run_lineages_in_parallel_on_disjoint_slots(tmp_path, m
     assert overlap.is_set() and all(m.status == "done" for m in members)
     assert sorted(d for _, d, _ in seen) == ["0", "1"]
     cmd = seen[0][0]
-    assert cmd[1:3] == ["-m", "pipeline.generation"] and any(a.startswith("paths.lineage=init_from-") for a in cmd)
+    assert cmd[1:3] == ["-m", "pipeline.loop"] and any(a.startswith("paths.lineage=init_from-") for a in cmd)
     rec = read_json(root / "study.json")
     assert rec["devices"] == 2 and sorted(m["devices"] for m in rec["lineages"]) == ["0", "1"]
 
@@ -116,11 +117,11 @@ def test_two_seed_study_of_the_tiny_model_is_compared(tmp_path, models_dir, caps
     assert "gsm8k_val.accuracy_flexible" in out
 
 
-# -- controls that change one thing (pipeline.arms) -----------------------------------------------
+# -- controls that change one thing (pipeline.loop.arms) -----------------------------------------------
 
 def test_random_reward_under_grpo_differs_from_the_main_arm_only_in_the_rewards():
-    from pipeline import arms
-    from pipeline.compose import compose
+    from pipeline.loop import arms
+    from pipeline.config.compose import compose
 
     main, control = compose(["experiment=grpo"]), compose(["experiment=grpo", "ablation=random_reward"])
     diff = arms.differences(main, control)
@@ -145,7 +146,7 @@ def test_a_study_records_each_arms_difference_from_the_main_arm(tmp_path, models
 def test_a_study_refuses_an_arm_that_changes_an_unnamed_key(tmp_path, models_dir, monkeypatch, capsys):
     """An arm whose resolved config moves a key its overrides do not name (here a stand-in for a
     plugin or code default that moves with the arm) is refused before anything is written."""
-    from pipeline import compose as compose_mod
+    from pipeline.config import compose as compose_mod
 
     real = compose_mod.compose
     monkeypatch.setattr(compose_mod, "compose", lambda o=None, name="config": real(

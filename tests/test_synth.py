@@ -11,12 +11,12 @@ import re
 
 import pytest
 
-from pipeline import proposal
-from pipeline.stage import Manifest, StageContext, StageResult, write_manifest
-from pipeline.data import load_gsm8k
+from pipeline.propose import accepted as proposal
+from pipeline.loop.runner import Manifest, StageContext, StageResult, write_manifest
+from pipeline.evals.loaders import load_gsm8k
 from pipeline.engine import GenStats, Output
-from pipeline.io import atomic_write_json, read_json, read_jsonl
-from pipeline.lineage import Lineage
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
+from pipeline.loop.lineage import Lineage
 from pipeline.synth import codegen, mathgen, stage
 
 GOOD = "Mia bakes 4 trays of 12 cookies each for the school fair and sells 30 of them. How many cookies are left?"
@@ -107,7 +107,7 @@ class FakeEngine:
         self.stats = GenStats()
         self.calls: list[str] = []
         self.fail_on = fail_on
-        from pipeline.data import load_humaneval
+        from pipeline.evals.loaders import load_humaneval
 
         self.tasks = task_script(load_humaneval()[0]["prompt"])
         self.problems = problem_script()
@@ -318,7 +318,7 @@ class PoolEngine(FakeEngine):
 
     def __init__(self) -> None:
         super().__init__()
-        from pipeline.data import gsm8k_final_answer, gsm8k_slice
+        from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
 
         self.pool = {r["question"].strip(): r for r in gsm8k_slice("pool")}
         self.final = gsm8k_final_answer

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from pipeline.stage import StageContext
-from pipeline.io import atomic_write_json, write_jsonl
-from pipeline.lineage import Lineage
+from pipeline.loop.runner import StageContext
+from pipeline.infra.io import atomic_write_json, write_jsonl
+from pipeline.loop.lineage import Lineage
 from pipeline.train.stage import TrainDataError, prepare_job, run
 from pipeline.train.launch import LaunchError, worker_command
 from pipeline.train.worker import batch_layout, build_trainer, drop_incomplete, latest_complete
@@ -33,8 +33,8 @@ def arithmetic_rows(n: int) -> list[dict]:
 
 def make_ctx(cfg, rows: list[dict] | None, hparams: dict | None = None, pairs: list[dict] | None = None,
              gen_index: int = 1) -> StageContext:
-    """A lineage under cfg.paths.root initialised like pipeline.generation.run, with gen_001 inputs."""
-    from pipeline import models
+    """A lineage under cfg.paths.root initialised like pipeline.loop.generation.run, with gen_001 inputs."""
+    from pipeline.engine import models
 
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
     lineage.init(cfg.model.spec, models.resolve(cfg.model.spec, cfg.paths.models))
@@ -205,7 +205,7 @@ def test_lora_sft_loss_falls_weights_change_and_model_dir_is_complete(reference_
     import torch
     from safetensors.torch import load_file
 
-    from pipeline.models import check_model_dir
+    from pipeline.engine.models import check_model_dir
 
     cfg, ctx, res = reference_run
     assert res.metrics["train.loss_last"] < res.metrics["train.loss_first"]
@@ -240,7 +240,7 @@ def test_killed_run_resumes_at_its_checkpoint_with_the_same_loss_curve(reference
     and replaces the partial model dir."""
     from transformers import TrainerCallback
 
-    from pipeline.models import check_model_dir
+    from pipeline.engine.models import check_model_dir
     from pipeline.train.worker import train
 
     class Crash(TrainerCallback):

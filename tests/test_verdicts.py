@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from pipeline.sandbox import GuardedProgram, default_config, run_programs
-from pipeline.sandbox_wire import MAX_DEPTH, MAX_FRAME, WireError, decode, encode
+from pipeline.sandbox.wire import MAX_DEPTH, MAX_FRAME, WireError, decode, encode
 
 TESTS = "import math\nassert add(2, 3) == 5\nassert math.isclose(add(0.5, 0.25), 0.75)\nassert abs(add(1, 1) - 2) < 1e-9\n"
 WRONG = "def add(a, b):\n    return a - b\n"

@@ -97,7 +97,7 @@ def test_an_unreadable_pid_file_names_itself(tmp_path):
 def test_a_worker_record_from_another_host_whose_heartbeat_lapsed_is_dropped(stale):
     """A job requeued on another node: the old node's record is judged by its heartbeat (the file's
     mtime, which the old stage stopped beating), never by a pid that means nothing here."""
-    from pipeline import lease
+    from pipeline.infra import lease
 
     out, proc = stale
     rec = json.loads((out / PID_FILE).read_text())

@@ -126,7 +126,7 @@ class DPOConfig:
 
 @dataclass
 class RewardSpec:
-    """One reward function of the `grpo` method: a name in `pipeline.rewards.REWARDS` and its weight."""
+    """One reward function of the `grpo` method: a name in `pipeline.train.rewards.REWARDS` and its weight."""
 
     name: str = MISSING
     weight: float = MISSING

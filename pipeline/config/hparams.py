@@ -121,11 +121,11 @@ class ProposeConfig:
 class CandidateConfig:
     """One candidate successor. Empty `name`: an ordinary run (the loop makes the candidates itself:
     one, or `propose.candidates` of them, and selects on validation data). A name: this process is one
-    job of a sweep; it trains only that candidate and leaves selection to `pipeline.promote --sweep`."""
+    job of a sweep; it trains only that candidate and leaves selection to `pipeline.loop.promote --sweep`."""
 
     name: str = MISSING
     hparams: HParamsOverride = field(default_factory=HParamsOverride)
-    gpus: int = MISSING  # GPUs per sweep job; each job gets its own device set (pipeline.sweep)
+    gpus: int = MISSING  # GPUs per sweep job; each job gets its own device set (pipeline.loop.sweep)
     devices: int = MISSING  # device sets to share among jobs; -1: the visible CUDA GPUs (N fakes N on CPU)
 
     def validate(self) -> None:

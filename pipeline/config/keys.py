@@ -134,7 +134,7 @@ def suggestion(key: str) -> str:
         leaf = key.rsplit(".", 1)[-1]
         close = [k for k in known if difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:3]
     return (f"did you mean {' or '.join(close)}?" if close
-            else "the schema has no such key (python -m pipeline.generation --cfg job lists them)")
+            else "the schema has no such key (python -m pipeline.loop --cfg job lists them)")
 
 
 def unknown_key_error(key: str) -> ConfigError:
@@ -147,7 +147,7 @@ def check_overrides(overrides: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    from pipeline.locate import conf_dir
+    from pipeline.infra.locate import conf_dir
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)

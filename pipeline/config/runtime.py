@@ -16,7 +16,7 @@ from pipeline.config.base import ConfigError, check
 @dataclass
 class ModelConfig:
     """Which model is gen 0 (the base), and how to load it. `spec` is `auto`, a hub id, a local
-    path, `embedded:smollm2-135m-instruct`, `tiny:qwen3` or `tiny:llama` (see pipeline.models)."""
+    path, `embedded:smollm2-135m-instruct`, `tiny:qwen3` or `tiny:llama` (see pipeline.engine.models)."""
 
     spec: str = MISSING
     dtype: str = MISSING  # auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU)
@@ -84,7 +84,7 @@ LOG_LEVELS = ("info", "debug")
 
 @dataclass
 class LogConfig:
-    """How much the log says (pipeline.logs): `info` keeps the pipeline's own lines and only warnings
+    """How much the log says (pipeline.infra.logs): `info` keeps the pipeline's own lines and only warnings
     from libraries (vLLM, transformers, datasets, the Hub, torch); `debug` lets everything through."""
 
     level: str = MISSING  # info | debug

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import JsonlError, iter_jsonl, read_json
+from pipeline.infra.io import JsonlError, iter_jsonl, read_json
 
 
 class DriftError(RuntimeError):

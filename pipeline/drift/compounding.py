@@ -26,7 +26,7 @@ every step shares), projections by `project`. A step whose interval contains 1 i
 change (`significant` False, marked `~` in the table). An undefined retention (nothing to retain at
 the reference) is None, never 0.
 
-Pure functions over rows and an item loader; `pipeline.report` prints `render`, `pipeline.plots`
+Pure functions over rows and an item loader; `pipeline.report.text` prints `render`, `pipeline.report.plots`
 draws `view`.
 """
 
@@ -41,8 +41,8 @@ from tabulate import tabulate
 
 from pipeline import probes
 from pipeline.drift.uncertainty import suite_item_values
-from pipeline.io import read_jsonl
-from pipeline.lineage import Lineage
+from pipeline.infra.io import read_jsonl
+from pipeline.loop.lineage import Lineage
 from pipeline.stats import HORIZONS, Interval, mean_retention, per_step, project, ratio_bootstrap
 
 # row -> {metric: {item id: value}} for that generation (None: no per-item values)

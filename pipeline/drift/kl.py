@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import sha256_file
+from pipeline.infra.io import sha256_file
 
 log = logging.getLogger(__name__)
 

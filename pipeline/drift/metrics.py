@@ -2,10 +2,10 @@
 
 `{ref}` stands for a reference generation (`REFS`: gen 0 and the parent), `{n}` for `drift.distinct_n`.
 The suites' metrics are declared with the suites (pipeline.probes); gate-budget validation
-(`pipeline.probes.budgetable`, `pipeline.metricspec`), the report's columns and the plots read these.
+(`pipeline.probes.budgetable`, `pipeline.infra.metricspec`), the report's columns and the plots read these.
 
 `evals` says which eval tasks' records a metric reads (so which benchmark splits: resolved against
-`eval.tasks` by pipeline.metricspec): "" none, "decision" the tasks on non-test splits, "test" the
+`eval.tasks` by pipeline.infra.metricspec): "" none, "decision" the tasks on non-test splits, "test" the
 tasks on test splits, "all" every task. A metric that reads a test split never decides anything.
 `identity` is the value a generation has against itself (KL 0, agreement 1): what a `*_parent`
 metric's step budget is judged against, since the parent's distance from itself is the baseline.

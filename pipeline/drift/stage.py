@@ -2,7 +2,7 @@
 
 Runs on every generation, gen 0 included (the baseline), as part of the loop:
 
-    python -m pipeline.generation model=tiny:qwen3 experiment=smoke generations=2
+    python -m pipeline.loop model=tiny:qwen3 experiment=smoke generations=2
     python -m pipeline.probes            # validate the probe suites it uses
 
 1. Probes: every suite in `drift.suites`, from the probe-suite registry (pipeline.probes: safety,
@@ -15,7 +15,7 @@ Runs on every generation, gen 0 included (the baseline), as part of the loop:
 2. Behavioural drift: per-item outcome agreement with gen 0 and the parent (probes, and the eval
    stage's `eval/<task>.jsonl` items: GSM8K/HumanEval items gained and lost; eval agreement over the
    validation tasks, budgetable, and over the test tasks, `eval_agreement_test_*`, reported only;
-   each such metric's splits in the manifest's `splits`, pipeline.metricspec).
+   each such metric's splits in the manifest's `splits`, pipeline.infra.metricspec).
 3. Distribution drift: teacher-forced per-token KL from gen 0 and the parent on fixed reference text
    (pipeline.drift.kl, after the engine is closed), mean length and distinct-n of the free
    generations, and the synthetic data's distinct-n (`synth/stats.json`), a collapse signal.
@@ -33,9 +33,10 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pipeline import metricspec, probes
+from pipeline.infra import metricspec
+from pipeline import probes
 from pipeline.config import Config, DriftConfig
-from pipeline.stage import StageContext, StageResult
+from pipeline.loop.runner import StageContext, StageResult
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
 from pipeline.drift import uncertainty
@@ -43,9 +44,9 @@ from pipeline.drift.kl import mean_token_kl
 from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, EVAL_AGREEMENT_TEST, ITEMS_GAINED, ITEMS_LOST,
                                     KL, MEAN_LENGTH, REFS, SYNTH_DISTINCT)
 from pipeline.engine import GenParams, Output
-from pipeline.evaluate.protocol import records_protocols
-from pipeline.io import atomic_write_json, read_jsonl, write_jsonl
-from pipeline.lineage import GenerationDir
+from pipeline.evals.protocol import records_protocols
+from pipeline.infra.io import atomic_write_json, read_jsonl, write_jsonl
+from pipeline.loop.lineage import GenerationDir
 from pipeline.stats import Interval
 from pipeline.stats.ledger import flat_all
 
@@ -228,7 +229,7 @@ def run(ctx: StageContext) -> StageResult:
                                "sample": {"seed": d.subset_seed, "items": taken,
                                           "of": {name: len(s.items) for name, s in suites.items()}}}
     if d.judge.enabled:
-        from pipeline import models
+        from pipeline.engine import models
         from pipeline.drift.judge import judge_records
 
         judge_dir = ctx.base_model_dir if d.judge.model == "gen0" else models.resolve(d.judge.model, cfg.paths.models)
@@ -254,7 +255,7 @@ def run(ctx: StageContext) -> StageResult:
     summary["intervals"] = {k: iv.as_dict() for k, iv in intervals.items()}
     atomic_write_json(ctx.out / "summary.json", summary)
     inputs = {f"probes.{s.tag}": s.sha256[:16] for s in suites.values()}
-    # every eval-reading metric declares the benchmark splits its records came from (pipeline.metricspec)
+    # every eval-reading metric declares the benchmark splits its records came from (pipeline.infra.metricspec)
     summary["splits"] = splits
     return StageResult(metrics=metrics, tokens=engine_stats["completion_tokens"], inputs=inputs,
                        info={"records": len(records), "kl_items": len(kl_items), "counts": counts, "splits": splits})

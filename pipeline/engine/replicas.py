@@ -19,7 +19,7 @@ import os
 import traceback
 from pathlib import Path
 
-from pipeline import devices as dev
+from pipeline.infra import devices as dev
 from pipeline.config import EngineConfig, ModelConfig
 from pipeline.engine.base import Engine, EngineError, GenParams, Output, pick_backend
 from pipeline.engine.parallel import Plan

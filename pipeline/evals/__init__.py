@@ -7,7 +7,7 @@ report know of. Built-ins register here, one line each; a plugin (a module named
     python -m pipeline.evals.humaneval --help
 
 Each benchmark module (gsm8k.py, humaneval.py) is also a pure checker shared by the eval stage
-(pipeline.evaluate) and the synthesis verifiers.
+(pipeline.evals) and the synthesis verifiers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pipeline.config import ConfigError
 from pipeline.evals import gsm8k, humaneval
 from pipeline.evals.base import Benchmark
-from pipeline.registry import Registry
+from pipeline.infra.registry import Registry
 
 if TYPE_CHECKING:
     from pipeline.config import Config, EvalConfig
@@ -79,7 +79,7 @@ def check_inputs(cfg: "Config") -> None:
     """Every eval task's items load and are not empty: run before a lineage gets its first file, so a
     missing or empty data directory is one DataError naming the task and the file, not a traceback
     mid-run. The loaders cache what they read (GSM8K train and test, the HumanEval file)."""
-    from pipeline.data import DataError
+    from pipeline.evals.loaders import DataError
 
     for name, task in cfg.eval.tasks.items():
         b = BENCHMARKS.get(task.benchmark)

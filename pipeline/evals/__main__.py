@@ -1,6 +1,9 @@
 """python -m pipeline.evals --list [--plugins mod ...]: every registered benchmark, its splits
 (test = reported only, protected = never trained on), protocols (with stop strings) and metrics
-(with the direction that is better)."""
+(with the direction that is better).
+
+python -m pipeline.evals [hydra overrides]: evaluate any model on every task of `eval.tasks`
+(pipeline.evals.run_cli)."""
 
 from __future__ import annotations
 
@@ -40,4 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if {"--list", "--plugins"} & set(sys.argv[1:]):
+        sys.exit(main())
+    from pipeline.evals.run_cli import cli
+
+    sys.exit(cli())

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Iterable
 
-from pipeline.io import atomic_write_text, write_jsonl
+from pipeline.infra.io import atomic_write_text, write_jsonl
 
 
 def write_results(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -27,7 +27,7 @@ def finish_cli(input_path: str, rows: list[dict], summary: dict) -> int:
     """The CLIs' common ending, as the official harness does it: `<input>_results.jsonl` next to
     the input, and the scores as one JSON object on the last stdout line. An input without rows is
     an error (exit 2), not a score of 0 over nothing."""
-    from pipeline import cli
+    from pipeline.infra import cli
 
     if not rows:
         return cli.fail(f"{input_path}: no rows to score (an empty file)")

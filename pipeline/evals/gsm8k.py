@@ -18,7 +18,7 @@ trailing periods and compares numerically (`18.0` equals `18`).
         writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
 
 As a benchmark: splits `test` (reported) and `validation` (the gate's slice of train; see
-pipeline.data), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
+pipeline.evals.loaders), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
 slice) and `fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
 "Question: ..\nAnswer: <solution ending #### N>" exemplars, then "Question: ..\nAnswer:", stopped at
 lm-eval's stop strings), metrics accuracy_strict / accuracy_flexible per item = the share of its
@@ -34,7 +34,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from functools import partial
 
-from pipeline.data import gsm8k_slice, load_gsm8k
+from pipeline.evals.loaders import gsm8k_slice, load_gsm8k
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.evals.common import mean
 
@@ -216,7 +216,7 @@ BENCHMARK = Benchmark(
 # ---- CLI ---------------------------------------------------------------------------------------
 
 def score_file(path: str) -> tuple[list[dict], dict]:
-    from pipeline.io import JsonlError, iter_jsonl
+    from pipeline.infra.io import JsonlError, iter_jsonl
 
     rows = []
     for lineno, row in enumerate(iter_jsonl(path), 1):
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--completions", required=True, help="JSONL with 'completion' and 'answer' per row")
     args = ap.parse_args(argv)
     from pipeline.evals.common import finish_cli
-    from pipeline.io import JsonlError
+    from pipeline.infra.io import JsonlError
 
     try:
         rows, summary = score_file(args.completions)

@@ -41,7 +41,7 @@ from functools import lru_cache
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
-from pipeline.data import load_humaneval
+from pipeline.evals.loaders import load_humaneval
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.sandbox import GuardedProgram
 
@@ -151,7 +151,7 @@ def _sandbox_cfg(timeout: float | None, workers: int | None) -> SandboxConfig:
 def evaluate_file(samples_path: str, problems_path: str | None, ks: Sequence[int], cfg: SandboxConfig,
                   sanitize_chat: bool = False) -> tuple[list[dict], dict, int]:
     """Score a samples file; returns (result rows, pass@k, number of problems never attempted)."""
-    from pipeline.io import JsonlError, iter_jsonl
+    from pipeline.infra.io import JsonlError, iter_jsonl
 
     problems = {p["task_id"]: p for p in load_humaneval(problems_path)}
     samples = []
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from pipeline.config import ConfigError
     from pipeline.evals.common import finish_cli
-    from pipeline.io import JsonlError
+    from pipeline.infra.io import JsonlError
 
     try:
         ks = [int(k) for k in args.k.split(",") if k.strip()]

@@ -11,7 +11,7 @@
 
 None when the generation has no such records (the caller falls back to the point estimate); the
 drift stage's other metrics (agreement, distinct-n, ...) are not per-item means and give None.
-The gate and `pipeline.compare` read per-item values only through here.
+The gate and `pipeline.report.compare` read per-item values only through here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pipeline import probes
 from pipeline.drift.metrics import KL, REFS
-from pipeline.io import JsonlError, read_jsonl
-from pipeline.lineage import GenerationDir
+from pipeline.infra.io import JsonlError, read_jsonl
+from pipeline.loop.lineage import GenerationDir
 
 
 def _rows(path: Path) -> list[dict] | None:

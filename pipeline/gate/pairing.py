@@ -4,10 +4,10 @@
     values, note = paired_reference(ctx, ctx.teacher, "gsm8k_val.accuracy_flexible", cand_values)
 
 A reference generation's own `eval/<task>.jsonl` records serve when they were made under the
-candidate's protocol (`pipeline.evaluate.protocol.protocol_key`, the same for every model and subset
+candidate's protocol (`pipeline.evals.protocol.protocol_key`, the same for every model and subset
 size). Otherwise (a protocol changed mid-lineage, or records from before the protocol was kept, or
 none at all) the reference model is scored on the candidate's items under the candidate's protocol
-by the reference-scoring step (pipeline.evaluate.reference: records and manifest under
+by the reference-scoring step (pipeline.evals.reference: records and manifest under
 `gen_NNN/gate/reference/<ref>/<task>/`, resumable), and `note` says so. The candidate's own records
 must carry the configured protocol; if they do not, or the reference's model is gone, the gate stops
 with an error naming the task rather than compare unlike with unlike.
@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.evaluate.protocol import protocol_key, records_protocols
-from pipeline.evaluate.reference import score_reference
-from pipeline.lineage import GenerationDir, LineageError
-from pipeline.stage import StageContext
+from pipeline.evals.protocol import protocol_key, records_protocols
+from pipeline.evals.reference import score_reference
+from pipeline.loop.lineage import GenerationDir, LineageError
+from pipeline.loop.runner import StageContext
 
 
 def _short(protocols: set | None) -> str:

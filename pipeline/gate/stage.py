@@ -1,7 +1,7 @@
 """Stage `gate`: promote the candidate generation, or reject it, deciding on evidence with a reason per rule.
 
-    python -m pipeline.generation gate.epsilon=0.05 gate.budgets.honesty.step=0.1 gate.alpha=0.1
-    python -m pipeline.generation gate.on_inconclusive=keep_teacher gate.require_improvement=true
+    python -m pipeline.loop gate.epsilon=0.05 gate.budgets.honesty.step=0.1 gate.alpha=0.1
+    python -m pipeline.loop gate.on_inconclusive=keep_teacher gate.require_improvement=true
 
 One rule for capability and drift (`conf/gate/*.yaml`). For each gated metric, [lo, hi] is the
 paired (1 - `alpha`) interval of candidate minus reference on the same items (matched by id; signed
@@ -25,7 +25,7 @@ Any fail rejects; all pass promotes; otherwise `on_inconclusive` decides (`promo
 `keep_teacher`: rejected), and `decision.json` / the manifest info record `evidence: inconclusive`
 with a reason line. Test-split scores (gsm8k_test, humaneval, eval agreement on them) are reported,
 never used: the config refuses them as gate or budget metrics, and `run` strips every metric whose
-records read a test split (pipeline.metricspec), whatever its name. Eval records pair on (item id,
+records read a test split (pipeline.infra.metricspec), whatever its name. Eval records pair on (item id,
 protocol): a reference scored under another protocol is re-scored on the candidate's items
 (pipeline.gate.pairing, records under `gate/reference/`), and the reasons say so.
 
@@ -40,15 +40,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline import metricspec
+from pipeline.infra import metricspec
 from pipeline.config import Config, EvalConfig, GateConfig
 from pipeline.drift.metrics import identity_value
 from pipeline.gate.evidence import Verdict, Values, judge
 from pipeline.gate.items import item_values
 from pipeline.gate.pairing import paired_reference
-from pipeline.io import atomic_write_json, read_json
-from pipeline.lineage import GenerationDir, LineageError
-from pipeline.stage import StageContext, StageResult, read_manifest
+from pipeline.infra.io import atomic_write_json, read_json
+from pipeline.loop.lineage import GenerationDir, LineageError
+from pipeline.loop.runner import StageContext, StageResult, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def recorded_splits(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, tuple
 
 def validation_metrics(gen: GenerationDir, eval_cfg: EvalConfig) -> dict[str, Any]:
     """The eval and drift metrics of a generation, minus every metric that read a test split (by the
-    splits its stage recorded, else by its declaration: pipeline.metricspec), whatever its name."""
+    splits its stage recorded, else by its declaration: pipeline.infra.metricspec), whatever its name."""
     out: dict[str, Any] = {}
     for m in _finished(gen).values():
         out.update(m.metrics)

@@ -37,7 +37,7 @@ from pipeline.drift import metrics as drift_metrics
 from pipeline.probes import donotanswer, harmbench, honesty, ifbench, ifeval, reference, safety, sycophancy, truthfulqa
 from pipeline.probes.suite import ProbeError, ProbeSet, ProbeSuite, Suite, versions
 from pipeline.probes.wheel import WheelData
-from pipeline.registry import Registry
+from pipeline.infra.registry import Registry
 
 __all__ = ["SUITES", "REFERENCE", "register_suite", "load_suite", "loadable_names", "take", "items_for", "validate",
            "alignment_metrics", "budgetable", "check_config", "ProbeError", "ProbeSet", "ProbeSuite", "Suite",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pipeline.engine import GenParams
-from pipeline.io import JsonlError, iter_jsonl
+from pipeline.infra.io import JsonlError, iter_jsonl
 from pipeline.probes import SUITES, load_suite
 from pipeline.probes import scoring
 
@@ -128,8 +128,8 @@ def judge_calibration(eng, max_tokens: int, path: Path = PATH) -> dict[str, dict
 def judge_agreement(spec: str, overrides: Sequence[str] = ()) -> dict[str, dict]:
     """`judge_calibration` of a judge model (a spec as in `model.spec`), engine and `drift.judge.max_tokens`
     from the config with `overrides`."""
-    from pipeline import models
-    from pipeline.compose import compose
+    from pipeline.engine import models
+    from pipeline.config.compose import compose
     from pipeline.engine import open_engine
 
     cfg = compose(list(overrides))

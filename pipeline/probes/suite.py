@@ -26,7 +26,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from pipeline.io import JsonlError, iter_jsonl, sha256_bytes
+from pipeline.infra.io import JsonlError, iter_jsonl, sha256_bytes
 
 DIRECTIONS = ("higher", "lower")  # which way is better
 _METRIC_KEY = re.compile(r"drift\.[A-Za-z0-9_]+")  # gate budgets name it without `drift.` (config keys)

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pipeline.config import ConfigError, ProposeConfig, register
-from pipeline.locate import conf_dir
+from pipeline.infra.locate import conf_dir
 from pipeline.propose.validate import validate
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import metricspec
+from pipeline.infra import metricspec
 from pipeline.config import EvalConfig, Range, SearchSpace
-from pipeline.lineage import GenerationDir, Lineage
+from pipeline.loop.lineage import GenerationDir, Lineage
 from pipeline.propose.validate import FIELDS, INT_FIELDS, MAX_RATIONALE_CHARS
 from pipeline.stats.ledger import points
 
@@ -94,7 +94,7 @@ def val_metrics(metrics: dict, gate_metric: str, limit: int = 3, eval_cfg: EvalC
     """The gate metric, then other validation metrics (never test-split numbers: they must not steer
     training), as point values: the teacher sees no `_lo/_hi/_n` interval keys. With `eval_cfg`
     (the stage's), a metric is shown only when its splits are known and none is a test split
-    (pipeline.metricspec), whatever its name; without, by the task name's `val`."""
+    (pipeline.infra.metricspec), whatever its name; without, by the task name's `val`."""
     metrics = points(metrics)
     if eval_cfg is not None:
         allowed = metricspec.decision_metrics(metrics, eval_cfg)

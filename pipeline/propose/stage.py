@@ -15,8 +15,8 @@ seeded by `seed` and the generation, source `random`) | `config` (`propose.hpara
 Writes gen_NNN/propose/: prompt.txt, raw.txt, parsed.json, accepted.json (top-level `hparams` is
 what training uses; `candidates` holds all K).
 
-    python -m pipeline.generation propose.candidates=3        # as part of a generation
-    python -m pipeline.generation propose.mode=random         # the random-search control arm
+    python -m pipeline.loop propose.candidates=3        # as part of a generation
+    python -m pipeline.loop propose.mode=random         # the random-search control arm
     python -m pipeline.propose validate RAW.txt                # validate raw teacher text (CLI)
 """
 
@@ -27,9 +27,9 @@ import random
 from dataclasses import asdict, dataclass, field
 
 from pipeline.config import Config
-from pipeline.stage import StageContext, StageResult
+from pipeline.loop.runner import StageContext, StageResult
 from pipeline.engine import GenParams
-from pipeline.io import atomic_write_json, atomic_write_text, hash_obj
+from pipeline.infra.io import atomic_write_json, atomic_write_text, hash_obj
 from pipeline.propose.prompt import best_setting, data_stats, history, json_schema, render
 from pipeline.propose.validate import (SOURCES, Validated, defaults_dict, fallback, mark_echo, perturb, sample,
                                       validate)

@@ -36,7 +36,7 @@ MAX_RATIONALE_CHARS = 500
 # teacher: as proposed | echo: identical to a setting the prompt showed (defaults, best so far, a history
 # row) | clamped: repaired into the space (a clamped echo too) | fallback: unusable answer | random:
 # sampled from the space (propose.mode=random, a control arm) | config: propose.mode=config | sweep:
-# a sweep job's overrides laid on top (pipeline.candidates)
+# a sweep job's overrides laid on top (pipeline.loop.candidates)
 SOURCES = ("teacher", "echo", "clamped", "fallback", "random", "config", "sweep")
 # Names a teacher trained on HF/trl code tends to write -> the field they mean (first alias present wins).
 ALIASES = {

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.io import JsonlError, iter_jsonl_lines
+from pipeline.infra.io import JsonlError, iter_jsonl_lines
 from pipeline.stats.inputs import StatsError, align
 from pipeline.stats.intervals import wilson
 from pipeline.stats.paired import paired_binary

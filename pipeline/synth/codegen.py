@@ -28,7 +28,7 @@ from pipeline.synth.parsing import code_blocks, output_problem
 
 TASK_HEADER = "Write a new, self-contained Python programming task."
 # The same wording and layout as the HumanEval chat eval (conf/eval/*.yaml `humaneval.instruction`,
-# pipeline.evaluate.build_prompts), so code rows teach the format the successor is scored in.
+# pipeline.evals.build_prompts), so code rows teach the format the successor is scored in.
 SOLVE_HEADER = "Complete the following Python function. Reply with the complete function in one ```python code block."
 TOPICS = (
     "string manipulation", "lists of integers", "dictionaries", "sorting", "prime numbers", "digits of a number",

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.evals import BENCHMARKS
-from pipeline.locate import conf_dir
+from pipeline.infra.locate import conf_dir
 from pipeline.evals.gsm8k import normalize_number
 from pipeline.synth.paraphrase import ParaphraseIndex, final_answer
 from pipeline.synth.textnorm import ngrams, stable_hash, words
@@ -214,7 +214,7 @@ def _yaml_defaults() -> tuple[int, int, float, float, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from pipeline.io import JsonlError, read_jsonl, write_jsonl
+    from pipeline.infra.io import JsonlError, read_jsonl, write_jsonl
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.synth.decontaminate", description=__doc__.split("\n")[0])
     ap.add_argument("--input", required=True, help="chat-format JSONL rows {'messages': [...], 'meta': {...}}")

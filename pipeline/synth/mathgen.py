@@ -2,7 +2,7 @@
 
 Steps (the stage batches each one into a single engine call):
 1. `problem_prompts`: one chat prompt per candidate, with `few_shot` exemplar problems drawn (seeded)
-   from the GSM8K-train `exemplars` slice only (pipeline.data.gsm8k_slice), plus a seeded topic and structure cue so candidates differ.
+   from the GSM8K-train `exemplars` slice only (pipeline.evals.loaders.gsm8k_slice), plus a seeded topic and structure cue so candidates differ.
 2. `parse_problem`: the problem statement out of the teacher's text, or a rejection reason
    (non_utf8, huge, truncated, malformed, too_short).
 3. `solve_prompts`: each problem, with `few_shot_solve` worked GSM8K-train exemplars as earlier
@@ -22,7 +22,7 @@ import random
 import re
 from collections import Counter
 
-from pipeline.data import gsm8k_slice
+from pipeline.evals.loaders import gsm8k_slice
 from pipeline.synth.parsing import code_blocks, output_problem
 from pipeline.synth.textnorm import key
 

@@ -178,7 +178,7 @@ def calibrate(reworded: list[dict], lexical: float, answer_lexical: float, n_ben
     train question a clean row. Counts for bare problems and for problems with their gold answer."""
     import random
 
-    from pipeline.data import load_gsm8k
+    from pipeline.evals.loaders import load_gsm8k
     from pipeline.evals.gsm8k import reference_number
 
     train = load_gsm8k("train")
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import json
 
-    from pipeline.io import read_jsonl
+    from pipeline.infra.io import read_jsonl
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.synth.paraphrase", description=calibrate.__doc__.split("\n")[0])
     ap.add_argument("--reworded", default=str(CALIBRATION), help="JSONL of {id: GSM8K train id, text: its rewording}")

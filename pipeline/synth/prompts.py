@@ -1,6 +1,6 @@
 """RL prompts (`gen_NNN/synth/prompts.jsonl`), what the `grpo` training method samples from.
 
-    python -m pipeline.generation train.method=sft+grpo train.grpo.pool_questions=64
+    python -m pipeline.loop train.method=sft+grpo train.grpo.pool_questions=64
 
 One row per question, written by the synth stage with its other files (`stage.write`):
     {"prompt": [{"role": "user", "content": ...}], "kind": "math"|"code", "gold": number|null,
@@ -12,7 +12,7 @@ One row per question, written by the synth stage with its other files (`stage.wr
   so the successor learns the format it is scored in.
 - code: verified tasks, the user turn as in the SFT rows (the HumanEval chat instruction), with each
   of the teacher's verified asserts as its own test, the entry point and the function header the
-  completion completes (pipeline.rewards.code_tests).
+  completion completes (pipeline.train.rewards.code_tests).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import ast
 import random
 
 from pipeline.config import Config
-from pipeline.data import gsm8k_slice
+from pipeline.evals.loaders import gsm8k_slice
 from pipeline.synth.decontaminate import BenchmarkIndex
 from pipeline.synth.mathgen import SOLVE_HEADER
 from pipeline.synth.record import Group

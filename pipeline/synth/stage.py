@@ -1,6 +1,6 @@
 """The synth stage: the teacher writes verified math and code data for its successor.
 
-    python -m pipeline.generation            # runs it as part of a generation (gen_NNN/synth/)
+    python -m pipeline.loop            # runs it as part of a generation (gen_NNN/synth/)
 
 Flow (each engine step is ONE batched call on ONE engine opened on the teacher's model; the steps
 are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
@@ -17,7 +17,7 @@ are in pipeline.synth.steps and fill one `SynthRecord`, pipeline.synth.record):
         `math_verifier`), the kept code tests' kill rate on AST mutants of the reference solutions
         (sandbox, step `code_mutants`)
 Sampling temperature, mixture size and math/code ratio come from this generation's accepted
-proposal (`pipeline.proposal.read`: "hparams"), else from `cfg.propose.hparams`. The sampling
+proposal (`pipeline.propose.accepted.read`: "hparams"), else from `cfg.propose.hparams`. The sampling
 temperature (`synth_temperature`) belongs to this shared synthesis: every candidate trains on the
 data it made. The mixture built here uses the proposal's `num_examples`/`math_fraction`; a candidate
 with other values draws its own from the same pool in its train stage (pipeline.train.mixture).
@@ -51,10 +51,10 @@ import random
 from contextlib import nullcontext
 from pathlib import Path
 
-from pipeline import proposal
+from pipeline.propose import accepted as proposal
 from pipeline.config import Config, resolved_dict
-from pipeline.io import atomic_write_json, write_jsonl
-from pipeline.stage import StageContext, StageResult
+from pipeline.infra.io import atomic_write_json, write_jsonl
+from pipeline.loop.runner import StageContext, StageResult
 from pipeline.synth import mixture, stats as synth_stats, verifier
 from pipeline.synth.decontaminate import BenchmarkIndex, index_for
 from pipeline.synth.dedup import dedup_items

@@ -1,6 +1,6 @@
 """The engine steps of the synth stage: math and code candidates written, verified and recorded.
 
-    python -m pipeline.generation            # the synth stage (pipeline.synth.stage) runs these
+    python -m pipeline.loop            # the synth stage (pipeline.synth.stage) runs these
 
 Each engine step is ONE batched call (`Job.generate`); its raw outputs go to `work/<step>.jsonl`
 (`Steps`), written atomically once complete, so a re-run loads finished steps instead of
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.config import Config
-from pipeline.data import gsm8k_slice
+from pipeline.evals.loaders import gsm8k_slice
 from pipeline.engine import Engine, GenParams
-from pipeline.io import atomic_write_json, read_json, read_jsonl, write_jsonl
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.sandbox import run_programs
 from pipeline.synth import codegen, mathgen, verifier
 from pipeline.synth.behaviour import BehaviourIndex

@@ -1,12 +1,12 @@
 """How often the synthesis verifiers' labels are right, measured every generation.
 
-    python -m pipeline.generation            # the synth stage runs both (synth.verifier.*; 0 = off)
+    python -m pipeline.loop            # the synth stage runs both (synth.verifier.*; 0 = off)
 
 Nothing else checks the teacher's "verified" labels: a math answer is a majority vote, a code
 task's tests are written beside its own solution. Two measurements, neither changes what is kept:
 - math precision: the same vote the synth stage uses (mathgen.solve_prompts + mathgen.vote, the
   same k, temperature and agreement threshold) on `synth.verifier.n_questions` questions of the
-  held-out GSM8K-train `verifier` slice (pipeline.data.gsm8k_slice; never trained on, disjoint
+  held-out GSM8K-train `verifier` slice (pipeline.evals.loaders.gsm8k_slice; never trained on, disjoint
   from validation, exemplars and pool); the optional program-of-thought check is not applied, so
   this is the vote's own precision. Only the questions reach the teacher; the gold answers only
   score the votes. precision = kept labels equal to gold / kept labels, yield = kept / asked
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 
 from pipeline.config import Config
-from pipeline.data import gsm8k_final_answer, gsm8k_slice
+from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
 from pipeline.sandbox import run_programs
 from pipeline.stats import Interval, wilson
 from pipeline.stats.ledger import flat

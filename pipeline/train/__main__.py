@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import cli
+from pipeline.infra import cli
 
 ap = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__)
 ap.add_argument("job", type=Path, help="gen_NNN/train/job.json, written by the train stage")

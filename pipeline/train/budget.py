@@ -1,7 +1,7 @@
 """How many optimizer steps a training phase runs: the proposal's epochs, a floor, a cap.
 
-    python -m pipeline.generation train.min_steps=40          # at least 40 optimizer steps per phase
-    python -m pipeline.generation train.max_steps=200         # at most 200 (the cap wins over the floor)
+    python -m pipeline.loop train.min_steps=40          # at least 40 optimizer steps per phase
+    python -m pipeline.loop train.max_steps=200         # at most 200 (the cap wins over the floor)
 
 The proposal's `epochs` over the phase's data give `from_epochs` steps (the trainer's own count:
 batches per rank, over gradient accumulation, rounded up). Too few data make that a handful of

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import read_jsonl
+from pipeline.infra.io import read_jsonl
 
 
 class TrainDataError(ValueError):

@@ -2,7 +2,7 @@
 chat template, generation config, a Hugging Face model card, and a checksum manifest.
 
 The directory is built in a temp dir next to `gen_NNN/model/` and renamed into place, so the model
-dir is either absent or complete; `pipeline.models.check_model_dir` verifies it by its manifest.
+dir is either absent or complete; `pipeline.engine.models.check_model_dir` verifies it by its manifest.
 Merging runs on the CPU (in the stage's own process after the trainer process exited), so no
 accelerator memory is held when the next stage starts vLLM.
 """
@@ -13,11 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline import models
-from pipeline.cards import front_matter
+from pipeline.engine import models
+from pipeline.report.cards import front_matter
 from pipeline.config import Config, HParams
 from pipeline.engine import end_of_turn_id
-from pipeline.io import atomic_write_text, temp_dir
+from pipeline.infra.io import atomic_write_text, temp_dir
 from pipeline.train.methods import METHODS
 
 MERGE_NOTE = "LoRA adapters merged into the weights: the directory loads in transformers and vLLM as is"
@@ -58,7 +58,7 @@ def exported_line(phases: dict) -> str:
 
 
 def model_card(info: dict, cfg: Config) -> str:
-    """README.md in the HF convention: YAML front matter (pipeline.cards: base_model, lineage; the
+    """README.md in the HF convention: YAML front matter (pipeline.report.cards: base_model, lineage; the
     eval adds model-index), prose below. Each phase's method (pipeline.train.methods) supplies its
     tags and its lines of text. Paths are relative to the lineage directory."""
     hp, res = HParams(**info["hparams"]), info["phases"]

@@ -13,7 +13,7 @@ stage's vLLM engine never competes with a trainer that has not been garbage-coll
 The worker dies with its parent: it runs in its own process group with PR_SET_PDEATHSIG=SIGKILL,
 so a `kill -9` of the stage alone never leaves it training. Its pid, process group, host, boot id
 and start time are in `<gen>/train/worker.pid` while it runs, whose mtime the stage beats as a
-heartbeat (pipeline.lease); the lineage lock means no live run owns that file when a stage starts,
+heartbeat (pipeline.infra.lease); the lineage lock means no live run owns that file when a stage starts,
 so `reap_stale_worker` kills a leftover worker's group on this host (e.g. ranks a launcher orphaned)
 before a resume touches its checkpoints. A record from another host (a job requeued on another
 node) is judged by its heartbeat alone: dropped once older than the lease, waited out when its
@@ -33,10 +33,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-from pipeline import lease
+from pipeline.infra import lease
 from pipeline.config import TrainConfig
-from pipeline.io import atomic_write_json, read_json
-from pipeline.lease import process_start
+from pipeline.infra.io import atomic_write_json, read_json
+from pipeline.infra.lease import process_start
 
 log = logging.getLogger(__name__)
 PID_FILE = "worker.pid"
@@ -90,7 +90,7 @@ def _die_with_parent(parent: int):
 
 
 def write_pid_file(out: Path, pid: int, cmd: list[str]) -> Path:
-    """The worker's record (pipeline.lease.holder: host, boot, pid, start, lease); `run_worker` beats its
+    """The worker's record (pipeline.infra.lease.holder: host, boot, pid, start, lease); `run_worker` beats its
     heartbeat (the file's mtime) while the worker runs."""
     return atomic_write_json(out / PID_FILE, {**lease.holder(pid), "pgid": os.getpgid(pid), "out": str(out.resolve()),
                                               "cmd": cmd})

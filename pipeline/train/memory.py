@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pipeline.config import Config, HParams
-from pipeline.io import atomic_write_json, hash_obj, read_json
+from pipeline.infra.io import atomic_write_json, hash_obj, read_json
 from pipeline.train.worker import batch_layout  # the worker's own batch arithmetic
 
 MB = 2**20
@@ -269,7 +269,7 @@ def apply(pre: Preflight, config: dict, hparams: dict) -> tuple[dict, dict]:
 def main(argv: list[str]) -> int:
     import argparse
 
-    from pipeline import cli
+    from pipeline.infra import cli
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.train.memory", description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dir", type=Path, help="a model directory holding config.json")

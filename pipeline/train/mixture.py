@@ -13,9 +13,9 @@ Whatever the rule, the rows the trainer will read are checked here, at train sta
 (`origins`: which generation wrote them), the data red flags (`checks`, pipeline.synth.stats
 .mixture_checks: each a rate with its interval, or "too small to judge" with n), and the label
 guard's `refusal` (pipeline.synth.mixture.refusal). `draw` writes nothing, so the loop can refuse a
-candidate before its train directory exists (pipeline.candidates); `chat_data` writes the draw.
+candidate before its train directory exists (pipeline.loop.candidates); `chat_data` writes the draw.
 
-    python -m pipeline.generation candidate.name=j0 candidate.hparams.num_examples=64   # a sweep job
+    python -m pipeline.loop candidate.name=j0 candidate.hparams.num_examples=64   # a sweep job
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Config, HParams
-from pipeline.io import read_json, read_jsonl, write_jsonl
-from pipeline.lineage import GenerationDir, Lineage
+from pipeline.infra.io import read_json, read_jsonl, write_jsonl
+from pipeline.loop.lineage import GenerationDir, Lineage
 from pipeline.synth import mixture
 from pipeline.synth.decontaminate import index_for
 from pipeline.synth.stats import mixture_checks

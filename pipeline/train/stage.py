@@ -1,12 +1,12 @@
 """Train stage: fine-tune the successor with the `train.method` chain (LoRA or full) and export it.
 
-    python -m pipeline.generation                    # runs this stage inside a generation
-    python -m pipeline.generation train.method=sft+dpo
-    python -m pipeline.generation train.method=sft+grpo   # label-free RL (methods/grpo.py)
+    python -m pipeline.loop                    # runs this stage inside a generation
+    python -m pipeline.loop train.method=sft+dpo
+    python -m pipeline.loop train.method=sft+grpo   # label-free RL (methods/grpo.py)
     python -m pipeline.train <gen>/train/job.json    # the worker alone (what the stage launches)
 
 `run(ctx)`:
-1. reads the hyperparameters from `propose/accepted.json` (pipeline.proposal) and, for each method
+1. reads the hyperparameters from `propose/accepted.json` (pipeline.propose.accepted) and, for each method
    of the chain (pipeline.train.methods), its dataset (`synth/train.jsonl`, `synth/pairs.jsonl`,
    `synth/prompts.jsonl`, ...), which the method checks and converts; a candidate whose num_examples/math_fraction differ from
    the shared mixture's trains on its own draw, `train/data/mixture.jsonl` (pipeline.train.mixture);
@@ -32,11 +32,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import models, proposal
+from pipeline.engine import models
+from pipeline.propose import accepted as proposal
 from pipeline.config import Config, resolved_dict
-from pipeline.io import atomic_write_json, read_json, sha256_file, write_jsonl
-from pipeline.models import check_model_dir
-from pipeline.stage import StageContext, StageResult
+from pipeline.infra.io import atomic_write_json, read_json, sha256_file, write_jsonl
+from pipeline.engine.models import check_model_dir
+from pipeline.loop.runner import StageContext, StageResult
 from pipeline.train import memory, methods, mixture
 from pipeline.train.data import TrainDataError, require_chat_template
 from pipeline.train.export import exported_step, model_card, write_model_dir

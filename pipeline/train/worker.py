@@ -30,9 +30,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline import faults
+from pipeline.infra import faults
 from pipeline.config import Config, HParams, TrainConfig
-from pipeline.io import atomic_write_json, read_json, read_jsonl
+from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
 from pipeline.train import budget
 from pipeline.train.budget import StepPlan
 from pipeline.train.methods import METHODS
@@ -62,7 +62,7 @@ class Job:
     def _cfg(self) -> Config:
         from omegaconf import OmegaConf
 
-        from pipeline.compose import import_plugins
+        from pipeline.config.compose import import_plugins
         from pipeline.config import to_config
 
         import_plugins(list(self.config.get("plugins") or []))  # a worker process registers plugin methods too

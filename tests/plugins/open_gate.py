@@ -1,6 +1,6 @@
 """Test plugin for the crash tests (tests/test_kill.py): lets a tiny-model generation be promoted.
 
-    python -m pipeline.generation plugins=[tests.plugins.open_gate] gate.epsilon=1.0 ...
+    python -m pipeline.loop plugins=[tests.plugins.open_gate] gate.epsilon=1.0 ...
 
 A random tiny model never verifies a synthetic example, so synth red-flags its anchor-only data and
 the gate rejects every candidate (and the train-start data checks flag its anchor-only mixture): the

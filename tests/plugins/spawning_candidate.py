@@ -1,7 +1,7 @@
 """Test plugin for the sweep dispatch tests (tests/test_devices.py): a candidate that only starts a
 process the way vLLM starts its engine, instead of training.
 
-    python -m pipeline.generation -m sweep=smoke plugins=[tests.plugins.spawning_candidate] ...
+    python -m pipeline.loop -m sweep=smoke plugins=[tests.plugins.spawning_candidate] ...
 
 vLLM starts its engine core through multiprocessing's spawn context. In a reused joblib (loky)
 worker the spawned process inherits the start method 'loky' and dies with "cannot find context for
@@ -14,7 +14,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 
-from pipeline import candidates, devices
+from pipeline.loop import candidates
+from pipeline.infra import devices
 
 
 def _spawn_like_vllm(cfg, lineage) -> dict:

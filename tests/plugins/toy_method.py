@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import Config, HParams
-from pipeline.io import read_jsonl
+from pipeline.infra.io import read_jsonl
 from pipeline.train.data import TrainDataError
 from pipeline.train.methods import register_method
 from pipeline.train.methods.base import CHAT, Method, Phase, Schedule

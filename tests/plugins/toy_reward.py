@@ -11,14 +11,14 @@ logits at once, so GRPO can raise it within ~20 steps where a "small token id" r
 from __future__ import annotations
 
 from pipeline.config import Config
-from pipeline.rewards import KINDS, Reward, register_reward
+from pipeline.train.rewards import KINDS, Reward, register_reward
 
 
 def _targets(cfg: Config) -> set[int]:
     import torch
     from safetensors.torch import load_file
 
-    from pipeline.models import resolve
+    from pipeline.engine.models import resolve
 
     weights = load_file(str(resolve(cfg.model.spec, cfg.paths.models) / "model.safetensors"))
     emb = next(v for k, v in weights.items() if k.endswith("embed_tokens.weight")).float()

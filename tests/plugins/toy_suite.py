@@ -2,7 +2,7 @@
 
 Importing this module registers it, e.g. through the config:
 
-    python -m pipeline.generation plugins=[tests.plugins.toy_suite] drift.suites=[safety,toy]
+    python -m pipeline.loop plugins=[tests.plugins.toy_suite] drift.suites=[safety,toy]
 
 and a gate budget may then name its metric (in a conf/gate/*.yaml: `budgets: {toy_echo: {direction:
 higher, total: 0.1, step: 0.05}}`).

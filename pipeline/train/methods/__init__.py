@@ -1,8 +1,8 @@
 """The training-method registry: what `train.method` names.
 
-    python -m pipeline.generation train.method=sft        # the default (methods/sft.py)
-    python -m pipeline.generation train.method=sft+dpo    # a chain: SFT, then DPO on the SFT result
-    python -m pipeline.generation train.method=sft+grpo   # SFT, then label-free GRPO (methods/grpo.py)
+    python -m pipeline.loop train.method=sft        # the default (methods/sft.py)
+    python -m pipeline.loop train.method=sft+dpo    # a chain: SFT, then DPO on the SFT result
+    python -m pipeline.loop train.method=sft+grpo   # SFT, then label-free GRPO (methods/grpo.py)
     register_method(MyMethod())                           # a plugin module (named in `plugins:`) or a test
 
 A method is declared once, in its own module, by the contract in `pipeline.train.methods.base`
@@ -15,7 +15,7 @@ worker, the export and the report iterate the chain or the registry; none of the
 from __future__ import annotations
 
 from pipeline.config import Config, ConfigError
-from pipeline.registry import Registry, RegistryError
+from pipeline.infra.registry import Registry, RegistryError
 from pipeline.train.methods import dpo, grpo, sft
 from pipeline.train.methods.base import Method
 

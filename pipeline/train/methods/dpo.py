@@ -1,6 +1,6 @@
 """`dpo`: preference optimisation on the synth stage's correct-vs-wrong pairs (iterative RPO).
 
-    python -m pipeline.generation train.method=sft+dpo    # SFT, then DPO on the SFT model
+    python -m pipeline.loop train.method=sft+dpo    # SFT, then DPO on the SFT model
 
 DPO plus an NLL term on the chosen answer (Pang et al. 2024, trl loss_type ["sigmoid", "sft"] with
 weights [1, train.dpo.rpo_alpha]). The reference is the phase's start model (after `sft`: the SFT

@@ -1,11 +1,11 @@
 """`grpo`: label-free RL on the synth stage's prompts with trl's GRPOTrainer (LoRA or full, as SFT).
 
-    python -m pipeline.generation train.method=sft+grpo     # SFT, then GRPO from the SFT model
-    python -m pipeline.generation train.method=grpo ablation=random_reward    # the control arm
-    python -m pipeline.generation experiment=grpo           # the GPU preset (colocated vLLM)
+    python -m pipeline.loop train.method=sft+grpo     # SFT, then GRPO from the SFT model
+    python -m pipeline.loop train.method=grpo ablation=random_reward    # the control arm
+    python -m pipeline.loop experiment=grpo           # the GPU preset (colocated vLLM)
 
 Each step samples `train.grpo.num_generations` completions for each of `prompts_per_step` prompts of
-`synth/prompts.jsonl` and scores them with `train.grpo.rewards` (pipeline.rewards: majority-answer
+`synth/prompts.jsonl` and scores them with `train.grpo.rewards` (pipeline.train.rewards: majority-answer
 agreement and format for math, the teacher's verified tests for code; weights as configured).
 No gold label reaches a reward's score: pool questions carry `gold` only for the statistic
 `majority_gold_agreement`. `beta` > 0 adds trl's KL term to the start model (then loaded as the
@@ -40,14 +40,14 @@ from typing import Any
 
 from packaging.version import Version
 
-from pipeline import rewards
+from pipeline.train import rewards
 from pipeline.config import Config, ConfigError, HParams
-from pipeline.registry import RegistryError
+from pipeline.infra.registry import RegistryError
 from pipeline.train import lora_sync
 from pipeline.train.data import TrainDataError, chat_token_ids, check_turn, read_rows
 from pipeline.train.methods.base import PROMPTS, Method, Phase, Schedule
 
-COLUMNS = ("kind", "gold", "tests", "entry_point", "header")  # what the rewards read (pipeline.rewards)
+COLUMNS = ("kind", "gold", "tests", "entry_point", "header")  # what the rewards read (pipeline.train.rewards)
 # trl#5312 (sleep mode: generate() reloaded the weights from disk after every sync) is fixed by trl#5313.
 # v1.9.0's code still has the bug; 1.16.0 (the pin) has the fix and is the oldest release checked.
 TRL_SLEEP_FIX = "1.16.0"

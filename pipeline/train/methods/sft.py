@@ -1,6 +1,6 @@
 """`sft`: supervised fine-tuning on the synth stage's verified chat rows, loss on the answer only.
 
-    python -m pipeline.generation train.method=sft        # the default
+    python -m pipeline.loop train.method=sft        # the default
 
 Rows `{"messages": [user, assistant], "meta": {...}}` become trl's conversational prompt-completion
 format `{"prompt": [user], "completion": [assistant]}`, so `SFTTrainer` computes the loss on the

@@ -1,0 +1,165 @@
+"""Where the Hydra configs live and how every entry point turns them into a validated `Config`.
+
+    from pipeline.config.compose import compose
+    cfg = compose(["model=tiny:qwen3", "experiment=smoke"])      # tests, scripts, notebooks
+
+    @hydra.main(config_path=config_path(), config_name="config", version_base=None)   # CLIs
+    def main(dcfg): cfg = load_config(dcfg)
+    sys.exit(hydra_entry(_hydra_main, __doc__, "pipeline.loop"))       # their front door
+
+`pipeline.infra.locate.conf_dir()` is the one place that locates `conf/` (so an installed package composes the same files
+as a checkout). `load_config` imports the modules named in `plugins` (they register benchmarks, probe
+suites or training methods), runs every schema's own `validate()` (pipeline.config), then the checks
+that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
+against the probe-suite registry (never on a metric that read a test split: pipeline.infra.metricspec),
+`train.method` against the method registry.
+
+The front door of a Hydra entry point (`hydra_entry`): `-h`/`--help` prints this project's usage (the
+module's docstring, the config groups and their options, the top-level keys) instead of Hydra's
+generic page (still there as `--hydra-help`); every override's key is checked against the schema
+(`pipeline.config.keys`), and a single run's whole config is composed and validated, before Hydra
+starts and before anything is written; a refusal is one line, exit 2 (`pipeline.infra.cli`). Hydra's own
+flags (`--cfg job`, `--info`, `-m`) pass through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from pipeline.infra import cli
+from pipeline.config import Config, ConfigError, register, to_config
+from pipeline.config.keys import check_overrides, one_line, unknown_key_error, unknown_keys
+from pipeline.evals.loaders import DataError
+from pipeline.loop.lineage import LineageError
+from pipeline.infra.locate import conf_dir
+from pipeline.engine.models import ModelError
+
+
+def config_path() -> str:
+    """`conf_dir()` as the string `hydra.main(config_path=...)` wants."""
+    return str(conf_dir())
+
+
+def import_plugins(names: list[str]) -> None:
+    """Import each named module; importing registers its benchmarks, suites or methods."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"invalid config value for 'plugins': cannot import {name!r} ({e})") from None
+
+
+def registry_checks(cfg: Config) -> None:
+    """The validation that needs the registries (ConfigError naming the key)."""
+    from pipeline import evals, probes
+    from pipeline.infra import metricspec
+    from pipeline.train import methods
+
+    evals.check_config(cfg)
+    metricspec.check_config(cfg)  # a budget on a test-split metric, named as such before "unknown"
+    probes.check_config(cfg)
+    methods.check_config(cfg)
+
+
+def load_config(dcfg: DictConfig | Config) -> Config:
+    """A composed DictConfig (or a Config) -> a validated Config, plugins imported first."""
+    if isinstance(dcfg, DictConfig):
+        extra = unknown_keys(dcfg)  # `+key=value` lifts Hydra's struct check: refuse what nothing reads
+        if extra:
+            raise unknown_key_error(extra[0])
+        if "plugins" in dcfg:
+            import_plugins(list(dcfg.plugins or []))
+    cfg = to_config(dcfg)
+    import_plugins(list(cfg.plugins))
+    registry_checks(cfg)
+    return cfg
+
+
+def compose(overrides: list[str] | None = None, name: str = "config") -> Config:
+    """The real config from `conf_dir()` with Hydra overrides, validated; every refusal (an unknown
+    key, a bad value, a missing group option) is a one-line ConfigError naming the key."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    register()
+    check_overrides(list(overrides or []))
+    with initialize_config_dir(str(conf_dir()), version_base=None):
+        try:
+            dcfg = hydra_compose(name, overrides or [])
+        except HydraException as e:
+            raise ConfigError(f"invalid config: {one_line(e)}") from None
+        return load_config(dcfg)
+
+
+EXPECTED = (ConfigError, DataError, LineageError, ModelError)  # bad input, not a bug: `cli.fail`
+# Hydra flags that take a value (so the value is not read as an override)
+_VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+           "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+_NO_RUN = {"--cfg", "-c", "--info", "-i", "--hydra-help", "--shell-completion", "-sc", "--resolve"}
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra flags with their values, overrides)."""
+    flags, overrides, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-"):
+            flags.append(a)
+            if a in _VALUED and "=" not in a and i + 1 < len(argv):
+                flags.append(argv[i + 1])
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return flags, overrides
+
+
+def usage(prog: str, doc: str, flags: str = "[-m] [--cfg job] [--hydra-help]") -> str:
+    """`prog`'s docstring, then what can be overridden: each config group's options, the top-level keys."""
+    conf = conf_dir()
+    groups = sorted(p.name for p in conf.iterdir() if p.is_dir() and p.name != "hydra" and any(p.rglob("*.yaml")))
+    lines = [f"usage: python -m {prog} [GROUP=OPTION | KEY=VALUE ...] {flags}".rstrip(), "",
+             doc.strip(), "", "config groups (conf/<group>/<option>.yaml):"]
+    for g in groups:
+        opts = sorted(str(p.relative_to(conf / g).with_suffix("")) for p in (conf / g).rglob("*.yaml"))
+        lines.append(f"  {g:12s} {', '.join(opts)}")
+    keys = [f.name for f in dataclasses.fields(Config)]
+    lines += ["", f"keys: {', '.join(keys)} (e.g. train.max_steps=10, propose.hparams.learning_rate=1e-4)",
+              "  python -m pipeline.loop --cfg job [overrides]   prints the composed config, every key"]
+    if "--hydra-help" in flags:
+        lines.append("  --hydra-help: Hydra's own options (launchers, sweepers, output dirs)")
+    return "\n".join(lines)
+
+
+def front_door(argv: list[str], prog: str, doc: str, inputs: Callable[[Config], None] | None = None) -> int | None:
+    """Before Hydra: an exit status (help printed, or a refused config or input), or None to go on.
+    `inputs(cfg)` checks what a single run reads (its data) before Hydra makes its run directory."""
+    if "-h" in argv or "--help" in argv:
+        print(usage(prog, doc))
+        return 0
+    flags, overrides = split_argv(argv)
+    try:
+        check_overrides(overrides)
+        if not {"-m", "--multirun"} & set(flags) and not _NO_RUN & set(flags):
+            cfg = compose(overrides)  # the whole config, validated, before Hydra makes its run dir
+            if inputs is not None:
+                inputs(cfg)
+    except (ConfigError, DataError) as e:
+        return cli.fail(e)
+    return None
+
+
+def hydra_entry(main: Callable[[], int | None], doc: str, prog: str, inputs: Callable[[Config], None] | None = None,
+                argv: list[str] | None = None) -> int:
+    """Run a Hydra entry point `main` behind the front door; its return value is the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    status = front_door(argv, prog, doc, inputs)
+    if status is not None:
+        return status
+    return main() or 0

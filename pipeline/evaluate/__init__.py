@@ -1,1 +1,0 @@
-"""The evaluate stage (run: pipeline/evaluate/stage.py)."""

@@ -1,0 +1,1 @@
+"""Reporting: the text and HTML reports, plots, model cards, comparisons, TensorBoard."""

@@ -1,0 +1,127 @@
+"""The lineage-wide parts of the HTML report: the per-generation table, plots, retention, tree.
+
+The table has the same columns as `pipeline.report.text.render(rows, "table")` (the report's own column
+functions decide them, passed in as a `Table`); a cell whose ledger row also carries `<metric>_lo`
+and `<metric>_hi` reads `0.32 [0.21, 0.46]`, with `<metric>_n` in its tooltip. Plots are
+`pipeline.report.plots.figures` as inline SVG.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from matplotlib import rc_context
+
+from pipeline.stats.ledger import bounds
+from pipeline.report import plots
+from pipeline.drift import compounding
+from pipeline.report.html.markup import Raw, el, join, status, table
+
+
+@dataclass(frozen=True)
+class Table:
+    """pipeline.report.text's column logic, handed in by its callers (report imports this package for
+    `--format html`, so this package cannot import report back without an import cycle)."""
+
+    flatten: Callable[[dict], dict]  # ledger row -> flat row
+    columns: Callable[[list[dict]], list[str]]  # every column of the flat rows
+    summary_columns: Callable[[list[dict]], tuple[str, ...]]  # the readable table's metric columns
+    fmt: Callable[[Any], Any]  # a cell's value as the text table prints it
+
+    def summary(self, flat: list[dict]) -> list[str]:
+        """The text table's columns in its order (as `report.render(rows, "table")` picks them)."""
+        have = self.columns(flat)
+        return [c for c in ("gen", "status", "parent") + self.summary_columns(flat) + ("wall_s", "tokens")
+                if c in have]
+
+
+def cell(spec: Table, flat_row: dict, col: str) -> Raw | str | int | float:
+    v = flat_row.get(col)
+    if col == "status":
+        return status(v)
+    lo, hi, n = bounds(flat_row, col) if isinstance(v, (int, float)) else (None, None, None)
+    if lo is None or hi is None:
+        return spec.fmt(v)
+    tip = f"n = {n}" if n is not None else "interval"
+    return el("span", f"{spec.fmt(v)} [{spec.fmt(lo)}, {spec.fmt(hi)}]", class_="ci", title=tip)
+
+
+def generation_table(rows: list[dict], spec: Table) -> Raw:
+    flat = [spec.flatten(r) for r in rows]
+    cols = spec.summary(flat)
+    selected = {r.get("selected") for r in rows if r.get("selected")}
+    return el("div", table(cols, ([cell(spec, f, c) for c in cols] for f in flat),
+                           ["selected" if f["gen"] in selected else None for f in flat]), class_="scroll")
+
+
+def retention_table(rows: list[dict]) -> Raw | None:
+    """The compounding view as an HTML table (tabulate's "html" escapes its cells); None when unmeasured."""
+    text = compounding.render(rows, "html")
+    return Raw(text) if text else None
+
+
+_PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
+_XMLNS = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')  # HTML5 puts inline <svg> in its namespace itself
+
+
+def svg(fig, salt: str) -> Raw:
+    """A matplotlib figure as inline SVG: text stays text, marker ids are unique per figure (`salt`),
+    and the XML prolog, metadata and namespace URLs (which a reader might take for links) are left out."""
+    buf = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", metadata={k: None for k in ("Creator", "Date", "Format", "Type")})
+    text = _PROLOG.sub("", buf.getvalue(), count=1)
+    end = text.index(">")
+    return Raw(_XMLNS.sub("", text[:end]) + text[end:])
+
+
+def plot_section(rows: list[dict]) -> list[Raw]:
+    out = []
+    for name, fig in plots.figures(rows).items():
+        title = name.removesuffix(".png")
+        out.append(el("figure", svg(fig, title), el("figcaption", title), class_="plot", id=f"plot-{title}"))
+    return out
+
+
+def lineage_tree(rows: list[dict]) -> Raw | None:
+    """Generations with their candidates (gen_NNN-c<k>, sweep jobs gen_NNN-<name>) under them, each
+    with its parent (the teacher it was trained from); None when nothing branched."""
+    if not any("-" in r["name"] for r in rows):
+        return None
+    items = []
+    for gen in sorted({r["gen"] for r in rows}):
+        group = [r for r in rows if r["gen"] == gen]
+        base = next((r for r in group if "-" not in r["name"]), None)
+        sel = (base or {}).get("selected")
+        kids = join(el("li", _node(c), " \u2190 selected" if c["name"] == sel else "",
+                       class_="selected" if c["name"] == sel else None) for c in group if c is not base)
+        head = _node(base) if base else el("b", f"gen_{gen:03d}", el("span", " (no ledger row yet)", class_="muted"))
+        items.append(el("li", head, el("ul", kids, class_="tree") if kids else ""))
+    return el("ul", join(items), class_="tree")
+
+
+def _node(r: dict) -> Raw:
+    teacher = r.get("teacher") or r.get("parent")
+    return join([el("b", r["name"]), " ", status(r.get("status")),
+                 el("span", f" parent {r.get('parent') or '-'}, teacher {teacher or '-'}", class_="muted")])
+
+
+def lineage_block(rows: list[dict], spec: Table) -> list[Raw]:
+    """Table, tree, plots and retention: what one lineage shows above its per-generation details."""
+    out = [el("h2", "Generations"), generation_table(rows, spec)]
+    tree = lineage_tree(rows)
+    if tree is not None:
+        out += [el("h2", "Lineage tree"), tree]
+    figs = plot_section(rows)
+    if figs:
+        out += [el("h2", "Plots"), el("div", join(figs), class_="side")]
+    ret = retention_table(rows)
+    if ret is not None:
+        out += [el("h2", "Retention (compounding view)"),
+                el("p", "Per-step retention of each alignment property and its projection "
+                        "(pipeline.drift.compounding).", class_="muted"), ret]
+    return out
+
