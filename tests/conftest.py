@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Hydra config (composed and shrunk), tiny models, offline data, in-process vLLM."""
+"""Shared fixtures (plain helpers are in tests/support.py): the real Hydra config (composed and shrunk), tiny models, offline data, in-process vLLM."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-from pipeline.config.compose import conf_dir  # noqa: E402
-
-CONF = conf_dir()
+from tests.support import ROOT, compose
 
 # In-process vLLM engines (no spawned workers) and a small CPU KV cache: fast and test-friendly.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -41,13 +38,6 @@ def tiny_llama(models_dir) -> Path:
     from pipeline.engine.models import resolve
 
     return resolve("tiny:llama", models_dir)
-
-
-def compose(overrides: list[str] | None = None):
-    """The real config from conf/, with overrides, as validated dataclasses (pipeline.config.Config)."""
-    from pipeline.config.compose import compose as compose_config
-
-    return compose_config(overrides)
 
 
 @pytest.fixture
@@ -82,19 +72,3 @@ def slurm_cluster():
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = old
-
-
-def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
-    """`promote --sweep` on a finished 2-job sweep (gen_001-j0, -j1): it exits 0, and when gen_001 is
-    promoted exactly one job is, and it is the teacher."""
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-m", "pipeline.loop.promote", "--sweep", str(sweep_dir)], cwd=cwd,
-                         env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    statuses = {r["name"]: r["status"] for r in lin.rows()}
-    assert statuses["gen_001"] in ("promoted", "rejected")
-    if statuses["gen_001"] == "promoted":
-        assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
-        assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]

@@ -23,7 +23,7 @@ from pipeline.evals.stage import evaluate_model
 from pipeline.infra.io import read_json, read_jsonl
 from pipeline.loop.lineage import Lineage
 from pipeline.synth.decontaminate import benchmark_items, default_index
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 PLUGIN = "tests.plugins.toy_benchmark"
 TOY_TASK = {"benchmark": "toy", "split": "test", "version": "toy-v1", "n": 0, "seed": 0, "prompt": "chat",
@@ -136,7 +136,7 @@ def test_unregistered_benchmark_is_refused_and_plugins_key_registers_it(no_toy, 
 
 
 def test_decontamination_indexes_every_registered_benchmark(toy):
-    from tests.conftest import compose
+    from tests.support import compose
 
     labels = {item[0] for item in benchmark_items()}
     assert labels == {"gsm8k_test", "gsm8k_val", "humaneval", "toy"}

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 # The harness's own child program (it runs inside the sandbox, started by pipeline.sandbox), not a command.
 NOT_COMMANDS = {"pipeline.sandbox.launcher", "pipeline.sandbox.checker"}  # the sandbox's own programs

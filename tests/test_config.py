@@ -10,7 +10,7 @@ from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from pipeline.config import (CHOICES, RANGE, Config, ConfigError, HParams, HParamsOverride, Range, SearchSpace,
                              hparam, override_for, search_space_for)
-from tests.conftest import CONF, compose
+from tests.support import CONF, compose
 
 
 NEEDS = {"ablation=random_reward": ["train.method=sft+grpo"]}  # a control of a recipe it does not bring

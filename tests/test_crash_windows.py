@@ -26,7 +26,7 @@ from pipeline.infra.faults import ENV, EXIT_CODE
 from pipeline.infra.io import atomic_write_json, atomic_write_text, temp_dir, umask
 from pipeline.loop.lineage import Lineage, LineageError
 from pipeline.train.export import exported_line, exported_step
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 ENV_RUN = {**os.environ, "PYTHONPATH": str(ROOT)}
 

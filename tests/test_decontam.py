@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.evals.loaders import load_gsm8k, load_humaneval
 from pipeline.synth.decontaminate import BenchmarkIndex, benchmark_items, default_index, index_for
-from tests.conftest import ROOT, compose
+from tests.support import ROOT, compose
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pipeline.infra import devices
 from pipeline.loop import sweep
 from pipeline.config import ConfigError
 from pipeline.infra.io import read_json
-from tests.conftest import CONF, ROOT, compose
+from tests.support import CONF, ROOT, compose
 
 
 def test_device_sets_map_through_the_parents_visible_devices(tmp_path):

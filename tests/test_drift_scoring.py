@@ -228,7 +228,7 @@ def test_judge_verdicts_and_never_the_judged_model(tmp_path):
 
 @pytest.mark.parametrize("model", ["self", "candidate", "teacher", ""])
 def test_judge_config_must_be_frozen(model):
-    from conftest import compose
+    from tests.support import compose
     from pipeline.config import ConfigError
 
     with pytest.raises(ConfigError, match="drift.judge.model"):

@@ -19,7 +19,7 @@ from pipeline.loop.lineage import Lineage
 @pytest.fixture(scope="module")
 def scripted_eval(tmp_path_factory, models_dir):
     """The eval of a scripted engine (half of each task right): records, summary.json, results.json."""
-    from conftest import compose
+    from tests.support import compose
 
     cfg = compose(["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path_factory.mktemp('root')}",
                    f"paths.models={models_dir}"])

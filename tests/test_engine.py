@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.engine import EngineError, GenParams, open_engine, parse_json_object
 from pipeline.engine.base import _truncate_at_stop
-from tests.conftest import compose
+from tests.support import compose
 
 
 def cfg_for(backend: str):

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import compose
+from tests.support import compose
 from test_drift_scoring import FakeEngine as FakeJudge  # a judge engine answering one fixed text
 from pipeline import probes
 from pipeline.config import ConfigError

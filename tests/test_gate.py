@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import compose
+from tests.support import compose
 from pipeline import probes
 from pipeline.gate import stage as gate
 from pipeline.loop.runner import Manifest, StageResult, write_manifest

@@ -18,7 +18,7 @@ from pipeline.train.rewards import REWARDS, majority, register_reward, reward_fu
 from pipeline.train.methods.grpo import METHOD as GRPO, micro_batch
 from pipeline.train.stage import TrainDataError, prepare_job, run
 from test_synth import GOOD, setup as synth_setup  # noqa: F401  (the synth stage's fixture `setup`: a scripted teacher)
-from test_train import LORA, make_ctx
+from tests.support.train import LORA, make_ctx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_grpo_config_is_checked(smoke_cfg):
 
 
 def test_experiment_grpo_is_the_gpu_recipe():
-    from conftest import compose
+    from tests.support import compose
 
     cfg = compose(["experiment=grpo"])
     assert cfg.train.method == "sft+grpo" and cfg.train.grpo.use_vllm and cfg.profile == "gpu"

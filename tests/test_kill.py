@@ -28,7 +28,7 @@ from pipeline.loop.runner import read_manifest
 from pipeline.loop.table import ALL as STAGES
 from pipeline.train.launch import PID_FILE
 from pipeline.train.worker import COMPLETE
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import torch
 from pipeline.config import ConfigError
 from pipeline.train import lora_sync
 from pipeline.train.methods import grpo
-from tests.conftest import compose
+from tests.support import compose
 
 SYNCS = 50
 

@@ -15,7 +15,7 @@ import pytest
 from pipeline.config import resolved_dict
 from pipeline.infra.io import atomic_write_json, write_jsonl
 from pipeline.train.memory import (MB, MemoryPreflightError, ModelShape, Plan, apply, estimate, fit, preflight)
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 # Qwen2.5-0.5B-like: small body, 151k vocabulary (tied), where the logits dominate
 QWEN = {"hidden_size": 896, "num_hidden_layers": 24, "vocab_size": 151936, "intermediate_size": 4864,
@@ -162,7 +162,7 @@ def test_train_stage_writes_the_fitted_plan_into_its_job(smoke_cfg, tiny_qwen3, 
     from pipeline.infra.io import read_json
     from pipeline.train import memory
     from pipeline.train.stage import prepare_job
-    from tests.test_train import arithmetic_rows, make_ctx
+    from tests.support.train import arithmetic_rows, make_ctx
 
     cfg = smoke_cfg()
     hp = {"lora_r": 0, "batch_size": 2, "max_seq_length": 1024}  # full fine-tuning, per-device 2

@@ -11,7 +11,7 @@ from pipeline.config import ConfigError
 from pipeline.infra.devices import child_env
 from pipeline.engine import parallel
 from pipeline.engine.replicas import shards
-from tests.conftest import compose
+from tests.support import compose
 
 GB = 1e9
 QWEN3_1_7B = 2 * 1.72e9  # bf16 bytes

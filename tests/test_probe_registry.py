@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import compose
+from tests.support import compose
 from pipeline import probes
 from pipeline.report import text as report
 from pipeline.config.compose import load_config

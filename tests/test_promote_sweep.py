@@ -12,7 +12,7 @@ from pipeline.infra.devices import claim_slot
 from pipeline.infra.io import atomic_write_json
 from pipeline.loop.lineage import Lineage
 from pipeline.loop.runner import Manifest, StageResult, write_manifest
-from tests.conftest import compose
+from tests.support import compose
 
 M = "gsm8k_val.accuracy_flexible"
 
@@ -62,7 +62,7 @@ def test_sweep_configs_compose():
     from hydra import initialize_config_dir
 
     from pipeline.config import register
-    from tests.conftest import CONF
+    from tests.support import CONF
 
     register()
     for name in ("lr_rank", "data_size", "smoke", "optuna_lr"):

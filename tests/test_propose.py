@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, compose
+from tests.support import ROOT, compose
 from pipeline.config import ConfigError
 from pipeline.propose.validate import FIELDS, INT_FIELDS, in_space, perturb, validate
 

@@ -25,7 +25,7 @@ from pipeline.evals import BENCHMARKS, headline_columns, parse_task_name
 from pipeline.evals.gsm8k import LM_EVAL_STOP, build_plain_prompt
 from pipeline.evals.humaneval import OFFICIAL_STOP
 from pipeline.evals.stage import evaluate_model, load_items
-from tests.conftest import compose
+from tests.support import compose
 
 IM_END, ENDOFTEXT = "<|im_end|>", "<|endoftext|>"
 PLAIN = {"gsm8k_test_fewshot": LM_EVAL_STOP, "gsm8k_val_fewshot": LM_EVAL_STOP, "humaneval_raw": OFFICIAL_STOP}
@@ -182,7 +182,7 @@ def test_synthesis_requests_stop_at_the_end_of_turn(smoke_cfg):
 
 
 def test_endpoint_request_carries_the_stop_ids(base_models, ids):
-    from tests.test_endpoint import FakeServer
+    from tests.support.server import FakeServer
 
     model = base_models["gen0"]
     with FakeServer(str(model)) as srv:

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from conftest import compose
+from tests.support import compose
 from test_evaluate import ScriptedEngine
 from pipeline.infra import metricspec
 from pipeline.loop import promote

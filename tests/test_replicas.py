@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.engine import GenParams, ReplicatedEngine, open_engine
 from pipeline.loop.runner import Engines
-from tests.conftest import compose
+from tests.support import compose
 
 # hf_batch_size=1: no padding, so a prompt's greedy output does not depend on its batch neighbours
 BASE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf", "engine.hf_batch_size=1"]

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import ConfigError
 from pipeline.sandbox import capabilities, default_config, run_program_output, run_programs
-from tests.conftest import compose
+from tests.support import compose
 
 CAPS = capabilities()
 LAUNCHER_TAG = b"sandbox_launcher.py"

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.infra.io import read_json
 from pipeline.loop.lineage import Lineage
-from tests.conftest import ROOT, promote_two_job_sweep
+from tests.support import ROOT, promote_two_job_sweep
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra: pip install -e '.[slurm]'")
 

@@ -7,46 +7,13 @@ import sys
 
 import pytest
 
-from pipeline.loop.runner import StageContext
-from pipeline.infra.io import atomic_write_json, write_jsonl
-from pipeline.loop.lineage import Lineage
 from pipeline.train.stage import TrainDataError, prepare_job, run
 from pipeline.train.launch import LaunchError, worker_command
 from pipeline.train.worker import batch_layout, build_trainer, drop_incomplete, latest_complete
+from tests.support.train import LORA, arithmetic_rows, chat, make_ctx
 
 
 # -- fixtures: a lineage in tmp with propose/ and synth/ outputs written by hand ------------------------
-
-HPARAMS = {
-    "learning_rate": 1e-3, "epochs": 1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "batch_size": 2,
-    "max_seq_length": 128, "warmup_ratio": 0.0, "num_examples": 16, "math_fraction": 1.0, "synth_temperature": 0.8,
-}
-
-
-def chat(q: str, a: str) -> dict:
-    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], "meta": {"source": "test"}}
-
-
-def arithmetic_rows(n: int) -> list[dict]:
-    return [chat(f"What is {i} + {i + 1}?", f"{i} + {i + 1} = {2 * i + 1}. #### {2 * i + 1}") for i in range(n)]
-
-
-def make_ctx(cfg, rows: list[dict] | None, hparams: dict | None = None, pairs: list[dict] | None = None,
-             gen_index: int = 1) -> StageContext:
-    """A lineage under cfg.paths.root initialised like pipeline.loop.generation.run, with gen_001 inputs."""
-    from pipeline.engine import models
-
-    lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
-    lineage.init(cfg.model.spec, models.resolve(cfg.model.spec, cfg.paths.models))
-    gen = lineage.gen(gen_index)
-    if hparams is not None:
-        atomic_write_json(gen.path / "propose" / "accepted.json", {"hparams": {**HPARAMS, **hparams}, "source": "test"})
-    if rows is not None:
-        write_jsonl(gen.path / "synth" / "train.jsonl", rows)
-    if pairs is not None:
-        write_jsonl(gen.path / "synth" / "pairs.jsonl", pairs)
-    return StageContext(cfg=cfg, lineage=lineage, gen=gen, teacher=lineage.gen(0), stage="train")
-
 
 # -- bad input ----------------------------------------------------------------------------------------
 
@@ -186,13 +153,12 @@ def test_only_marked_checkpoints_count(tmp_path):
 # -- real training (slow) -----------------------------------------------------------------------------
 
 SLOW_ARGS = ("train.max_steps=6", "train.save_steps=2", "train.logging_steps=1", "train.report_to=none")
-LORA = {"learning_rate": 5e-3, "lora_r": 8, "lora_alpha": 16, "batch_size": 2, "epochs": 1}
 
 
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, models_dir):
     """One uninterrupted LoRA run on 6 arithmetic examples (6 steps, checkpoints every 2)."""
-    from conftest import compose
+    from tests.support import compose
 
     cfg = compose(["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path_factory.mktemp('ref')}",
                    f"paths.models={models_dir}", *SLOW_ARGS])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.train.launch import PID_FILE, LaunchError, process_start, reap_stale_worker, start_worker, write_pid_file
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 # Stands in for the train stage: starts a long "worker" with start_worker, reports its pid, waits.
 PARENT = """

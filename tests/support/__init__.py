@@ -1,0 +1,104 @@
+"""Shared test helpers, imported one way (`from tests.support import ...`); fixtures are in conftest.py.
+
+- `ROOT`, `CONF`, `compose`: the checkout, its Hydra configs, the real config composed and validated.
+- `ScriptedEngine`: the one scripted stand-in for an engine (`pipeline.engine.base.Engine`'s interface:
+  `generate(prompts, params) -> [Output]`, `end_of_turn_id()`, `stats`, `close()`, a context manager).
+  Give it a `rule(messages) -> reply` or subclass it and override `reply(messages, i, params)`; a reply
+  is a text, a list of texts (one per sample), a `(text, finish_reason)` pair or an `Output`. Every call
+  is recorded in `calls` as `(prompts, params)`.
+- `engine_factory(engine, opened)`: the `open_engine(model_dir)` context manager the eval stage takes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from pipeline.config.compose import conf_dir
+from pipeline.engine import GenStats, Output
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = conf_dir()
+
+
+def compose(overrides: list[str] | None = None):
+    """The real config from conf/, with overrides, as validated dataclasses (pipeline.config.Config)."""
+    from pipeline.config.compose import compose as compose_config
+
+    return compose_config(overrides)
+
+
+class ScriptedEngine:
+    backend = "scripted"
+    supports_json_schema = False
+
+    def __init__(self, rule: Callable | None = None, *, eot: int = 7, json_schema: bool = False) -> None:
+        self.rule = rule
+        self.eot = eot
+        self.supports_json_schema = json_schema
+        self.calls: list[tuple[list, object]] = []
+        self.stats = GenStats()
+        self.closed = False
+
+    def end_of_turn_id(self) -> int:
+        return self.eot
+
+    def reply(self, messages, i: int, params):
+        return self.rule(messages)
+
+    def tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def output(self, r, params) -> Output:
+        if isinstance(r, Output):
+            return r
+        if isinstance(r, tuple):
+            text, finish = r
+            return Output([text], [self.tokens(text)], [finish])
+        texts = [r] if isinstance(r, str) else list(r)
+        return Output(texts, [self.tokens(t) for t in texts], ["stop"] * len(texts))
+
+    def generate(self, prompts, params) -> list[Output]:
+        self.calls.append((list(prompts), params))
+        outs = [self.output(self.reply(p, i, params), params) for i, p in enumerate(prompts)]
+        self.stats.calls += 1
+        self.stats.prompts += len(prompts)
+        self.stats.completion_tokens += sum(sum(o.completion_tokens) for o in outs)
+        return outs
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def engine_factory(engine, opened: list | None = None):
+    """`open_engine(model_dir)` for the eval stage: yields `engine`, recording each model dir opened."""
+
+    @contextmanager
+    def open_(model_dir):
+        if opened is not None:
+            opened.append(model_dir)
+        yield engine
+
+    return open_
+
+
+def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
+    """`promote --sweep` on a finished 2-job sweep (gen_001-j0, -j1): it exits 0, and when gen_001 is
+    promoted exactly one job is, and it is the teacher."""
+    res = subprocess.run([sys.executable, "-m", "pipeline.loop.promote", "--sweep", str(sweep_dir)], cwd=cwd,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    statuses = {r["name"]: r["status"] for r in lin.rows()}
+    assert statuses["gen_001"] in ("promoted", "rejected")
+    if statuses["gen_001"] == "promoted":
+        assert lin.teacher().name in ("gen_001-j0", "gen_001-j1")
+        assert sorted(statuses[f"gen_001-j{i}"] for i in (0, 1)) == ["promoted", "rejected"]
