@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_evaluate import ScriptedEngine, factory
+from tests.support import BenchmarkEngine, engine_factory
 
 from pipeline.report import cards, tensorboard as lineage_tb
 from pipeline.engine import models
@@ -24,7 +24,7 @@ def scripted_eval(tmp_path_factory, models_dir):
     cfg = compose(["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path_factory.mktemp('root')}",
                    f"paths.models={models_dir}"])
     out = tmp_path_factory.mktemp("eval")
-    evaluate_model(cfg, Path("/models/m"), out, factory(ScriptedEngine(), []))
+    evaluate_model(cfg, Path("/models/m"), out, engine_factory(BenchmarkEngine(), []))
     return out
 
 

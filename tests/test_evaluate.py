@@ -3,72 +3,23 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from pipeline.evals.loaders import load_gsm8k, load_humaneval
-from pipeline.engine import GenStats, Output
+from tests.support import BenchmarkEngine, engine_factory
 from pipeline.evals.stage import evaluate_model, run, task_intervals
 from pipeline.infra.io import read_json, read_jsonl
 from pipeline.stats import bootstrap_mean, wilson
 from pipeline.stats.ledger import points
 
-ANSWERS = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
-EOT = 151645  # what a scripted engine says its chat template's end-of-turn id is
-SOLUTIONS = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
-
-
-class ScriptedEngine:
-    """Answers GSM8K right (except questions mentioning 'a'... see `wrong`) and restates HumanEval
-    canonical solutions in a fenced block; records every generate call."""
-
-    backend = "scripted"
-
-    def __init__(self, wrong_every: int = 2) -> None:
-        self.calls: list[tuple[int, object]] = []
-        self.stats = GenStats()
-        self.wrong_every = wrong_every
-
-    def end_of_turn_id(self):
-        return EOT
-
-    def generate(self, prompts, params):
-        self.calls.append((len(prompts), params))
-        self.stats.calls += 1
-        outs = []
-        for i, messages in enumerate(prompts):
-            text = messages[-1]["content"]
-            if "```python" in text:
-                src = text.split("```python\n", 1)[1].rsplit("```", 1)[0]
-                body = SOLUTIONS[src] if i % self.wrong_every == 0 else src + "    return None\n"
-                reply = f"Here is the function:\n```python\n{body}```"
-            else:
-                question = text.split("\n\n", 1)[0]
-                n = ANSWERS[question] if i % self.wrong_every == 0 else "-1"
-                reply = f"Let me think. The answer is {n}.\n#### {n}"
-            outs.append(Output([reply], [7], ["stop"]))
-        self.stats.completion_tokens += 7 * len(prompts)
-        return outs
-
-
-def factory(engine, opened: list):
-    @contextmanager
-    def open_(model_dir):
-        opened.append(model_dir)
-        yield engine
-
-    return open_
-
-
 def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
     cfg = smoke_cfg()  # gsm8k_test 4, gsm8k_val 4, humaneval 3 items
-    eng, opened = ScriptedEngine(), []
+    eng, opened = BenchmarkEngine(), []
     out = tmp_path / "eval"
-    res = evaluate_model(cfg, Path("/models/m"), out, factory(eng, opened))
+    res = evaluate_model(cfg, Path("/models/m"), out, engine_factory(eng, opened))
     assert opened == [Path("/models/m")] and len(eng.calls) == 3  # one engine, one batched call per task
-    assert [n for n, _ in eng.calls] == [4, 4, 3]
+    assert [len(p) for p, _ in eng.calls] == [4, 4, 3]
     assert eng.calls[0][1].max_tokens == cfg.eval.tasks["gsm8k_test"].max_tokens
     assert {k: v for k, v in points(res.metrics).items() if not k.endswith("format_rate")} == {
         "gsm8k_test.accuracy_strict": 0.5, "gsm8k_test.accuracy_flexible": 0.5,
@@ -105,19 +56,19 @@ def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
     assert summary["specs"]["humaneval"]["version"] == "humaneval-chat-v1"
 
     # Same items for the next generation, and finished tasks are not generated again.
-    again = evaluate_model(cfg, Path("/models/m"), out, factory(ScriptedEngine(), opened))
+    again = evaluate_model(cfg, Path("/models/m"), out, engine_factory(BenchmarkEngine(), opened))
     assert len(opened) == 1 and again.metrics == res.metrics and sorted(again.info["reused"]) == sorted(cfg.eval.tasks)
     # A changed spec regenerates only that task.
     cfg.eval.tasks["gsm8k_test"].max_tokens += 1
-    eng3 = ScriptedEngine()
-    third = evaluate_model(cfg, Path("/models/m"), out, factory(eng3, opened))
+    eng3 = BenchmarkEngine()
+    third = evaluate_model(cfg, Path("/models/m"), out, engine_factory(eng3, opened))
     assert len(eng3.calls) == 1 and sorted(third.info["reused"]) == ["gsm8k_val", "humaneval"]
 
 
 def test_few_shot_spec_puts_train_exemplars_in_the_prompt(smoke_cfg, tmp_path):
     cfg = smoke_cfg("eval.tasks.gsm8k_val.prompt=few_shot", "eval.tasks.gsm8k_val.few_shot=2")
-    eng = ScriptedEngine(wrong_every=1)
-    evaluate_model(cfg, Path("/m"), tmp_path, factory(eng, []))
+    eng = BenchmarkEngine(wrong_every=1)
+    evaluate_model(cfg, Path("/m"), tmp_path, engine_factory(eng, []))
     rec = read_jsonl(tmp_path / "gsm8k_val.jsonl")[0]
     assert rec["n_shots"] == 2 and rec["correct"]
 

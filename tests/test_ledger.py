@@ -14,12 +14,7 @@ from pipeline.evals.stage import evaluate_model
 from pipeline.loop.lineage import Lineage, LineageError
 from pipeline.loop.runner import Engines, StageContext, StageResult, config_hash, new_manifest, record, run_stage, write_manifest
 from tests.support import compose
-from tests.test_evaluate import ScriptedEngine, factory
-
-
-class Engine(ScriptedEngine):
-    def close(self) -> None:
-        pass
+from tests.support import BenchmarkEngine, engine_factory
 
 
 KEYS = ("name", "gen", "status", "parent", "teacher", "metrics", "seconds", "tokens", "hparams", "gate_reasons")
@@ -34,10 +29,10 @@ def built(tmp_path_factory, models_dir) -> Lineage:
     lin.init(cfg.model.spec, root / "base")
     gen0, gen1 = lin.gen(0), lin.gen(1)
     lin.record(gen0, parent=None, teacher=None, status="promoted", config_hash=config_hash(cfg))
-    run_stage(stages.EVAL, StageContext(cfg, lin, gen0, gen0, "eval", Engines(lambda d: Engine())))
+    run_stage(stages.EVAL, StageContext(cfg, lin, gen0, gen0, "eval", Engines(lambda d: BenchmarkEngine())))
     lin.record(gen1, parent="gen_000", teacher="gen_000", status="candidate", config_hash=config_hash(cfg))
     results = {"propose": StageResult(info={"hparams": {"learning_rate": 2e-4, "epochs": 1}, "source": "teacher"}),
-               "eval": evaluate_model(cfg, gen1.model_dir, gen1.stage_dir("eval"), factory(Engine(wrong_every=3), [])),
+               "eval": evaluate_model(cfg, gen1.model_dir, gen1.stage_dir("eval"), engine_factory(BenchmarkEngine(wrong_every=3), [])),
                "gate": StageResult(info={"status": "rejected", "reasons": ["capability: FAIL (scripted)"]})}
     for stage, result in results.items():
         gen1.stage_dir(stage)

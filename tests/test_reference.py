@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from tests.support import compose
-from test_evaluate import ScriptedEngine
+from tests.support import BenchmarkEngine
 from pipeline.infra import metricspec
 from pipeline.loop import promote
 from pipeline.config import Budget, ConfigError
@@ -115,11 +115,6 @@ def test_a_parent_budget_judges_the_candidates_own_distance_from_its_parent():
 
 # -- records pair on (id, protocol): re-scoring the reference -----------------------------------------
 
-class Scripted(ScriptedEngine):
-    def close(self) -> None:
-        pass
-
-
 def _one_task(cfg, **change):
     cfg.eval.tasks = {"gsm8k_val": dataclasses.replace(cfg.eval.tasks["gsm8k_val"], **change)}
     cfg.gate.budgets = {}
@@ -138,10 +133,10 @@ def test_a_protocol_change_rescores_the_reference_under_the_candidate(smoke_cfg,
     lin.init("tiny:qwen3", tmp_path / "base")
     g0, g1 = lin.gen(0), lin.gen(1)
     for gen, c in ((g0, old), (g1, cfg)):
-        res = evaluate_model(c, gen.model_dir, gen.stage_dir("eval"), Engines(lambda d: Scripted()).use)
+        res = evaluate_model(c, gen.model_dir, gen.stage_dir("eval"), Engines(lambda d: BenchmarkEngine()).use)
         write_manifest(gen, Manifest("eval", res))
     atomic_write_json(g1.stage_dir("synth") / "stats.json", {"red_flags": []})
-    engines = Engines(lambda d: Scripted(), keep=True)
+    engines = Engines(lambda d: BenchmarkEngine(), keep=True)
     ctx = StageContext(cfg=cfg, lineage=lin, gen=g1, teacher=g0, stage="gate", engines=engines)
     info = gate.run(ctx).info
     where = g1.path / "gate" / "reference" / "gen_000" / "gsm8k_val"

@@ -6,6 +6,8 @@
   Give it a `rule(messages) -> reply` or subclass it and override `reply(messages, i, params)`; a reply
   is a text, a list of texts (one per sample), a `(text, finish_reason)` pair or an `Output`. Every call
   is recorded in `calls` as `(prompts, params)`.
+- `BenchmarkEngine`: a scripted model that answers every `wrong_every`-th GSM8K question right (the
+  rest "-1") and restates HumanEval's canonical solutions (the rest return None).
 - `engine_factory(engine, opened)`: the `open_engine(model_dir)` context manager the eval stage takes.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Callable
 
@@ -77,6 +80,40 @@ class ScriptedEngine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@cache
+def _answers() -> tuple[dict, dict]:
+    from pipeline.evals.loaders import load_gsm8k, load_humaneval
+
+    answers = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
+    solutions = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
+    return answers, solutions
+
+
+class BenchmarkEngine(ScriptedEngine):
+    """Answers GSM8K right on every `wrong_every`-th prompt of a call (else "-1") and restates HumanEval's
+    canonical solutions in a fenced block (else a body returning None); 7 tokens a completion."""
+
+    EOT = 151645  # what it says its chat template's end-of-turn id is (Qwen3's)
+
+    def __init__(self, wrong_every: int = 2) -> None:
+        super().__init__(eot=self.EOT)
+        self.wrong_every = wrong_every
+
+    def tokens(self, text: str) -> int:
+        return 7
+
+    def reply(self, messages, i, params):
+        answers, solutions = _answers()
+        text = messages[-1]["content"]
+        if "```python" in text:
+            src = text.split("```python\n", 1)[1].rsplit("```", 1)[0]
+            body = solutions[src] if i % self.wrong_every == 0 else src + "    return None\n"
+            return f"Here is the function:\n```python\n{body}```"
+        question = text.split("\n\n", 1)[0]
+        n = answers[question] if i % self.wrong_every == 0 else "-1"
+        return f"Let me think. The answer is {n}.\n#### {n}"
 
 
 def engine_factory(engine, opened: list | None = None):
