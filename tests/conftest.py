@@ -53,6 +53,31 @@ def smoke_cfg(tmp_path, models_dir):
     return make
 
 
+@pytest.fixture
+def synth_setup(tmp_path, monkeypatch, smoke_cfg, tiny_qwen3):
+    """Returns make(gen_index, *overrides) -> (cfg, ctx); the fake engine replaces StageContext.engine."""
+    from pipeline.infra.io import atomic_write_json
+    from pipeline.loop.lineage import Lineage
+    from pipeline.loop.runner import StageContext
+    from tests.support.synth import SynthTeacher, problem_script, task_script
+
+    holder = {"engine": SynthTeacher()}
+    monkeypatch.setattr(StageContext, "engine", lambda self, model_dir: holder["engine"])
+
+    def make(gen: int = 1, *overrides: str, math_fraction: float = 0.5):
+        cfg = smoke_cfg(f"synth.math.n_problems={len(problem_script())}", f"synth.code.n_tasks={len(task_script('x'))}",
+                        "synth.math.k_solutions=4", "synth.math.max_solutions_per_problem=2", "synth.code.k_solutions=2",
+                        "synth.val_fraction=0.0", "synth.min_anchor_examples=3", *overrides)
+        lin = Lineage(cfg.paths.root, cfg.paths.lineage)
+        lin.init("tiny:qwen3", tiny_qwen3)
+        g = lin.gen(gen)
+        atomic_write_json(g.path / "propose" / "accepted.json",
+                          {"hparams": {"synth_temperature": 0.7, "num_examples": 50, "math_fraction": math_fraction}})
+        return cfg, StageContext(cfg=cfg, lineage=lin, gen=g, teacher=lin.gen(0), stage="synth")
+
+    return make, holder
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """A real one-node SLURM cluster with accounting (tests/slurm_cluster.py) for this session; skips

@@ -17,7 +17,7 @@ from pipeline.infra.io import read_json, read_jsonl, write_jsonl
 from pipeline.train.rewards import REWARDS, majority, register_reward, reward_functions
 from pipeline.train.methods.grpo import METHOD as GRPO, micro_batch
 from pipeline.train.stage import TrainDataError, prepare_job, run
-from test_synth import GOOD, setup as synth_setup  # noqa: F401  (the synth stage's fixture `setup`: a scripted teacher)
+from tests.support.synth import GOOD
 from tests.support.train import LORA, make_ctx
 
 ROOT = Path(__file__).resolve().parents[1]
