@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
-from pipeline.engine import GenStats, Output
+from tests.support.synth import ByKind
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
 from pipeline.loop.lineage import Lineage
 from pipeline.report.text import render
@@ -57,46 +57,30 @@ def answer_for(i: int, gold: str, k: int) -> list[str]:
     return [f"#### {j + 1000}" for j in range(k)]  # every sample different: no majority
 
 
-class Teacher:
+class Teacher(ByKind):
     """Writes junk problems, answers verifier questions by script, writes `tasks`, records every prompt."""
 
-    supports_json_schema = False
-
-    def end_of_turn_id(self):
-        return 7  # the chat template's end-of-turn token, sent as a stop id
-
     def __init__(self, tasks: list[str] = (), fail_on: str | None = None) -> None:
-        self.stats, self.calls, self.prompts = GenStats(), [], []
-        self.tasks, self.fail_on = list(tasks), fail_on
+        super().__init__(fail_on)
+        self.tasks, self.prompts = list(tasks), []
         self.index = {q["question"]: (i, gsm8k_final_answer(q["answer"])) for i, q in enumerate(gsm8k_slice("verifier"))}
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
+    def tokens(self, text: str) -> int:
+        return 5
 
     def generate(self, prompts, params):
-        last = prompts[0][-1]["content"]
-        kind = ("problems" if last.startswith(mathgen.PROBLEM_HEADER) else "solve" if last.startswith(mathgen.SOLVE_HEADER)
-                else "tasks" if last.startswith(codegen.TASK_HEADER) else "code")
-        self.calls.append(kind)
         self.prompts += prompts
-        if kind == self.fail_on:
-            raise KeyboardInterrupt("simulated kill")
-        outs = []
-        for i, p in enumerate(prompts):
-            if kind == "problems":
-                texts = ["junk"]
-            elif kind == "solve":
-                q = p[-1]["content"].split("\n\n", 1)[1]
-                texts = answer_for(*self.index[q], params.n) if q in self.index else ["no idea"] * params.n
-            elif kind == "tasks":
-                texts = [self.tasks[i] if i < len(self.tasks) else "junk"]
-            else:
-                texts = ["    return 0\n"] * params.n
-            outs.append(Output(texts, [5] * len(texts), ["stop"] * len(texts)))
-        return outs
+        return super().generate(prompts, params)
+
+    def reply(self, messages, i, params):
+        if self.kind == "problems":
+            return "junk"
+        if self.kind == "solve":
+            q = messages[-1]["content"].split("\n\n", 1)[1]
+            return answer_for(*self.index[q], params.n) if q in self.index else ["no idea"] * params.n
+        if self.kind == "tasks":
+            return self.tasks[i] if i < len(self.tasks) else "junk"
+        return ["    return 0\n"] * params.n
 
 
 @pytest.fixture
@@ -122,7 +106,7 @@ def test_precision_and_yield_from_a_scripted_teacher(setup):
     make, holder = setup
     ctx = make()
     res = stage.run(ctx)
-    assert holder["engine"].calls == ["problems", "solve"]  # no problem parsed (no call for them), the verifier's
+    assert holder["engine"].kinds == ["problems", "solve"]  # no problem parsed (no call for them), the verifier's
     recs = read_jsonl(ctx.out / "verifier.jsonl")
     qs = gsm8k_slice("verifier")[:N_Q]
     assert [r["id"] for r in recs] == [q["id"] for q in qs]
@@ -167,7 +151,7 @@ def test_resume_reuses_the_verifier_step_and_measures_kept_code(setup):
     assert (ctx.out / "work" / "math_verifier.jsonl").exists()
     holder["engine"] = Teacher([BOUNDARY])
     res = stage.run(ctx)
-    assert holder["engine"].calls == ["tasks", "code"]  # the verifier's call is not made again
+    assert holder["engine"].kinds == ["tasks", "code"]  # the verifier's call is not made again
     assert res.metrics["synth.verifier_precision"] == 0.5
     muts = read_jsonl(ctx.out / "code_mutants.jsonl")
     assert [r["id"] for r in muts] == ["g001-code-00000"] and muts[0]["n"] > 0

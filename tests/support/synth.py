@@ -101,19 +101,15 @@ def prompt_kind(last: str) -> str:
             else "code" if last.startswith(codegen.SOLVE_HEADER) else "?")
 
 
-class SynthTeacher(ScriptedEngine):
-    """A scripted teacher: answers by prompt kind (problem writing, solving, program-of-thought, task
-    writing, code solving) from the scripts above; `kinds` lists each call's kind; `fail_on` raises a
-    simulated kill at the first call of that kind."""
+class ByKind(ScriptedEngine):
+    """A scripted teacher that answers by prompt kind (`prompt_kind`): `kinds` lists each call's kind,
+    `self.kind` is the current one for `reply`; `fail_on` raises a simulated kill at the first call of
+    that kind."""
 
     def __init__(self, fail_on: str | None = None) -> None:
         super().__init__()
         self.kinds: list[str] = []
         self.fail_on = fail_on
-        from pipeline.evals.loaders import load_humaneval
-
-        self.tasks = task_script(load_humaneval()[0]["prompt"])
-        self.problems = problem_script()
 
     def generate(self, prompts, params):
         self.kind = prompt_kind(prompts[0][-1]["content"])
@@ -121,6 +117,17 @@ class SynthTeacher(ScriptedEngine):
         if self.kind == self.fail_on:
             raise KeyboardInterrupt("simulated kill")
         return super().generate(prompts, params)
+
+
+class SynthTeacher(ByKind):
+    """Answers from the scripts above: problem writing, solving, program-of-thought, task writing, code."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__(fail_on)
+        from pipeline.evals.loaders import load_humaneval
+
+        self.tasks = task_script(load_humaneval()[0]["prompt"])
+        self.problems = problem_script()
 
     def reply(self, messages, i, params):
         user = messages[-1]["content"]
