@@ -8,12 +8,12 @@ import json
 import pytest
 
 from pipeline.loop.runner import StageContext
-from pipeline.engine import GenStats, Output
 from pipeline.infra.io import atomic_write_json, read_json
 from pipeline.loop.lineage import Lineage
 from pipeline.propose.stage import run
 from pipeline.propose.prompt import history, render
 from pipeline.propose.validate import FIELDS, in_space
+from tests.support import ScriptedEngine
 
 METRIC = "gsm8k_val.accuracy_flexible"
 
@@ -54,30 +54,20 @@ def ctx_for(cfg, lin):
     return StageContext(cfg=cfg, lineage=lin, gen=lin.gen(4), teacher=lin.gen(3), stage="propose")
 
 
-class FakeEngine:
+class FakeEngine(ScriptedEngine):
     """Scripted replies: call k answers prompt j with replies[k][j]."""
 
     def __init__(self, replies: list[list[str]], json_schema: bool) -> None:
+        super().__init__(json_schema=json_schema)
         self.replies = replies
-        self.supports_json_schema = json_schema
-        self.stats = GenStats()
-        self.calls: list[tuple[list, object]] = []
         self.model_dirs: list = []
 
-    def end_of_turn_id(self):
-        return 7
-
     def generate(self, prompts, params):
-        texts = self.replies[len(self.calls)]
-        self.calls.append((list(prompts), params))
-        assert len(texts) == len(prompts)
-        return [Output([t], [max(1, len(t) // 4)], ["stop"]) for t in texts]
+        assert len(self.replies[len(self.calls)]) == len(prompts)
+        return super().generate(prompts, params)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.closed = True
+    def reply(self, messages, i, params):
+        return self.replies[len(self.calls) - 1][i]
 
 
 def use_engine(monkeypatch, fake):
