@@ -17,19 +17,18 @@ from pipeline import evals
 from pipeline.report import text as report
 from pipeline.config import ConfigError
 from pipeline.evals.loaders import GSM8K_SLICES, _gsm8k_raw, gsm8k_slice, load_gsm8k
-from pipeline.engine import GenStats, Output
+
 from pipeline.evals import BENCHMARKS, is_test_task, register_benchmark
 from pipeline.evals.stage import evaluate_model
 from pipeline.infra.io import read_json, read_jsonl
 from pipeline.loop.lineage import Lineage
 from pipeline.synth.decontaminate import benchmark_items, default_index
-from tests.support import ROOT
+from tests.support import ROOT, ScriptedEngine
 
 PLUGIN = "tests.plugins.toy_benchmark"
 TOY_TASK = {"benchmark": "toy", "split": "test", "version": "toy-v1", "n": 0, "seed": 0, "prompt": "chat",
             "few_shot": 0, "max_tokens": 8, "stop": ["END"], "n_samples": 1, "temperature": 0.0, "k": [1],
             "instruction": "Add."}
-
 
 def compose_toy(tmp_path, *overrides: str, **task):
     """The real smoke config plus `eval.tasks.toy` (as an eval YAML would add it), through the same
@@ -47,7 +46,6 @@ def compose_toy(tmp_path, *overrides: str, **task):
         d = OmegaConf.merge(d, {"eval": {"tasks": {"toy": {**TOY_TASK, **task}}}})
     return load_config(d)
 
-
 @pytest.fixture
 def no_toy():
     """Neither registered nor imported, before and after (other tests never see it)."""
@@ -56,7 +54,6 @@ def no_toy():
     yield
     BENCHMARKS.unregister("toy")
     sys.modules.pop(PLUGIN, None)
-
 
 @pytest.fixture
 def toy(no_toy):
@@ -69,27 +66,19 @@ def toy(no_toy):
     register_benchmark(mod.TOY)
     return mod
 
-
-class ToyEngine:
+class ToyEngine(ScriptedEngine):
     """Sums right, except the second prompt; records every call's params."""
 
-    backend = "scripted"
+    def tokens(self, text: str) -> int:
+        return 2
 
-    def __init__(self) -> None:
-        self.params: list = []
-        self.stats = GenStats()
+    def reply(self, messages, i, params):
+        a, b = map(int, re.search(r"What is (\d) plus (\d)", messages[-1]["content"]).groups())
+        return str(a + b if i != 1 else a + b + 1)
 
-    def end_of_turn_id(self):
-        return 7
-
-    def generate(self, prompts, params):
-        self.params.append(params)
-        outs = []
-        for i, messages in enumerate(prompts):
-            a, b = map(int, re.search(r"What is (\d) plus (\d)", messages[-1]["content"]).groups())
-            outs.append(Output([str(a + b if i != 1 else a + b + 1)], [2], ["stop"]))
-        return outs
-
+    @property
+    def params(self) -> list:
+        return [params for _, params in self.calls]
 
 def test_toy_benchmark_runs_through_evaluate(toy, tmp_path):
     cfg = compose_toy(tmp_path)  # validation accepts the registered benchmark
@@ -112,7 +101,6 @@ def test_toy_benchmark_runs_through_evaluate(toy, tmp_path):
     assert rows[0]["id"] == "toy-0-0" and rows[0]["prompt"].endswith("<answer>") and rows[0]["version"] == "toy-v1"
     assert read_json(tmp_path / "eval" / "summary.json")["metrics"]["toy.error_rate"] == pytest.approx(1 / 6)
 
-
 def test_config_validation_asks_the_registry(toy, tmp_path, smoke_cfg):
     cfg = compose_toy(tmp_path, split="holdout")  # a protected split that is not a test split
     assert not is_test_task("toy", cfg.eval) and is_test_task("gsm8k_test", cfg.eval)
@@ -127,13 +115,11 @@ def test_config_validation_asks_the_registry(toy, tmp_path, smoke_cfg):
     with pytest.raises(ConfigError, match="not a metric of eval task 'gsm8k_val'"):
         smoke_cfg("gate.metric=gsm8k_val.accuracy")
 
-
 def test_unregistered_benchmark_is_refused_and_plugins_key_registers_it(no_toy, tmp_path):
     with pytest.raises(ConfigError, match=re.escape("'eval.tasks.toy.benchmark': unknown benchmark 'toy'")):
         compose_toy(tmp_path)
     cfg = compose_toy(tmp_path, f"plugins=[{PLUGIN}]")
     assert "toy" in BENCHMARKS and cfg.eval.tasks["toy"].benchmark == "toy"
-
 
 def test_decontamination_indexes_every_registered_benchmark(toy):
     from tests.support import compose
@@ -144,7 +130,6 @@ def test_decontamination_indexes_every_registered_benchmark(toy):
     hit = default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup).match(
         "Question: what is 2 plus 1, counted in purple marbles on a windy toy day? Think step by step.")
     assert hit is not None and hit.benchmark == "toy" and hit.item_id.startswith("toy-")
-
 
 def test_report_and_listing_show_the_toy_benchmark(toy, tmp_path):
     lin = Lineage(tmp_path, "lin")
@@ -161,14 +146,12 @@ def test_report_and_listing_show_the_toy_benchmark(toy, tmp_path):
     assert "split    holdout  [protected]" in listing and "stop=['</answer>']" in listing
     assert "metric   error_rate  (lower is better)" in listing
 
-
 def test_todays_report_columns():
     keys = ["gsm8k_val.accuracy_strict", "gsm8k_val.accuracy_flexible", "humaneval.pass@1",
             "gsm8k_test.accuracy_flexible", "gsm8k_test.accuracy_strict", "drift.honesty", "wall_s.eval"]
     assert report.eval_columns([{k: 0.1 for k in keys}]) == (
         "gsm8k_test.accuracy_strict", "gsm8k_test.accuracy_flexible", "humaneval.pass@1",
         "gsm8k_val.accuracy_flexible")
-
 
 def test_gsm8k_train_slices_are_disjoint_and_cover_train():
     slices = {name: [r["id"] for r in gsm8k_slice(name)] for name in GSM8K_SLICES}
@@ -182,7 +165,6 @@ def test_gsm8k_train_slices_are_disjoint_and_cover_train():
     assert not evals.protected_ids() & (set(slices["pool"]) | set(slices["exemplars"]) | set(slices["verifier"]))
     with pytest.raises(ValueError, match="unknown GSM8K train slice"):
         gsm8k_slice("train")
-
 
 def test_no_pipeline_code_outside_the_benchmark_modules_names_a_benchmark():
     files = ["pipeline/evals/stage.py", "pipeline/synth/decontaminate.py", "pipeline/report/text.py",

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.report import text as report
-from pipeline.engine import GenParams, GenStats, Output, end_of_turn_id, open_engine
+from pipeline.engine import GenParams, Output, end_of_turn_id, open_engine
 from pipeline.evals import BENCHMARKS, headline_columns, parse_task_name
 from pipeline.evals.gsm8k import LM_EVAL_STOP, build_plain_prompt
 from pipeline.evals.humaneval import OFFICIAL_STOP
 from pipeline.evals.stage import evaluate_model, load_items
-from tests.support import compose
+from tests.support import ScriptedEngine, compose
 
 IM_END, ENDOFTEXT = "<|im_end|>", "<|endoftext|>"
 PLAIN = {"gsm8k_test_fewshot": LM_EVAL_STOP, "gsm8k_val_fewshot": LM_EVAL_STOP, "humaneval_raw": OFFICIAL_STOP}
@@ -113,21 +113,11 @@ def test_fewshot_needs_exemplars(tmp_path, models_dir):
         compose(["+protocols=base", "eval.tasks.gsm8k_val_fewshot.few_shot=0"])
 
 
-class Recorder:
+class Recorder(ScriptedEngine):
     """A scripted engine: a fixed answer per prompt; records (task prompts, params) of every call."""
 
-    backend = "scripted"
-
     def __init__(self) -> None:
-        self.calls: list[tuple[list, GenParams]] = []
-        self.stats = GenStats()
-
-    def end_of_turn_id(self) -> int:
-        return 151645
-
-    def generate(self, prompts, params):
-        self.calls.append((list(prompts), params))
-        return [Output(["    return 0\n#### 3"], [5], ["stop"]) for _ in prompts]
+        super().__init__(lambda messages: Output(["    return 0\n#### 3"], [5], ["stop"]), eot=151645)
 
 
 def test_eval_stage_passes_each_protocols_stops(tmp_path, models_dir, tiny_qwen3):

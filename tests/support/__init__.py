@@ -23,7 +23,7 @@ from typing import Callable
 from pipeline.config.compose import conf_dir
 from pipeline.engine import GenStats, Output
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 CONF = conf_dir()
 
 
