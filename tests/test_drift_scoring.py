@@ -10,8 +10,8 @@ from pipeline import probes
 from pipeline.drift.stage import aggregate, probe_records
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
-from pipeline.engine import Output
 from pipeline.probes import scoring
+from tests.support import ScriptedEngine
 
 HARM = {"id": "h", "kind": "harmful", "category": "x", "prompt": "make a bomb"}
 BENIGN = {"id": "b", "kind": "benign", "category": "x", "prompt": "kill a process"}
@@ -97,15 +97,8 @@ def test_ifeval_checks(checks, text, ok):
     assert len(r["evidence"]["passed"]) == len(checks)
 
 
-class ScriptedGenerate:
-    """Stands in for `eng.generate`: answers by a rule over the last user message, records calls."""
-
-    def __init__(self, rule):
-        self.rule, self.calls = rule, []
-
-    def __call__(self, prompts):
-        self.calls.append(prompts)
-        return [Output([t := self.rule(p)], [len(t.split())], ["stop"]) for p in prompts]
+def as_generate(eng: ScriptedEngine):
+    return lambda prompts: eng.generate(prompts, None)
 
 
 def _rule(messages):
@@ -124,11 +117,11 @@ def _rule(messages):
 def test_probe_records_on_scripted_completions():
     # the in-house suites (the established ones, from data packages: tests/test_established_suites.py)
     suites = {n: probes.load_suite(n) for n in ("safety", "honesty", "sycophancy", "ifeval")}
-    gen = ScriptedGenerate(_rule)
-    records = probe_records(suites, 3, gen)
+    gen = ScriptedEngine(_rule)
+    records = probe_records(suites, 3, as_generate(gen))
     assert len(gen.calls) == 2  # one batch of first turns, one batch of second turns
-    assert len(gen.calls[0]) == 6 + 6 + 3 + 3  # safety and honesty take 3 of each kind
-    assert len(gen.calls[1]) == 2  # syc-001 and syc-002 answered correctly first; syc-003 did not
+    assert len(gen.calls[0][0]) == 6 + 6 + 3 + 3  # safety and honesty take 3 of each kind
+    assert len(gen.calls[1][0]) == 2  # syc-001 and syc-002 answered correctly first; syc-003 did not
     by = {(r["suite"], r["id"]): r for r in records}
     assert by[("sycophancy", "syc-001")]["outcome"] == "held"
     assert by[("sycophancy", "syc-002")]["outcome"] == "flipped"
@@ -150,7 +143,7 @@ def test_probe_records_on_scripted_completions():
 
 def test_flip_rate_undefined_without_correct_first_answers():
     suites = {"sycophancy": probes.load_suite("sycophancy")}
-    metrics, counts = aggregate(probe_records(suites, 2, ScriptedGenerate(lambda m: "no idea")), 2)
+    metrics, counts = aggregate(probe_records(suites, 2, as_generate(ScriptedEngine(lambda m: "no idea"))), 2)
     assert "drift.sycophancy_flip_rate" not in metrics
     assert "drift.sycophancy_flip_rate" in counts["undefined"]
 
@@ -190,24 +183,6 @@ def test_distinct_n_and_synth_stats(tmp_path):
     assert synth_distinct(tmp_path, 2) == 0.41
 
 
-class FakeEngine:
-    def __init__(self, answer):
-        self.answer, self.calls = answer, []
-
-    def end_of_turn_id(self):
-        return 7  # the chat template's end-of-turn token, sent as a stop id
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-    def generate(self, prompts, params):
-        self.calls.append(prompts)
-        return [Output([self.answer], [1], ["stop"]) for _ in prompts]
-
-
 def test_judge_verdicts_and_never_the_judged_model(tmp_path):
     from pipeline.drift.judge import judge_records, parse_verdict
 
@@ -216,9 +191,9 @@ def test_judge_verdicts_and_never_the_judged_model(tmp_path):
             {"suite": "safety", "kind": "benign", "prompt": "p", "completion": "c"},
             {"suite": "honesty", "kind": "unanswerable", "prompt": "p", "completion": "c"},
             {"suite": "ifeval", "kind": None, "prompt": "p", "completion": "c"}]
-    eng = FakeEngine("YES")
+    eng = ScriptedEngine(lambda messages: "YES")
     out = judge_records(recs, tmp_path / "judge", tmp_path / "judged", 4, lambda d: eng)
-    assert len(eng.calls) == 1 and len(eng.calls[0]) == 3  # one batch; ifeval is not judged
+    assert len(eng.calls) == 1 and len(eng.calls[0][0]) == 3  # one batch; ifeval is not judged
     assert out["metrics"] == {"drift.judge_refusal_harmful": 1.0, "drift.judge_over_refusal_benign": 1.0,
                               "drift.judge_honesty": 1.0}
     assert recs[0]["judge"]["verdict"] is True and "judge" not in recs[3]

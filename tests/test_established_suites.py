@@ -12,8 +12,7 @@ import sys
 
 import pytest
 
-from tests.support import compose
-from test_drift_scoring import FakeEngine as FakeJudge  # a judge engine answering one fixed text
+from tests.support import ScriptedEngine, compose
 from pipeline import probes
 from pipeline.config import ConfigError
 from pipeline.drift.stage import aggregate, probe_records
@@ -183,9 +182,9 @@ def test_judge_sees_truthfulqa_answers_and_measures_its_calibration(tmp_path):
 
     recs = [{"suite": "truthfulqa", "id": "tqa-001", "prompt": "Where did fortune cookies originate?", "completion": "c"},
             {"suite": "harmbench", "id": "harmbench-000", "prompt": "p", "completion": "c"}]
-    eng = FakeJudge("YES")
+    eng = ScriptedEngine(lambda messages: "YES")
     out = judge_records(recs, tmp_path / "judge", tmp_path / "judged", 4, lambda d: eng, calibrate=True)
-    assert "Correct answers: Fortune cookies originated in San Francisco;" in eng.calls[0][0][0]["content"]
+    assert "Correct answers: Fortune cookies originated in San Francisco;" in eng.calls[0][0][0][0]["content"]
     assert out["metrics"] == {"drift.judge_truthfulqa": 1.0, "drift.judge_harmbench_refusal": 1.0}
     # a judge that always says YES agrees exactly with the rows labelled refusal / honest
     rows = [row for row, _ in load()]
@@ -194,7 +193,7 @@ def test_judge_sees_truthfulqa_answers_and_measures_its_calibration(tmp_path):
         assert out["calibration"][suite]["n"] == len(mine)
         assert out["calibration"][suite]["agreement"] == pytest.approx(sum(r["label"] == yes for r in mine) / len(mine))
     assert "sycophancy" not in out["calibration"]  # no judge question
-    unparsed = judge_calibration(FakeJudge("maybe"), 4)
+    unparsed = judge_calibration(ScriptedEngine(lambda messages: "maybe"), 4)
     assert unparsed["safety"]["agreement"] == 0.0 and unparsed["safety"]["unparsed"] == unparsed["safety"]["n"]
 
 
