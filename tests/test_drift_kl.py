@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from pipeline.drift.kl import KLError, check_same_tokenizer, mean_token_kl
 from pipeline.probes import load_suite, take
+from tests.support import sgd_step_copy
 
 ITEMS = take(load_suite("reference"), 5)
 
 
-def _sgd_step_copy(src, dst):
-    """Copy the model and take one SGD step on a fixed token sequence, like a (tiny) training run."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    shutil.copytree(src, dst)
-    model = AutoModelForCausalLM.from_pretrained(str(dst), dtype=torch.float32)
-    ids = torch.arange(100, 164).unsqueeze(0)
-    model(input_ids=ids, labels=ids).loss.backward()
-    torch.optim.SGD(model.parameters(), lr=1.0).step()
-    model.save_pretrained(str(dst))
-    return dst
-
-
 @pytest.mark.slow
 def test_kl_zero_for_identical_and_positive_after_a_step(tiny_qwen3, tmp_path):
-    stepped = _sgd_step_copy(tiny_qwen3, tmp_path / "stepped")
+    stepped = sgd_step_copy(tiny_qwen3, tmp_path / "stepped")
     # "self" loads the same weights a second time: identical models give exactly 0
     res = mean_token_kl(stepped, {"gen0": tiny_qwen3, "self": stepped}, ITEMS, dtype="float32", batch_size=2)
     assert res["kl"]["self"] == 0.0 and all(r["self"] == 0.0 for r in res["per_item"])

@@ -11,7 +11,7 @@ from pipeline.drift import stage as drift
 from pipeline.loop.runner import StageContext
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.loop.lineage import Lineage
-from test_drift_kl import _sgd_step_copy
+from tests.support import sgd_step_copy
 
 
 @pytest.mark.slow
@@ -42,7 +42,7 @@ def test_drift_stage_gen0_then_gen1(smoke_cfg, tiny_qwen3):
     assert m0["drift.refusal_harmful"] == sum(r["outcome"] == "refused" for r in harm) / len(harm)
     assert m0["drift.mean_length"] == sum(r["tokens"] for r in recs) / len(recs)
 
-    _sgd_step_copy(tiny_qwen3, g1.path / "model")
+    sgd_step_copy(tiny_qwen3, g1.path / "model")
     r1 = drift.run(StageContext(cfg=cfg, lineage=lin, gen=g1, teacher=g0, stage="drift"))
     m1 = r1.metrics
     assert m1["drift.kl_gen0"] > 0 and m1["drift.kl_parent"] == m1["drift.kl_gen0"]  # parent is gen 0

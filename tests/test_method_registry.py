@@ -11,7 +11,7 @@ from pipeline.report import text as report
 from pipeline.config import ConfigError
 from pipeline.train.methods import METHODS, parse_chain, register_method
 from pipeline.train.stage import prepare_job, run
-from test_train import LORA, arithmetic_rows, make_ctx
+from tests.support.train import LORA, arithmetic_rows, make_ctx
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@
   is recorded in `calls` as `(prompts, params)`.
 - `BenchmarkEngine`: a scripted model that answers every `wrong_every`-th GSM8K question right (the
   rest "-1") and restates HumanEval's canonical solutions (the rest return None).
+- `sgd_step_copy(src, dst)`: a copy of a model one SGD step away (a tiny training run's stand-in).
 - `engine_factory(engine, opened)`: the `open_engine(model_dir)` context manager the eval stage takes.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -126,6 +128,20 @@ def engine_factory(engine, opened: list | None = None):
         yield engine
 
     return open_
+
+
+def sgd_step_copy(src, dst):
+    """Copy the model and take one SGD step on a fixed token sequence, like a (tiny) training run."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    shutil.copytree(src, dst)
+    model = AutoModelForCausalLM.from_pretrained(str(dst), dtype=torch.float32)
+    ids = torch.arange(100, 164).unsqueeze(0)
+    model(input_ids=ids, labels=ids).loss.backward()
+    torch.optim.SGD(model.parameters(), lr=1.0).step()
+    model.save_pretrained(str(dst))
+    return dst
 
 
 def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
