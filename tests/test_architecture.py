@@ -108,3 +108,24 @@ def test_no_module_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in PKG.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_the_top_level_holds_packages_only():
+    """`pipeline/` is grouped into packages whose names say what they hold; no loose modules."""
+    loose = sorted(p.name for p in PKG.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert not loose, f"loose modules in pipeline/: {loose}"
+
+
+def test_tests_share_helpers_one_way():
+    """Plain helpers come from tests/support (one import style); fixtures from conftest; no test module
+    imports another test module or conftest."""
+    bad = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                leaf = name.removeprefix("tests.")
+                if leaf.startswith(("test_", "conftest")):
+                    bad.append(f"{path.relative_to(ROOT)}: imports {name}")
+    assert not bad, bad
