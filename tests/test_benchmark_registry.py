@@ -16,7 +16,7 @@ from pipeline.stats.ledger import points
 from pipeline import evals
 from pipeline.report import text as report
 from pipeline.config import ConfigError
-from pipeline.evals.loaders import GSM8K_SLICES, _gsm8k_raw, gsm8k_slice, load_gsm8k
+from pipeline.evals.gsm8k import SLICES as GSM8K_SLICES, load as load_gsm8k, raw as _gsm8k_raw, train_slice as gsm8k_slice
 from pipeline.engine import GenStats, Output
 from pipeline.evals import BENCHMARKS, is_test_task, register_benchmark
 from pipeline.evals.stage import evaluate_model
@@ -191,3 +191,52 @@ def test_no_pipeline_code_outside_the_benchmark_modules_names_a_benchmark():
     for rel in files:
         code = (ROOT / rel).read_text()
         assert not re.search(r"""["'](gsm8k|humaneval)["']""", code), rel
+
+
+BUILTINS = ("gsm8k", "humaneval")
+
+
+def _named_benchmarks(path: Path) -> list[str]:
+    """`line: text` of every identifier, import and string (docstrings aside) in one module that
+    names a built-in benchmark (any case, `_`/`-` inside ignored: human_eval, HumanEval)."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    hits = []
+    for node in ast.walk(tree):
+        texts = []
+        if isinstance(node, ast.Name):
+            texts = [node.id]
+        elif isinstance(node, ast.Attribute):
+            texts = [node.attr]
+        elif isinstance(node, ast.alias):
+            texts = [node.name, node.asname or ""]
+        elif isinstance(node, ast.ImportFrom):
+            texts = [node.module or ""]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            texts = [node.name]
+        elif isinstance(node, ast.arg):
+            texts = [node.arg]
+        elif isinstance(node, ast.keyword):
+            texts = [node.arg or ""]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            texts = [node.value]
+        for t in texts:
+            flat = re.sub(r"[-_]", "", t.lower())
+            if any(b in flat for b in BUILTINS):
+                hits.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: {t[:60]!r}")
+    return hits
+
+
+def test_nothing_outside_pipeline_evals_names_a_builtin_benchmark():
+    """Plots, cards, the train card, synthesis and the rewards find a benchmark through the
+    registry (its metrics, dataset ids, card metrics, the domain it models), never by its name."""
+    assert {b.name for b in BENCHMARKS if b.name in BUILTINS} == set(BUILTINS)  # the names checked are the built-ins'
+    evals_dir = ROOT / "pipeline" / "evals"
+    hits = [h for p in sorted((ROOT / "pipeline").rglob("*.py")) if evals_dir not in p.parents
+            for h in _named_benchmarks(p)]
+    assert hits == []
+    assert _named_benchmarks(ROOT / "pipeline" / "evals" / "gsm8k.py")  # the check sees a name where there is one

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.evals.loaders import load_gsm8k, load_humaneval
+from pipeline.evals.gsm8k import load as load_gsm8k
+from pipeline.evals.humaneval import load_problems as load_humaneval
 from pipeline.engine import GenStats, Output
 from pipeline.evals.stage import evaluate_model, run, task_intervals
 from pipeline.infra.io import read_json, read_jsonl

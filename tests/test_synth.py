@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.propose import accepted as proposal
 from pipeline.loop.runner import Manifest, StageContext, StageResult, write_manifest
-from pipeline.evals.loaders import load_gsm8k
+from pipeline.evals.gsm8k import load as load_gsm8k
 from pipeline.engine import GenStats, Output
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
 from pipeline.loop.lineage import Lineage
@@ -107,7 +107,7 @@ class FakeEngine:
         self.stats = GenStats()
         self.calls: list[str] = []
         self.fail_on = fail_on
-        from pipeline.evals.loaders import load_humaneval
+        from pipeline.evals.humaneval import load_problems as load_humaneval
 
         self.tasks = task_script(load_humaneval()[0]["prompt"])
         self.problems = problem_script()
@@ -318,7 +318,7 @@ class PoolEngine(FakeEngine):
 
     def __init__(self) -> None:
         super().__init__()
-        from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
+        from pipeline.evals.gsm8k import final_answer as gsm8k_final_answer, train_slice as gsm8k_slice
 
         self.pool = {r["question"].strip(): r for r in gsm8k_slice("pool")}
         self.final = gsm8k_final_answer

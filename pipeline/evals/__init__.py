@@ -40,6 +40,49 @@ def register_benchmark(benchmark: Benchmark, replace: bool = False) -> Benchmark
     return BENCHMARKS.register(benchmark, replace=replace)
 
 
+def modelled_on(domain: str) -> Benchmark:
+    """The registered benchmark a synthesis domain (`math`, `code`) is modelled on: the first, in
+    registry order, that declares `domain` (built-ins register first, so a plugin adds a domain
+    rather than silently replacing a built-in's)."""
+    found = next((b for b in BENCHMARKS if b.domain == domain), None)
+    if found is None:
+        raise KeyError(f"no registered benchmark declares domain={domain!r}; "
+                       f"declared: {sorted({b.domain for b in BENCHMARKS if b.domain})}")
+    return found
+
+
+def card_metrics() -> list[str]:
+    """The model card's `metrics`: every registered benchmark's card metric names, in registry
+    order, each once (a benchmark declaring none contributes its metric names)."""
+    names = [n for b in BENCHMARKS for n in (b.card_metrics or tuple(m.name for m in b.metrics))]
+    return list(dict.fromkeys(names))
+
+
+def training_datasets() -> list[str]:
+    """Hub ids of the benchmarks whose train slices synthesis reads (pool questions and anchor rows
+    enter the training mixture), for a trained model's card."""
+    return list(dict.fromkeys(b.dataset or b.name for b in BENCHMARKS if b.train_slices))
+
+
+def capability_keys(metric_keys) -> list[str]:
+    """The keys among `metric_keys` (`<task>.<metric>`) that are a registered benchmark's metric of
+    the task the name parses to (`parse_task_name`), in the given order: what the capability plot draws."""
+    out = []
+    for key in metric_keys:
+        task, _, metric = key.partition(".")
+        parsed = parse_task_name(task) if metric else None
+        if parsed is not None and any(m.matches(metric) for m in parsed[0].metrics):
+            out.append(key)
+    return out
+
+
+def metric_direction(key: str) -> str | None:
+    """`higher` | `lower` for a `<task>.<metric>` key of a registered benchmark, else None."""
+    task, _, metric = key.partition(".")
+    parsed = parse_task_name(task) if metric else None
+    return next((m.direction for m in parsed[0].metrics if m.matches(metric)), None) if parsed else None
+
+
 def _fail(key: str, msg: str) -> None:
     raise ConfigError(f"invalid config value for '{key}': {msg}")
 
