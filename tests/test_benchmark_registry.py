@@ -325,7 +325,7 @@ def mod_distance(record: dict) -> float:
     return sum(edit_distance((t.strip().splitlines() or [""])[0].strip(), record["word"]) for t in texts) / len(texts)
 
 
-def test_parrot_edit_distance_on_literal_strings():
+def test_parrot_edit_distance_on_literal_strings(parrot):
     from tests.plugins.parrot_benchmark import edit_distance
 
     assert [edit_distance(a, b) for a, b in (("", "abc"), ("kitten", "sitting"), ("meadow", "meadow"),

@@ -1,5 +1,6 @@
 """The benchmark registry: every benchmark the eval stage, config validation, decontamination and the
-report know of. Built-ins register here, one line each; a plugin (a module named in the config's
+report know of. Built-ins are the modules of this package that declare `BENCHMARK = Benchmark(...)`
+(found by reading the files, registered in name order); a plugin (a module named in the config's
 `plugins`) or a test calls `register_benchmark(b)` with its own `pipeline.evals.base.Benchmark`.
 
     python -m pipeline.evals --list                  # benchmarks, splits, protocols, metrics
@@ -12,11 +13,14 @@ Each benchmark module (gsm8k.py, humaneval.py) is also a pure checker shared by 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import ConfigError
-from pipeline.evals import gsm8k, humaneval
 from pipeline.evals.base import Benchmark
 from pipeline.infra.registry import Registry
 
@@ -29,8 +33,20 @@ warnings.filterwarnings("ignore", category=RuntimeWarning,
                         message=r"'pipeline\.evals\.\w+' found in sys\.modules after import of package 'pipeline\.evals'")
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
-BENCHMARKS.register(gsm8k.BENCHMARK)
-BENCHMARKS.register(humaneval.BENCHMARK)
+
+
+def _builtin_modules() -> list[str]:
+    """The modules of this package that declare a top-level `BENCHMARK = Benchmark(...)`, by name:
+    found by reading the files (as lm-eval finds its tasks by scanning a folder), so adding a
+    built-in benchmark is its module plus its config, and the stage modules here are never imported."""
+    here = Path(__file__).parent
+    return [m.name for m in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name)
+            if not m.ispkg and _DECLARES.search((here / f"{m.name}.py").read_text(encoding="utf-8"))]
+
+
+_DECLARES = re.compile(r"^BENCHMARK\s*(?::[^=]*)?=\s*Benchmark\(", re.MULTILINE)
+for _name in _builtin_modules():
+    BENCHMARKS.register(importlib.import_module(f"{__name__}.{_name}").BENCHMARK)
 
 
 def register_benchmark(benchmark: Benchmark, replace: bool = False) -> Benchmark:
