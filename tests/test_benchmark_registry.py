@@ -206,7 +206,10 @@ def _named_benchmarks(path: Path) -> list[str]:
     names a built-in benchmark (any case, `_`/`-` inside ignored: human_eval, HumanEval)."""
     import ast
 
-    tree = ast.parse(path.read_text(), str(path))
+    source = path.read_text()
+    if not any(b in re.sub(r"[-_]", "", source.lower()) for b in BUILTINS):
+        return []  # no mention at all: nothing to parse
+    tree = ast.parse(source, str(path))
     docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                   if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
                   and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
