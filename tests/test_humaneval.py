@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.evals.loaders import load_humaneval
+from pipeline.evals.humaneval import load_problems as load_humaneval
 from pipeline.evals.humaneval import (
     build_program, check_samples, main, mean_pass_at_k, pass_at_k, sanitize,
 )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.evals.loaders import load_humaneval
+from pipeline.evals.humaneval import load_problems as load_humaneval
 from pipeline.evals.humaneval import check_samples
 from pipeline.sandbox import default_config
 from scripts.make_parity_corpus import CORPUS, DIR, HOSTILE, read_rows

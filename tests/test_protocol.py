@@ -148,7 +148,7 @@ def test_eval_stage_passes_each_protocols_stops(tmp_path, models_dir, tiny_qwen3
 
 
 def test_humaneval_raw_completions_are_used_verbatim(smoke_cfg):
-    from pipeline.evals.loaders import load_humaneval
+    from pipeline.evals.humaneval import load_problems as load_humaneval
     from pipeline.evals import humaneval
 
     cfg = smoke_cfg("+protocols=base")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 
-from pipeline.evals.loaders import load_humaneval
+from pipeline.evals.humaneval import load_problems as load_humaneval
 from pipeline.evals.humaneval import check_samples
 from pipeline.sandbox import GuardedProgram, default_config, run_programs
 from pipeline.synth import codegen

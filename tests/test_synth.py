@@ -163,7 +163,7 @@ class PoolEngine(SynthTeacher):
 
     def __init__(self) -> None:
         super().__init__()
-        from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
+        from pipeline.evals.gsm8k import final_answer as gsm8k_final_answer, train_slice as gsm8k_slice
 
         self.pool = {r["question"].strip(): r for r in gsm8k_slice("pool")}
         self.final = gsm8k_final_answer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
+from pipeline.evals.gsm8k import final_answer as gsm8k_final_answer, train_slice as gsm8k_slice
 from tests.support.synth import ByKind
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
 from pipeline.loop.lineage import Lineage

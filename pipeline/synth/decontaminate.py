@@ -55,7 +55,7 @@ from pathlib import Path
 
 from pipeline.evals import BENCHMARKS
 from pipeline.infra.locate import conf_dir
-from pipeline.evals.gsm8k import normalize_number
+from pipeline.synth.mathgen import checker
 from pipeline.synth.paraphrase import ParaphraseIndex, final_answer
 from pipeline.synth.textnorm import ngrams, stable_hash, words
 
@@ -66,7 +66,7 @@ _HAS_DIGIT = re.compile(r"\d")
 
 @dataclass
 class Match:
-    benchmark: str  # the benchmark's decontamination label: gsm8k_test | humaneval | ...
+    benchmark: str  # the benchmark's decontamination label (Benchmark.decontamination)
     item_id: str
     # the signal that fired: ngram | ngram_masked | near_dup | numbers+answer | numbers+lexical | behaviour
     kind: str
@@ -98,6 +98,7 @@ class BenchmarkIndex:
         self.postings: dict[int, list[int]] = {}
         self.sizes: list[int] = []
         reworded = []  # (position, text, answer) of the items the paraphrase check compares with
+        normalize_number = checker().normalize_number  # the math checker's, as the rows' answers are read
         for idx, (_, item_id, text, *rest) in enumerate(items):
             checks = rest[0] if rest else "all"
             answer = normalize_number(str(rest[1])) if len(rest) > 1 and rest[1] is not None else None

@@ -2,12 +2,12 @@
 
 Steps (the stage batches each one into a single engine call):
 1. `problem_prompts`: one chat prompt per candidate, with `few_shot` exemplar problems drawn (seeded)
-   from the GSM8K-train `exemplars` slice only (pipeline.evals.loaders.gsm8k_slice), plus a seeded topic and structure cue so candidates differ.
+   from the GSM8K-train `exemplars` slice only (`train_slice`), plus a seeded topic and structure cue so candidates differ.
 2. `parse_problem`: the problem statement out of the teacher's text, or a rejection reason
    (non_utf8, huge, truncated, malformed, too_short).
 3. `solve_prompts`: each problem, with `few_shot_solve` worked GSM8K-train exemplars as earlier
    chat turns, asking for reasoning that ends in `#### N`; sampled k times.
-4. `vote`: answers are extracted with the eval's own checker (`pipeline.evals.gsm8k`: strict
+4. `vote`: answers are extracted with the eval's own checker (`checker()`, the GSM8K eval's: strict
    `#### N` first, flexible last-number second); the majority answer is kept when its share of all
    k samples reaches `agreement_threshold` and at least two samples agree (one sample cannot agree
    with itself), and there is no tie. Up to m distinct agreeing solutions are kept (RFT), each
@@ -22,7 +22,7 @@ import random
 import re
 from collections import Counter
 
-from pipeline.evals.loaders import gsm8k_slice
+from pipeline.evals import modelled_on
 from pipeline.synth.parsing import code_blocks, output_problem
 from pipeline.synth.textnorm import key
 
@@ -50,11 +50,28 @@ _INNER_LABEL = re.compile(r"(?:new\s+)?(?:math\s+)?(?:word\s+)?problem\s*\d*\s*:
 _END = re.compile(r"\n\s*(?:\*\*)?(?:solution|answer|step\s*1|explanation|####|problem\s*\d|question\s*\d|note)\b", re.I)
 
 
-def checker():
-    """The eval's GSM8K answer checker (one checker for eval and data)."""
-    from pipeline.evals import gsm8k
+DOMAIN = "math"  # modelled on the registered benchmark declaring this domain (pipeline.evals.modelled_on)
 
-    return gsm8k
+
+def checker():
+    """The answer checker of the benchmark this domain is modelled on (one checker for eval and
+    data): `extract_strict`, `extract_flexible`, `normalize_number`, `reference_number`,
+    `is_correct`, `exemplar_answer`, `final_answer`, `build_prompt`."""
+    return modelled_on(DOMAIN).checker
+
+
+def title() -> str:
+    """The title of the benchmark this domain is modelled on, for messages ("GSM8K")."""
+    return modelled_on(DOMAIN).title
+
+
+def train_slice(name: str) -> list[dict]:
+    """Rows `{id, question, answer}` of one train slice of that benchmark (`exemplars`, `pool`,
+    `verifier`, or `train`: all of train its eval does not hold out)."""
+    b = modelled_on(DOMAIN)
+    if name not in b.train_slices:
+        raise ValueError(f"{b.title} declares no train slice {name!r}; it has {sorted(b.train_slices)}")
+    return b.train_slices[name]()
 
 
 def clean_reference(answer: str) -> str:
@@ -65,7 +82,7 @@ def clean_reference(answer: str) -> str:
 
 def problem_prompts(n: int, few_shot: int, seed: int, train: list[dict] | None = None) -> list[dict]:
     """`n` seeded problem-writing requests: {"messages", "topic", "structure", "exemplars"}."""
-    train = train if train is not None else gsm8k_slice("exemplars")
+    train = train if train is not None else train_slice("exemplars")
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -87,7 +104,7 @@ def pool_count(source: str, n_problems: int) -> int:
 def pool_questions(n: int, seed: int, pool: list[dict] | None = None) -> list[dict]:
     """`n` seeded GSM8K-train `pool` rows as {"id", "question"}: the reference answers are never read,
     the label comes from the teacher's own self-consistency vote, as for written problems."""
-    pool = pool if pool is not None else gsm8k_slice("pool")
+    pool = pool if pool is not None else train_slice("pool")
     picked = random.Random(seed).sample(range(len(pool)), min(n, len(pool)))
     return [{"id": pool[i]["id"], "question": pool[i]["question"].strip()} for i in picked]
 
@@ -119,7 +136,7 @@ def parse_problem(text: str, finish: str, min_words: int, max_chars: int) -> tup
 
 def solve_prompts(problems: list[str], few_shot_solve: int, seed: int, train: list[dict] | None = None) -> list[list]:
     """Chat prompts asking for step-by-step solutions ending in `#### N` (same exemplars for all)."""
-    train = train if train is not None else gsm8k_slice("exemplars")
+    train = train if train is not None else train_slice("exemplars")
     ex = random.Random(seed + 1).sample(train, min(few_shot_solve, len(train)))
     shots: list[dict] = []
     for r in ex:

@@ -35,11 +35,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.evals.loaders import gsm8k_slice
 from pipeline.infra.io import read_json, read_jsonl
 from pipeline.loop.lineage import Lineage, is_promoted
 from pipeline.synth.decontaminate import BenchmarkIndex
-from pipeline.synth.mathgen import clean_reference
+from pipeline.synth.mathgen import clean_reference, train_slice
 
 _GEN_DIR = re.compile(r"^gen_(\d{3,})$")
 ANCHOR = "anchor"  # the origin of real GSM8K-train rows
@@ -206,7 +205,7 @@ def anchor_rows(n: int, seed: int, gen: int, index: BenchmarkIndex) -> list[dict
     ending in `#### N`."""
     if n <= 0:
         return []
-    train = gsm8k_slice("pool")
+    train = train_slice("pool")
     order = list(range(len(train)))
     random.Random(seed).shuffle(order)
     rows = []

@@ -82,13 +82,14 @@ def content_stems(text: str) -> frozenset[str]:
 def final_answer(row: dict) -> str | None:
     """A chat row's final answer: `meta.answer`, else the number after `####` (or "The answer is")
     in its last assistant message, normalized; None when it has none."""
-    from pipeline.evals.gsm8k import extract_strict, normalize_number
+    from pipeline.synth.mathgen import checker
 
+    g = checker()
     meta = row.get("meta")
     if isinstance(meta, dict) and isinstance(meta.get("answer"), (str, int, float)) and not isinstance(meta["answer"], bool):
-        return normalize_number(str(meta["answer"]))
+        return g.normalize_number(str(meta["answer"]))
     said = [m["content"] for m in row.get("messages", []) if m.get("role") == "assistant"]
-    return normalize_number(extract_strict(said[-1])) if said else None
+    return g.normalize_number(g.extract_strict(said[-1])) if said else None
 
 
 @dataclass
@@ -169,7 +170,13 @@ class ParaphraseIndex:
         return best
 
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "tests" / "data" / "gsm8k_train_paraphrases.jsonl"
+def calibration_file() -> Path:
+    """Hand-reworded train questions of the benchmark the math domain is modelled on:
+    tests/data/<benchmark>_train_paraphrases.jsonl."""
+    from pipeline.synth.mathgen import DOMAIN
+    from pipeline.evals import modelled_on
+
+    return Path(__file__).resolve().parents[2] / "tests" / "data" / f"{modelled_on(DOMAIN).name}_train_paraphrases.jsonl"
 
 
 def calibrate(reworded: list[dict], lexical: float, answer_lexical: float, n_bench: int = 2300, seed: int = 0) -> dict:
@@ -178,13 +185,13 @@ def calibrate(reworded: list[dict], lexical: float, answer_lexical: float, n_ben
     train question a clean row. Counts for bare problems and for problems with their gold answer."""
     import random
 
-    from pipeline.evals.loaders import load_gsm8k
-    from pipeline.evals.gsm8k import reference_number
+    from pipeline.synth.mathgen import checker, title, train_slice
 
-    train = load_gsm8k("train")
+    reference_number = checker().reference_number
+    train = train_slice("train")
     ids = {p["id"] for p in reworded}
     if not ids <= {r["id"] for r in train}:
-        raise ValueError(f"calibration rewordings must reword GSM8K train items, got {sorted(ids)[:3]}...")
+        raise ValueError(f"calibration rewordings must reword {title()} train items, got {sorted(ids)[:3]}...")
     others = [r for r in train if r["id"] not in ids]
     random.Random(seed).shuffle(others)
     bench = [r for r in train if r["id"] in ids] + others[:n_bench - len(ids)]
@@ -208,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.infra.io import read_jsonl
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.synth.paraphrase", description=calibrate.__doc__.split("\n")[0])
-    ap.add_argument("--reworded", default=str(CALIBRATION), help="JSONL of {id: GSM8K train id, text: its rewording}")
+    ap.add_argument("--reworded", default=str(calibration_file()), help="JSONL of {id: a train id of the math benchmark, text: its rewording}")
     ap.add_argument("--grid", default="0.35:0.2,0.4:0.2,0.45:0.2,0.4:0.25", help="lexical:answer_lexical pairs")
     a = ap.parse_args(argv)
     reworded = read_jsonl(a.reworded)

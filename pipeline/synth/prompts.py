@@ -8,7 +8,7 @@ One row per question, written by the synth stage with its other files (`stage.wr
 - math: this generation's verified train-split problems (no gold: the rewards are label-free) and
   `train.grpo.pool_questions` seeded, benchmark-clean questions of the GSM8K-train `pool` slice,
   whose `gold` only measures how often the group's majority answer is right (never in the prompt).
-  The user turn is the question plus the GSM8K eval's instruction (pipeline.evals.gsm8k.build_prompt),
+  The user turn is the question plus the GSM8K eval's instruction (the math checker's build_prompt),
   so the successor learns the format it is scored in.
 - code: verified tasks, the user turn as in the SFT rows (the HumanEval chat instruction), with each
   of the teacher's verified asserts as its own test, the entry point and the function header the
@@ -21,15 +21,17 @@ import ast
 import random
 
 from pipeline.config import Config
-from pipeline.evals.loaders import gsm8k_slice
+from pipeline.evals import modelled_on
 from pipeline.synth.decontaminate import BenchmarkIndex
-from pipeline.synth.mathgen import SOLVE_HEADER
+from pipeline.synth.mathgen import DOMAIN, SOLVE_HEADER, checker, train_slice
 from pipeline.synth.record import Group
 
 
-def gsm8k_instruction(cfg: Config) -> str:
-    """The instruction of the GSM8K chat eval task (the synth solve header when no such task is configured)."""
-    return next((t.instruction for t in cfg.eval.tasks.values() if t.benchmark == "gsm8k" and t.prompt == "chat"),
+def math_instruction(cfg: Config) -> str:
+    """The instruction of the chat eval task of the benchmark the math domain is modelled on (the
+    synth solve header when no such task is configured)."""
+    bench = modelled_on(DOMAIN).name
+    return next((t.instruction for t in cfg.eval.tasks.values() if t.benchmark == bench and t.prompt == "chat"),
                 SOLVE_HEADER)
 
 
@@ -40,16 +42,12 @@ def asserts(tests: str) -> list[str]:
 
 
 def _number(text: str):
-    from pipeline.evals.gsm8k import reference_number
-
-    n = reference_number(text)
+    n = checker().reference_number(text)
     return None if n is None else (int(n) if "." not in n else float(n))
 
 
 def math_row(question: str, instruction: str, gold, rid: str, source: str) -> dict:
-    from pipeline.evals.gsm8k import build_prompt
-
-    return {"prompt": build_prompt(question.strip(), instruction, []), "kind": "math", "gold": gold, "tests": [],
+    return {"prompt": checker().build_prompt(question.strip(), instruction, []), "kind": "math", "gold": gold, "tests": [],
             "entry_point": "", "header": "", "id": rid, "source": source}
 
 
@@ -57,7 +55,7 @@ def pool_rows(n: int, seed: int, instruction: str, index: BenchmarkIndex) -> lis
     """`n` seeded GSM8K pool questions that match no benchmark item, gold kept."""
     if n <= 0:
         return []
-    pool = gsm8k_slice("pool")
+    pool = train_slice("pool")
     out = []
     for r in random.Random(seed).sample(pool, len(pool)):
         if index.match(r["question"]) is None:
@@ -69,7 +67,7 @@ def pool_rows(n: int, seed: int, instruction: str, index: BenchmarkIndex) -> lis
 
 def prompt_rows(cfg: Config, groups: list[Group], seed: int, index: BenchmarkIndex, with_pool: bool) -> list[dict]:
     """prompts.jsonl rows from the kept train-split `groups` plus, `with_pool`, GSM8K pool questions."""
-    instruction = gsm8k_instruction(cfg)
+    instruction = math_instruction(cfg)
     rows = [math_row(g.text, instruction, None, g.id, "teacher") for g in groups if g.kind == "math"]
     if with_pool:
         rows += pool_rows(cfg.train.grpo.pool_questions, seed + 7, instruction, index)

@@ -21,7 +21,7 @@ from collections import Counter
 
 from pipeline.stats import wilson
 from pipeline.synth.decontaminate import BenchmarkIndex
-from pipeline.synth import verifier
+from pipeline.synth import mathgen, verifier
 from pipeline.synth.record import KINDS, Assembled, SynthRecord
 from pipeline.synth.textnorm import words
 
@@ -86,7 +86,7 @@ def synthetic_share(k: int, n: int) -> dict:
     the generation trains on no data of its own (the anchor fallback)."""
     verdict = "too small to judge" if n == 0 else "flagged" if k == 0 else "clear"
     rate = wilson(k, n)
-    text = (f"no synthetic row: the {n} mixture rows are all GSM8K-train anchors" if verdict == "flagged"
+    text = (f"no synthetic row: the {n} mixture rows are all {mathgen.title()}-train anchors" if verdict == "flagged"
             else f"synthetic share: too small to judge (n={n})" if verdict == "too small to judge"
             else f"synthetic share {k}/{n}")
     return {"check": "synthetic_share", "n": n, "count": k, "rate": rate.as_dict(), "verdict": verdict, "text": text}
@@ -129,7 +129,7 @@ def red_flags(stats: dict) -> list[str]:
     if stats["mixture"].get("fallback_anchor"):
         dropped = (stats["mixture"].get("guard") or {}).get("dropped_total")
         flags.append(f"no trustworthy synthetic example: gate.min_verifier_precision dropped {dropped} rows"
-                     if dropped else "no verified synthetic example: train.jsonl holds only GSM8K-train anchor rows")
+                     if dropped else f"no verified synthetic example: train.jsonl holds only {mathgen.title()}-train anchor rows")
     m = stats["math"]
     if m["candidates"] >= 10 and m["problems_kept"] == m["candidates"]:
         flags.append("math verifier kept every candidate problem (check the agreement filter)")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.config import Config
-from pipeline.evals.loaders import gsm8k_slice
 from pipeline.engine import Engine, GenParams
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
 from pipeline.sandbox import run_programs
@@ -93,7 +92,7 @@ def synth_math(job: Job, rec: SynthRecord) -> None:
     raw = job.steps.get("math_problems", lambda: job.generate([r["messages"] for r in reqs], GenParams(
         temperature=mc.problem_temperature, max_tokens=mc.max_tokens_problem)))
     rec.count_tokens("math_problems", raw)
-    exemplars = {r["id"]: r["question"] for r in gsm8k_slice("exemplars")}
+    exemplars = {r["id"]: r["question"] for r in mathgen.train_slice("exemplars")}
     problems = []  # (id, text)
     for i, (req, r) in enumerate(zip(reqs, raw)):
         pid = f"g{gen:03d}-math-{i:05d}"

@@ -6,7 +6,7 @@ Nothing else checks the teacher's "verified" labels: a math answer is a majority
 task's tests are written beside its own solution. Two measurements, neither changes what is kept:
 - math precision: the same vote the synth stage uses (mathgen.solve_prompts + mathgen.vote, the
   same k, temperature and agreement threshold) on `synth.verifier.n_questions` questions of the
-  held-out GSM8K-train `verifier` slice (pipeline.evals.loaders.gsm8k_slice; never trained on, disjoint
+  held-out GSM8K-train `verifier` slice (pipeline.synth.mathgen.train_slice; never trained on, disjoint
   from validation, exemplars and pool); the optional program-of-thought check is not applied, so
   this is the vote's own precision. Only the questions reach the teacher; the gold answers only
   score the votes. precision = kept labels equal to gold / kept labels, yield = kept / asked
@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections import Counter
 
 from pipeline.config import Config
-from pipeline.evals.loaders import gsm8k_final_answer, gsm8k_slice
 from pipeline.sandbox import run_programs
 from pipeline.stats import Interval, wilson
 from pipeline.stats.ledger import flat
@@ -34,10 +33,10 @@ from pipeline.synth.mutants import KINDS, mutants
 
 def questions(n: int) -> list[dict]:
     """The first `n` questions of the `verifier` slice (file order: the same every generation)."""
-    rows = gsm8k_slice("verifier")
+    rows = mathgen.train_slice("verifier")
     if n > len(rows):
         raise ValueError(f"synth.verifier.n_questions={n} exceeds the {len(rows)} questions of the "
-                         "GSM8K-train verifier slice")
+                         f"{mathgen.title()}-train verifier slice")
     return rows[:n]
 
 
@@ -53,7 +52,7 @@ def score_math(qs: list[dict], samples: list[dict], cfg: Config) -> list[dict]:
     for q, s in zip(qs, samples, strict=True):
         v = mathgen.vote(s["texts"], s["finishes"], mc.agreement_threshold, mc.max_solutions_per_problem,
                          cfg.synth.max_output_chars)
-        gold = gsm8k_final_answer(q["answer"])
+        gold = g.final_answer(q["answer"])
         out.append({"id": q["id"], "majority": v["majority"], "agreement": round(v["agreement"], 4),
                     "kept": v["kept"], "reason": v["reason"], "gold": gold,
                     "correct": bool(v["kept"] and g.is_correct(v["majority"], gold))})

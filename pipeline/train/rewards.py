@@ -10,12 +10,12 @@ The columns are those of `synth/prompts.jsonl` (pipeline.synth.prompts): `kind` 
 A reward scores only the rows of its `kinds`; the others get None, so math and code rewards share
 one dataset. trl hands the completions of one prompt over together (num_generations of them).
 
-- `math_majority` (label-free): a completion whose answer (pipeline.evals.gsm8k: strict `#### N`
+- `math_majority` (label-free): a completion whose answer (the math domain's checker, pipeline.synth.mathgen.checker: strict `#### N`
   first, flexible last number second, as the synth vote reads samples) equals its group's majority
   answer gets 1, another answer 0, no answer None. The majority needs two agreeing samples and no tie
   (one sample cannot agree with itself), else the group has none and every answer gets 0. It logs
   `majority_gold_agreement`: the share of groups with a known gold whose majority is that gold.
-- `math_format`: 1 for a strict-extractable final answer (`#### N`, gsm8k.extract_strict), else 0.
+- `math_format`: 1 for a strict-extractable final answer (`#### N`, the checker's extract_strict), else 0.
 - `code_tests`: the share of the teacher's verified asserts the completion's function passes. Each
   completion is one GuardedProgram (pipeline.synth.codegen.check_program) whose asserts are judged
   one by one, all served by one sandbox session; the asserts run in a sandboxed checker with the
@@ -69,9 +69,10 @@ def text_of(completion) -> str:
 
 def math_answer(text: str) -> str | None:
     """The normalized final answer as the eval reads it (strict first, flexible second), or None."""
-    from pipeline.evals import gsm8k
+    from pipeline.synth.mathgen import checker  # the checker of the benchmark the math domain is modelled on
 
-    return gsm8k.normalize_number(gsm8k.extract_strict(text)) or gsm8k.normalize_number(gsm8k.extract_flexible(text))
+    g = checker()
+    return g.normalize_number(g.extract_strict(text)) or g.normalize_number(g.extract_flexible(text))
 
 
 def groups(prompts: list) -> list[list[int]]:
@@ -91,8 +92,9 @@ def majority(answers: list[str | None]) -> str | None:
 
 
 def math_majority(prompts, completions, gold=None, log_metric=None, **_) -> list[float | None]:
-    from pipeline.evals.gsm8k import is_correct
+    from pipeline.synth.mathgen import checker
 
+    is_correct = checker().is_correct
     answers = [math_answer(text_of(c)) for c in completions]
     out: list[float | None] = [None if a is None else 0.0 for a in answers]
     agree = []
@@ -110,9 +112,10 @@ def math_majority(prompts, completions, gold=None, log_metric=None, **_) -> list
 
 
 def math_format(prompts, completions, **_) -> list[float]:
-    from pipeline.evals.gsm8k import extract_strict, normalize_number
+    from pipeline.synth.mathgen import checker
 
-    return [float(normalize_number(extract_strict(text_of(c))) is not None) for c in completions]
+    g = checker()
+    return [float(g.normalize_number(g.extract_strict(text_of(c))) is not None) for c in completions]
 
 
 # -- code -------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pipeline.propose import accepted as proposal
 from pipeline.config import Config, resolved_dict
 from pipeline.infra.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.engine.models import check_model_dir
+from pipeline.evals import training_datasets
 from pipeline.loop.runner import StageContext, StageResult
 from pipeline.train import memory, methods, mixture
 from pipeline.train.data import TrainDataError, require_chat_template
@@ -104,7 +105,7 @@ def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dic
     return {
         "base_model": base_id, "lineage": ctx.lineage.name, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
         "init_from": cfg.train.init_from, "init_model": init_model, "hparams": job.hparams, "method": cfg.train.method,
-        "data": data, "phases": phases, "files": files, "datasets": ["openai/gsm8k"],
+        "data": data, "phases": phases, "files": files, "datasets": training_datasets(),
         "lineage_info": {
             "lineage": ctx.lineage.name, "generation": ctx.gen.name, "parent": ctx.teacher.name,
             "teacher": teacher_model, "init_from": cfg.train.init_from, "init_model": init_model,

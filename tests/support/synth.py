@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from pipeline.engine import Output
-from pipeline.evals.loaders import load_gsm8k
+from pipeline.evals.gsm8k import load as load_gsm8k
 from pipeline.synth import codegen, mathgen
 from tests.support import ScriptedEngine
 
@@ -124,7 +124,7 @@ class SynthTeacher(ByKind):
 
     def __init__(self, fail_on: str | None = None) -> None:
         super().__init__(fail_on)
-        from pipeline.evals.loaders import load_humaneval
+        from pipeline.evals.humaneval import load_problems as load_humaneval
 
         self.tasks = task_script(load_humaneval()[0]["prompt"])
         self.problems = problem_script()

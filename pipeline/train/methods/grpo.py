@@ -241,7 +241,7 @@ class GRPO(Method):
     def card_data(self, stats: dict, file: str, sha256: str, hp: HParams) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in stats["by_kind"].items())
         return (f"- `{file}`: {stats['read']} prompts read, {stats['used']} used ({kinds}; {stats['with_gold']} "
-                f"GSM8K pool questions whose gold only measures agreement), {stats['dropped_too_long']} dropped as "
+                f"pool questions whose gold only measures agreement), {stats['dropped_too_long']} dropped as "
                 f"too long, {stats['other_kinds']} of kinds no reward judges. sha256 {sha256}.")
 
 
