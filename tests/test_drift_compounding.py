@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.drift import compounding
+from pipeline.report import compounding
 
 
 def row(gen, status, parent, **metrics):

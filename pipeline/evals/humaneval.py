@@ -42,7 +42,8 @@ from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
 from pipeline.evals.loaders import load_humaneval
-from pipeline.evals.base import Benchmark, Metric, Protocol
+from pipeline.evals.base import Benchmark, Protocol
+from pipeline.infra.metricspec import MetricSpec
 from pipeline.sandbox import GuardedProgram
 
 METADATA = re.compile(r"METADATA\s*=\s*\{[^}]*\}")
@@ -229,8 +230,8 @@ BENCHMARK = Benchmark(
     name="humaneval", title="HumanEval",
     splits={"test": _items}, test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
     protocols=PROTOCOLS,
-    metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`",
-                    lm_eval="pass@{k},create_test"),),
+    metrics=(MetricSpec("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`",
+                        lm_eval="pass@{k},create_test"),),
     score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
     dataset="openai/openai_humaneval",
     behaviour=lambda: [{**p, "id": p["task_id"]} for p in load_humaneval()], build_program=build_program,

@@ -4,7 +4,7 @@
 
 - capability.png         eval metrics (GSM8K accuracy and format_rate, HumanEval; test and validation) vs generation
 - alignment_<metric>.png each alignment metric vs generation, and its mean per-step retention
-                         compounded to 10, 50 and 500 generations (pipeline.drift.compounding)
+                         compounded to 10, 50 and 500 generations (pipeline.report.compounding)
 - kl.png                 teacher-forced KL from gen 0 and from the parent vs generation
 - diversity.png          distinct-n of free generations and of the synthetic data vs generation
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline.drift.compounding import HORIZONS, Items, view
+from pipeline.report.compounding import HORIZONS, Items, view
 from pipeline.drift.metrics import DISTINCT, KL, SYNTH_DISTINCT
 from pipeline.stats.ledger import bounds, points
 
