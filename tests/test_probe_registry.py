@@ -19,11 +19,11 @@ from pipeline.drift import stage as drift
 from pipeline.drift.stage import aggregate, probe_records
 from pipeline.engine import Output
 from pipeline.infra.io import read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.infra.metricspec import MetricError, MetricSpec
 from pipeline.probes.suite import ProbeError, of_kind, scored
 from pipeline.infra.registry import RegistryError
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 
 PLUGIN = "tests.plugins.toy_suite"
 

@@ -12,11 +12,11 @@ import re
 import pytest
 
 from pipeline.propose import accepted as proposal
-from pipeline.loop.runner import Manifest, StageContext, StageResult, write_manifest
+from pipeline.lineage.runner import Manifest, StageContext, StageResult, write_manifest
 from pipeline.evals.loaders import load_gsm8k
 from pipeline.engine import GenStats, Output
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.synth import codegen, mathgen, stage
 
 GOOD = "Mia bakes 4 trays of 12 cookies each for the school fair and sells 30 of them. How many cookies are left?"

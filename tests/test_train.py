@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 from pipeline.infra.io import atomic_write_json, write_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.train.stage import TrainDataError, prepare_job, run
 from pipeline.train.launch import LaunchError, worker_command
 from pipeline.train.worker import batch_layout, build_trainer, drop_incomplete, latest_complete

@@ -34,10 +34,7 @@ from omegaconf import DictConfig
 from pipeline.infra import cli
 from pipeline.config import Config, ConfigError, register, to_config
 from pipeline.config.keys import check_overrides, one_line, unknown_key_error, unknown_keys
-from pipeline.evals.loaders import DataError
-from pipeline.loop.lineage import LineageError
 from pipeline.infra.locate import conf_dir
-from pipeline.engine.models import ModelError
 
 
 def config_path() -> str:
@@ -93,7 +90,8 @@ def compose(overrides: list[str] | None = None, name: str = "config") -> Config:
         return load_config(dcfg)
 
 
-EXPECTED = (ConfigError, DataError, LineageError, ModelError)  # bad input, not a bug: `cli.fail`
+# bad input, not a bug: `cli.fail` (ConfigError, DataError, LineageError, ModelError all subclass it)
+EXPECTED = (cli.InputError,)
 # Hydra flags that take a value (so the value is not read as an override)
 _VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
            "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
@@ -146,7 +144,7 @@ def front_door(argv: list[str], prog: str, doc: str, inputs: Callable[[Config], 
             cfg = compose(overrides)  # the whole config, validated, before Hydra makes its run dir
             if inputs is not None:
                 inputs(cfg)
-    except (ConfigError, DataError) as e:
+    except EXPECTED as e:  # a refused config or input (DataError) is one line
         return cli.fail(e)
     return None
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 from pipeline.infra import metricspec
 from pipeline import probes
 from pipeline.config import Config, DriftConfig
-from pipeline.loop.runner import StageContext, StageResult
+from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
 from pipeline.drift import uncertainty
@@ -46,7 +46,7 @@ from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, EVAL_AG
 from pipeline.engine import GenParams, Output
 from pipeline.evals.protocol import records_protocols
 from pipeline.infra.io import atomic_write_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import GenerationDir
+from pipeline.lineage import GenerationDir
 from pipeline.stats import Interval
 from pipeline.stats.ledger import flat_all
 

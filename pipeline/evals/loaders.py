@@ -24,6 +24,7 @@ import random
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.infra.cli import InputError
 from pipeline.infra.io import iter_jsonl, read_jsonl
 
 GSM8K_HUB_ID = "openai/gsm8k"
@@ -35,7 +36,7 @@ SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / po
 GSM8K_SLICES = ("validation", "verifier", "exemplars", "pool")
 
 
-class DataError(ValueError):
+class DataError(InputError, ValueError):
     """Input data that is missing, empty or malformed; the message names the file or the config key."""
 
 

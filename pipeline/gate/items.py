@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline import probes
 from pipeline.drift.metrics import KL, REFS
 from pipeline.infra.io import JsonlError, read_jsonl
-from pipeline.loop.lineage import GenerationDir
+from pipeline.lineage import GenerationDir
 
 
 def _rows(path: Path) -> list[dict] | None:

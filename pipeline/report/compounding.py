@@ -42,7 +42,7 @@ from tabulate import tabulate
 from pipeline import probes
 from pipeline.drift.uncertainty import suite_item_values
 from pipeline.infra.io import read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.stats import HORIZONS, Interval, mean_retention, per_step, project, ratio_bootstrap
 
 # row -> {metric: {item id: value}} for that generation (None: no per-item values)

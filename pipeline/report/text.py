@@ -33,7 +33,7 @@ from pipeline.infra import cli
 from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns, parse_task_name
-from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.lineage import Lineage, LineageError
 from pipeline.stats.ledger import SUFFIXES, base_of, bounds
 from pipeline.train import methods
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pipeline.evals.loaders import gsm8k_slice
 from pipeline.infra.io import read_json, read_jsonl
-from pipeline.loop.lineage import Lineage, is_promoted
+from pipeline.lineage import Lineage, is_promoted
 from pipeline.synth.decontaminate import BenchmarkIndex
 from pipeline.synth.mathgen import clean_reference
 
