@@ -25,7 +25,6 @@ flags (`--cfg job`, `--info`, `-m`) pass through.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 from typing import Callable
 
@@ -43,12 +42,13 @@ def config_path() -> str:
 
 
 def import_plugins(names: list[str]) -> None:
-    """Import each named module; importing registers its benchmarks, suites or methods."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise ConfigError(f"invalid config value for 'plugins': cannot import {name!r} ({e})") from None
+    """Import each named module (pipeline.infra.registry); importing registers its benchmarks, suites or methods."""
+    from pipeline.infra import registry
+
+    try:
+        registry.import_plugins(names)
+    except registry.RegistryError as e:
+        raise ConfigError(f"invalid config value for 'plugins': {e}") from None
 
 
 def registry_checks(cfg: Config) -> None:

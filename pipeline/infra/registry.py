@@ -9,7 +9,7 @@ ones, so a typo in a config fails with the choices in the message. Code that nee
 iterates the registry; nothing tests a name.
 
 The bottom layer finds the registries without importing the packages that declare them: each
-`Registry(kind)` announces itself here, `registry(kind)` returns it (importing the built-in module
+`Registry(kind)` announces itself here, plugins are imported here (`import_plugins`), `registry(kind)` returns it (importing the built-in module
 that declares it, `HOMES`, by name on first need, the way plugins are imported), and a registry's
 config validation is pushed here with `register_check(kind, fn)`; `check_config(cfg)` runs them all,
 in `HOMES` order. So `pipeline.config.compose` and `pipeline.infra.metricspec` read every registry
@@ -74,6 +74,16 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def import_plugins(names: list[str]) -> None:
+    """Import each named plugin module (importing registers its entries: benchmarks, suites, methods);
+    RegistryError naming the module when one cannot be imported."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise RegistryError(f"cannot import {name!r} ({e})") from None
 
 
 def load_builtins() -> None:
