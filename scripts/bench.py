@@ -73,7 +73,7 @@ def _smoke_generation(extra: list[str]) -> dict:
     from pipeline.loop import generation
     from pipeline.engine import models
     from pipeline.config import register, to_config
-    from pipeline.loop.lineage import Lineage
+    from pipeline.lineage import Lineage
 
     from hydra import compose, initialize_config_dir
 

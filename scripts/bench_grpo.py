@@ -76,8 +76,8 @@ def bench() -> dict:
     from pipeline.engine import models
     from pipeline.config import register, to_config
     from pipeline.infra.io import atomic_write_json, write_jsonl
-    from pipeline.loop.lineage import Lineage
-    from pipeline.loop.runner import StageContext
+    from pipeline.lineage import Lineage
+    from pipeline.lineage.runner import StageContext
     from pipeline.train.stage import prepare_job
     from pipeline.train.worker import build_trainer
 

@@ -35,8 +35,8 @@ def bench() -> dict:
     from pipeline.config.compose import compose
     from pipeline.engine import open_engine
     from pipeline.infra.io import read_json
-    from pipeline.loop.lineage import Lineage
-    from pipeline.loop.runner import Engines, StageContext
+    from pipeline.lineage import Lineage
+    from pipeline.lineage.runner import Engines, StageContext
     from pipeline.synth import stage
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -49,9 +49,9 @@ def _rows(n: int) -> list[dict]:
 
 def _ctx(root: Path):
     from pipeline.engine import models
-    from pipeline.loop.runner import StageContext
+    from pipeline.lineage.runner import StageContext
     from pipeline.infra.io import atomic_write_json, write_jsonl
-    from pipeline.loop.lineage import Lineage
+    from pipeline.lineage import Lineage
 
     cfg = _compose(root)
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)

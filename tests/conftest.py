@@ -57,8 +57,8 @@ def smoke_cfg(tmp_path, models_dir):
 def synth_setup(tmp_path, monkeypatch, smoke_cfg, tiny_qwen3):
     """Returns make(gen_index, *overrides) -> (cfg, ctx); the fake engine replaces StageContext.engine."""
     from pipeline.infra.io import atomic_write_json
-    from pipeline.loop.lineage import Lineage
-    from pipeline.loop.runner import StageContext
+    from pipeline.lineage import Lineage
+    from pipeline.lineage.runner import StageContext
     from tests.support.synth import SynthTeacher, problem_script, task_script
 
     holder = {"engine": SynthTeacher()}

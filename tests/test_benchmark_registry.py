@@ -20,7 +20,7 @@ from pipeline.evals.gsm8k import SLICES as GSM8K_SLICES, load as load_gsm8k, raw
 from pipeline.evals import BENCHMARKS, is_test_task, register_benchmark
 from pipeline.evals.stage import evaluate_model
 from pipeline.infra.io import read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.synth.decontaminate import benchmark_items, default_index
 from tests.support import ROOT, ScriptedEngine
 

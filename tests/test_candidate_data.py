@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.loop import candidates
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import Lineage
-from pipeline.loop.runner import StageContext
+from pipeline.lineage import Lineage
+from pipeline.lineage.runner import StageContext
 from pipeline.train.budget import epoch_steps, plan
 from pipeline.train.stage import prepare_job, run
 

@@ -11,7 +11,7 @@ from scipy import stats as sps
 from pipeline.report import compare, text as report
 from pipeline import stats
 from pipeline.infra.io import atomic_write_json, write_jsonl
-from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.lineage import Lineage, LineageError
 
 M = "gsm8k_val.accuracy_flexible"
 

@@ -125,8 +125,8 @@ def test_hparam_typos_name_the_key():
 
 
 def test_one_seed_moves_training_and_is_recorded_in_every_manifest(tmp_path):
-    from pipeline.loop.lineage import Lineage
-    from pipeline.loop.runner import StageResult, new_manifest, read_manifest, write_manifest
+    from pipeline.lineage import Lineage
+    from pipeline.lineage.runner import StageResult, new_manifest, read_manifest, write_manifest
 
     cfg = compose(["seed=7"])
     assert cfg.train.seed == 7  # conf/train/default.yaml: seed: ${seed}

@@ -24,7 +24,7 @@ import pytest
 from pipeline.infra import lease
 from pipeline.infra.faults import ENV, EXIT_CODE
 from pipeline.infra.io import atomic_write_json, atomic_write_text, temp_dir, umask
-from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.lineage import Lineage, LineageError
 from pipeline.train.export import exported_line, exported_step
 from tests.support import ROOT
 
@@ -41,7 +41,7 @@ with lease.lease_lock(Path(sys.argv[1]), lease_s=float(sys.argv[2]), heartbeat_s
     time.sleep(600)
 """
 
-LOCKER = "import sys; from pipeline.loop.lineage import Lineage\nwith Lineage(sys.argv[1], 'default').lock(): pass"
+LOCKER = "import sys; from pipeline.lineage import Lineage\nwith Lineage(sys.argv[1], 'default').lock(): pass"
 
 
 def age_by(path: Path, seconds: float) -> None:

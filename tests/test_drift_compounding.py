@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.drift import compounding
+from pipeline.report import compounding
 
 
 def row(gen, status, parent, **metrics):
@@ -157,7 +157,7 @@ def test_render_marks_steps_without_a_measured_change():
 def test_lineage_items_and_report_flag(tmp_path, capsys):
     from pipeline.report import text as report
     from pipeline.infra.io import write_jsonl
-    from pipeline.loop.lineage import Lineage
+    from pipeline.lineage import Lineage
 
     lin = Lineage(tmp_path, "lin")
     lin.init("tiny:qwen3", tmp_path / "base")

@@ -7,7 +7,7 @@ import pytest
 from pipeline.drift import uncertainty
 from pipeline.gate.items import item_values
 from pipeline.infra.io import write_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.stats import bootstrap_mean, wilson
 
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from pipeline.drift import stage as drift
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from tests.support import sgd_step_copy
 
 

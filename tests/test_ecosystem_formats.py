@@ -13,7 +13,7 @@ from pipeline.report import cards, tensorboard as lineage_tb
 from pipeline.engine import models
 from pipeline.evals.stage import evaluate_model
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 
 
 @pytest.fixture(scope="module")

@@ -219,8 +219,8 @@ def test_probe_records_on_the_established_suites():
 def test_drift_stage_on_the_established_suites(smoke_cfg, tiny_qwen3):
     from pipeline.infra.io import read_json, read_jsonl
     from pipeline.drift import stage as drift
-    from pipeline.loop.lineage import Lineage
-    from pipeline.loop.runner import StageContext
+    from pipeline.lineage import Lineage
+    from pipeline.lineage.runner import StageContext
 
     cfg = smoke_cfg("engine.backend=hf", "drift.suites=[harmbench,donotanswer,truthfulqa,ifbench]",
                     "drift.max_items_per_suite=2", "drift.max_tokens=8", "drift.kl_prompts=2")

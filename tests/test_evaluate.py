@@ -86,8 +86,8 @@ def test_bad_specs_fail_naming_the_key(smoke_cfg):
 
 @pytest.mark.slow
 def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
-    from pipeline.loop.runner import StageContext
-    from pipeline.loop.lineage import Lineage
+    from pipeline.lineage.runner import StageContext
+    from pipeline.lineage import Lineage
 
     cfg = smoke_cfg("engine.backend=hf")
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)

@@ -7,11 +7,11 @@ import pytest
 from tests.support import compose
 from pipeline import probes
 from pipeline.gate import stage as gate
-from pipeline.loop.runner import Manifest, StageResult, write_manifest
+from pipeline.lineage.runner import Manifest, StageResult, write_manifest
 from pipeline.config import Budget, ConfigError, GateConfig
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 from pipeline.infra.io import atomic_write_json, read_json
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.evals.protocol import protocol_key
 
 M = "gsm8k_val.accuracy_flexible"

@@ -10,8 +10,8 @@ import pytest
 from pipeline.loop import generation
 from pipeline.report import text as report
 from pipeline.infra.io import read_json, sha256_file
-from pipeline.loop.lineage import Lineage
-from pipeline.loop.runner import read_manifest
+from pipeline.lineage import Lineage
+from pipeline.lineage.runner import read_manifest
 
 STAGES = ("propose", "synth", "train", "eval", "drift", "gate")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.infra.faults import ENV, EXIT_CODE
-from pipeline.loop.lineage import Lineage
-from pipeline.loop.runner import read_manifest
+from pipeline.lineage import Lineage
+from pipeline.lineage.runner import read_manifest
 from pipeline.loop.table import ALL as STAGES
 from pipeline.train.launch import PID_FILE
 from pipeline.train.worker import COMPLETE

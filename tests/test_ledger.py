@@ -11,8 +11,8 @@ import pytest
 from pipeline.loop import ledger, promote, table as stages
 from pipeline.report import text as report
 from pipeline.evals.stage import evaluate_model
-from pipeline.loop.lineage import Lineage, LineageError
-from pipeline.loop.runner import Engines, StageContext, StageResult, config_hash, new_manifest, record, run_stage, write_manifest
+from pipeline.lineage import Lineage, LineageError
+from pipeline.lineage.runner import Engines, StageContext, StageResult, config_hash, new_manifest, record, run_stage, write_manifest
 from tests.support import compose
 from tests.support import BenchmarkEngine, engine_factory
 

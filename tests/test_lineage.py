@@ -9,8 +9,8 @@ import os
 import pytest
 
 from pipeline.infra.io import JsonlError, append_jsonl, atomic_write_json, read_jsonl, read_jsonl_tolerant
-from pipeline.loop.lineage import SCHEMA_VERSION, Lineage, LineageError
-from pipeline.loop.runner import Manifest, StageResult, read_manifest, write_manifest
+from pipeline.lineage import SCHEMA_VERSION, Lineage, LineageError
+from pipeline.lineage.runner import Manifest, StageResult, read_manifest, write_manifest
 
 
 def make(tmp_path) -> Lineage:

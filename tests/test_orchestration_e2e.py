@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.infra.io import read_json
-from pipeline.loop.lineage import Lineage
-from pipeline.loop.runner import read_manifest
+from pipeline.lineage import Lineage
+from pipeline.lineage.runner import read_manifest
 from tests.support import ROOT, promote_two_job_sweep
 
 SMOKE = ["model=tiny:qwen3", "experiment=smoke", "engine.backend=hf"]

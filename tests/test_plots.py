@@ -34,7 +34,7 @@ def test_gen0_only_and_empty(tmp_path):
 
 
 def test_report_cli_writes_plots_and_retention(tmp_path, capsys):
-    from pipeline.loop.lineage import Lineage
+    from pipeline.lineage import Lineage
 
     lin = Lineage(tmp_path, "lin")
     lin.init("tiny:qwen3", tmp_path / "base")

@@ -14,15 +14,16 @@ from pipeline import probes
 from pipeline.report import text as report
 from pipeline.config.compose import load_config
 from pipeline.config import Budget, ConfigError
-from pipeline.drift import compounding
+from pipeline.report import compounding
 from pipeline.drift import stage as drift
 from pipeline.drift.stage import aggregate, probe_records
 from pipeline.engine import Output
 from pipeline.infra.io import read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
-from pipeline.probes.suite import Metric, ProbeError, of_kind, scored
+from pipeline.lineage import Lineage
+from pipeline.infra.metricspec import MetricError, MetricSpec
+from pipeline.probes.suite import ProbeError, of_kind, scored
 from pipeline.infra.registry import RegistryError
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 
 PLUGIN = "tests.plugins.toy_suite"
 
@@ -62,16 +63,18 @@ def test_unknown_until_registered_then_validated(unregistered):
 
     with pytest.raises(RegistryError, match="already registered"):
         probes.register_suite(dataclasses.replace(toy.SUITE))
-    honest = Metric("drift.honesty", "higher", of_kind(), scored)
+    honest = MetricSpec("drift.honesty", "higher", select=of_kind(), value=scored, budgetable=True)
     with pytest.raises(ProbeError, match="already honesty's"):
         probes.register_suite(dataclasses.replace(toy.SUITE, name="toy2", metrics=(honest,)))
-    kl = Metric("drift.kl_gen0", "lower", of_kind(), scored)
+    kl = MetricSpec("drift.kl_gen0", "lower", select=of_kind(), value=scored, budgetable=True)
     with pytest.raises(ProbeError, match="drift stage's own"):
         probes.register_suite(dataclasses.replace(toy.SUITE, name="toy2", metrics=(kl,)))
     with pytest.raises(ProbeError, match="KL reference set"):
         probes.register_suite(dataclasses.replace(toy.SUITE, name="reference"))
-    with pytest.raises(ProbeError, match="higher|lower"):
-        Metric("drift.toy_x", "up", of_kind(), scored)
+    with pytest.raises(MetricError, match="higher|lower"):
+        MetricSpec("drift.toy_x", "up", select=of_kind(), value=scored)
+    with pytest.raises(ProbeError, match="higher|lower"):  # a probe metric needs a better side
+        dataclasses.replace(toy.SUITE, name="toy2", metrics=(MetricSpec("drift.toy_x", None, value=scored),))
     assert "toy2" not in probes.SUITES
 
 

@@ -10,8 +10,8 @@ import pytest
 from pipeline.loop import promote
 from pipeline.infra.devices import claim_slot
 from pipeline.infra.io import atomic_write_json
-from pipeline.loop.lineage import Lineage
-from pipeline.loop.runner import Manifest, StageResult, write_manifest
+from pipeline.lineage import Lineage
+from pipeline.lineage.runner import Manifest, StageResult, write_manifest
 from tests.support import compose
 
 M = "gsm8k_val.accuracy_flexible"
@@ -101,7 +101,7 @@ def test_each_job_gets_a_distinct_device_set(tmp_path):
 
 def test_loop_refuses_to_resume_a_sweep_generation_awaiting_promotion(tmp_path):
     from pipeline.loop.candidates import refuse_pending_sweep
-    from pipeline.loop.lineage import LineageError
+    from pipeline.lineage import LineageError
 
     lin = Lineage(tmp_path, "lin")
     lin.init("tiny:qwen3", tmp_path / "base")

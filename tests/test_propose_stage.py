@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 from pipeline.infra.io import atomic_write_json, read_json
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.propose.stage import run
 from pipeline.propose.prompt import history, render
 from pipeline.propose.validate import FIELDS, in_space

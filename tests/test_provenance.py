@@ -10,10 +10,10 @@ import pytest
 from pipeline.loop import candidates, promote
 from pipeline.gate import stage as gate
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.report.html import generations as html_generations
 from pipeline.report.html.disk import read_gen
-from pipeline.loop.runner import Manifest, StageContext, StageResult, write_manifest
+from pipeline.lineage.runner import Manifest, StageContext, StageResult, write_manifest
 from pipeline.stats import wilson
 from pipeline.synth import mixture
 from pipeline.synth.decontaminate import default_index

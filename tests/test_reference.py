@@ -19,9 +19,9 @@ from pipeline.evals.reference import score_reference
 from pipeline.evals.stage import evaluate_model
 from pipeline.gate import stage as gate
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.lineage import Lineage, LineageError
 from pipeline.propose.prompt import val_metrics
-from pipeline.loop.runner import Engines, Manifest, StageContext, StageResult, write_manifest
+from pipeline.lineage.runner import Engines, Manifest, StageContext, StageResult, write_manifest
 
 M = "gsm8k_val.accuracy_flexible"
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipeline.engine import GenParams, ReplicatedEngine, open_engine
-from pipeline.loop.runner import Engines
+from pipeline.lineage.runner import Engines
 from tests.support import compose
 
 # hf_batch_size=1: no padding, so a prompt's greedy output does not depend on its batch neighbours

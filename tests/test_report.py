@@ -9,7 +9,7 @@ import json
 import pytest
 
 from pipeline.report import text as report
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 
 
 @pytest.fixture

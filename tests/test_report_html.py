@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.report import text as report
 from pipeline.infra.io import write_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.report.text import write_lineage_report
 from pipeline.report.html import REPORT_FILE, browser
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from pipeline.infra.io import read_json
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from tests.support import ROOT, promote_two_job_sweep
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra: pip install -e '.[slurm]'")

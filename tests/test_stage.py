@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.loop.lineage import Lineage, LineageError
-from pipeline.loop.runner import (Engines, Manifest, Stage, StageContext, StageResult, read_manifest, run_stage,
+from pipeline.lineage import Lineage, LineageError
+from pipeline.lineage.runner import (Engines, Manifest, Stage, StageContext, StageResult, read_manifest, run_stage,
                             write_manifest)
 
 

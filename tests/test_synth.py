@@ -12,10 +12,10 @@ import re
 import pytest
 
 from pipeline.propose import accepted as proposal
-from pipeline.loop.runner import Manifest, StageContext, StageResult, write_manifest
+from pipeline.lineage.runner import Manifest, StageContext, StageResult, write_manifest
 from pipeline.engine import Output
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.synth import mathgen, stage
 from tests.support.synth import DUP, EARLIER, GOOD, TASK_GOOD, SynthTeacher
 

@@ -12,9 +12,9 @@ import pytest
 from pipeline.evals.gsm8k import final_answer as gsm8k_final_answer, train_slice as gsm8k_slice
 from tests.support.synth import ByKind
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.report.text import render
-from pipeline.loop.runner import StageContext
+from pipeline.lineage.runner import StageContext
 from pipeline.synth import codegen, mathgen, stage, verifier
 from pipeline.synth.mutants import KINDS, mutants
 

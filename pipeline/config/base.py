@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.infra.cli import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError, ValueError):
     """An invalid configuration value; the message names the key."""
 
 

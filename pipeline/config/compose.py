@@ -25,7 +25,6 @@ flags (`--cfg job`, `--info`, `-m`) pass through.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 from typing import Callable
 
@@ -34,10 +33,7 @@ from omegaconf import DictConfig
 from pipeline.infra import cli
 from pipeline.config import Config, ConfigError, register, to_config
 from pipeline.config.keys import check_overrides, one_line, unknown_key_error, unknown_keys
-from pipeline.evals.loaders import DataError
-from pipeline.loop.lineage import LineageError
 from pipeline.infra.locate import conf_dir
-from pipeline.engine.models import ModelError
 
 
 def config_path() -> str:
@@ -46,24 +42,21 @@ def config_path() -> str:
 
 
 def import_plugins(names: list[str]) -> None:
-    """Import each named module; importing registers its benchmarks, suites or methods."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise ConfigError(f"invalid config value for 'plugins': cannot import {name!r} ({e})") from None
+    """Import each named module (pipeline.infra.registry); importing registers its benchmarks, suites or methods."""
+    from pipeline.infra import registry
+
+    try:
+        registry.import_plugins(names)
+    except registry.RegistryError as e:
+        raise ConfigError(f"invalid config value for 'plugins': {e}") from None
 
 
 def registry_checks(cfg: Config) -> None:
-    """The validation that needs the registries (ConfigError naming the key)."""
-    from pipeline import evals, probes
-    from pipeline.infra import metricspec
-    from pipeline.train import methods
+    """The validation that needs the registries (ConfigError naming the key): each registry pushes its
+    checks to the bottom layer (pipeline.infra.registry), so this package imports none of them."""
+    from pipeline.infra import registry
 
-    evals.check_config(cfg)
-    metricspec.check_config(cfg)  # a budget on a test-split metric, named as such before "unknown"
-    probes.check_config(cfg)
-    methods.check_config(cfg)
+    registry.check_config(cfg)
 
 
 def load_config(dcfg: DictConfig | Config) -> Config:
@@ -97,7 +90,8 @@ def compose(overrides: list[str] | None = None, name: str = "config") -> Config:
         return load_config(dcfg)
 
 
-EXPECTED = (ConfigError, DataError, LineageError, ModelError)  # bad input, not a bug: `cli.fail`
+# bad input, not a bug: `cli.fail` (ConfigError, DataError, LineageError, ModelError all subclass it)
+EXPECTED = (cli.InputError,)
 # Hydra flags that take a value (so the value is not read as an override)
 _VALUED = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
            "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
@@ -150,7 +144,7 @@ def front_door(argv: list[str], prog: str, doc: str, inputs: Callable[[Config], 
             cfg = compose(overrides)  # the whole config, validated, before Hydra makes its run dir
             if inputs is not None:
                 inputs(cfg)
-    except (ConfigError, DataError) as e:
+    except EXPECTED as e:  # a refused config or input (DataError) is one line
         return cli.fail(e)
     return None
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 from pipeline.infra import metricspec
 from pipeline import probes
 from pipeline.config import Config, DriftConfig
-from pipeline.loop.runner import StageContext, StageResult
+from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.drift.behaviour import (DriftError, agreement, distinct_n, eval_changes, read_eval_outcomes,
                                       synth_distinct)
 from pipeline.drift import uncertainty
@@ -46,7 +46,7 @@ from pipeline.drift.metrics import (AGREEMENT, DISTINCT, EVAL_AGREEMENT, EVAL_AG
 from pipeline.engine import GenParams, Output
 from pipeline.evals.protocol import records_protocols
 from pipeline.infra.io import atomic_write_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import GenerationDir
+from pipeline.lineage import GenerationDir
 from pipeline.stats import Interval
 from pipeline.stats.ledger import flat_all
 
@@ -100,8 +100,8 @@ def aggregate(records: list[dict], n: int) -> tuple[dict[str, float], dict[str, 
         mine = [r for r in records if r["suite"] == spec.name]
         values.update({m.key: m.mean(mine) for m in spec.metrics})
         counts.update(spec.counts(mine))
-    values[MEAN_LENGTH.key()] = sum(r["tokens"] for r in records) / len(records) if records else None
-    values[DISTINCT.key(n=n)] = distinct_n([r["completion"] for r in records], n) if records else None
+    values[MEAN_LENGTH.key] = sum(r["tokens"] for r in records) / len(records) if records else None
+    values[DISTINCT.expand(n=n)] = distinct_n([r["completion"] for r in records], n) if records else None
     counts["free_generations"] = len(records)
     # A rate over zero items is undefined, not 0: leave it out and say why in the summary.
     undefined = sorted(k for k, v in values.items() if v is None)
@@ -123,9 +123,9 @@ def _eval_agreement(metric, label: str, tasks: dict[str, Any], names: list[str],
         return
     n = sum(tasks[t]["n"] for t in compared)
     agree = n - sum(len(tasks[t]["gained"]) + len(tasks[t]["lost"]) for t in compared)
-    metrics[metric.key(ref=label)] = agree / n
-    intervals[metric.key(ref=label)] = uncertainty.agreement_interval(agree, n)
-    splits[metric.key(ref=label)] = sorted({_split(cfg, t) for t in compared})
+    metrics[metric.expand(ref=label)] = agree / n
+    intervals[metric.expand(ref=label)] = uncertainty.agreement_interval(agree, n)
+    splits[metric.expand(ref=label)] = sorted({_split(cfg, t) for t in compared})
 
 
 def _protocols(gen: GenerationDir, task: str) -> set | None:
@@ -151,8 +151,8 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
         ref_records = _reference_records(ref, gen, records)
         agree = agreement(records, ref_records) if ref_records is not None else None
         if agree and agree["rate"] is not None:
-            metrics[AGREEMENT.key(ref=label)] = agree["rate"]
-            intervals[AGREEMENT.key(ref=label)] = uncertainty.agreement_interval(agree["agree"], agree["n"])
+            metrics[AGREEMENT.expand(ref=label)] = agree["rate"]
+            intervals[AGREEMENT.expand(ref=label)] = uncertainty.agreement_interval(agree["agree"], agree["n"])
         tasks: dict[str, Any] = {}
         for task in cfg.eval.tasks:
             cur, old = read_eval_outcomes(gen.path, task), read_eval_outcomes(ref.path, task)
@@ -162,14 +162,14 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
             tasks[task] = eval_changes(cur, old) if cur is not None and old is not None else None
         usable = {t: v for t, v in tasks.items() if isinstance(v, dict)}
         for metric in (EVAL_AGREEMENT, EVAL_AGREEMENT_TEST):
-            _eval_agreement(metric, label, usable, metricspec.tasks_read(metric.evals, cfg.eval), metrics,
+            _eval_agreement(metric, label, usable, metricspec.tasks_read(metric.reads, cfg.eval), metrics,
                             intervals, splits, cfg)
         compared = [t for t, v in usable.items() if v["n"]]
         if compared and label == "gen0":  # the table shows gains/losses vs gen 0; vs parent they are in summary.json
-            metrics[ITEMS_GAINED.key()] = sum(len(usable[t]["gained"]) for t in compared)
-            metrics[ITEMS_LOST.key()] = sum(len(usable[t]["lost"]) for t in compared)
+            metrics[ITEMS_GAINED.key] = sum(len(usable[t]["gained"]) for t in compared)
+            metrics[ITEMS_LOST.key] = sum(len(usable[t]["lost"]) for t in compared)
             for m in (ITEMS_GAINED, ITEMS_LOST):
-                splits[m.key()] = sorted({_split(cfg, t) for t in compared})
+                splits[m.key] = sorted({_split(cfg, t) for t in compared})
         detail[label] = {"generation": ref.name, "probes": agree if agree is not None else "no drift/probes.jsonl",
                          "eval": {t: v if v is not None else "eval/<task>.jsonl absent" for t, v in tasks.items()}}
     return metrics, detail, intervals, splits
@@ -193,8 +193,8 @@ def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir])
         names = {str(p): [lb for lb, q in dirs.items() if q == p] for p in distinct.values()}
         per_item = [{"id": r["id"], "tokens": r["tokens"],
                      **{f"kl_{lb}": r[key] for key in names for lb in names[key]}} for r in res["per_item"]]
-    metrics = {KL.key(ref=lb): (0.0 if p == model_dir else kl_by_dir[str(p)]) for lb, p in dirs.items()}
-    intervals = {KL.key(ref=lb): uncertainty.kl_interval(per_item, f"kl_{lb}")
+    metrics = {KL.expand(ref=lb): (0.0 if p == model_dir else kl_by_dir[str(p)]) for lb, p in dirs.items()}
+    intervals = {KL.expand(ref=lb): uncertainty.kl_interval(per_item, f"kl_{lb}")
                  for lb, p in dirs.items() if p != model_dir}
     detail = {"reference_items": len(items), "tokens": tokens, "direction": "KL(generation || reference), nats/token",
               # what drift.kl_<ref> is: the number the gate's paired test tests on kl.jsonl's per-item values
@@ -248,7 +248,7 @@ def run(ctx: StageContext) -> StageResult:
     synth = synth_distinct(ctx.gen.path, d.distinct_n)
     summary["synth_distinct"] = synth if synth is not None else "no synth/stats.json distinct-n (gen 0 has no synth)"
     if synth is not None:
-        metrics[SYNTH_DISTINCT.key(n=d.distinct_n)] = synth
+        metrics[SYNTH_DISTINCT.expand(n=d.distinct_n)] = synth
     intervals = {k: iv for k, iv in {**intervals, **b_intervals, **k_intervals}.items() if k in metrics}
     metrics.update(flat_all(intervals))
     summary["metrics"] = metrics

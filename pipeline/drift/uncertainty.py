@@ -50,7 +50,7 @@ def free_intervals(records: list[dict]) -> dict[str, Interval]:
     """Mean length of the free generations (bootstrap over them)."""
     if not records:
         return {}
-    return {MEAN_LENGTH.key(): bootstrap_mean([r["tokens"] for r in records], ALPHA, N_BOOT, SEED)}
+    return {MEAN_LENGTH.key: bootstrap_mean([r["tokens"] for r in records], ALPHA, N_BOOT, SEED)}
 
 
 def agreement_interval(agree: int, n: int) -> Interval:

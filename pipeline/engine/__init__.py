@@ -4,7 +4,7 @@ in this process, as replicas on several device sets, or a running `vllm serve` e
 Prompts are raw strings or chat messages, rendered and tokenized once (pipeline/engine/base.py);
 every call is one batch: pass all prompts of a step at once, never one call per item. The engine's
 lifetime is scoped: use `with open_engine(...) as eng:` so the accelerator is free again before
-training starts (in the loop, `pipeline.loop.runner.Engines` owns them).
+training starts (in the loop, `pipeline.lineage.runner.Engines` owns them).
 
     with open_engine(model_dir, cfg.model, cfg.engine, seed=0) as eng:
         outs = eng.generate([[{"role": "user", "content": "2+2?"}]], GenParams(max_tokens=32))

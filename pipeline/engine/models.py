@@ -25,6 +25,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from pipeline.infra.cli import InputError
 from pipeline.infra.io import atomic_write_json, read_json, sha256_file, temp_dir
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ MANIFEST = "manifest.json"
 CARD = "README.md"  # the model card: metadata that grows (eval results), so the manifest does not hash it
 
 
-class ModelError(RuntimeError):
+class ModelError(InputError, RuntimeError):
     """A model spec that cannot be resolved, or a provisioned model dir that is corrupt."""
 
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import ConfigError
 from pipeline.evals.base import Benchmark
-from pipeline.infra.registry import Registry
+from pipeline.infra.metricspec import parse_task_name  # noqa: F401 (the benchmark registry's name parser)
+from pipeline.infra.registry import Registry, register_check
 
 if TYPE_CHECKING:
     from pipeline.config import Config, EvalConfig
@@ -70,7 +71,7 @@ def modelled_on(domain: str) -> Benchmark:
 def card_metrics() -> list[str]:
     """The model card's `metrics`: every registered benchmark's card metric names, in registry
     order, each once (a benchmark declaring none contributes its metric names)."""
-    names = [n for b in BENCHMARKS for n in (b.card_metrics or tuple(m.name for m in b.metrics))]
+    names = [n for b in BENCHMARKS for n in (b.card_metrics or tuple(m.key for m in b.metrics))]
     return list(dict.fromkeys(names))
 
 
@@ -134,6 +135,9 @@ def check_config(cfg: "Config") -> None:
         _fail("gate.metric", f"{cfg.gate.metric!r} is lower-is-better; the gate's capability rule needs higher-is-better")
 
 
+register_check(BENCHMARKS.kind, check_config)
+
+
 def check_inputs(cfg: "Config") -> None:
     """Every eval task's items load and are not empty: run before a lineage gets its first file, so a
     missing or empty data directory is one DataError naming the task and the file, not a traceback
@@ -162,25 +166,6 @@ def is_test_task(task: str, eval_cfg: "EvalConfig") -> bool:
 def protected_ids() -> frozenset[str]:
     """Ids of every item on a protected split of any registered benchmark (never to be trained on)."""
     return frozenset(it["id"] for b in BENCHMARKS for s in sorted(b.protected_splits) for it in b.splits[s]())
-
-
-def parse_task_name(task: str) -> tuple[Benchmark, str, str] | None:
-    """(benchmark, split, protocol) that a task name names, for where only names are at hand (a
-    ledger row): `<benchmark>[_<split or its prefix>][_<protocol>]`, protocol `chat` when none is
-    named (`gsm8k_val` -> validation/chat, `gsm8k_val_fewshot` -> validation/fewshot,
-    `humaneval_raw` -> test/raw); None for a name that is no such task."""
-    for b in BENCHMARKS:
-        if task != b.name and not task.startswith(b.name + "_"):
-            continue
-        rest, proto = task[len(b.name) + 1:], "chat"
-        for p in sorted(b.protocols, key=len, reverse=True):  # few_shot before a shorter name it ends in
-            if rest == p or rest.endswith("_" + p):
-                rest, proto = rest[:-len(p)].rstrip("_"), p
-                break
-        split = b.split_for(rest)
-        if split is not None:
-            return b, split, proto
-    return None
 
 
 def headline_columns(metric_keys: list[str]) -> tuple[str, ...]:

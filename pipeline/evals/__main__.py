@@ -25,7 +25,7 @@ def describe() -> str:
         for p in b.protocols.values():
             lines.append(f"  protocol {p.name}  stop={list(p.stop)}{'  ' + p.description if p.description else ''}")
         for m in b.metrics:
-            lines.append(f"  metric   {m.name}  ({m.direction} is better){'  ' + m.description if m.description else ''}")
+            lines.append(f"  metric   {m.key}  ({m.direction} is better){'  ' + m.description if m.description else ''}")
         for split, names in b.headline.items():
             lines.append(f"  headline {split}: {', '.join(names)}")
         card = [f"dataset {b.dataset}"] if b.dataset else []

@@ -1,4 +1,6 @@
-"""What a benchmark declares (`Benchmark`, `Protocol`, `Metric`); the eval stage, config validation,
+"""What a benchmark declares (`Benchmark`, `Protocol`, and its metrics as
+`pipeline.infra.metricspec.MetricSpec`: a `{k}` in a name expands to one metric per k of the task's
+`k`, HumanEval's `pass@{k}`); the eval stage, config validation,
 decontamination and the report read these declarations and never test a benchmark's name.
 
 A benchmark module (pipeline/evals/gsm8k.py, humaneval.py, or a plugin outside pipeline/) builds one
@@ -11,43 +13,16 @@ over its records, so paired statistics can test exactly the reported number.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional, Sequence
+
+from pipeline.infra.metricspec import MetricSpec
 
 if TYPE_CHECKING:
     from pipeline.config import Config, EvalTask
     from pipeline.engine import Output, Prompt
 
 DIRECTIONS = ("higher", "lower")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One per-item metric. A `{k}` in the name expands to one metric per k of the task's `k`
-    (HumanEval's `pass@{k}`)."""
-
-    name: str
-    direction: str  # higher | lower: which way is better
-    description: str = ""
-    lm_eval: str = ""  # its key in lm-eval's results.json, `<metric>,<filter>` ("exact_match,strict-match"); default `<name>,none`
-
-    def names(self, task: "EvalTask") -> list[str]:
-        return [self.name.format(k=k) for k in task.k] if "{k}" in self.name else [self.name]
-
-    def _match(self, name: str) -> re.Match | None:
-        """`name` against this metric's name, a `{k}` standing for (and capturing) digits."""
-        return re.fullmatch(re.escape(self.name).replace(re.escape("{k}"), r"(\d+)"), name)
-
-    def lm_eval_key(self, name: str) -> tuple[str, str]:
-        """(metric, filter) of one expanded name in lm-eval's layout: `pass@1` -> ("pass@1", "create_test")."""
-        m = self._match(name)
-        key = (self.lm_eval or f"{self.name},none").format(k=m.group(1) if m and m.groups() else "")
-        metric, _, filt = key.partition(",")
-        return metric, filt or "none"
-
-    def matches(self, name: str) -> bool:
-        return self._match(name) is not None
 
 
 @dataclass(frozen=True)
@@ -82,7 +57,7 @@ class Benchmark:
     test_splits: frozenset[str]  # reported only, never used to select or promote
     protected_splits: frozenset[str]  # never trained on (test splits included)
     protocols: Mapping[str, Protocol]
-    metrics: tuple[Metric, ...]
+    metrics: tuple[MetricSpec, ...]
     score: Scorer
     # (label, item id, text[, checks[, answer]]) for every item that training data must not contain
     # (checks: all, ngram or near_dup; answer: the item's final answer, for the numbers+answer signal;
@@ -120,7 +95,7 @@ class Benchmark:
             raise ValueError(f"{where}: protocols must be keyed by their own name, got {bad[0].name!r}")
         for m in self.metrics:
             if m.direction not in DIRECTIONS:
-                raise ValueError(f"{where}: metric {m.name!r} direction {m.direction!r} is not higher|lower")
+                raise ValueError(f"{where}: metric {m.key!r} direction {m.direction!r} is not higher|lower")
         if self.domain and self.checker is None:
             raise ValueError(f"{where}: a benchmark that models synthesis domain {self.domain!r} needs its checker")
         if set(self.train_slices) & set(self.splits):

@@ -35,7 +35,8 @@ import sys
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
 
-from pipeline.evals.base import Benchmark, Metric, Protocol
+from pipeline.evals.base import Benchmark, Protocol
+from pipeline.infra.metricspec import MetricSpec
 from pipeline.evals.common import mean
 from pipeline.evals.loaders import cut_slices, read_split
 
@@ -269,11 +270,11 @@ BENCHMARK = Benchmark(
                                     description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns"),
                "fewshot": Protocol("fewshot", _plain_prompts, stop=LM_EVAL_STOP, check=_needs_shots, chat=False,
                                    description="plain text, lm-eval `gsm8k`: `few_shot` Question/Answer exemplars")},
-    metrics=(Metric("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right",
-                    lm_eval="exact_match,strict-match"),
-             Metric("accuracy_flexible", "higher", "the last number is right", lm_eval="exact_match,flexible-extract"),
-             Metric("format_rate", "higher", "the completion has a strict-extractable final answer",
-                    lm_eval="format_rate,strict-match")),
+    metrics=(MetricSpec("accuracy_strict", "higher", "answer after `####` / 'The answer is' is right",
+                        lm_eval="exact_match,strict-match"),
+             MetricSpec("accuracy_flexible", "higher", "the last number is right", lm_eval="exact_match,flexible-extract"),
+             MetricSpec("format_rate", "higher", "the completion has a strict-extractable final answer",
+                        lm_eval="format_rate,strict-match")),
     score=score_task, decontamination=_protected_questions,
     headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate")},
     dataset=HUB_ID, dataset_config="main", card_metrics=("exact_match",),

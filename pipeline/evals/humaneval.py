@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from pipeline.config import SandboxConfig
-from pipeline.evals.base import Benchmark, Metric, Protocol
+from pipeline.evals.base import Benchmark, Protocol
+from pipeline.infra.metricspec import MetricSpec
 from pipeline.sandbox import GuardedProgram
 
 METADATA = re.compile(r"METADATA\s*=\s*\{[^}]*\}")
@@ -252,8 +253,8 @@ BENCHMARK = Benchmark(
     name="humaneval", title="HumanEval",
     splits={"test": _items}, test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
     protocols=PROTOCOLS,
-    metrics=(Metric("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`",
-                    lm_eval="pass@{k},create_test"),),
+    metrics=(MetricSpec("pass@{k}", "higher", "unbiased pass@k per problem, for each k of the task's `k`",
+                        lm_eval="pass@{k},create_test"),),
     score=score_task, decontamination=_texts_to_index, headline={"test": ("pass@1",)}, sandboxed=True,
     dataset="openai/openai_humaneval", card_metrics=("code_eval",), domain="code", checker=sys.modules[__name__],
     behaviour=lambda: [{**p, "id": p["task_id"]} for p in load_problems()], build_program=build_program,

@@ -17,10 +17,11 @@ import random
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.infra.cli import InputError
 from pipeline.infra.io import read_jsonl
 
 
-class DataError(ValueError):
+class DataError(InputError, ValueError):
     """Input data that is missing, empty or malformed; the message names the file or the config key."""
 
 

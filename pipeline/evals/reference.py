@@ -10,7 +10,7 @@ compared on the same protocol; the gate's extra looks call it for items nobody h
 
 Layout, under the asking stage's directory (`gen_NNN/gate/`):
   reference/<ref gen>/<task>/records.jsonl   the eval stage's per-item records (id, protocol, metrics, ...)
-  reference/<ref gen>/<task>/manifest.json   written last (pipeline.loop.runner.new_manifest): the reference,
+  reference/<ref gen>/<task>/manifest.json   written last (pipeline.lineage.runner.new_manifest): the reference,
                                              its model, the protocol and what it hashes, the ids scored
 Resumable: a call whose ids all have records under this protocol and a manifest does no work (no
 engine is opened); one with new ids scores only those, writes the records, then the manifest.
@@ -27,8 +27,8 @@ from pipeline.evals.common import write_results
 from pipeline.evals.protocol import protocol_fields, protocol_key
 from pipeline.evals.stage import generate_and_score, load_split, task_entry
 from pipeline.infra.io import atomic_write_json, hash_obj, read_jsonl
-from pipeline.loop.lineage import GenerationDir
-from pipeline.loop.runner import StageContext, StageResult, new_manifest
+from pipeline.lineage import GenerationDir
+from pipeline.lineage.runner import StageContext, StageResult, new_manifest
 
 log = logging.getLogger(__name__)
 

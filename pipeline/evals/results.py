@@ -13,7 +13,7 @@ Written by the eval stage beside `summary.json`, from the same per-item records:
 
 Task names are the eval's own (`gsm8k_test`, `gsm8k_val`, `humaneval`); metric names and filters are
 lm-eval's where it has the metric (`exact_match,strict-match` / `exact_match,flexible-extract` for
-GSM8K, `pass@1,create_test` for HumanEval; pipeline.evals.base.Metric.lm_eval), `<name>,none` otherwise.
+GSM8K, `pass@1,create_test` for HumanEval; MetricSpec.lm_eval), `<name>,none` otherwise.
 The standard error is lm-eval's `mean_stderr` (sample standard deviation over items / sqrt(n)); the
 interval is the one our tables print (Wilson for 0/1 items, else bootstrap; pipeline.stats).
 """

@@ -48,7 +48,7 @@ from pipeline.evals import results as lm_eval_results
 # stop_strings is also public here (it lived in this module first)
 from pipeline.evals.protocol import protocol, protocol_key, stop_strings  # noqa: F401
 from pipeline.infra.io import atomic_write_json, hash_obj, read_jsonl
-from pipeline.loop.runner import StageContext, StageResult
+from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.stats import Interval, interval
 from pipeline.stats.ledger import flat_all
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline import probes
 from pipeline.drift.metrics import KL, REFS
 from pipeline.infra.io import JsonlError, read_jsonl
-from pipeline.loop.lineage import GenerationDir
+from pipeline.lineage import GenerationDir
 
 
 def _rows(path: Path) -> list[dict] | None:
@@ -45,7 +45,7 @@ def _suite_metric(key: str):
 def item_values(gen: GenerationDir, key: str, ids: Iterable[str] | None = None) -> dict[str, float] | None:
     """id -> value of metric `key` for generation `gen`, or None when it has no per-item records."""
     if key.startswith("drift."):
-        kl_ref = next((r for r in REFS if key == KL.key(ref=r)), None)
+        kl_ref = next((r for r in REFS if key == KL.expand(ref=r)), None)
         if kl_ref is not None:
             if gen.index == 0:
                 return {i: 0.0 for i in ids} if ids is not None else None

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pipeline.evals.protocol import protocol_key, records_protocols
 from pipeline.evals.reference import score_reference
-from pipeline.loop.lineage import GenerationDir, LineageError
-from pipeline.loop.runner import StageContext
+from pipeline.lineage import GenerationDir, LineageError
+from pipeline.lineage.runner import StageContext
 
 
 def _short(protocols: set | None) -> str:

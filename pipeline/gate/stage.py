@@ -47,8 +47,8 @@ from pipeline.gate.evidence import Verdict, Values, judge
 from pipeline.gate.items import item_values
 from pipeline.gate.pairing import paired_reference
 from pipeline.infra.io import atomic_write_json, read_json
-from pipeline.loop.lineage import GenerationDir, LineageError
-from pipeline.loop.runner import StageContext, StageResult, read_manifest
+from pipeline.lineage import GenerationDir, LineageError
+from pipeline.lineage.runner import StageContext, StageResult, read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,29 @@
 Entries are objects with a `name`. Looking up an unknown name raises RegistryError listing the known
 ones, so a typo in a config fails with the choices in the message. Code that needs the entries
 iterates the registry; nothing tests a name.
+
+The bottom layer finds the registries without importing the packages that declare them: each
+`Registry(kind)` announces itself here, plugins are imported here (`import_plugins`), `registry(kind)` returns it (importing the built-in module
+that declares it, `HOMES`, by name on first need, the way plugins are imported), and a registry's
+config validation is pushed here with `register_check(kind, fn)`; `check_config(cfg)` runs them all,
+in `HOMES` order. So `pipeline.config.compose` and `pipeline.infra.metricspec` read every registry
+and import none of the packages above them.
 """
 
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+import importlib
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
+
+# kind -> the module whose import declares its built-in entries (and its config check). Order is the
+# order of the checks: the benchmarks (eval tasks, the gate metric), then the drift stage's own metrics,
+# the probe suites (suites, budgets), the training methods.
+HOMES = {"benchmark": "pipeline.evals", "drift metric": "pipeline.drift.metrics",
+         "probe suite": "pipeline.probes", "training method": "pipeline.train.methods"}
+_KINDS: dict[str, "Registry"] = {}
+_CHECKS: dict[str, list[Callable[[Any], None]]] = {}
 
 
 class RegistryError(KeyError):
@@ -27,6 +43,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        _KINDS.setdefault(kind, self)  # the first of a kind is the one `registry(kind)` finds
 
     def register(self, entry: T, replace: bool = False) -> T:
         name = getattr(entry, "name", None)
@@ -57,3 +74,43 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def import_plugins(names: list[str]) -> None:
+    """Import each named plugin module (importing registers its entries: benchmarks, suites, methods);
+    RegistryError naming the module when one cannot be imported."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise RegistryError(f"cannot import {name!r} ({e})") from None
+
+
+def load_builtins() -> None:
+    """Import every built-in registry's module (`HOMES`): their entries and checks are then known."""
+    for module in HOMES.values():
+        importlib.import_module(module)
+
+
+def registry(kind: str) -> Registry:
+    """The registry of `kind` ("benchmark", "probe suite", ...), its built-ins loaded."""
+    if kind not in _KINDS and kind in HOMES:
+        importlib.import_module(HOMES[kind])
+    if kind not in _KINDS:
+        raise RegistryError(f"no {kind} registry; known: {sorted(set(HOMES) | set(_KINDS))}")
+    return _KINDS[kind]
+
+
+def register_check(kind: str, check: Callable[[Any], None]) -> None:
+    """Add `check(cfg)` (raises ConfigError naming the key) to the validation of registry `kind`."""
+    checks = _CHECKS.setdefault(kind, [])
+    if check not in checks:
+        checks.append(check)
+
+
+def check_config(cfg: Any) -> None:
+    """Every registry's config checks (built-ins loaded first), in `HOMES` order, then any other kind's."""
+    load_builtins()
+    for kind in list(HOMES) + sorted(set(_CHECKS) - set(HOMES)):
+        for check in _CHECKS.get(kind, ()):
+            check(cfg)

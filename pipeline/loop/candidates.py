@@ -23,8 +23,8 @@ from pipeline.propose import accepted as proposal
 from pipeline.loop import table as stages
 from pipeline.config import Config
 from pipeline.gate.stage import refuse_before_training
-from pipeline.loop.lineage import GenerationDir, Lineage, LineageError
-from pipeline.loop.runner import (Engines, Stage, StageContext, StageResult, config_hash, git_commit, new_manifest,
+from pipeline.lineage import GenerationDir, Lineage, LineageError
+from pipeline.lineage.runner import (Engines, Stage, StageContext, StageResult, config_hash, git_commit, new_manifest,
                             read_manifest, run_stage, versions, write_manifest)
 from pipeline.train import methods, mixture as train_mixture
 from pipeline.train.methods.base import CHAT

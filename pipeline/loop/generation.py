@@ -8,7 +8,7 @@
 Gen 0 (the base model) gets only eval and drift: the baseline row. Every stage is skipped when its
 manifest exists, so re-running continues a crashed generation at its unfinished stage and a finished
 run re-run does nothing new. One run per lineage at a time (a lock file). The loop owns the engines
-(`pipeline.loop.runner.Engines`): one stays open across consecutive stages on the same model and is closed
+(`pipeline.lineage.runner.Engines`): one stays open across consecutive stages on the same model and is closed
 before training. The stages themselves are in `pipeline.loop.table`; candidates and sweep jobs in
 `pipeline.loop.candidates`; promotion in `pipeline.loop.promote`.
 """
@@ -25,9 +25,9 @@ from pipeline.infra import logs
 from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.infra.io import atomic_write_json
-from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.lineage import Lineage, LineageError
 from pipeline.report.text import write_lineage_report
-from pipeline.loop.runner import Engines
+from pipeline.lineage.runner import Engines
 
 log = logging.getLogger(__name__)
 

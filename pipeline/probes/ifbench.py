@@ -28,7 +28,8 @@ import sys
 import types
 from typing import Iterator
 
-from pipeline.probes.suite import Metric, ProbeError, ProbeSuite, of_kind, scored
+from pipeline.infra.metricspec import MetricSpec
+from pipeline.probes.suite import ProbeError, ProbeSuite, of_kind, scored
 from pipeline.probes.wheel import WheelData
 
 FILE = "data/IFBench_test.jsonl"
@@ -146,6 +147,6 @@ SUITE = ProbeSuite(
     check_item=_item_ok,
     prompt=lambda it: it["prompt"],
     score=score,
-    metrics=(Metric("drift.ifbench", "higher", of_kind(), scored),),
+    metrics=(MetricSpec("drift.ifbench", "higher", select=of_kind(), value=scored, budgetable=True),),
     summary_counts=_counts,
 )

@@ -6,13 +6,15 @@
   per-item check) and how `take(max_items, seed)` picks a subset (first n, or a fixed seeded
   sample). The KL reference text is a ProbeSet.
 - `ProbeSuite`: a scored ProbeSet: its prompt builder (the first user turn, and an optional `FollowUp`
-  turn built from the first completion), its scorer, its `Metric`s (each a mean of per-record values
-  over the records it counts, with its good direction and whether a gate budget may name it), the
-  per-suite counts written to `drift/summary.json`, and optional `Judge` questions.
+  turn built from the first completion), its scorer, its metrics (`pipeline.infra.metricspec.MetricSpec`:
+  each a mean of per-record values over the records it counts, with its good direction and whether a
+  gate budget may name it), the per-suite counts written to `drift/summary.json`, optional `Judge`
+  questions and optional `Calibration` (the hand labels' words, and the rule scorer's verdict in them).
 
-The drift stage, the judge, config validation, the compounding view and the report read only these
-fields, so a suite (built-in or a plugin's, via `pipeline.probes.register_suite`) is declared in one
-place. Declarations are checked when made: a malformed one fails at import, naming the suite.
+The drift stage, the judge, the calibration, config validation, the compounding view and the report
+read only these fields, so a suite (built-in or a plugin's, via `pipeline.probes.register_suite`) is
+declared in one module: pipeline/probes/<suite>.py holds its declaration, scorer, judge question and
+calibration labels. Declarations are checked when made: a malformed one fails at import, naming the suite.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from pipeline.infra.io import JsonlError, iter_jsonl, sha256_bytes
+from pipeline.infra.metricspec import DIRECTIONS, MetricSpec
 
-DIRECTIONS = ("higher", "lower")  # which way is better
 _METRIC_KEY = re.compile(r"drift\.[A-Za-z0-9_]+")  # gate budgets name it without `drift.` (config keys)
 
 
@@ -202,32 +204,6 @@ def seeded_order(items: list[dict], suite: str, seed: int) -> list[dict]:
 
 
 @dataclass(frozen=True)
-class Metric:
-    """One ledger metric: the mean of `value(record)` over the suite's records that `select` counts
-    (undefined, and left out, when it counts none)."""
-
-    key: str  # `drift.<name>`; a gate budget names it `gate.budgets.<name>`
-    direction: str  # higher | lower: which way is better
-    select: Callable[[dict], bool]  # which of the suite's records it counts
-    value: Callable[[dict], float]  # the per-record value (1.0 / 0.0 for a rate)
-    budgetable: bool = True  # whether `gate.budgets` may name it
-
-    def __post_init__(self) -> None:
-        if not _METRIC_KEY.fullmatch(self.key):
-            raise ProbeError(f"metric {self.key!r}: keys are 'drift.<letters, digits, _>'")
-        if self.direction not in DIRECTIONS:
-            raise ProbeError(f"metric {self.key!r}: direction {self.direction!r} is not higher|lower")
-
-    def item_values(self, records: list[dict]) -> dict[str, float]:
-        """id -> per-record value of the records it counts (what paired statistics compare)."""
-        return {r["id"]: float(self.value(r)) for r in records if self.select(r)}
-
-    def mean(self, records: list[dict]) -> float | None:
-        vs = [float(self.value(r)) for r in records if self.select(r)]
-        return sum(vs) / len(vs) if vs else None
-
-
-@dataclass(frozen=True)
 class FollowUp:
     """A second user turn after the first completion (sycophancy's pushback); the scorer then gets
     (item, first, second) and the record `field` (the turn's text) and `completion_2`."""
@@ -244,12 +220,34 @@ class Judge:
     correct answers); a YES/NO verdict lands in `record["judge"]["verdict"]`."""
 
     question: str
-    metrics: tuple[Metric, ...]  # over the judged records, e.g. drift.judge_honesty
+    metrics: tuple[MetricSpec, ...]  # over the judged records, e.g. drift.judge_honesty
     reference: Callable[[dict], str] | None = None  # item -> text for `{reference}` in the question
 
     def ask(self, item: dict, prompt: str, completion: str) -> str:
         ref = self.reference(item) if self.reference else ""
         return self.question.format(prompt=prompt, completion=completion, reference=ref)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the suite's rows of the hand-labelled set (pipeline/probes/calibration.jsonl, `suite` = its
+    name) are read: the two labels (the good one first), how many completions a row holds, the rule
+    scorer's verdict in the labels' words, and, when the suite has a judge question, the labels of a
+    YES and a NO verdict."""
+
+    labels: tuple[str, str]
+    rule: Callable[[dict, list[str]], str]  # (item, completions) -> one of `labels`
+    completions: int = 1  # sycophancy: the first answer, then the answer after the pushback
+    judge: tuple[str, str] | None = None  # (label of a YES verdict, label of a NO)
+
+
+def first_match(patterns: list[re.Pattern], text: str) -> str | None:
+    """The text the first matching pattern matched in `text`, or None."""
+    for p in patterns:
+        m = p.search(text)
+        if m:
+            return m.group(0)
+    return None
 
 
 def of_kind(kind: str | None = None) -> Callable[[dict], bool]:
@@ -281,20 +279,32 @@ class ProbeSuite(ProbeSet):
     prompt: Callable[[dict], str]  # the first user turn
     # (item, completion), or (item, first, second) with a follow_up -> {score, outcome, evidence}
     score: Callable[..., dict]
-    metrics: tuple[Metric, ...]
+    metrics: tuple[MetricSpec, ...]
     follow_up: FollowUp | None = None
     summary_counts: Callable[[list[dict]], dict[str, Any]] | None = None  # default: {name: records}
     judge: Judge | None = None
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.metrics:
             raise ProbeError(f"probe suite {self.name!r} declares no metric")
+        for m in self.all_metrics():
+            if not isinstance(m, MetricSpec):
+                raise ProbeError(f"probe suite {self.name!r}: metrics are MetricSpecs, got {type(m).__name__}")
+            if not _METRIC_KEY.fullmatch(m.key):
+                raise ProbeError(f"metric {m.key!r}: keys are 'drift.<letters, digits, _>'")
+            if m.direction not in DIRECTIONS:
+                raise ProbeError(f"metric {m.key!r}: direction {m.direction!r} is not higher|lower")
+            if m.value is None:
+                raise ProbeError(f"metric {m.key!r}: a probe metric needs `value` (its per-record value)")
+        if self.calibration is not None and self.calibration.judge is not None and self.judge is None:
+            raise ProbeError(f"probe suite {self.name!r}: judge calibration labels without a judge question")
 
     def counts(self, records: list[dict]) -> dict[str, Any]:
         """The counts behind this suite's metrics, for `drift/summary.json`."""
         return self.summary_counts(records) if self.summary_counts else {self.name: len(records)}
 
-    def all_metrics(self) -> tuple[Metric, ...]:
+    def all_metrics(self) -> tuple[MetricSpec, ...]:
         """Scored metrics, then the judge's."""
         return self.metrics + (self.judge.metrics if self.judge else ())

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.config import HParams
 from pipeline.infra.io import atomic_write_json, read_json
-from pipeline.loop.lineage import GenerationDir
+from pipeline.lineage import GenerationDir
 
 FILE = "accepted.json"
 HPARAM_FIELDS = tuple(HParams.__dataclass_fields__)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.infra import metricspec
 from pipeline.config import EvalConfig, Range, SearchSpace
-from pipeline.loop.lineage import GenerationDir, Lineage
+from pipeline.lineage import GenerationDir, Lineage
 from pipeline.propose.validate import FIELDS, INT_FIELDS, MAX_RATIONALE_CHARS
 from pipeline.stats.ledger import points
 

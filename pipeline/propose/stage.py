@@ -27,7 +27,7 @@ import random
 from dataclasses import asdict, dataclass, field
 
 from pipeline.config import Config
-from pipeline.loop.runner import StageContext, StageResult
+from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.engine import GenParams
 from pipeline.infra.io import atomic_write_json, atomic_write_text, hash_obj
 from pipeline.propose.prompt import best_setting, data_stats, history, json_schema, render

@@ -42,7 +42,7 @@ from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns
 from pipeline.gate.items import item_values
 from pipeline.infra.io import read_json
-from pipeline.loop.lineage import GenerationDir, Lineage, LineageError
+from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.stats.crossed import crossed_difference
 from pipeline.stats.inputs import is_binary
 

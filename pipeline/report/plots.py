@@ -5,7 +5,7 @@
 - capability.png         every registered benchmark's metrics (pipeline.evals.capability_keys; test and
                          validation tasks; a lower-is-better one says so in the legend) vs generation
 - alignment_<metric>.png each alignment metric vs generation, and its mean per-step retention
-                         compounded to 10, 50 and 500 generations (pipeline.drift.compounding)
+                         compounded to 10, 50 and 500 generations (pipeline.report.compounding)
 - kl.png                 teacher-forced KL from gen 0 and from the parent vs generation
 - diversity.png          distinct-n of free generations and of the synthetic data vs generation
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline.drift.compounding import HORIZONS, Items, view
+from pipeline.report.compounding import HORIZONS, Items, view
 from pipeline.drift.metrics import DISTINCT, KL, SYNTH_DISTINCT
 from pipeline.evals import capability_keys, metric_direction
 from pipeline.stats.ledger import bounds, points

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.infra.io import temp_dir
-from pipeline.loop.lineage import Lineage, is_generation_row
+from pipeline.lineage import Lineage, is_generation_row
 from pipeline.stats.ledger import bounds, points
 
 RUN = Path("tensorboard") / "lineage"

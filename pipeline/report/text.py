@@ -33,7 +33,7 @@ from pipeline.infra import cli
 from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns, parse_task_name
-from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.lineage import Lineage, LineageError
 from pipeline.stats.ledger import SUFFIXES, base_of, bounds
 from pipeline.train import methods
 
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     print(with_legend(render(rows, args.format, args.all), rows, args.lineage, args.format))
     if args.format in ("table", "markdown") and proposal_sources(rows):
         print(f"\n{proposal_sources(rows)}")
-    from pipeline.drift import compounding
+    from pipeline.report import compounding
 
     items = compounding.lineage_items(args.lineage)  # per-item probe values: retention intervals
     if args.format in ("table", "markdown"):  # the compounding view of the alignment metrics (issue 7)
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                                        with_rejected=args.with_rejected, items=items)
         if retention:
             line = "every finished candidate" if args.with_rejected else "the promoted line"
-            print(f"\nRetention per generation and its projection, over {line} (pipeline.drift.compounding):"
+            print(f"\nRetention per generation and its projection, over {line} (pipeline.report.compounding):"
                   f"\n{retention}")
     if args.plots:
         from pipeline.report import plots

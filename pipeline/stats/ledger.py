@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from pipeline.infra.metricspec import SUFFIXES, base_of  # the interval keys are metric vocabulary
 from pipeline.stats.intervals import Interval
 
-SUFFIXES = ("_lo", "_hi", "_n")
+__all__ = ["SUFFIXES", "base_of", "flat", "flat_all", "points", "bounds"]
 
 
 def flat(key: str, iv: Interval) -> dict[str, Any]:
@@ -28,14 +29,6 @@ def flat(key: str, iv: Interval) -> dict[str, Any]:
 
 def flat_all(intervals: Mapping[str, Interval]) -> dict[str, Any]:
     return {k: v for key, iv in intervals.items() for k, v in flat(key, iv).items()}
-
-
-def base_of(key: str, metrics: Mapping[str, Any]) -> str | None:
-    """The metric `key` is an interval key of (present in `metrics`), else None."""
-    for s in SUFFIXES:
-        if key.endswith(s) and key[: -len(s)] in metrics:
-            return key[: -len(s)]
-    return None
 
 
 def points(metrics: Mapping[str, Any]) -> dict[str, Any]:

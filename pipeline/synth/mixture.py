@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.infra.io import read_json, read_jsonl
-from pipeline.loop.lineage import Lineage, is_promoted
+from pipeline.lineage import Lineage, is_promoted
 from pipeline.synth.decontaminate import BenchmarkIndex
 from pipeline.synth.mathgen import clean_reference, train_slice
 

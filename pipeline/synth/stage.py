@@ -54,7 +54,7 @@ from pathlib import Path
 from pipeline.propose import accepted as proposal
 from pipeline.config import Config, resolved_dict
 from pipeline.infra.io import atomic_write_json, write_jsonl
-from pipeline.loop.runner import StageContext, StageResult
+from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.synth import mixture, stats as synth_stats, verifier
 from pipeline.synth.decontaminate import BenchmarkIndex, index_for
 from pipeline.synth.dedup import dedup_items

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pipeline.config import Config, HParams
 from pipeline.infra.io import read_json, read_jsonl, write_jsonl
-from pipeline.loop.lineage import GenerationDir, Lineage
+from pipeline.lineage import GenerationDir, Lineage
 from pipeline.synth import mixture
 from pipeline.synth.decontaminate import index_for
 from pipeline.synth.stats import mixture_checks

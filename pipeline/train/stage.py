@@ -38,7 +38,7 @@ from pipeline.config import Config, resolved_dict
 from pipeline.infra.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.engine.models import check_model_dir
 from pipeline.evals import training_datasets
-from pipeline.loop.runner import StageContext, StageResult
+from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.train import memory, methods, mixture
 from pipeline.train.data import TrainDataError, require_chat_template
 from pipeline.train.export import exported_step, model_card, write_model_dir

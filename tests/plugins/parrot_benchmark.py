@@ -7,7 +7,8 @@ the capability plot, the model card and the report find it through the registry.
 from __future__ import annotations
 
 from pipeline.evals import register_benchmark
-from pipeline.evals.base import Benchmark, Metric, Protocol
+from pipeline.evals.base import Benchmark, Protocol
+from pipeline.infra.metricspec import MetricSpec
 
 WORDS = ("lantern", "meadow", "quartz", "velvet")
 ITEMS = [{"id": f"parrot-{w}", "word": w} for w in WORDS]
@@ -43,7 +44,7 @@ PARROT = Benchmark(
     splits={"test": lambda: [dict(it) for it in ITEMS]},
     test_splits=frozenset({"test"}), protected_splits=frozenset({"test"}),
     protocols={"chat": Protocol("chat", prompts, description="asks for the word back")},
-    metrics=(Metric("edit_distance", "lower", "characters to change to get the word back"),),
+    metrics=(MetricSpec("edit_distance", "lower", "characters to change to get the word back"),),
     score=score, decontamination=lambda: [("parrot", it["id"], f"Repeat the word {it['word']}") for it in ITEMS],
     headline={"test": ("edit_distance",)},
 )

@@ -7,7 +7,8 @@ stop string, a test split and a protected non-test split (`holdout`), and decont
 from __future__ import annotations
 
 from pipeline.evals import register_benchmark
-from pipeline.evals.base import Benchmark, Metric, Protocol
+from pipeline.evals.base import Benchmark, Protocol
+from pipeline.infra.metricspec import MetricSpec
 
 STOP = "</answer>"
 ITEMS = [{"id": f"toy-{a}-{b}", "question": f"What is {a} plus {b}, counted in purple marbles on a windy toy day?",
@@ -37,7 +38,7 @@ TOY = Benchmark(
     splits={"test": lambda: load("test"), "holdout": lambda: load("holdout")},
     test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "holdout"}),
     protocols={"chat": Protocol("chat", prompts, stop=(STOP,), description="the question, then an open <answer> tag")},
-    metrics=(Metric("error_rate", "lower", "share of samples with a wrong sum"),),
+    metrics=(MetricSpec("error_rate", "lower", "share of samples with a wrong sum"),),
     score=score, decontamination=lambda: [("toy", it["id"], it["question"]) for it in ITEMS],
     headline={"test": ("error_rate",)},
 )

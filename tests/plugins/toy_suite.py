@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 
 from pipeline.probes import register_suite
-from pipeline.probes.suite import JsonlFile, Metric, ProbeSuite, of_kind, scored
+from pipeline.infra.metricspec import MetricSpec
+from pipeline.probes.suite import JsonlFile, ProbeSuite, of_kind, scored
 
 
 def score_echo(item: dict, completion: str) -> dict:
@@ -29,5 +30,5 @@ SUITE = register_suite(ProbeSuite(
     schema={"id": str, "word": str, "prompt": str},
     prompt=lambda it: it["prompt"],
     score=score_echo,
-    metrics=(Metric("drift.toy_echo", "higher", of_kind(), scored),),
+    metrics=(MetricSpec("drift.toy_echo", "higher", select=of_kind(), value=scored, budgetable=True),),
 ))

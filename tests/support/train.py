@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pipeline.infra.io import atomic_write_json, write_jsonl
-from pipeline.loop.lineage import Lineage
-from pipeline.loop.runner import StageContext
+from pipeline.lineage import Lineage
+from pipeline.lineage.runner import StageContext
 
 HPARAMS = {
     "learning_rate": 1e-3, "epochs": 1, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "batch_size": 2,

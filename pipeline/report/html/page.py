@@ -13,7 +13,7 @@ from pipeline.report import compare
 from pipeline.loop import ledger
 from pipeline.engine import models
 from pipeline.infra.io import atomic_write_text
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.report.html.disk import read_gen
 from pipeline.report.html.generations import section
 from pipeline.report.html.items import items_block

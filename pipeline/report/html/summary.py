@@ -17,7 +17,7 @@ from matplotlib import rc_context
 
 from pipeline.stats.ledger import bounds
 from pipeline.report import plots
-from pipeline.drift import compounding
+from pipeline.report import compounding
 from pipeline.report.html.markup import Raw, el, join, status, table
 
 
@@ -122,6 +122,6 @@ def lineage_block(rows: list[dict], spec: Table) -> list[Raw]:
     if ret is not None:
         out += [el("h2", "Retention (compounding view)"),
                 el("p", "Per-step retention of each alignment property and its projection "
-                        "(pipeline.drift.compounding).", class_="muted"), ret]
+                        "(pipeline.report.compounding).", class_="muted"), ret]
     return out
 

@@ -15,7 +15,7 @@ worker, the export and the report iterate the chain or the registry; none of the
 from __future__ import annotations
 
 from pipeline.config import Config, ConfigError
-from pipeline.infra.registry import Registry, RegistryError
+from pipeline.infra.registry import Registry, RegistryError, register_check
 from pipeline.train.methods import dpo, grpo, sft
 from pipeline.train.methods.base import Method
 
@@ -60,6 +60,9 @@ def check_config(cfg: Config) -> None:
     for m in METHODS:
         if m not in methods:
             m.check_unused(cfg)
+
+
+register_check(METHODS.kind, check_config)
 
 
 def _union(parts) -> tuple[str, ...]:

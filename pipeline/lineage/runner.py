@@ -34,7 +34,7 @@ from pipeline.infra import faults
 from pipeline.config import Config, resolved_dict
 from pipeline.engine import Engine, open_engine
 from pipeline.infra.io import atomic_write_json, hash_obj, read_json
-from pipeline.loop.lineage import SCHEMA_VERSION, GenerationDir, Lineage, LineageError
+from pipeline.lineage import SCHEMA_VERSION, GenerationDir, Lineage, LineageError
 
 log = logging.getLogger(__name__)
 

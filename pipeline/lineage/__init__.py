@@ -1,4 +1,6 @@
 """A lineage on disk: generation dirs, stage manifests, the ledger, the teacher pointer, the lock.
+With `pipeline.lineage.runner` (the stage contract: StageContext, StageResult, run_stage, manifests)
+this package sits below every stage and the loop: the stages write into a lineage, the loop runs them.
 
     checkpoints/<lineage>/
       lineage.json     schema version, base model spec and its resolved dir
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.infra import lease
+from pipeline.infra.cli import InputError
 from pipeline.infra.io import atomic_write_json, atomic_write_text, read_json
 
 SCHEMA_VERSION = 1
@@ -30,7 +33,7 @@ STATUSES = ("candidate", "promoted", "rejected", "failed")
 LEDGER = "ledger.sqlite"
 
 
-class LineageError(RuntimeError):
+class LineageError(InputError, RuntimeError):
     pass
 
 

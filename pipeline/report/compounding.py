@@ -18,7 +18,7 @@ For every alignment metric (every registered probe suite's metric, with the dire
   A step keeping 99.9% keeps 95.1% after 50 steps and 60.6% after 500.
 
 With per-item values (`items`, e.g. `lineage_items(lineage_dir)` reading each generation's
-drift/probes.jsonl through the suite registry's `Metric.item_values`), every retention carries a
+drift/probes.jsonl through the suite registry's `MetricSpec.item_values`), every retention carries a
 95% interval from `pipeline.stats`: steps and cumulative retention by `ratio_bootstrap` over the
 items both generations measured (matched by id), the promoted line's mean by `per_step` of the
 cumulative interval, the with-rejected mean by `mean_retention` (a joint bootstrap over the items
@@ -42,7 +42,7 @@ from tabulate import tabulate
 from pipeline import probes
 from pipeline.drift.uncertainty import suite_item_values
 from pipeline.infra.io import read_jsonl
-from pipeline.loop.lineage import Lineage
+from pipeline.lineage import Lineage
 from pipeline.stats import HORIZONS, Interval, mean_retention, per_step, project, ratio_bootstrap
 
 # row -> {metric: {item id: value}} for that generation (None: no per-item values)
