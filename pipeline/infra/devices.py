@@ -127,6 +127,16 @@ def claim_slot(lock_dir: Path, n_devices: int, per_job: int, visible: str | None
         time.sleep(poll)
 
 
+@contextmanager
+def claimed_env(lock_dir: Path, n_devices: int, per_job: int, poll: float = 5.0) -> Iterator[dict[str, str]]:
+    """Hold a free slot (`claim_slot`) for the duration and give the variables of a child on it
+    (`child_env`, the slot mapped through this process's visible devices): a sweep job's or a study
+    lineage's."""
+    seen = visible()
+    with claim_slot(lock_dir, n_devices, per_job, seen, poll=poll) as slot:
+        yield child_env(slot, on_cuda(), seen)
+
+
 def _try_lock(stack: ExitStack, path: Path) -> bool:
     """Lock `path` exclusively without waiting; the lock is released when `stack` closes."""
     f = stack.enter_context(open(path, "w"))
