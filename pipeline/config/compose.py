@@ -181,13 +181,23 @@ def hydra_main(task: Callable[[Config], float | None], job: str) -> int:
             return None
 
     argv = sys.argv
-    if not any(a.startswith("hydra.job.name=") for a in argv[1:]):
-        sys.argv = [*argv, f"hydra.job.name={job}"]
+    sys.argv = [argv[0], *with_job_name(argv[1:], job)]
     try:
         main()
     finally:
         sys.argv = argv
     return status["code"]
+
+
+def with_job_name(argv: list[str], job: str) -> list[str]:
+    """`argv` with the override `hydra.job.name=<job>` among its overrides (Hydra's parser takes the
+    overrides as one run of arguments: before the first, after the leading flags), unless it sets one."""
+    if any(a.lstrip("+").startswith("hydra.job.name=") for a in argv):
+        return argv
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in _VALUED else 1
+    return [*argv[:i], f"hydra.job.name={job}", *argv[i:]]
 
 
 def hydra_entry(main: Callable[[], int | None], doc: str, prog: str, inputs: Callable[[Config], None] | None = None,
