@@ -34,8 +34,13 @@ def visible() -> str | None:
     return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
+def slurm_job() -> str | None:
+    """The SLURM job this process runs in (SLURM_JOB_ID), if any."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 def under_slurm() -> bool:
-    return bool(os.environ.get("SLURM_JOB_ID"))
+    return slurm_job() is not None
 
 
 def in_child() -> bool:

@@ -91,7 +91,7 @@ def job(cfg: Config) -> float | None:
     if shared and devices.under_slurm() and not devices.in_child():
         raise ConfigError(
             f"invalid config value for 'hydra/launcher': {launcher} would run several sweep jobs at once inside "
-            f"SLURM job {os.environ['SLURM_JOB_ID']}, all on its one allocation; use hydra/launcher=slurm "
+            f"SLURM job {devices.slurm_job()}, all on its one allocation; use hydra/launcher=slurm "
             "(one allocation per job) or the basic launcher")
     n = devices.device_count(cfg.candidate.devices)
     if devices.claims_slots(n, cfg.candidate.gpus):
@@ -105,6 +105,6 @@ def job(cfg: Config) -> float | None:
         started = time.time()
         info = train_job(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
         info.update(devices=os.environ.get("CUDA_VISIBLE_DEVICES"), pid=os.getpid(), started=started,
-                    finished=time.time(), slurm_job=os.environ.get("SLURM_JOB_ID"))
+                    finished=time.time(), slurm_job=devices.slurm_job())
         atomic_write_json(out / CANDIDATE_FILE, info)
     return info["value"]
