@@ -61,7 +61,7 @@ def score_reference(ctx: StageContext, ref_gen: GenerationDir, task: str, ids: I
     missing = [i for i in want if i not in _have(out / "records.jsonl", proto)]
     if missing:  # items nobody scored yet: the step is unfinished again
         (out / "manifest.json").unlink(missing_ok=True)
-    step = Stage(str(out.relative_to(ctx.gen.path)), lambda sub: _score(sub, ref_gen, task, proto, missing))
+    step = Stage(f"{ctx.stage}/reference/{ref_gen.name}/{task}", lambda sub: _score(sub, ref_gen, task, proto, missing))
     run_stage(step, StageContext(cfg=cfg, lineage=ctx.lineage, gen=ctx.gen, teacher=ctx.teacher, stage=step.name,
                                  engines=ctx.engines), ledger=False)
     have = _have(out / "records.jsonl", proto)
