@@ -94,7 +94,7 @@ def bench() -> dict:
         atomic_write_json(gen.path / "propose" / "accepted.json", {"hparams": HPARAMS})
         write_jsonl(gen.path / "synth" / "prompts.jsonl", _rows())
         ctx = StageContext(cfg=cfg, lineage=lineage, gen=gen, teacher=lineage.gen(0), stage="train")
-        _, job, _ = prepare_job(cfg, ctx)
+        _, job, _ = prepare_job(ctx)
         trainer = build_trainer(job)
         trainer.reward_funcs, seconds = timed(list(trainer.reward_funcs))
         trainer.train()

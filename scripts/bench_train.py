@@ -67,7 +67,7 @@ def prepared_rows(root: Path) -> Path:
     from pipeline.train.stage import prepare_job
 
     cfg, ctx = _ctx(root)
-    return Path(prepare_job(cfg, ctx)[1].phases[0]["data"])  # train.method=sft: the one phase
+    return Path(prepare_job(ctx)[1].phases[0]["data"])  # train.method=sft: the one phase
 
 
 def ours(root: Path) -> tuple[float, float]:

@@ -71,13 +71,13 @@ def test_candidate_overrides_reach_its_training_data(smoke_cfg):
     base = smoke_cfg()
     lin, gen = shared_generation(base)
     # the generation itself: its values built the shared mixture, which it trains on
-    _, _, data = prepare_job(base, StageContext(cfg=base, lineage=lin, gen=gen, teacher=lin.gen(0), stage="train"))
+    _, _, data = prepare_job(StageContext(cfg=base, lineage=lin, gen=gen, teacher=lin.gen(0), stage="train"))
     assert data["sft"]["mixture"]["rule"] == "shared" and data["sft"]["file"] == "synth/train.jsonl"
     assert data["sft"]["used"] == 6
     assert data["sft"]["mixture"]["origins"] == {"gen_001": 6}  # rows per generation that wrote them
     # a sweep job with num_examples=10 trains on 10 rows of its own draw, all math like the shared mixture
     cfg = smoke_cfg("candidate.name=j0", "candidate.hparams.num_examples=10")
-    _, job, data = prepare_job(cfg, candidate_ctx(cfg, lin, gen))
+    _, job, data = prepare_job(candidate_ctx(cfg, lin, gen))
     mix = data["sft"]["mixture"]
     assert mix["rule"] == "candidate" and mix["num_examples"] == 10 and mix["shared"]["num_examples"] == 6
     assert data["sft"]["used"] == 10 and len(read_jsonl(job.phases[0]["data"])) == 10
@@ -85,12 +85,12 @@ def test_candidate_overrides_reach_its_training_data(smoke_cfg):
     assert kinds(lin.gen_by_name("gen_001-j0").path / "train" / "data" / "mixture.jsonl") == {"math": 10}
     # math_fraction changes the kinds
     cfg = smoke_cfg("candidate.name=j1", "candidate.hparams.num_examples=10", "candidate.hparams.math_fraction=0.3")
-    _, _, data = prepare_job(cfg, candidate_ctx(cfg, lin, gen))
+    _, _, data = prepare_job(candidate_ctx(cfg, lin, gen))
     assert data["sft"]["mixture"]["selected"] == {"math": 3, "code": 7}
     assert kinds(lin.gen_by_name("gen_001-j1").path / "train" / "data" / "mixture.jsonl") == {"math": 3, "code": 7}
     # the same values as the shared mixture: the shared file, no copy
     cfg = smoke_cfg("candidate.name=j2", "candidate.hparams.num_examples=6")
-    _, _, data = prepare_job(cfg, candidate_ctx(cfg, lin, gen))
+    _, _, data = prepare_job(candidate_ctx(cfg, lin, gen))
     assert data["sft"]["mixture"]["rule"] == "shared"
 
 
@@ -181,7 +181,7 @@ def test_resume_with_validation_keeps_the_plan_and_the_best_checkpoint(smoke_cfg
                     "train.report_to=none", "train.isolate=false")
     lin, gen = shared_generation(cfg, val_rows=3)
     ctx = StageContext(cfg=cfg, lineage=lin, gen=gen, teacher=lin.gen(0), stage="train")
-    _, job, _ = prepare_job(cfg, ctx)
+    _, job, _ = prepare_job(ctx)
     with pytest.raises(KeyboardInterrupt):
         train(job, callbacks=[Crash()])
     res = run(ctx)

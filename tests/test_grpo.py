@@ -142,7 +142,7 @@ def test_prompts_are_checked_and_counted(smoke_cfg):
     rows = [math_row(1), math_row(2, gold=4), CODE_ROW, {**math_row(3), "prompt": prompt("long " * 2100)}]
     ctx = make_ctx(cfg, None, hparams={})
     write_jsonl(ctx.gen.path / "synth" / "prompts.jsonl", rows)
-    _, job, data = prepare_job(cfg, ctx)
+    _, job, data = prepare_job(ctx)
     assert data["grpo"] == {**data["grpo"], "read": 4, "used": 3, "dropped_too_long": 1, "other_kinds": 0,
                             "by_kind": {"math": 2, "code": 1}, "with_gold": 1}
     # math-only rewards leave the code task out (nothing would judge it)
@@ -150,10 +150,10 @@ def test_prompts_are_checked_and_counted(smoke_cfg):
                     "train.grpo.rewards=[{name:math_format,weight:1.0}]")
     ctx2 = make_ctx(cfg, None, hparams={}, gen_index=2)
     write_jsonl(ctx2.gen.path / "synth" / "prompts.jsonl", rows[:3])
-    assert prepare_job(cfg, ctx2)[2]["grpo"]["other_kinds"] == 1
+    assert prepare_job(ctx2)[2]["grpo"]["other_kinds"] == 1
     write_jsonl(ctx2.gen.path / "synth" / "prompts.jsonl", [{**CODE_ROW, "tests": []}])
     with pytest.raises(TrainDataError, match="prompts.jsonl:1: a code prompt needs 'tests'"):
-        prepare_job(cfg, ctx2)
+        prepare_job(ctx2)
 
 
 def test_synth_prompt_rows_carry_the_eval_instruction_and_hidden_gold(smoke_cfg):
@@ -239,7 +239,7 @@ def test_grpo_resumes_after_the_worker_is_killed(smoke_cfg):
                     "train.grpo.learning_rate=1e-2", "train.grpo.rewards=[{name:math_format,weight:1.0},"
                     "{name:math_majority,weight:1.0}]")
     ctx = grpo_ctx(cfg, n=8)
-    job_path, job, _ = prepare_job(cfg, ctx)
+    job_path, job, _ = prepare_job(ctx)
     env = {**os.environ, "PIPELINE_FAULT": "train:checkpoint-saved",
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.train", str(job_path)], cwd=ROOT, env=env,

@@ -170,9 +170,9 @@ def test_train_stage_writes_the_fitted_plan_into_its_job(smoke_cfg, tiny_qwen3, 
     need = estimate(shape, Plan(0, 2, 1024, True, False))["total"]  # fits only with checkpointing
     monkeypatch.setattr(memory, "device_memory", lambda: ("cpu", int(need / memory.HEADROOM) + MB, 64 * GB))
     ctx = make_ctx(cfg, arithmetic_rows(4), hp)
-    _, job, _ = prepare_job(cfg, ctx)
+    _, job, _ = prepare_job(ctx)
     assert job.config["train"]["gradient_checkpointing"] is True and job.hparams["lora_r"] == 0
     rec = read_json(ctx.out / memory.FILE)
     assert [c.split(":")[0] for c in rec["changes"]] == ["gradient_checkpointing"]
     assert rec["estimate_mb"] <= rec["device_mb"] and rec["plan"]["gradient_checkpointing"] is True
-    assert prepare_job(cfg, ctx)[1] == job  # the resumed stage makes the same change, not the crash
+    assert prepare_job(ctx)[1] == job  # the resumed stage makes the same change, not the crash

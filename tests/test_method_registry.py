@@ -48,11 +48,11 @@ def test_a_chain_prepares_one_phase_per_method(smoke_cfg, toy):
     pairs = [{"prompt": [{"role": "user", "content": "1 + 1?"}], "chosen": [{"role": "assistant", "content": "2"}],
               "rejected": [{"role": "assistant", "content": "3"}]}]
     cfg = smoke_cfg("train.method=sft+dpo")
-    _, job, data = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(3), hparams={}, pairs=pairs))
+    _, job, data = prepare_job(make_ctx(cfg, arithmetic_rows(3), hparams={}, pairs=pairs))
     assert [p["method"] for p in job.phases] == ["sft", "dpo"] and set(data) == {"sft", "dpo"}
     assert json.loads(open(job.phases[1]["data"]).readline())["chosen"][0]["content"] == "2"
     cfg = smoke_cfg("train.method=sft+toy_lm")  # a plugin method chains like a built-in one
-    _, job, data = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(3), hparams={}, gen_index=2))
+    _, job, data = prepare_job(make_ctx(cfg, arithmetic_rows(3), hparams={}, gen_index=2))
     assert [p["method"] for p in job.phases] == ["sft", "toy_lm"]
     assert "input_ids" in json.loads(open(job.phases[1]["data"]).readline()) and data["toy_lm"]["used"] == 3
 

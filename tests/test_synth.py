@@ -131,11 +131,11 @@ def test_hparams_come_from_the_accepted_proposal_else_the_config(smoke_cfg, tiny
     ctx = StageContext(cfg=cfg, lineage=lin, gen=g, teacher=lin.gen(0), stage="synth")
     fallback = {"synth_temperature": cfg.propose.hparams.synth_temperature, "num_examples": cfg.propose.hparams.num_examples,
                 "math_fraction": cfg.propose.hparams.math_fraction, "source": "config:propose.hparams"}
-    assert stage.hparams(cfg, ctx) == fallback  # no proposal
+    assert stage.hparams(ctx) == fallback  # no proposal
     proposal.write(g, {"hparams": {"synth_temperature": 0.5}, "source": "teacher"})
-    assert stage.hparams(cfg, ctx) == fallback  # incomplete proposal
+    assert stage.hparams(ctx) == fallback  # incomplete proposal
     proposal.write(g, {"hparams": {"synth_temperature": 0.5, "num_examples": 7, "math_fraction": 0.25}, "source": "teacher"})
-    assert stage.hparams(cfg, ctx) == {"synth_temperature": 0.5, "num_examples": 7, "math_fraction": 0.25,
+    assert stage.hparams(ctx) == {"synth_temperature": 0.5, "num_examples": 7, "math_fraction": 0.25,
                                        "source": str(proposal.path_of(g))}
 
 

@@ -40,23 +40,23 @@ def test_missing_hparam_field_is_named(smoke_cfg):
 def test_bad_training_data_is_rejected(smoke_cfg, rows, match):
     cfg = smoke_cfg()
     with pytest.raises(TrainDataError, match=match):
-        prepare_job(cfg, make_ctx(cfg, rows, hparams={}))
+        prepare_job(make_ctx(cfg, rows, hparams={}))
 
 
 def test_too_long_examples_are_dropped_and_counted(smoke_cfg):
     cfg = smoke_cfg("train.min_examples=2")
     rows = arithmetic_rows(3) + [chat("Long?", "word " * 400)]
-    _, job, data = prepare_job(cfg, make_ctx(cfg, rows, hparams={"max_seq_length": 64}))
+    _, job, data = prepare_job(make_ctx(cfg, rows, hparams={"max_seq_length": 64}))
     assert data["sft"] == {**data["sft"], "read": 4, "used": 3, "dropped_too_long": 1}
     # when everything is too long the stage refuses to run instead of training zero steps
     with pytest.raises(TrainDataError, match="dropped 4 longer than max_seq_length=8"):
-        prepare_job(cfg, make_ctx(cfg, rows, hparams={"max_seq_length": 8}))
+        prepare_job(make_ctx(cfg, rows, hparams={"max_seq_length": 8}))
 
 
 def test_missing_training_file_and_chat_template(smoke_cfg, tmp_path, tiny_qwen3):
     cfg = smoke_cfg()
     with pytest.raises(TrainDataError, match="does not exist"):
-        prepare_job(cfg, make_ctx(cfg, None, hparams={}))
+        prepare_job(make_ctx(cfg, None, hparams={}))
     from transformers import AutoTokenizer
 
     from pipeline.train.data import require_chat_template
@@ -70,7 +70,7 @@ def test_missing_training_file_and_chat_template(smoke_cfg, tmp_path, tiny_qwen3
 def test_dpo_without_pairs_is_an_error(smoke_cfg):
     cfg = smoke_cfg("train.method=sft+dpo")
     with pytest.raises(TrainDataError, match="pairs.jsonl does not exist"):
-        prepare_job(cfg, make_ctx(cfg, arithmetic_rows(4), hparams={}))
+        prepare_job(make_ctx(cfg, arithmetic_rows(4), hparams={}))
 
 
 # -- masking --------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_loss_only_on_the_answer_including_end_of_turn(smoke_cfg, spec):
     """Prompt tokens get label -100; every answer token is a label, and so is <|im_end|> even where it is
     also the pad token (SmolLM2's tokenizer, tiny:llama)."""
     cfg = smoke_cfg(f"model={spec}", "train.report_to=none")
-    _, job, _ = prepare_job(cfg, make_ctx(cfg, [chat("What is 2 + 3?", "5"), chat("Say hi", "hi there")], hparams={}))
+    _, job, _ = prepare_job(make_ctx(cfg, [chat("What is 2 + 3?", "5"), chat("Say hi", "hi there")], hparams={}))
     trainer = build_trainer(job)
     tok = trainer.processing_class
     eot = tok.convert_tokens_to_ids("<|im_end|>")
@@ -96,7 +96,7 @@ def test_loss_only_on_the_answer_including_end_of_turn(smoke_cfg, spec):
 
 def test_packing_builds_padding_free_rows_with_answer_labels(smoke_cfg):
     cfg = smoke_cfg("train.packing=true", "train.report_to=none")
-    _, job, _ = prepare_job(cfg, make_ctx(cfg, arithmetic_rows(6), hparams={"max_seq_length": 128}))
+    _, job, _ = prepare_job(make_ctx(cfg, arithmetic_rows(6), hparams={"max_seq_length": 128}))
     trainer = build_trainer(job)
     rows = list(trainer.train_dataset)
     assert len(rows) < 6 and sum(len(r["seq_lengths"]) for r in rows) == 6  # 6 examples packed into fewer rows
@@ -217,7 +217,7 @@ def test_killed_run_resumes_at_its_checkpoint_with_the_same_loss_curve(reference
     _, ref_ctx, ref = reference_run
     cfg = smoke_cfg(*SLOW_ARGS)
     ctx = make_ctx(cfg, arithmetic_rows(6), LORA)
-    _, job, _ = prepare_job(cfg, ctx)
+    _, job, _ = prepare_job(ctx)
     with pytest.raises(KeyboardInterrupt):
         train(job, callbacks=[Crash()])
     ckpts = ctx.out / "sft" / "checkpoints"

@@ -3,9 +3,8 @@
     from pipeline.config.compose import compose
     cfg = compose(["model=tiny:qwen3", "experiment=smoke"])      # tests, scripts, notebooks
 
-    @hydra.main(config_path=config_path(), config_name="config", version_base=None)   # CLIs
-    def main(dcfg): cfg = load_config(dcfg)
-    sys.exit(hydra_entry(_hydra_main, __doc__, "pipeline.loop"))       # their front door
+    def main(cfg: Config) -> float | None: ...                    # a CLI's task, on the validated config
+    sys.exit(hydra_entry(lambda: hydra_main(main, job="generation"), __doc__, "pipeline.loop"))  # CLIs
 
 `pipeline.infra.locate.conf_dir()` is the one place that locates `conf/` (so an installed package composes the same files
 as a checkout). `load_config` imports the modules named in `plugins` (they register benchmarks, probe
@@ -147,6 +146,52 @@ def front_door(argv: list[str], prog: str, doc: str, inputs: Callable[[Config], 
     except EXPECTED as e:  # a refused config or input (DataError) is one line
         return cli.fail(e)
     return None
+
+
+def hydra_main(task: Callable[[Config], float | None], job: str) -> int:
+    """Run `task(cfg)` as a Hydra app on `conf/config.yaml` (the overrides from sys.argv): the config
+    composed, validated (`load_config`) and the log configured; an EXPECTED error is one line and exit
+    status 2. Returns the exit status; `task`'s return value is what a sweeper optimises.
+
+    Hydra names a job after the module that defines its `@hydra.main` function, and the name is
+    the `<job>.log` file in the run directory and submitit's SLURM job name; so `job` is set as
+    `hydra.job.name` (unless the command line sets it), keeping each entry point's own name
+    ("generation" for the loop) although the function is defined here."""
+    import hydra
+
+    from pipeline.infra import logs
+
+    register()
+    status = {"code": 0}
+
+    @hydra.main(config_path=config_path(), config_name="config", version_base=None)
+    def main(dcfg: DictConfig) -> float | None:
+        try:
+            cfg = load_config(dcfg)
+            logs.configure(cfg.log.level)
+            return task(cfg)
+        except EXPECTED as e:
+            status["code"] = cli.fail(e)
+            return None
+
+    argv = sys.argv
+    sys.argv = [argv[0], *with_job_name(argv[1:], job)]
+    try:
+        main()
+    finally:
+        sys.argv = argv
+    return status["code"]
+
+
+def with_job_name(argv: list[str], job: str) -> list[str]:
+    """`argv` with the override `hydra.job.name=<job>` among its overrides (Hydra's parser takes the
+    overrides as one run of arguments: before the first, after the leading flags), unless it sets one."""
+    if any(a.lstrip("+").startswith("hydra.job.name=") for a in argv):
+        return argv
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in _VALUED else 1
+    return [*argv[:i], f"hydra.job.name={job}", *argv[i:]]
 
 
 def hydra_entry(main: Callable[[], int | None], doc: str, prog: str, inputs: Callable[[Config], None] | None = None,

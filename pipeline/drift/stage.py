@@ -175,8 +175,9 @@ def behaviour(cfg: Config, gen: GenerationDir, refs: dict[str, GenerationDir], r
     return metrics, detail, intervals, splits
 
 
-def distribution(cfg: Config, ctx: StageContext, refs: dict[str, GenerationDir]) -> tuple[dict, dict, list[dict]]:
+def distribution(ctx: StageContext, refs: dict[str, GenerationDir]) -> tuple[dict, dict, list[dict]]:
     """Teacher-forced KL from each reference model (0 for an identical model dir, not recomputed)."""
+    cfg = ctx.cfg
     d = cfg.drift
     items = probes.take(probes.REFERENCE.load(), d.kl_prompts)
     model_dir = Path(ctx.gen.model_dir).resolve()
@@ -241,7 +242,7 @@ def run(ctx: StageContext) -> StageResult:
 
     b_metrics, summary["behaviour"], b_intervals, splits = behaviour(cfg, ctx.gen, refs, records)
     with ctx.accelerator():  # KL loads transformers models: the engine gives the memory back first
-        k_metrics, summary["kl"], kl_items, k_intervals = distribution(cfg, ctx, refs)
+        k_metrics, summary["kl"], kl_items, k_intervals = distribution(ctx, refs)
     write_jsonl(ctx.out / "kl.jsonl", kl_items)
     metrics.update(b_metrics)
     metrics.update(k_metrics)

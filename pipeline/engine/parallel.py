@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import ConfigError, EngineConfig
+from pipeline.infra import devices
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,9 @@ def choose_replicas(n_devices: int, tp: int, requested: int) -> int:
 
 
 def device_sets(replicas: int, tp: int) -> tuple[str, ...]:
-    """CUDA_VISIBLE_DEVICES per replica: replica i gets devices i*tp .. i*tp+tp-1."""
-    return tuple(",".join(str(i * tp + j) for j in range(tp)) for i in range(replicas))
+    """CUDA_VISIBLE_DEVICES per replica: replica i gets devices i*tp .. i*tp+tp-1 (the device slots of
+    pipeline.infra.devices, mapped through the visible devices when each replica starts)."""
+    return tuple(devices.slot_devices(i, tp) for i in range(replicas))
 
 
 def visible_devices(cfg: EngineConfig) -> tuple[int, int]:

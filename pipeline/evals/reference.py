@@ -10,7 +10,7 @@ compared on the same protocol; the gate's extra looks call it for items nobody h
 
 Layout, under the asking stage's directory (`gen_NNN/gate/`):
   reference/<ref gen>/<task>/records.jsonl   the eval stage's per-item records (id, protocol, metrics, ...)
-  reference/<ref gen>/<task>/manifest.json   written last (pipeline.lineage.runner.new_manifest): the reference,
+  reference/<ref gen>/<task>/manifest.json   written last (pipeline.lineage.runner.run_stage): the reference,
                                              its model, the protocol and what it hashes, the ids scored
 Resumable: a call whose ids all have records under this protocol and a manifest does no work (no
 engine is opened); one with new ids scores only those, writes the records, then the manifest.
@@ -19,16 +19,15 @@ engine is opened); one with new ids scores only those, writes the records, then 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.evals.common import write_results
 from pipeline.evals.protocol import protocol_fields, protocol_key
 from pipeline.evals.stage import generate_and_score, load_split, task_entry
-from pipeline.infra.io import atomic_write_json, hash_obj, read_jsonl
+from pipeline.infra.io import hash_obj, read_jsonl
 from pipeline.lineage import GenerationDir
-from pipeline.lineage.runner import StageContext, StageResult, new_manifest
+from pipeline.lineage.runner import Stage, StageContext, StageResult, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +49,30 @@ def _have(path: Path, proto: str) -> dict[str, dict]:
 def score_reference(ctx: StageContext, ref_gen: GenerationDir, task: str, ids: Iterable[str]) -> list[dict]:
     """The records of `ref_gen`'s model on items `ids` of eval task `task` under the current
     config's protocol, in the order of `ids` (module docstring). A ValueError names the task when
-    it is not configured or an id is not an item of its split."""
+    it is not configured or an id is not an item of its split. The step runs through `run_stage`
+    as a sub-stage of the asking stage (its own directory and manifest, nothing in the ledger)."""
     cfg = ctx.cfg
     if task not in cfg.eval.tasks:
         raise ValueError(f"reference scoring: eval task {task!r} is not in eval.tasks {sorted(cfg.eval.tasks)}")
     spec = cfg.eval.tasks[task]
     proto = protocol_key(spec, cfg)
     out = reference_dir(ctx, ref_gen, task)
-    out.mkdir(parents=True, exist_ok=True)
     want = list(dict.fromkeys(str(i) for i in ids))
+    missing = [i for i in want if i not in _have(out / "records.jsonl", proto)]
+    if missing:  # items nobody scored yet: the step is unfinished again
+        (out / "manifest.json").unlink(missing_ok=True)
+    step = Stage(f"{ctx.stage}/reference/{ref_gen.name}/{task}", lambda sub: _score(sub, ref_gen, task, proto, missing))
+    run_stage(step, StageContext(cfg=cfg, lineage=ctx.lineage, gen=ctx.gen, teacher=ctx.teacher, stage=step.name,
+                                 engines=ctx.engines), ledger=False)
     have = _have(out / "records.jsonl", proto)
-    missing = [i for i in want if i not in have]
-    if not missing and (out / "manifest.json").exists():
-        return [have[i] for i in want]
-    t0 = time.time()
+    return [have[i] for i in want]
+
+
+def _score(ctx: StageContext, ref_gen: GenerationDir, task: str, proto: str, missing: list[str]) -> StageResult:
+    """Score `missing` items into `ctx.out/records.jsonl` (beside the ones kept); the step's result."""
+    cfg, out = ctx.cfg, ctx.out
+    spec = cfg.eval.tasks[task]
+    have = _have(out / "records.jsonl", proto)
     engine: dict = {}
     model_dir = ref_gen.model_dir
     if missing:
@@ -79,13 +88,9 @@ def score_reference(ctx: StageContext, ref_gen: GenerationDir, task: str, ids: I
                                     lambda _name, records: None)
         have.update({r["id"]: r for r in t["records"]})
         write_results(out / "records.jsonl", list(have.values()))
-    result = StageResult(
+    return StageResult(
         info={"reference": ref_gen.name, "model": str(model_dir), "task": task, "protocol": proto,
               "protocol_fields": protocol_fields(spec, cfg), "ids": sorted(have), "scored_now": len(missing),
               "engine": engine},
         tokens=sum(int(have[i].get("completion_tokens", 0)) for i in missing),
         inputs={"ids": hash_obj(sorted(have))})
-    manifest = new_manifest(cfg, f"{ctx.stage}/reference/{ref_gen.name}/{task}", ctx.teacher, result,
-                            round(time.time() - t0, 2))
-    atomic_write_json(out / "manifest.json", manifest.as_dict())
-    return [have[i] for i in want]

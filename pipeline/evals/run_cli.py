@@ -13,44 +13,25 @@ import sys
 from pathlib import Path
 
 
-def _hydra_main() -> int:
-    import hydra
-    from omegaconf import DictConfig
-
-    from pipeline.infra import cli, logs
+def main(cfg) -> float | None:
+    """The Hydra task of `python -m pipeline.evals`: every task of `eval.tasks` on `model.spec`;
+    returns `gate.metric`, what a sweeper optimises."""
     from pipeline import evals
-    from pipeline.engine import models
-    from pipeline.config.compose import EXPECTED, config_path, load_config
-    from pipeline.config import register
-    from pipeline.engine import open_engine
+    from pipeline.engine import models, open_engine
     from pipeline.evals.stage import evaluate_model
 
-    register()
-    status = {"code": 0}
-
-    @hydra.main(config_path=config_path(), config_name="config", version_base=None)
-    def main(dcfg: DictConfig) -> float | None:
-        try:
-            cfg = load_config(dcfg)
-            logs.configure(cfg.log.level)
-            evals.check_inputs(cfg)
-            model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
-        except EXPECTED as e:
-            status["code"] = cli.fail(e)
-            return None
-        out = Path(cfg.paths.root) / "evals" / re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model.spec).strip("_")
-        result = evaluate_model(cfg, model_dir, out,
-                                lambda d: open_engine(d, cfg.model, cfg.engine, seed=cfg.seed))
-        print(f"wrote {out}", file=sys.stderr)
-        print(json.dumps(result.metrics))
-        return result.metrics.get(cfg.gate.metric)
-
-    main()
-    return status["code"]
+    evals.check_inputs(cfg)
+    model_dir = models.resolve(cfg.model.spec, cfg.paths.models)
+    out = Path(cfg.paths.root) / "evals" / re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.model.spec).strip("_")
+    result = evaluate_model(cfg, model_dir, out, lambda d: open_engine(d, cfg.model, cfg.engine, seed=cfg.seed))
+    print(f"wrote {out}", file=sys.stderr)
+    print(json.dumps(result.metrics))
+    return result.metrics.get(cfg.gate.metric)
 
 
 def cli() -> int:
-    from pipeline.config.compose import hydra_entry
+    from pipeline.config.compose import hydra_entry, hydra_main
     from pipeline.evals import check_inputs
 
-    return hydra_entry(_hydra_main, __doc__, "pipeline.evals", inputs=check_inputs)
+    # "run_cli": the job name (and `<job>.log`) it had when its Hydra function was defined here
+    return hydra_entry(lambda: hydra_main(main, job="run_cli"), __doc__, "pipeline.evals", inputs=check_inputs)

@@ -17,7 +17,7 @@ The generation loop calls `run(ctx)`, the CLI calls the same `evaluate_model`. O
   summary.json    metrics per task, their 95% intervals (`intervals`: estimate, lo, hi, n, method),
                   spec versions and hashes, engine stats, sandbox mode
   results.json    the same numbers in lm-evaluation-harness's layout (pipeline.evals.results)
-A generation's own model dir gets the results in its card's `model-index` (pipeline.report.cards).
+The loop then puts the results into the model card's `model-index` (pipeline.report.cards).
 Metrics are named `<task>.<metric>`: `gsm8k_val.accuracy_flexible`, `humaneval.pass@1`, ...; each is
 the mean of the per-item values, so paired tests over items test the reported number. Beside each,
 `<task>.<metric>_lo`, `_hi`, `_n` (pipeline.stats.ledger) hold its interval over items: Wilson when
@@ -37,7 +37,6 @@ import logging
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from pipeline.report import cards
 from pipeline.config import Config, EvalTask
 from pipeline.evals.loaders import subset
 from pipeline.engine import Engine, GenParams, Output, Prompt
@@ -212,9 +211,6 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Stage entry point: evaluate this generation's model into gen_NNN/eval/; a model dir the
-    generation owns (not gen 0's base) gets the results in its card."""
-    res = evaluate_model(ctx.cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
-    if ctx.gen.model_dir.parent == ctx.gen.path:
-        cards.add_results(ctx.gen.model_dir, ctx.out / "summary.json")
-    return res
+    """Stage entry point: evaluate this generation's model into gen_NNN/eval/ (its own directory
+    only: the loop puts the results into the model card, pipeline.loop.candidates.update_card)."""
+    return evaluate_model(ctx.cfg, ctx.gen.model_dir, ctx.out, ctx.engine)

@@ -34,8 +34,13 @@ def visible() -> str | None:
     return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
+def slurm_job() -> str | None:
+    """The SLURM job this process runs in (SLURM_JOB_ID), if any."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 def under_slurm() -> bool:
-    return bool(os.environ.get("SLURM_JOB_ID"))
+    return slurm_job() is not None
 
 
 def in_child() -> bool:
@@ -125,6 +130,16 @@ def claim_slot(lock_dir: Path, n_devices: int, per_job: int, visible: str | None
                     yield devices
                     return
         time.sleep(poll)
+
+
+@contextmanager
+def claimed_env(lock_dir: Path, n_devices: int, per_job: int, poll: float = 5.0) -> Iterator[dict[str, str]]:
+    """Hold a free slot (`claim_slot`) for the duration and give the variables of a child on it
+    (`child_env`, the slot mapped through this process's visible devices): a sweep job's or a study
+    lineage's."""
+    seen = visible()
+    with claim_slot(lock_dir, n_devices, per_job, seen, poll=poll) as slot:
+        yield child_env(slot, on_cuda(), seen)
 
 
 def _try_lock(stack: ExitStack, path: Path) -> bool:

@@ -253,6 +253,17 @@ class Stage:
     accelerator: bool = False  # needs the accelerator for the whole stage (training): engines released first
 
 
+def opening_row(gen: GenerationDir, teacher: str | None, config_hash: str, versions: dict, git_commit: str | None) -> dict:
+    """The fields a generation's ledger row starts with: the loop's when it starts the generation
+    (`pipeline.loop.candidates.start_row`), a rebuild's from its first manifest (`pipeline.loop.ledger`).
+    Gen 0 (teacher None) is the base model, promoted from the start."""
+    fields = dict(parent=teacher, teacher=teacher, status="candidate" if gen.index else "promoted",
+                  config_hash=config_hash, versions=versions, git_commit=git_commit)
+    if gen.index == 0:
+        fields["model"] = str(gen.model_dir)
+    return fields
+
+
 def record(lineage: Lineage, gen: GenerationDir, manifest: Manifest) -> None:
     """The ledger's copy of a finished stage, derived from its manifest (the source of truth);
     recording it again is harmless, so a resumed run repairs a row a kill left behind."""
@@ -260,13 +271,16 @@ def record(lineage: Lineage, gen: GenerationDir, manifest: Manifest) -> None:
                    tokens={manifest.stage: manifest.result.tokens})
 
 
-def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
-    """Run one stage unless its manifest exists; write the manifest last, then the ledger row."""
+def run_stage(stage: Stage, ctx: StageContext, ledger: bool = True) -> StageResult:
+    """Run one stage unless its manifest exists; write the manifest last, then the ledger row. The
+    one writer of manifests. `ledger=False`: a step inside a running stage (the gate's reference
+    scoring, pipeline.evals.reference), with its own directory and manifest but no ledger entry."""
     gen, lineage = ctx.gen, ctx.lineage
     if gen.is_done(stage.name):
         log.info("%s/%s: done, skipping", gen.name, stage.name)
         manifest = read_manifest(gen, stage.name)
-        record(lineage, gen, manifest)  # a run killed between manifest and ledger row left the row behind
+        if ledger:
+            record(lineage, gen, manifest)  # a run killed between manifest and ledger row left the row behind
         return manifest.result
     if stage.accelerator and ctx.engines is not None:
         ctx.engines.release()
@@ -284,6 +298,7 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
     manifest = new_manifest(ctx.cfg, stage.name, ctx.teacher, result, seconds)
     write_manifest(gen, manifest)
     faults.point(f"manifest-written:{stage.name}")
-    record(lineage, gen, manifest)
+    if ledger:
+        record(lineage, gen, manifest)
     log.info("%s/%s: done in %.1fs %s", gen.name, stage.name, seconds, result.metrics)
     return result

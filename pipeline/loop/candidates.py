@@ -1,12 +1,16 @@
-"""Candidate bookkeeping: which generation runs next, what its candidates share, and sweep jobs.
+"""The loop's bookkeeping: which generation runs next, its ledger row, what its candidates share, and
+each candidate's stages.
 
 A generation's `propose` and `synth` stages run once and are shared; each candidate successor gets
 its own `train`, `eval`, `drift` and `gate`:
 - one proposal: the generation dir itself is the single candidate;
 - `propose.candidates=K>1`: `gen_NNN-c<k>` for each of the teacher's K proposals (the loop's own);
-- a sweep job (`candidate.name` set): `gen_NNN-<name>`, trained with the job's `candidate.hparams`
-  laid over the teacher's proposal; `pipeline.loop.promote --sweep` selects among the jobs afterwards.
-A candidate shares its generation's data through a `synth` link and gets its own accepted proposal.
+- a sweep job (`candidate.name` set, pipeline.loop.sweep): `gen_NNN-<name>`, trained with the job's
+  `candidate.hparams` laid over the teacher's proposal; `pipeline.loop.promote --sweep` selects among
+  the jobs afterwards.
+A candidate shares its generation's data through a `synth` link and gets its own accepted proposal
+(its `propose` stage, run like every stage by `run_stage`). Every row of the ledger starts in
+`start_row`; stages add to it (pipeline.lineage.runner.record), promotion gives its status.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from pipeline.loop import table as stages
 from pipeline.config import Config
 from pipeline.gate.stage import refuse_before_training
 from pipeline.lineage import GenerationDir, Lineage, LineageError
-from pipeline.lineage.runner import (Engines, Stage, StageContext, StageResult, config_hash, git_commit, new_manifest,
-                            read_manifest, run_stage, versions, write_manifest)
+from pipeline.lineage.runner import (Engines, Stage, StageContext, StageResult, config_hash, git_commit, opening_row,
+                                  read_manifest, run_stage, versions)
+from pipeline.report import cards
 from pipeline.train import methods, mixture as train_mixture
 from pipeline.train.methods.base import CHAT
 
@@ -37,22 +42,26 @@ def context(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: Generati
     return StageContext(cfg=cfg, lineage=lineage, gen=gen, teacher=teacher, stage=stage, engines=engines)
 
 
+def start_row(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir | None) -> None:
+    """The one writer of a generation's (or a candidate's) first ledger row, when it starts: its
+    teacher, status (`promoted` for gen 0, else `candidate`), and what made it (config hash, package
+    versions, commit; the profile after gen 0). A row that exists is left alone (a resumed run)."""
+    if lineage.row(gen) is not None:
+        return
+    extra = {} if teacher is None else {"profile": cfg.profile}
+    lineage.record(gen, **opening_row(gen, teacher.name if teacher else None, config_hash(cfg), versions(),
+                                      git_commit()), **extra)
+
+
 def baseline(cfg: Config, lineage: Lineage, engines: Engines | None = None) -> GenerationDir:
-    """Gen 0, the base model: its ledger row and its eval and drift stages (the baseline row)."""
+    """Create (or check) the lineage for the configured base model, then gen 0, the base model: its
+    ledger row and its eval and drift stages (the baseline row)."""
+    lineage.init(cfg.model.spec, models.resolve(cfg.model.spec, cfg.paths.models))
     gen0 = lineage.gen(0)
-    if lineage.row(gen0) is None:
-        lineage.record(gen0, parent=None, teacher=None, status="promoted", config_hash=config_hash(cfg),
-                       model=str(gen0.model_dir), versions=versions(), git_commit=git_commit())
+    start_row(cfg, lineage, gen0, None)
     for stage in stages.BASELINE:
         run_stage(stage, context(cfg, lineage, gen0, gen0, stage.name, engines))
     return gen0
-
-
-def prepare(cfg: Config, lineage: Lineage, engines: Engines | None = None) -> None:
-    """Create (or check) the lineage for the configured base model and run the gen-0 baseline."""
-    base_dir = models.resolve(cfg.model.spec, cfg.paths.models)
-    lineage.init(cfg.model.spec, base_dir)
-    baseline(cfg, lineage, engines)
 
 
 def pending_generation(lineage: Lineage) -> dict | None:
@@ -77,14 +86,6 @@ def loop_candidates(lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]
     return [lineage.gen_by_name(f"{gen.name}-c{i}") for i in range(k)]
 
 
-def candidate_dirs(cfg: Config, lineage: Lineage, gen: GenerationDir) -> list[GenerationDir]:
-    """Where the successor(s) get trained: the loop's own (`loop_candidates`), or `gen_NNN-<name>`
-    for a sweep job."""
-    if cfg.candidate.name:
-        return [lineage.gen_by_name(f"{gen.name}-{cfg.candidate.name}")]
-    return loop_candidates(lineage, gen)
-
-
 def refuse_pending_sweep(lineage: Lineage) -> None:
     """A generation whose candidates came from a sweep is finished by `pipeline.loop.promote --sweep`,
     not resumed by the loop as a single candidate."""
@@ -101,39 +102,43 @@ def refuse_pending_sweep(lineage: Lineage) -> None:
             f"`python -m pipeline.loop.promote --sweep {lineage.path / 'sweeps'}/<time>` (or finish the sweep) first")
 
 
-def prepare_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir,
-                      cand: GenerationDir, i: int) -> None:
-    """A candidate shares its generation's data (a `synth` link) and gets its own accepted proposal:
-    candidate i of the teacher's list, with the job's `candidate.hparams` overrides laid on top."""
-    if cand.is_done("propose"):
-        return
-    accepted = proposal.read(gen)
+def record_proposal(lineage: Lineage, gen: GenerationDir, result: StageResult) -> None:
+    """The report shows what a generation (or candidate) was trained with and where it came from."""
+    lineage.record(gen, hparams=result.info.get("hparams"), hparams_source=result.info.get("source"))
+
+
+def adopt_proposal(ctx: StageContext, shared: GenerationDir, i: int) -> StageResult:
+    """A candidate's `propose` stage: candidate i of the teacher's list in the generation `shared`, with
+    the job's `candidate.hparams` overrides laid on top; its data is the generation's (a `synth` link)."""
+    cand = ctx.gen
+    accepted = proposal.read(shared)
     pick = accepted.candidate(i)
-    overrides = {k: v for k, v in asdict(cfg.candidate.hparams).items() if v is not None}
+    overrides = {k: v for k, v in asdict(ctx.cfg.candidate.hparams).items() if v is not None}
     hparams = {**pick["hparams"], **overrides}
     source = "sweep" if overrides else pick.get("source", accepted.source)
     link = cand.path / "synth"
-    cand.path.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
-        link.symlink_to(Path("..") / gen.name / "synth", target_is_directory=True)
-    cand.stage_dir("propose")
-    proposal.write(cand, {**pick, "hparams": hparams, "source": source, "overrides": overrides, "from": gen.name})
-    result = StageResult(info={"hparams": hparams, "source": source, "from": gen.name})
-    write_manifest(cand, new_manifest(cfg, "propose", teacher, result, 0.0))
-    lineage.record(cand, parent=teacher.name, teacher=teacher.name, status="candidate", profile=cfg.profile,
-                   hparams=hparams, hparams_source=source, config_hash=config_hash(cfg))
+        link.symlink_to(Path("..") / shared.name / "synth", target_is_directory=True)
+    proposal.write(cand, {**pick, "hparams": hparams, "source": source, "overrides": overrides, "from": shared.name})
+    return StageResult(info={"hparams": hparams, "source": source, "from": shared.name})
+
+
+def prepare_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir,
+                      cand: GenerationDir, i: int, engines: Engines | None = None) -> None:
+    """A candidate other than the generation itself: its ledger row and its own accepted proposal."""
+    start_row(cfg, lineage, cand, teacher)
+    stage = Stage(stages.PROPOSE.name, lambda ctx: adopt_proposal(ctx, gen, i))
+    record_proposal(lineage, cand, run_stage(stage, context(cfg, lineage, cand, teacher, stage.name, engines)))
 
 
 def shared_stages(cfg: Config, lineage: Lineage, engines: Engines | None = None) -> tuple[GenerationDir, GenerationDir]:
     """Start or resume the next generation and run what its candidates share: propose and synth."""
     gen, teacher = next_generation(lineage)
-    if lineage.row(gen) is None:
-        lineage.record(gen, parent=teacher.name, teacher=teacher.name, status="candidate", profile=cfg.profile,
-                       config_hash=config_hash(cfg), versions=versions(), git_commit=git_commit())
+    start_row(cfg, lineage, gen, teacher)
     for stage in stages.SHARED:
         result = run_stage(stage, context(cfg, lineage, gen, teacher, stage.name, engines))
-        if stage is stages.PROPOSE:  # the report shows what was trained with and where it came from
-            lineage.record(gen, hparams=result.info.get("hparams"), hparams_source=result.info.get("source"))
+        if stage is stages.PROPOSE:
+            record_proposal(lineage, gen, result)
     return gen, teacher
 
 
@@ -155,32 +160,36 @@ def rejected_before_training(cfg: Config, lineage: Lineage, cand: GenerationDir,
     return True
 
 
+def update_card(cand: GenerationDir) -> None:
+    """The candidate's eval results into its model card's `model-index`. The loop's step, not the eval
+    stage's: a stage writes only its own directory, and the model dir is train's. Rewriting the same
+    results is harmless, so a run killed between the eval manifest and the card heals on resume."""
+    summary = cand.path / stages.EVAL.name / "summary.json"
+    if cand.model_dir.parent == cand.path and summary.exists():
+        cards.add_results(cand.model_dir, summary)
+
+
+def train_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir, cand: GenerationDir,
+                    i: int, engines: Engines | None = None) -> None:
+    """One candidate of generation `gen`: its own proposal (unless it is `gen` itself), then train, eval
+    (and its model card), drift and gate, unless its data ends it before training."""
+    if cand.name != gen.name:
+        prepare_candidate(cfg, lineage, gen, teacher, cand, i, engines)
+    if rejected_before_training(cfg, lineage, cand, teacher, engines):
+        return
+    bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage",
+               disable=not logs.bars_wanted())
+    for stage in bar:
+        bar.set_postfix_str(stage.name)
+        run_stage(stage, context(cfg, lineage, cand, teacher, stage.name, engines))
+        if stage is stages.EVAL:
+            update_card(cand)
+
+
 def train_candidates(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: GenerationDir,
                      engines: Engines | None = None) -> list[GenerationDir]:
-    cands = candidate_dirs(cfg, lineage, gen)
+    """The loop's candidates of `gen` (`loop_candidates`), each through `train_candidate`."""
+    cands = loop_candidates(lineage, gen)
     for i, cand in enumerate(cands):
-        if cand.name != gen.name:
-            prepare_candidate(cfg, lineage, gen, teacher, cand, i)
-        if rejected_before_training(cfg, lineage, cand, teacher, engines):
-            continue
-        bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage",
-                   disable=not logs.bars_wanted())
-        for stage in bar:
-            bar.set_postfix_str(stage.name)
-            run_stage(stage, context(cfg, lineage, cand, teacher, stage.name, engines))
+        train_candidate(cfg, lineage, gen, teacher, cand, i, engines)
     return cands
-
-
-def run_candidate(cfg: Config, lineage: Lineage) -> dict:
-    """One sweep job: join (or start) the next generation, share its propose/synth with the other
-    jobs (serialised by a lock), then train, evaluate, drift-check and gate only this candidate."""
-    with Engines.for_config(cfg, keep=True) as engines:
-        with lineage.shared_lock():
-            prepare(cfg, lineage, engines)
-            gen, teacher = shared_stages(cfg, lineage, engines)
-        engines.close()  # the lock is gone: the other jobs need the accelerator, not a sleeping engine
-        cand = train_candidates(cfg, lineage, gen, teacher, engines)[0]
-    return {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
-            "candidate": cand.name, "metric": cfg.gate.metric,
-            "value": read_manifest(cand, "eval").metrics.get(cfg.gate.metric) if cand.is_done("eval") else None,
-            "gate": read_manifest(cand, "gate").info["status"]}

@@ -8,41 +8,109 @@
 Gen 0 (the base model) gets only eval and drift: the baseline row. Every stage is skipped when its
 manifest exists, so re-running continues a crashed generation at its unfinished stage and a finished
 run re-run does nothing new. One run per lineage at a time (a lock file). The loop owns the engines
-(`pipeline.lineage.runner.Engines`): one stays open across consecutive stages on the same model and is closed
-before training. The stages themselves are in `pipeline.loop.table`; candidates and sweep jobs in
-`pipeline.loop.candidates`; promotion in `pipeline.loop.promote`.
+(`pipeline.lineage.runner.Engines`): one stays open across consecutive stages on the same model and is
+closed before training. `run` reads top to bottom; the stages are in `pipeline.loop.table`, the
+bookkeeping (ledger rows, candidates) in `pipeline.loop.candidates`, promotion in
+`pipeline.loop.promote`. A sweep job (`candidate.name` set) is `pipeline.loop.sweep.job`.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 
 from tqdm import tqdm
 
-from pipeline.loop import candidates, promote
-from pipeline.infra import logs
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.engine import parallel
+from pipeline.infra import logs
 from pipeline.infra.io import atomic_write_json
-from pipeline.lineage import Lineage, LineageError
-from pipeline.report.text import write_lineage_report
+from pipeline.loop import candidates, ledger, promote
+from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.lineage.runner import Engines
+from pipeline.report.text import write_lineage_report
 
 log = logging.getLogger(__name__)
 
 
-def one_generation(cfg: Config, lineage: Lineage, engines: Engines) -> dict:
-    mark = len(engines.events)
-    gen, teacher = candidates.shared_stages(cfg, lineage, engines)
-    cands = candidates.train_candidates(cfg, lineage, gen, teacher, engines)
-    promote.apply(lineage, gen, cands, cfg.gate.metric)
-    # what the engines did in this run of the generation (scripts/bench.py counts the starts)
-    atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
+def run(cfg: Config) -> list[dict]:
+    """Bring the lineage to `cfg.generations` generations (-1: one more than it has), after the gen-0
+    baseline. Idempotent: a crashed run re-run continues where it stopped; a finished one re-run
+    with the same target does nothing. Returns the ledger rows."""
+    from pipeline import evals
+    from pipeline.engine import models
+
+    if cfg.candidate.name:
+        raise ConfigError(f"invalid config value for 'candidate.name': {cfg.candidate.name!r} makes this a sweep "
+                          "job, run by pipeline.loop.sweep.job (python -m pipeline.loop -m sweep=<name>), not the loop")
+    # missing data, a bad model, or an engine.tensor_parallel_size it cannot take: refused before any write
+    evals.check_inputs(cfg)
+    lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
+    parallel.plan(models.resolve(cfg.model.spec, cfg.paths.models), cfg.engine)
+    with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
+        ledger.repair(lineage)  # a lost or corrupt ledger is rebuilt from the manifests
+        candidates.baseline(cfg, lineage, engines)  # gen 0: the base model's eval and drift
+        promote.repair_teacher(lineage)  # a kill between the TEACHER pointer and the statuses heals here
+        candidates.refuse_pending_sweep(lineage)
+        target = target_generation(cfg, lineage)
+        bar = tqdm(desc="generations", total=max(0, target), unit="gen", disable=not logs.bars_wanted())
+        while keep_going(cfg, lineage, target, bar):
+            mark = len(engines.events)
+            gen, teacher = candidates.shared_stages(cfg, lineage, engines)  # propose, synth: once per generation
+            # each candidate (the generation itself, or gen_NNN-c<k>): train, eval (+ its card), drift, gate
+            cands = candidates.train_candidates(cfg, lineage, gen, teacher, engines)
+            promote.apply(lineage, gen, cands, cfg.gate.metric)  # the best candidate the gate passed: TEACHER
+            # what the engines did in this run of the generation (scripts/bench.py counts the starts)
+            atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
+            finish_generation(lineage, gen)
+        bar.close()
+    return lineage.rows()
+
+
+def target_generation(cfg: Config, lineage: Lineage) -> int:
+    """The newest generation this run brings the lineage to (`generations=-1`: the next one, or the
+    unfinished one a stopped run left)."""
+    if cfg.generations >= 0:
+        return cfg.generations
+    newest = lineage.generation_rows()[-1]
+    return newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
+
+
+def consecutive_rejections(lineage: Lineage) -> int:
+    n = 0
+    for r in reversed(lineage.generation_rows()):
+        if r.get("status") != "rejected":
+            break
+        n += 1
+    return n
+
+
+def keep_going(cfg: Config, lineage: Lineage, target: int, bar: tqdm) -> bool:
+    """Whether another generation runs: an unfinished one always; else until `target`, or until
+    `gate.max_consecutive_rejections` with `gate.on_max_rejections=stop`."""
+    newest = lineage.generation_rows()[-1]
+    pending = newest.get("status") == "candidate"
+    bar.n = newest["gen"] - (1 if pending else 0)
+    bar.refresh()
+    if pending:
+        return True
+    if newest["gen"] >= target:
+        return False
+    rejected = consecutive_rejections(lineage)
+    if rejected >= cfg.gate.max_consecutive_rejections:
+        if cfg.gate.on_max_rejections == "stop":
+            log.warning("stopping: %d consecutive rejections (gate.max_consecutive_rejections)", rejected)
+            return False
+        # repropose: the teacher stays and proposes again; it sees the rejections and their
+        # reasons in the history table of its prompt (pipeline.propose)
+        log.warning("%d consecutive rejections: re-proposing from teacher %s", rejected, lineage.teacher().name)
+    return True
+
+
+def finish_generation(lineage: Lineage, gen: GenerationDir) -> None:
+    """The end of a generation: its outcome in the log, the lineage report regenerated."""
     row = lineage.row(gen) or {}
     log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
     write_report(lineage)
-    return row
 
 
 def write_report(lineage: Lineage) -> None:
@@ -55,96 +123,23 @@ def write_report(lineage: Lineage) -> None:
         log.error("could not write %s/report.html: %s: %s", lineage.path, type(e).__name__, e)
 
 
-def consecutive_rejections(lineage: Lineage) -> int:
-    n = 0
-    for r in reversed(lineage.generation_rows()):
-        if r.get("status") != "rejected":
-            break
-        n += 1
-    return n
+def main(cfg: Config) -> float | None:
+    """The Hydra task of `python -m pipeline.loop`: a sweep job, or the loop with its table printed;
+    returns the newest generation's `gate.metric`, what a sweeper optimises."""
+    from pipeline.loop import sweep
+    from pipeline.report import text as report
 
-
-def run(cfg: Config) -> list[dict]:
-    """Bring the lineage to `cfg.generations` generations (-1: one more than it has), after the gen-0
-    baseline. Idempotent: a crashed run re-run continues where it stopped; a finished one re-run
-    with the same target does nothing. Returns the ledger rows. A sweep job (`candidate.name` set)
-    instead trains one candidate of the next generation: see `candidates.run_candidate`."""
-    from pipeline import evals
-    from pipeline.loop import ledger
-    from pipeline.engine import models
-
-    # missing data, a bad model, or an engine.tensor_parallel_size it cannot take: refused before any write
-    evals.check_inputs(cfg)
-    lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
     if cfg.candidate.name:
-        candidates.run_candidate(cfg, lineage)
-        return lineage.rows()
-    parallel.plan(models.resolve(cfg.model.spec, cfg.paths.models), cfg.engine)
-    with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
-        ledger.repair(lineage)  # a lost or corrupt ledger is rebuilt from the manifests
-        candidates.prepare(cfg, lineage, engines)
-        promote.repair_teacher(lineage)
-        candidates.refuse_pending_sweep(lineage)
-        target = cfg.generations
-        if target < 0:
-            newest = lineage.generation_rows()[-1]
-            target = newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
-        overall = tqdm(desc="generations", total=max(0, target), unit="gen", disable=not logs.bars_wanted())
-        while True:
-            newest = lineage.generation_rows()[-1]
-            overall.n = newest["gen"] - (1 if newest.get("status") == "candidate" else 0)
-            overall.refresh()
-            if newest.get("status") != "candidate" and newest["gen"] >= target:
-                break
-            rejected = consecutive_rejections(lineage)
-            if newest.get("status") != "candidate" and rejected >= cfg.gate.max_consecutive_rejections:
-                if cfg.gate.on_max_rejections == "stop":
-                    log.warning("stopping: %d consecutive rejections (gate.max_consecutive_rejections)", rejected)
-                    break
-                # repropose: the teacher stays and proposes again; it sees the rejections and their
-                # reasons in the history table of its prompt (pipeline.propose)
-                log.warning("%d consecutive rejections: re-proposing from teacher %s", rejected, lineage.teacher().name)
-            one_generation(cfg, lineage, engines)
-        overall.close()
-    return lineage.rows()
-
-
-def _hydra_main() -> int:
-    import hydra
-    from omegaconf import DictConfig
-
-    from pipeline.infra import cli
-    from pipeline.config.compose import EXPECTED, config_path, load_config
-    from pipeline.config import register
-
-    register()
-    status = {"code": 0}
-
-    @hydra.main(config_path=config_path(), config_name="config", version_base=None)
-    def main(dcfg: DictConfig) -> float | None:
-        from pipeline.report import text as report
-        from pipeline.loop import sweep
-
-        try:
-            cfg = load_config(dcfg)
-            logs.configure(cfg.log.level)
-            if cfg.candidate.name:
-                return sweep.job(cfg)
-            rows = run(cfg)
-        except EXPECTED as e:
-            status["code"] = cli.fail(e)
-            return None
-        print(report.render(rows, "table"))
-        newest = Lineage(cfg.paths.root, cfg.paths.lineage).generation_rows()[-1]
-        return newest.get("metrics", {}).get(cfg.gate.metric)  # what a sweeper optimises
-
-    main()
-    return status["code"]
+        return sweep.job(cfg)
+    rows = run(cfg)
+    print(report.render(rows, "table"))
+    newest = Lineage(cfg.paths.root, cfg.paths.lineage).generation_rows()[-1]
+    return newest.get("metrics", {}).get(cfg.gate.metric)
 
 
 def cli() -> int:
     """`python -m pipeline.loop`: the config checked (and `--help`) before Hydra runs the loop."""
-    from pipeline.config.compose import hydra_entry
+    from pipeline.config.compose import hydra_entry, hydra_main
     from pipeline.evals import check_inputs
 
-    return hydra_entry(_hydra_main, __doc__, "pipeline.loop", inputs=check_inputs)
+    return hydra_entry(lambda: hydra_main(main, job="generation"), __doc__, "pipeline.loop", inputs=check_inputs)

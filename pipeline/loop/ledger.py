@@ -24,7 +24,7 @@ from pathlib import Path
 from pipeline.infra.io import read_json
 from pipeline.lineage import LEDGER, GenerationDir, Lineage, LineageError
 from pipeline.loop.promote import candidate_view, outcomes
-from pipeline.lineage.runner import Manifest, read_manifest, record
+from pipeline.lineage.runner import Manifest, opening_row, read_manifest, record
 from pipeline.loop.table import ALL as STAGES
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,8 @@ def rebuild(lineage: Lineage) -> int:
         if not ms:
             continue  # nothing finished: the next run starts this generation again
         first = ms.get("propose") or next(iter(ms.values()))
-        teacher = None if g.index == 0 else first.teacher
-        fields = dict(parent=teacher, teacher=teacher, config_hash=first.config_hash, versions=first.versions,
-                      git_commit=first.git_commit, status="promoted" if g.index == 0 else "candidate")
-        if g.index == 0:
-            fields["model"] = str(g.model_dir)
+        fields = opening_row(g, None if g.index == 0 else first.teacher, first.config_hash, first.versions,
+                             first.git_commit)
         if "propose" in ms:
             fields.update(hparams=ms["propose"].info.get("hparams"), hparams_source=ms["propose"].info.get("source"))
         lineage.record(g, **fields)

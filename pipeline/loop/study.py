@@ -188,9 +188,7 @@ def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> int:
 
 
 def _run_child(m: Member, lock_dir: Path, n: int, per: int, logs: Path, rec: Record) -> None:
-    visible = devices.visible()
-    with devices.claim_slot(lock_dir, n, per, visible, poll=1.0) as slot:
-        env = devices.child_env(slot, devices.on_cuda(), visible)
+    with devices.claimed_env(lock_dir, n, per, poll=1.0) as env:
         m.devices, m.status = env["CUDA_VISIBLE_DEVICES"], "running"
         rec.write()
         log.info("study lineage %s on devices %s", m.lineage, m.devices)

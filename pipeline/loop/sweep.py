@@ -28,10 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.infra import devices
 from pipeline.config import Config, ConfigError
+from pipeline.infra import devices
 from pipeline.infra.io import atomic_write_json, read_json
+from pipeline.loop import candidates
+from pipeline.lineage import Lineage
 from pipeline.loop.promote import CANDIDATE_FILE
+from pipeline.lineage.runner import Engines, read_manifest
 
 log = logging.getLogger(__name__)
 # Launchers whose jobs may start vLLM in-process: the basic launcher runs them one at a time in the
@@ -59,12 +62,27 @@ def run_child(task_overrides: list[str], name: str, out: Path, env: dict[str, st
     return read_json(out / CANDIDATE_FILE)
 
 
-def job(cfg: Config) -> float | None:
-    """Run one sweep job; write `candidate.json` into the job's Hydra output dir for promote."""
-    from hydra.core.hydra_config import HydraConfig
+def train_job(cfg: Config, lineage: Lineage) -> dict:
+    """The job itself, in this process: join (or start) the next generation, share its propose/synth
+    with the other jobs (serialised by a lock), then train, evaluate, drift-check and gate only this
+    candidate, `gen_NNN-<candidate.name>`. Returns what `promote --sweep` reads (candidate.json)."""
+    with Engines.for_config(cfg, keep=True) as engines:
+        with lineage.shared_lock():
+            candidates.baseline(cfg, lineage, engines)
+            gen, teacher = candidates.shared_stages(cfg, lineage, engines)
+        engines.close()  # the lock is gone: the other jobs need the accelerator, not a sleeping engine
+        cand = lineage.gen_by_name(f"{gen.name}-{cfg.candidate.name}")
+        candidates.train_candidate(cfg, lineage, gen, teacher, cand, 0, engines)
+    return {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
+            "candidate": cand.name, "metric": cfg.gate.metric,
+            "value": read_manifest(cand, "eval").metrics.get(cfg.gate.metric) if cand.is_done("eval") else None,
+            "gate": read_manifest(cand, "gate").info["status"]}
 
-    from pipeline.loop.candidates import run_candidate
-    from pipeline.lineage import Lineage
+
+def job(cfg: Config) -> float | None:
+    """The one entry point of a sweep job (`python -m pipeline.loop` with `candidate.name` set): run it
+    where the module docstring says; write `candidate.json` into the job's Hydra output dir for promote."""
+    from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
@@ -73,13 +91,11 @@ def job(cfg: Config) -> float | None:
     if shared and devices.under_slurm() and not devices.in_child():
         raise ConfigError(
             f"invalid config value for 'hydra/launcher': {launcher} would run several sweep jobs at once inside "
-            f"SLURM job {os.environ['SLURM_JOB_ID']}, all on its one allocation; use hydra/launcher=slurm "
+            f"SLURM job {devices.slurm_job()}, all on its one allocation; use hydra/launcher=slurm "
             "(one allocation per job) or the basic launcher")
     n = devices.device_count(cfg.candidate.devices)
     if devices.claims_slots(n, cfg.candidate.gpus):
-        visible = devices.visible()
-        with devices.claim_slot(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus, visible) as slot:
-            env = devices.child_env(slot, devices.on_cuda(), visible)
+        with devices.claimed_env(Path(cfg.paths.root) / ".gpu_slots", n, cfg.candidate.gpus) as env:
             log.info("sweep job %s on devices %s", cfg.candidate.name, env["CUDA_VISIBLE_DEVICES"])
             info = run_child(list(hc.overrides.task), cfg.candidate.name, out, env)
     elif shared and not devices.in_child():
@@ -87,8 +103,8 @@ def job(cfg: Config) -> float | None:
         info = run_child(list(hc.overrides.task), cfg.candidate.name, out, {})
     else:
         started = time.time()
-        info = run_candidate(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
+        info = train_job(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
         info.update(devices=os.environ.get("CUDA_VISIBLE_DEVICES"), pid=os.getpid(), started=started,
-                    finished=time.time(), slurm_job=os.environ.get("SLURM_JOB_ID"))
+                    finished=time.time(), slurm_job=devices.slurm_job())
         atomic_write_json(out / CANDIDATE_FILE, info)
     return info["value"]

@@ -90,8 +90,9 @@ class _Asked:
     engine: dict = field(default_factory=dict)
 
 
-def _ask(cfg: Config, ctx: StageContext, build, best_hp: dict | None, shown) -> _Asked:
+def _ask(ctx: StageContext, build, best_hp: dict | None, shown) -> _Asked:
     """One engine, one batched generate call per attempt; only unparseable answers are re-asked."""
+    cfg = ctx.cfg
     pc = cfg.propose
     with ctx.engine(ctx.teacher.model_dir) as eng:
         fitted = _fit_prompts(cfg, eng, build)
@@ -156,7 +157,7 @@ def run(ctx: StageContext) -> StageResult:
             seen += [(f"the best so far ({best[1]})", best_hp)] if best else []
             return seen + [(r.name, r.hparams) for r in (rows[-n_hist:] if n_hist else []) if r.hparams]
 
-        asked = _ask(cfg, ctx, build, best_hp, shown)
+        asked = _ask(ctx, build, best_hp, shown)
         sep = "\n\n" + "=" * 20 + " candidate {} " + "=" * 20 + "\n\n"
         prompt = asked.texts[0] if K == 1 else "".join(sep.format(i) + t for i, t in enumerate(asked.texts))
         atomic_write_text(ctx.out / "prompt.txt", prompt)

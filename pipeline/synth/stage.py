@@ -52,7 +52,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from pipeline.propose import accepted as proposal
-from pipeline.config import Config, resolved_dict
+from pipeline.config import resolved_dict
 from pipeline.infra.io import atomic_write_json, write_jsonl
 from pipeline.lineage.runner import StageContext, StageResult
 from pipeline.synth import mixture, stats as synth_stats, verifier
@@ -67,8 +67,9 @@ log = logging.getLogger(__name__)
 HPARAM_KEYS = ("synth_temperature", "num_examples", "math_fraction")
 
 
-def hparams(cfg: Config, ctx: StageContext) -> dict:
+def hparams(ctx: StageContext) -> dict:
     """The accepted proposal's synthesis hyperparameters (+ "source"), else `cfg.propose.hparams`'."""
+    cfg = ctx.cfg
     if proposal.exists(ctx.gen):
         p = proposal.read(ctx.gen)
         if all(k in p.hparams for k in HPARAM_KEYS):
@@ -77,9 +78,10 @@ def hparams(cfg: Config, ctx: StageContext) -> dict:
     return {**{k: getattr(cfg.propose.hparams, k) for k in HPARAM_KEYS}, "source": "config:propose.hparams"}
 
 
-def wanted_fractions(cfg: Config, ctx: StageContext, hp: dict) -> list[float]:
+def wanted_fractions(ctx: StageContext, hp: dict) -> list[float]:
     """The math_fraction of every candidate that will train on this data: the proposal's K
     candidates and a sweep job's `candidate.hparams.math_fraction` override."""
+    cfg = ctx.cfg
     out = [hp["math_fraction"]]
     if proposal.exists(ctx.gen):
         out += [c["hparams"]["math_fraction"] for c in proposal.read(ctx.gen).candidates
@@ -92,13 +94,13 @@ def wanted_fractions(cfg: Config, ctx: StageContext, hp: dict) -> list[float]:
 def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     sc, gen = cfg.synth, ctx.gen.index
-    hp = hparams(cfg, ctx)
+    hp = hparams(ctx)
     seed = mixture.seed_for(cfg.seed, gen)
     made_by = {"synth": resolved_dict(cfg)["synth"], "seed": seed, "teacher": ctx.teacher.name,
                "hparams": {k: v for k, v in hp.items() if k != "source"}}
     steps = Steps(ctx.out / "work", made_by)
     index = index_for(sc)
-    fractions = wanted_fractions(cfg, ctx, hp)
+    fractions = wanted_fractions(ctx, hp)
     do_math = sc.math.n_problems > 0 and max(fractions) > 0
     do_code = sc.code.n_tasks > 0 and min(fractions) < 1
     do_verify = do_math and sc.verifier.n_questions > 0

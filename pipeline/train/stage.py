@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pipeline.engine import models
 from pipeline.propose import accepted as proposal
-from pipeline.config import Config, resolved_dict
+from pipeline.config import resolved_dict
 from pipeline.infra.io import atomic_write_json, read_json, sha256_file, write_jsonl
 from pipeline.engine.models import check_model_dir
 from pipeline.evals import training_datasets
@@ -51,17 +51,18 @@ __all__ = ["run", "TrainDataError", "prepare_job"]
 log = logging.getLogger(__name__)
 
 
-def init_dir(cfg: Config, ctx: StageContext) -> Path:
-    return check_model_dir(ctx.base_model_dir if cfg.train.init_from == "base" else ctx.teacher.model_dir)
+def init_dir(ctx: StageContext) -> Path:
+    return check_model_dir(ctx.base_model_dir if ctx.cfg.train.init_from == "base" else ctx.teacher.model_dir)
 
 
-def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
+def prepare_job(ctx: StageContext) -> tuple[Path, Job, dict]:
     """This candidate's chat mixture (pipeline.train.mixture), each phase's data and validation rows
     checked and converted, `job.json` written; returns (job path, job, {method: data stats}), the stats
     with "file" (the source, relative to the generation dir), "val" and, for chat data, "mixture"."""
+    cfg = ctx.cfg
     from transformers import AutoTokenizer
 
-    hp, start = proposal.read(ctx.gen).typed_hparams(), init_dir(cfg, ctx)
+    hp, start = proposal.read(ctx.gen).typed_hparams(), init_dir(ctx)
     tok = AutoTokenizer.from_pretrained(str(start))
     require_chat_template(tok, start)
     chain = methods.chain(cfg)
@@ -93,8 +94,9 @@ def prepare_job(cfg: Config, ctx: StageContext) -> tuple[Path, Job, dict]:
     return path, job, data
 
 
-def _card_info(cfg: Config, ctx: StageContext, job: Job, data: dict, phases: dict, shas: dict, rel: dict) -> dict:
+def _card_info(ctx: StageContext, job: Job, data: dict, phases: dict, shas: dict, rel: dict) -> dict:
     """What the card says; every path relative to the lineage directory."""
+    cfg = ctx.cfg
     meta = ctx.lineage.meta()
     base_id = models.hub_id(meta["base_model_spec"], meta.get("base_model_dir"))
     base_name = base_id or meta["base_model_spec"]
@@ -121,7 +123,7 @@ def run(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     t0 = time.time()
     reap_stale_worker(ctx.out)  # a worker a killed run left behind must stop before its dir is touched
-    job_path, job, data = prepare_job(cfg, ctx)
+    job_path, job, data = prepare_job(ctx)
     chain = methods.chain(cfg)
     rel = {n: d["file"] for n, d in data.items()}  # synth/train.jsonl, or this candidate's train/data/mixture.jsonl
     shas = {f: sha256_file(ctx.gen.path / f) for f in ["propose/accepted.json", *rel.values()]}
@@ -131,7 +133,7 @@ def run(ctx: StageContext) -> StageResult:
     if cfg.train.isolate and not done:
         run_worker(job_path, cfg.train, ctx.out / "worker.log")
     phases = train(job) if not cfg.train.isolate else {n: read_json(ctx.out / n / "final" / RESULT) for n in names}
-    card = model_card(_card_info(cfg, ctx, job, data, phases, shas, rel), cfg)
+    card = model_card(_card_info(ctx, job, data, phases, shas, rel), cfg)
     write_model_dir(ctx.gen.model_dir, Path(job.init_dir), ctx.out, names, job.hparams["lora_r"] > 0,
                     dict(cfg.model.chat_template_kwargs), card, spec=ctx.gen.name)
     first = phases[names[0]]

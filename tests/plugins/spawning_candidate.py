@@ -14,8 +14,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 
-from pipeline.loop import candidates
 from pipeline.infra import devices
+from pipeline.loop import sweep
 
 
 def _spawn_like_vllm(cfg, lineage) -> dict:
@@ -28,4 +28,4 @@ def _spawn_like_vllm(cfg, lineage) -> dict:
             "start_method": mp.get_start_method(), "child": os.environ.get(devices.CHILD_ENV)}
 
 
-candidates.run_candidate = _spawn_like_vllm
+sweep.train_job = _spawn_like_vllm
