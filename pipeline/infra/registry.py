@@ -57,3 +57,9 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+# The training methods (entries: `pipeline.train.methods.base.Method`, registered by pipeline.train.methods
+# and by plugins). It lives at the bottom so the config schema (pipeline.config) can merge each method's
+# knobs (`Method.config`, a dataclass) under `train.<name>` without importing pipeline.train.
+METHODS: Registry = Registry("training method")
