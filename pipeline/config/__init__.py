@@ -59,6 +59,10 @@ class Config:
     plugins: List[str] = field(default_factory=list)  # modules imported first: they register benchmarks, suites, methods
 
 
+# train's own keys: a method's knobs sit beside them under its name, so its name must not be one of them
+_TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
 def method_configs() -> dict[str, type]:
     """`train.<name>` -> the knobs dataclass of each registered training method that has one."""
     out = {}
@@ -67,13 +71,10 @@ def method_configs() -> dict[str, type]:
         if cls is None:
             continue
         if not dataclasses.is_dataclass(cls) or m.name in _TRAIN_FIELDS:
-            raise ConfigError(f"training method {m.name!r}: its config must be a dataclass under a name that is not "
-                              f"a train.* key ({sorted(_TRAIN_FIELDS)}), got {cls!r}")
+            raise ConfigError(f"training method {m.name!r}: its `config` must be a dataclass and its name not a "
+                              f"train key, got {cls!r} under train.{m.name}")
         out[m.name] = cls
     return out
-
-
-_TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def method_knobs(train: TrainConfig) -> dict[str, Any]:

@@ -8,11 +8,11 @@
     sys.exit(hydra_entry(_hydra_main, __doc__, "pipeline.loop"))       # their front door
 
 `pipeline.infra.locate.conf_dir()` is the one place that locates `conf/` (so an installed package composes the same files
-as a checkout). Before Hydra composes, `prepare(overrides)` imports the registries' built-in entries
-and the plugins a `plugins=[...]` override names, and registers the schema they make (each training
-method's knobs under `train.<method>`, pipeline.config.schema). `load_config` imports the modules named
-in `plugins` (they register benchmarks, probe suites or training methods), runs every schema's own `validate()` (pipeline.config), then the checks
-that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
+as a checkout). Before Hydra composes, `prepare(overrides)` imports the built-in training methods and
+the plugins a `plugins=[...]` override names, and registers the schema they make (each method's knobs
+under `train.<method>`, pipeline.config.schema). `load_config` imports the modules named in `plugins`
+(they register benchmarks, probe suites or training methods), runs every schema's own `validate()`
+(pipeline.config), then the checks that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
 against the probe-suite registry (never on a metric that read a test split: pipeline.infra.metricspec),
 `train.method` against the method registry.
 
