@@ -72,12 +72,13 @@ def time_engine_start(cfg, model_dir: Path) -> float:
 def _smoke_generation(extra: list[str]) -> dict:
     from pipeline.loop import generation
     from pipeline.engine import models
-    from pipeline.config import register, to_config
+    from pipeline.config import to_config
+    from pipeline.config.compose import prepare
     from pipeline.lineage import Lineage
 
     from hydra import compose, initialize_config_dir
 
-    register()
+    prepare()  # the built-in methods' knobs in the schema
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(ROOT / "conf"), version_base=None):
         cfg = to_config(compose("config", ["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp}",
                                            "generations=1", *extra]))

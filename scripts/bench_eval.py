@@ -38,11 +38,12 @@ def bench_generation(model: str, n_prompts: int, max_tokens: int) -> dict:
     from hydra import compose, initialize_config_dir
 
     from pipeline.engine import models
-    from pipeline.config import register, to_config
+    from pipeline.config import to_config
+    from pipeline.config.compose import prepare
     from pipeline.engine import GenParams, open_engine
     from pipeline.evals.stage import build_prompts, load_items
 
-    register()
+    prepare()  # the built-in methods' knobs in the schema
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
         cfg = to_config(compose("config", [f"model={model}", "experiment=smoke"]))
     spec = dataclasses.replace(cfg.eval.tasks["gsm8k_test"], n=n_prompts, max_tokens=max_tokens)

@@ -74,14 +74,15 @@ def bench() -> dict:
     from hydra import compose, initialize_config_dir
 
     from pipeline.engine import models
-    from pipeline.config import register, to_config
+    from pipeline.config import to_config
+    from pipeline.config.compose import prepare
     from pipeline.infra.io import atomic_write_json, write_jsonl
     from pipeline.lineage import Lineage
     from pipeline.lineage.runner import StageContext
     from pipeline.train.stage import prepare_job
     from pipeline.train.worker import build_trainer
 
-    register()
+    prepare()  # the built-in methods' knobs in the schema
     with tempfile.TemporaryDirectory() as d, initialize_config_dir(str(ROOT / "conf"), version_base=None):
         cfg = to_config(compose("config", [
             f"model={MODEL}", "experiment=smoke", f"paths.root={d}", "train.method=grpo", "train.isolate=false",

@@ -30,9 +30,10 @@ HPARAMS = {"learning_rate": 1e-3, "epochs": 1, "lora_r": 16, "lora_alpha": 32, "
 def _compose(root: Path):
     from hydra import compose, initialize_config_dir
 
-    from pipeline.config import register, to_config
+    from pipeline.config import to_config
+    from pipeline.config.compose import prepare
 
-    register()
+    prepare()  # the built-in methods' knobs in the schema
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
         return to_config(compose("config", [
             f"model={MODEL}", "experiment=smoke", f"paths.root={root}", f"train.max_steps={STEPS}",

@@ -41,9 +41,9 @@ def compose_task(tmp_path, name: str, task: dict, *overrides: str):
     from omegaconf import OmegaConf, open_dict
 
     from pipeline.config.compose import conf_dir, load_config
-    from pipeline.config import register
+    from pipeline.config.compose import prepare
 
-    register()
+    prepare()  # the built-in methods registered, their knobs in the schema
     with initialize_config_dir(str(conf_dir()), version_base=None):
         d = compose("config", ["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path / 'ckpt'}", *overrides])
     with open_dict(d):  # a new key of eval.tasks, as conf/eval/*.yaml would declare it

@@ -57,8 +57,10 @@ def test_unknown_keys_are_refused_with_plus_too_and_get_a_did_you_mean():
             compose([override])
     with pytest.raises(ConfigError, match=r"'train.learning_rate': it moved to propose.hparams.learning_rate"):
         compose(["train.learning_rate=abc"])
-    with pytest.raises(ConfigError, match=r"did you mean train.grpo.pool_questions"):
-        compose(["+train.grpo.pool_question=3"])
+    with pytest.raises(ConfigError, match=r"did you mean synth.prompts.pool_questions"):  # was train.grpo.pool_questions
+        compose(["+synth.prompts.pool_question=3"])
+    with pytest.raises(ConfigError, match=r"did you mean train.grpo.min_prompts"):  # a method's knob, from the registry
+        compose(["+train.grpo.min_prompt=3"])
     with pytest.raises(ConfigError, match=r"did you mean eval.tasks.gsm8k_val.n\b"):
         compose(["+eval.tasks.gsm8k_val.nn=3"])
     assert MOVED["train.lr"] == "propose.hparams.learning_rate"

@@ -56,10 +56,10 @@ def _job_config(tmp_path, *overrides, child_only=()):
     from hydra import initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    from pipeline.config import register
+    from pipeline.config.compose import prepare
 
     args = ["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path}", "candidate.name=j0", *overrides]
-    register()
+    prepare()  # the built-in methods registered, their knobs in the schema
     with initialize_config_dir(str(CONF), version_base=None):
         hc = hcompose("config", args, return_hydra_config=True)
     with open_dict(hc):

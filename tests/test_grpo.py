@@ -161,7 +161,7 @@ def test_synth_prompt_rows_carry_the_eval_instruction_and_hidden_gold(smoke_cfg)
     from pipeline.synth.prompts import prompt_rows
     from pipeline.synth.record import Group
 
-    cfg = smoke_cfg("train.grpo.pool_questions=3")
+    cfg = smoke_cfg("synth.prompts.pool_questions=3")
     groups = [Group("p1", "math", "Ann has 3 apples and buys 2 more. How many does she have?", [], []),
               Group("t1", "code", CODE_ROW["prompt"][0]["content"], [], [],
                     task={"prompt": HEADER, "tests": "assert add(1, 2) == 3\nassert (add(2, 2)\n        == 4)",
@@ -285,7 +285,7 @@ def test_the_synth_stage_writes_prompts_for_grpo(synth_setup):
     from pipeline.synth import stage
 
     make, _ = synth_setup
-    cfg, ctx = make(1, "train.grpo.pool_questions=2")
+    cfg, ctx = make(1, "synth.prompts.pool_questions=2")
     res = stage.run(ctx)
     rows = read_jsonl(ctx.out / "prompts.jsonl")
     assert res.info["counts"]["prompts"] == len(rows) and res.info["paths"]["prompts"].endswith("prompts.jsonl")

@@ -1,5 +1,6 @@
-"""The training-method registry: `train.method` validation, chains, report columns, and a plugin
-method (tests/plugins/toy_method.py) trained through the train stage without touching pipeline/."""
+"""The training-method registry: `train.method` validation, chains, report columns, each method's knobs
+beside it and in the schema, and plugin methods trained through the train stage without touching
+pipeline/ (tests/plugins/toy_method.py; tests/plugins/neftune.py with its own knobs, `train.neftune.*`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import json
 import pytest
 
 from pipeline.report import text as report
-from pipeline.config import ConfigError
-from pipeline.train.methods import METHODS, parse_chain, register_method
+from pipeline.config import ConfigError, resolved_dict
+from pipeline.config.keys import schema_keys
+from pipeline.infra.io import read_jsonl
+from pipeline.train.methods import METHODS, dpo, grpo, parse_chain, register_method
 from pipeline.train.stage import prepare_job, run
+from pipeline.train.worker import build_trainer
 from tests.support.train import LORA, arithmetic_rows, make_ctx
 
 
@@ -22,6 +26,68 @@ def toy():
     method = register_method(toy_method.METHOD)  # importing registered it once; a later test registers again
     yield method
     METHODS.unregister(method.name)
+
+
+@pytest.fixture
+def neftune():
+    """The knobs plugin's method (tests/plugins/neftune.py), registered for one test."""
+    from plugins import neftune
+
+    method = register_method(neftune.METHOD)
+    yield method
+    METHODS.unregister(method.name)
+
+
+PLUGIN = "plugins=[plugins.neftune]"
+
+
+def test_a_methods_knobs_sit_beside_it_and_join_the_schema(smoke_cfg):
+    assert METHODS.get("dpo").config is dpo.DPOConfig and METHODS.get("grpo").config is grpo.GRPOConfig
+    assert METHODS.get("sft").config is None  # its knobs are the proposal's and train.*
+    assert {"train.dpo.beta", "train.grpo.rewards", "synth.prompts.pool_questions"} <= set(schema_keys())
+    cfg = smoke_cfg("train.dpo.beta=0.3")
+    assert isinstance(cfg.train.dpo, dpo.DPOConfig) and cfg.train.dpo.beta == 0.3
+    assert resolved_dict(cfg)["train"]["dpo"]["beta"] == 0.3  # in the config hash and the worker's job file
+    assert cfg.train != smoke_cfg().train  # a knob of a method counts when configs are compared
+    with pytest.raises(ConfigError, match=r"'train.dpo.beta': must be > 0"):
+        smoke_cfg("train.dpo.beta=0")
+    with pytest.raises(ConfigError, match=r"^unknown config key 'train.grpo.pool_questions': it moved to "
+                                          r"synth.prompts.pool_questions$"):
+        smoke_cfg("train.grpo.pool_questions=8")
+
+
+def test_a_plugin_method_brings_its_own_knobs(smoke_cfg, neftune):
+    cfg = smoke_cfg(PLUGIN, "train.method=sft+neftune", "train.neftune.noise_alpha=2.5", "train.neftune.max_rows=2")
+    assert cfg.train.neftune == neftune.config(noise_alpha=2.5, max_rows=2)
+    assert resolved_dict(cfg)["train"]["neftune"] == {"noise_alpha": 2.5, "max_rows": 2}
+    assert smoke_cfg(PLUGIN).train.neftune.noise_alpha == 5.0  # the plugin's dataclass holds its defaults
+    with pytest.raises(ConfigError, match=r"^unknown config key 'train.neftune.noise_alfa': did you mean "
+                                          r"train.neftune.noise_alpha"):
+        smoke_cfg(PLUGIN, "train.neftune.noise_alfa=1")
+    with pytest.raises(ConfigError, match=r"^invalid config value for 'train.neftune.noise_alpha': must be > 0"):
+        smoke_cfg(PLUGIN, "train.neftune.noise_alpha=0")
+    METHODS.unregister(neftune.name)
+    with pytest.raises(ConfigError, match=r"^unknown config key 'train.neftune.noise_alpha'"):
+        smoke_cfg("train.neftune.noise_alpha=1")  # no plugin, no knob
+
+
+def test_a_plugin_methods_knobs_reach_its_data_trainer_and_card(smoke_cfg, neftune):
+    """train.method=neftune: its knobs go through the job file to the worker's dataset and trainer, which
+    trains a step (the stage around a plugin method: test_plugin_method_trains_through_the_train_stage)."""
+    import torch
+
+    cfg = smoke_cfg(PLUGIN, "train.method=neftune", "train.neftune.noise_alpha=2.5", "train.neftune.max_rows=4",
+                    "train.max_steps=1", "train.report_to=none")
+    _, job, data = prepare_job(make_ctx(cfg, arithmetic_rows(6), LORA))
+    assert data["neftune"]["used"] == 4 and len(read_jsonl(job.phases[0]["data"])) == 4
+    assert job.cfg().train.neftune.noise_alpha == 2.5  # the worker's config, rebuilt from the job file
+    trainer = build_trainer(job)
+    assert trainer.args.neftune_noise_alpha == 2.5 and len(trainer.train_dataset) == 4
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert trainer.state.global_step == 1 and any(not torch.equal(v, after[k]) for k, v in before.items())
+    assert "NEFTune embedding noise (alpha=2.5)" in neftune.card_method(cfg, job.hp())
 
 
 def test_unknown_or_repeated_method_fails_config_validation(smoke_cfg):

@@ -61,10 +61,10 @@ def test_sweep_configs_compose():
     from hydra import compose as hcompose
     from hydra import initialize_config_dir
 
-    from pipeline.config import register
+    from pipeline.config.compose import prepare
     from tests.support import CONF
 
-    register()
+    prepare()  # the built-in methods registered, their knobs in the schema
     for name in ("lr_rank", "data_size", "smoke", "optuna_lr"):
         with initialize_config_dir(str(CONF), version_base=None):
             c = hcompose("config", [f"sweep={name}"], return_hydra_config=True)

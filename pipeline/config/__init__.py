@@ -9,6 +9,11 @@ Fields marked `MISSING` must come from YAML, so no default is repeated in Python
 
 The schemas live in this package's modules (base, hparams, runtime, data, measure), one per
 kind of thing; this module assembles the root `Config` and turns a composed DictConfig into it.
+A training method's knobs live beside the method (pipeline/train/methods/<method>.py, `Method.config`):
+`schema()` merges each registered method's dataclass under `train.<method>`, read from the method
+registry at the bottom layer (pipeline.infra.registry.METHODS), so this package never imports
+pipeline.train and a plugin's method brings its own knobs. The compose step
+(pipeline.config.compose) imports the built-in methods before it builds the schema.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, List
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from pipeline.config.base import ConfigError, check  # noqa: F401
 from pipeline.config.hparams import (  # noqa: F401  (the package's public names)
@@ -27,10 +32,11 @@ from pipeline.config.hparams import (  # noqa: F401  (the package's public names
 )
 from pipeline.config.runtime import ModelConfig, EngineConfig, PathsConfig, SandboxConfig, LogConfig  # noqa: F401
 from pipeline.config.data import (  # noqa: F401  (the package's public names)
-    MATH_SOURCES, MathSynthConfig, CodeSynthConfig, VerifierSynthConfig, SynthConfig, DPOConfig, RewardSpec,
-    GRPOConfig, TrainConfig,
+    MATH_SOURCES, MathSynthConfig, CodeSynthConfig, VerifierSynthConfig, PromptsSynthConfig, SynthConfig,
+    TrainConfig,
 )
 from pipeline.config.measure import EvalTask, EvalConfig, JudgeConfig, DriftConfig, Budget, GateConfig  # noqa: F401
+from pipeline.infra.registry import METHODS
 
 
 @dataclass
@@ -53,9 +59,44 @@ class Config:
     plugins: List[str] = field(default_factory=list)  # modules imported first: they register benchmarks, suites, methods
 
 
+# train's own keys: a method's knobs sit beside them under its name, so its name must not be one of them
+_TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def method_configs() -> dict[str, type]:
+    """`train.<name>` -> the knobs dataclass of each registered training method that has one."""
+    out = {}
+    for m in METHODS:
+        cls = getattr(m, "config", None)
+        if cls is None:
+            continue
+        if not dataclasses.is_dataclass(cls) or m.name in _TRAIN_FIELDS:
+            raise ConfigError(f"training method {m.name!r}: its `config` must be a dataclass and its name not a "
+                              f"train key, got {cls!r} under train.{m.name}")
+        out[m.name] = cls
+    return out
+
+
+def method_knobs(train: TrainConfig) -> dict[str, Any]:
+    """The methods' knobs objects a converted `cfg.train` carries (`train.<method>`), by method name."""
+    return {k: v for k, v in vars(train).items() if k not in _TRAIN_FIELDS}
+
+
+def schema() -> DictConfig:
+    """The root schema node: `Config`, with each registered method's knobs dataclass under `train.<method>`.
+    Hydra merges `conf/` onto it (so `train.kto.beta=0.2` is typed and checked like any key) and
+    `to_config` turns the `train.<method>` nodes into those dataclasses, attributes of `cfg.train`."""
+    node = OmegaConf.structured(Config)
+    with open_dict(node.train):
+        for name, cls in method_configs().items():
+            node.train[name] = OmegaConf.structured(cls)
+    return node
+
+
 def register() -> None:
-    """Register the schema so `conf/config.yaml` can list it first in its defaults."""
-    ConfigStore.instance().store(name="schema", node=Config)
+    """Register the schema (with the methods registered so far) so `conf/config.yaml` can list it first
+    in its defaults; `pipeline.config.compose` registers the built-in methods and the plugins first."""
+    ConfigStore.instance().store(name="schema", node=schema())
 
 
 def to_config(cfg: DictConfig | Config) -> Config:
@@ -75,12 +116,13 @@ def to_config(cfg: DictConfig | Config) -> Config:
 
 
 def _validate(obj: Any) -> None:
-    """Call `validate()` on every nested schema object (dicts and lists of them included)."""
+    """Call `validate()` on every nested schema object (dicts and lists of them, and the methods' knobs
+    beside `cfg.train`'s fields, included)."""
     if dataclasses.is_dataclass(obj):
         if hasattr(obj, "validate"):
             obj.validate()
-        for f in dataclasses.fields(obj):
-            _validate(getattr(obj, f.name))
+        for v in vars(obj).values():
+            _validate(v)
     elif isinstance(obj, dict):
         for v in obj.values():
             _validate(v)
@@ -90,5 +132,9 @@ def _validate(obj: Any) -> None:
 
 
 def resolved_dict(cfg: Config) -> dict:
-    """Plain dict of a Config (for hashing and manifests)."""
-    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+    """Plain dict of a Config (for hashing and manifests), the methods' knobs under `train.<method>`."""
+    node = OmegaConf.structured(cfg)
+    with open_dict(node.train):
+        for name, knobs in method_knobs(cfg.train).items():
+            node.train[name] = OmegaConf.structured(knobs)
+    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]

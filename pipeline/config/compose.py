@@ -7,9 +7,11 @@
     sys.exit(hydra_entry(lambda: hydra_main(main, job="generation"), __doc__, "pipeline.loop"))  # CLIs
 
 `pipeline.infra.locate.conf_dir()` is the one place that locates `conf/` (so an installed package composes the same files
-as a checkout). `load_config` imports the modules named in `plugins` (they register benchmarks, probe
-suites or training methods), runs every schema's own `validate()` (pipeline.config), then the checks
-that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
+as a checkout). Before Hydra composes, `prepare(overrides)` imports the built-in training methods and
+the plugins a `plugins=[...]` override names, and registers the schema they make (each method's knobs
+under `train.<method>`, pipeline.config.schema). `load_config` imports the modules named in `plugins`
+(they register benchmarks, probe suites or training methods), runs every schema's own `validate()`
+(pipeline.config), then the checks that need the registries: eval tasks against the benchmark registry, drift suites and gate budgets
 against the probe-suite registry (never on a metric that read a test split: pipeline.infra.metricspec),
 `train.method` against the method registry.
 
@@ -27,10 +29,10 @@ import dataclasses
 import sys
 from typing import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline.infra import cli
-from pipeline.config import Config, ConfigError, register, to_config
+from pipeline.config import Config, ConfigError, method_configs, register, schema, to_config
 from pipeline.config.keys import check_overrides, one_line, unknown_key_error, unknown_keys
 from pipeline.infra.locate import conf_dir
 
@@ -50,6 +52,35 @@ def import_plugins(names: list[str]) -> None:
         raise ConfigError(f"invalid config value for 'plugins': {e}") from None
 
 
+def plugins_named(overrides: list[str]) -> list[str]:
+    """The modules a `plugins=[...]` override names (its last one wins, as in Hydra)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException:
+        return []  # check_overrides names the unparsable one
+    named: list[str] = []
+    for o in parsed:
+        if o.key_or_group == "plugins" and not o.is_delete():
+            value = o.value()
+            named = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return named
+
+
+def prepare(overrides: list[str] | None = None) -> None:
+    """Before Hydra composes: the built-in training methods and the plugins the overrides name are
+    registered, and the schema, with every registered method's knobs under `train.<method>`, is stored,
+    so `train.<plugin>.<knob>=...` is a known key (a plugin named only in a YAML file brings its
+    defaults: `load_config` merges them)."""
+    from pipeline.infra import registry
+
+    registry.registry("training method")  # imports the built-in methods by name (registry.HOMES), no package edge
+    import_plugins(plugins_named(list(overrides or [])))
+    register()
+
+
 def registry_checks(cfg: Config) -> None:
     """The validation that needs the registries (ConfigError naming the key): each registry pushes its
     checks to the bottom layer (pipeline.infra.registry), so this package imports none of them."""
@@ -66,6 +97,8 @@ def load_config(dcfg: DictConfig | Config) -> Config:
             raise unknown_key_error(extra[0])
         if "plugins" in dcfg:
             import_plugins(list(dcfg.plugins or []))
+        if set(method_configs()) - set(dcfg.train or {}):  # a method registered after Hydra composed: its defaults
+            dcfg = OmegaConf.merge(schema(), dcfg)
     cfg = to_config(dcfg)
     import_plugins(list(cfg.plugins))
     registry_checks(cfg)
@@ -79,7 +112,7 @@ def compose(overrides: list[str] | None = None, name: str = "config") -> Config:
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
-    register()
+    prepare(overrides)
     check_overrides(list(overrides or []))
     with initialize_config_dir(str(conf_dir()), version_base=None):
         try:
@@ -138,6 +171,7 @@ def front_door(argv: list[str], prog: str, doc: str, inputs: Callable[[Config], 
         return 0
     flags, overrides = split_argv(argv)
     try:
+        prepare(overrides)  # the schema Hydra composes with, after this, in this process
         check_overrides(overrides)
         if not {"-m", "--multirun"} & set(flags) and not _NO_RUN & set(flags):
             cfg = compose(overrides)  # the whole config, validated, before Hydra makes its run dir

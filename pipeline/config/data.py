@@ -1,4 +1,5 @@
-"""How data is made and trained on: the synth group and the train group (with its methods' knobs)."""
+"""How data is made and trained on: the synth group and the train group (its methods' knobs are theirs:
+pipeline/train/methods/<method>.py, merged under `train.<method>` by `pipeline.config.schema`)."""
 
 from __future__ import annotations
 
@@ -71,10 +72,21 @@ class VerifierSynthConfig:
 
 
 @dataclass
+class PromptsSynthConfig:
+    """The RL prompt file `synth/prompts.jsonl` (pipeline.synth.prompts), what a method with `PROMPTS` data samples."""
+
+    pool_questions: int = MISSING  # GSM8K-train `pool` questions added beside the verified problems (gold kept for statistics only)
+
+    def validate(self) -> None:
+        check(self.pool_questions >= 0, "synth.prompts.pool_questions", "must be >= 0")
+
+
+@dataclass
 class SynthConfig:
     math: MathSynthConfig = field(default_factory=MathSynthConfig)
     code: CodeSynthConfig = field(default_factory=CodeSynthConfig)
     verifier: VerifierSynthConfig = field(default_factory=VerifierSynthConfig)
+    prompts: PromptsSynthConfig = field(default_factory=PromptsSynthConfig)
     accumulate: bool = MISSING  # keep earlier generations' verified data (Gerstgrasser et al. 2024)
     val_fraction: float = MISSING  # share of verified data held out as synthetic validation
     decontam_ngram: int = MISSING  # word n-gram overlap with benchmarks, digits kept
@@ -105,75 +117,6 @@ class SynthConfig:
 
 
 @dataclass
-class DPOConfig:
-    """The `dpo` training method's knobs (`train.method=sft+dpo`: iterative RPO, DPO plus an NLL term on
-    the chosen answer, after SFT)."""
-
-    beta: float = MISSING  # strength of the pull towards the reference (the start model: after sft, the SFT model)
-    rpo_alpha: float = MISSING  # weight of the NLL term on chosen answers (trl loss_type ["sigmoid", "sft"])
-    learning_rate: float = MISSING
-    epochs: float = MISSING
-    max_steps: int = MISSING  # -1: from epochs
-    min_pairs: int = MISSING  # fewer usable pairs is an error, not a silent skip
-
-    def validate(self) -> None:
-        check(self.beta > 0, "train.dpo.beta", "must be > 0")
-        check(self.rpo_alpha >= 0, "train.dpo.rpo_alpha", "must be >= 0")
-        check(self.learning_rate > 0, "train.dpo.learning_rate", "must be > 0")
-        check(self.max_steps == -1 or self.max_steps > 0, "train.dpo.max_steps", "must be -1 or > 0")
-        check(self.min_pairs >= 1, "train.dpo.min_pairs", "must be >= 1")
-
-
-@dataclass
-class RewardSpec:
-    """One reward function of the `grpo` method: a name in `pipeline.train.rewards.REWARDS` and its weight."""
-
-    name: str = MISSING
-    weight: float = MISSING
-
-
-@dataclass
-class GRPOConfig:
-    """The `grpo` training method's knobs (`train.method=grpo` or `sft+grpo`: trl GRPO on label-free rewards)."""
-
-    num_generations: int = MISSING  # completions sampled per prompt (the group the advantages are relative to)
-    prompts_per_step: int = MISSING  # prompts per optimizer step: prompts_per_step * num_generations completions
-    max_completion_length: int = MISSING  # new tokens per completion
-    temperature: float = MISSING  # sampling temperature of the completions
-    # truncated sampling; with use_vllm refused (trl#6789: it biases the importance-sampling correction)
-    top_p: float = MISSING  # 1.0: no nucleus truncation
-    top_k: int = MISSING  # 0: no top-k truncation
-    min_p: float = MISSING  # 0.0: no min-p truncation
-    beta: float = MISSING  # KL coefficient to the start model; 0 = no reference model loaded (trl's default)
-    learning_rate: float = MISSING
-    epochs: float = MISSING
-    max_steps: int = MISSING  # -1: from epochs
-    rewards: List[RewardSpec] = field(default_factory=list)  # a list, so an override replaces it whole
-    use_vllm: bool = MISSING  # colocated vLLM generation (GPU); false: transformers generate (CPU)
-    vllm_gpu_memory_utilization: float = MISSING  # the colocated engine's share of the GPU
-    vllm_sleep_mode: bool = MISSING  # sleep the colocated engine during optimizer steps (needs a trl with trl#5312 fixed)
-    pool_questions: int = MISSING  # GSM8K `pool` questions (gold kept for statistics only) in synth/prompts.jsonl
-    min_prompts: int = MISSING  # fewer usable prompts is an error, not a silent tiny run
-
-    def validate(self) -> None:
-        check(self.num_generations >= 2, "train.grpo.num_generations", "must be >= 2 (advantages are relative to the group)")
-        check(self.prompts_per_step >= 1, "train.grpo.prompts_per_step", "must be >= 1")
-        check(self.max_completion_length >= 1, "train.grpo.max_completion_length", "must be >= 1")
-        check(self.temperature > 0, "train.grpo.temperature", "must be > 0 (a greedy group has no variance)")
-        check(0 < self.top_p <= 1, "train.grpo.top_p", "must be in (0, 1]")
-        check(self.top_k >= 0, "train.grpo.top_k", "must be >= 0 (0: no top-k)")
-        check(0 <= self.min_p < 1, "train.grpo.min_p", "must be in [0, 1)")
-        check(self.beta >= 0, "train.grpo.beta", "must be >= 0")
-        check(self.learning_rate > 0, "train.grpo.learning_rate", "must be > 0")
-        check(self.max_steps == -1 or self.max_steps > 0, "train.grpo.max_steps", "must be -1 or > 0")
-        check(bool(self.rewards), "train.grpo.rewards", "needs at least one reward")
-        check(all(r.weight >= 0 for r in self.rewards), "train.grpo.rewards", "weights must be >= 0")
-        check(0 < self.vllm_gpu_memory_utilization < 1, "train.grpo.vllm_gpu_memory_utilization", "must be in (0, 1)")
-        check(self.pool_questions >= 0, "train.grpo.pool_questions", "must be >= 0")
-        check(self.min_prompts >= 1, "train.grpo.min_prompts", "must be >= 1")
-
-
-@dataclass
 class TrainConfig:
     """How pipeline.train fine-tunes the successor; the teacher's proposal (HParams) supplies the rest."""
 
@@ -198,8 +141,13 @@ class TrainConfig:
     num_gpus: int = MISSING  # > 1: launch one process per GPU with `launcher`
     launcher: str = MISSING  # accelerate | torchrun (torchrun also runs gloo DDP on CPU)
     accelerate_config: str = MISSING  # name under conf/accelerate/ (ddp | fsdp) or a path to a yaml
-    dpo: DPOConfig = field(default_factory=DPOConfig)  # used when the chain holds `dpo`
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)  # used when the chain holds `grpo`
+    # Each registered training method's own knobs sit under `train.<method>` (`train.dpo.beta`): their
+    # dataclass is `Method.config`, beside the method (pipeline/train/methods/<method>.py). They are not
+    # fields here: `pipeline.config.schema()` adds them from the method registry, and they arrive as
+    # attributes of this object (`cfg.train.dpo`), so a plugin method brings its knobs too.
+
+    def __eq__(self, other: object) -> bool:  # the methods' knobs count, though they are not fields
+        return type(other) is type(self) and vars(self) == vars(other)
 
     def validate(self) -> None:
         check(self.init_from in ("base", "teacher"), "train.init_from", f"{self.init_from!r} is not base|teacher")

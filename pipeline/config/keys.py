@@ -27,6 +27,8 @@ MOVED: dict[str, str] = {
     **{f"train.{f.name}": f"propose.hparams.{f.name}" for f in dataclasses.fields(HParams)},
     "train.lr": "propose.hparams.learning_rate",
     "train.dpo.enabled": "train.method (e.g. train.method=sft+dpo)",
+    # the RL prompt file's GSM8K pool questions are synthesis, not the grpo method's training
+    "train.grpo.pool_questions": "synth.prompts.pool_questions",
 }
 
 ANY = "<name>"  # stands for a free key of a Dict field (eval.tasks.<name>.n)
@@ -41,10 +43,18 @@ def _unwrap(tp: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _fields(tp: type) -> dict[str, Any]:
+def _declared(tp: type) -> dict[str, Any]:
     """A schema dataclass's field names -> their resolved types (cached: every compose walks them)."""
     hints = typing.get_type_hints(tp)
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(tp)}
+
+
+def _fields(tp: type) -> dict[str, Any]:
+    """`_declared`, plus under `train` each registered method's knobs (`train.<method>`, read now: a
+    plugin may have registered one since the last call)."""
+    from pipeline.config import TrainConfig, method_configs
+
+    return {**_declared(tp), **method_configs()} if tp is TrainConfig else _declared(tp)
 
 
 def _child(tp: Any, part: str) -> tuple[bool, Any]:

@@ -76,6 +76,12 @@ class Registry(Generic[T]):
         return len(self._entries)
 
 
+# The training methods (entries: `pipeline.train.methods.base.Method`, registered by pipeline.train.methods
+# and by plugins). It lives at the bottom so the config schema (pipeline.config) can merge each method's
+# knobs (`Method.config`, a dataclass) under `train.<name>` without importing pipeline.train.
+METHODS: Registry = Registry("training method")
+
+
 def import_plugins(names: list[str]) -> None:
     """Import each named plugin module (importing registers its entries: benchmarks, suites, methods);
     RegistryError naming the module when one cannot be imported."""
@@ -94,7 +100,7 @@ def load_builtins() -> None:
 
 def registry(kind: str) -> Registry:
     """The registry of `kind` ("benchmark", "probe suite", ...), its built-ins loaded."""
-    if kind not in _KINDS and kind in HOMES:
+    if kind in HOMES:  # a registry declared down here (METHODS) still needs its built-ins imported
         importlib.import_module(HOMES[kind])
     if kind not in _KINDS:
         raise RegistryError(f"no {kind} registry; known: {sorted(set(HOMES) | set(_KINDS))}")

@@ -17,14 +17,13 @@ arm) is an unexpected difference and the study refuses.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config, ConfigError, resolved_dict
 from pipeline.infra.locate import conf_dir
 
 EXEMPT = ("paths", "seed")
@@ -52,7 +51,7 @@ def resolved(cfg: Config) -> dict[str, Any]:
             return {k: plain(v) for k, v in x.items()}
         return x
 
-    return {k: plain(v) for k, v in _flat(dataclasses.asdict(cfg)).items()}
+    return {k: plain(v) for k, v in _flat(resolved_dict(cfg)).items()}  # the methods' knobs included
 
 
 def _group_file(group: str, option: str) -> Path:

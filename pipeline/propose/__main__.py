@@ -16,7 +16,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pipeline.config import ConfigError, ProposeConfig, register
+from pipeline.config import ConfigError, ProposeConfig
+from pipeline.config.compose import prepare
 from pipeline.infra.locate import conf_dir
 from pipeline.propose.validate import validate
 
@@ -26,7 +27,7 @@ def load_propose_config(overrides: list[str]) -> ProposeConfig:
     """Compose conf/ (one source of defaults) and type-check only the `propose` group."""
     from hydra import compose, initialize_config_dir
 
-    register()
+    prepare(overrides)  # the schema holds every training method's knobs, which conf/train sets
     with initialize_config_dir(str(conf_dir()), version_base=None):
         dcfg = compose("config", overrides)
     pc = OmegaConf.to_object(dcfg.propose)

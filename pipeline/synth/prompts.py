@@ -1,12 +1,12 @@
 """RL prompts (`gen_NNN/synth/prompts.jsonl`), what the `grpo` training method samples from.
 
-    python -m pipeline.loop train.method=sft+grpo train.grpo.pool_questions=64
+    python -m pipeline.loop train.method=sft+grpo synth.prompts.pool_questions=64
 
 One row per question, written by the synth stage with its other files (`stage.write`):
     {"prompt": [{"role": "user", "content": ...}], "kind": "math"|"code", "gold": number|null,
      "tests": [assert, ...], "entry_point": str, "header": str, "id": str, "source": "teacher"|"pool"}
 - math: this generation's verified train-split problems (no gold: the rewards are label-free) and
-  `train.grpo.pool_questions` seeded, benchmark-clean questions of the GSM8K-train `pool` slice,
+  `synth.prompts.pool_questions` seeded, benchmark-clean questions of the GSM8K-train `pool` slice,
   whose `gold` only measures how often the group's majority answer is right (never in the prompt).
   The user turn is the question plus the GSM8K eval's instruction (the math checker's build_prompt),
   so the successor learns the format it is scored in.
@@ -70,7 +70,7 @@ def prompt_rows(cfg: Config, groups: list[Group], seed: int, index: BenchmarkInd
     instruction = math_instruction(cfg)
     rows = [math_row(g.text, instruction, None, g.id, "teacher") for g in groups if g.kind == "math"]
     if with_pool:
-        rows += pool_rows(cfg.train.grpo.pool_questions, seed + 7, instruction, index)
+        rows += pool_rows(cfg.synth.prompts.pool_questions, seed + 7, instruction, index)
     for g in groups:
         if g.kind == "code" and g.task is not None:
             rows.append({"prompt": [{"role": "user", "content": g.text}], "kind": "code", "gold": None,

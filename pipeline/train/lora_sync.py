@@ -15,9 +15,10 @@ merge gives, and the base stays bit-identical however often it syncs.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-import torch
+if TYPE_CHECKING:  # annotations only: importing the method registry (every config compose) stays torch-free
+    import torch
 
 SYNC = ("LoRA layers merged out of place in fp32 from the untouched base at every vLLM weight sync "
         "(no in-place merge/unmerge, so no bf16 drift of the base, trl#6688)")

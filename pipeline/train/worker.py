@@ -63,10 +63,10 @@ class Job:
         from omegaconf import OmegaConf
 
         from pipeline.config.compose import import_plugins
-        from pipeline.config import to_config
+        from pipeline.config import schema, to_config
 
         import_plugins(list(self.config.get("plugins") or []))  # a worker process registers plugin methods too
-        return to_config(OmegaConf.merge(OmegaConf.structured(Config), self.config))
+        return to_config(OmegaConf.merge(schema(), self.config))  # the schema with every method's knobs
 
     def cfg(self) -> Config:
         return self._cfg

@@ -6,20 +6,24 @@
     register_method(MyMethod())                           # a plugin module (named in `plugins:`) or a test
 
 A method is declared once, in its own module, by the contract in `pipeline.train.methods.base`
-(dataset, data check, trainer, rewards, reference, generation backend, schedule, ledger metrics,
-model-card text, report columns). A chain `a+b` trains each phase from the previous phase's result,
+(its knobs dataclass, dataset, data check, trainer, rewards, reference, generation backend, schedule,
+ledger metrics, model-card text, report columns). Its knobs (`Method.config`) join the config schema
+under `train.<name>` from this registry (`pipeline.config.schema`), their values in conf/train/default.yaml
+for a built-in method, the dataclass's defaults for a plugin's. A chain `a+b` trains each phase from the previous phase's result,
 into `gen_NNN/train/<method>/`, so a method appears in a chain at most once. The train stage, its
 worker, the export and the report iterate the chain or the registry; none of them names a method.
 """
 
 from __future__ import annotations
 
-from pipeline.config import Config, ConfigError
-from pipeline.infra.registry import Registry, RegistryError, register_check
+import dataclasses
+
+from pipeline.config import Config, ConfigError, TrainConfig
+from pipeline.infra.registry import METHODS, RegistryError, register_check
 from pipeline.train.methods import dpo, grpo, sft
 from pipeline.train.methods.base import Method
 
-METHODS: Registry[Method] = Registry("training method")
+# the registry lives at the bottom layer (pipeline.infra.registry), so the config schema reads the knobs
 METHODS.register(sft.METHOD)
 METHODS.register(dpo.METHOD)
 METHODS.register(grpo.METHOD)
@@ -28,7 +32,14 @@ CHAIN = "+"
 
 
 def register_method(method: Method, replace: bool = False) -> Method:
-    """Add a training method (a plugin's or a test's); `train.method` can then name it."""
+    """Add a training method (a plugin's or a test's); `train.method` can then name it, and its knobs
+    (`method.config`, a dataclass with defaults) are `train.<name>.*` in the next composed config."""
+    config = getattr(method, "config", None)
+    if config is not None and not dataclasses.is_dataclass(config):
+        raise RegistryError(f"training method {method.name!r}: `config` must be a dataclass, got {config!r}")
+    if config is not None and method.name in {f.name for f in dataclasses.fields(TrainConfig)}:
+        raise RegistryError(f"training method {method.name!r}: its knobs would sit under train.{method.name}, "
+                            f"which is a train key already")
     return METHODS.register(method, replace=replace)
 
 

@@ -3,6 +3,9 @@ need to know about one way of training, declared in one place.
 
 A method (an instance of a `Method` subclass, registered in `pipeline.train.methods.METHODS`) says:
 
+- `config`: the dataclass of its own knobs (documented fields; `validate()` naming `train.<name>.<key>`),
+  in its module; the schema merges it under `train.<name>`, and `knobs(cfg)` reads this run's values;
+
 - `data`: the dataset it reads, one of the declared kinds (`CHAT`: verified synth rows, `PAIRS`:
   preference pairs, `PROMPTS`: bare prompts with what a reward checks against, for RL);
 - `prepare()`: how it checks that data and converts it into the rows its trl trainer takes;
@@ -85,6 +88,7 @@ class Method:
 
     name: str = ""
     title: str = ""  # how the model card names a phase of it ("SFT")
+    config: type | None = None  # its knobs dataclass, `train.<name>.*` (None: it has none of its own)
     data: DataKind = CHAT
     val_data: DataKind | None = None  # held-out rows for checkpoint choice (eval loss), if the method uses any
     needs_reference: bool = False
@@ -93,6 +97,10 @@ class Method:
     report_columns: tuple[str, ...] = ()  # ledger metrics shown in the report's summary table
     hparam_keys: tuple[str, ...] = ()  # proposal hyperparameters it trains with, shown as hp.<name>
     tags: tuple[str, ...] = ()  # model-card tags (the library it trains with, its own name)
+
+    def knobs(self, cfg: Config) -> Any:
+        """This run's `train.<name>` knobs (an instance of `config`)."""
+        return getattr(cfg.train, self.name)
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Check `path` (a `self.data` file) and convert it: (rows for the trainer, stats with read/used)."""

@@ -23,6 +23,9 @@ truncated sampling (top_p < 1, top_k > 0, min_p > 0) biases trl's importance-sam
 (trl#6789) and sleep mode served stale weights in trl releases before the fix (trl#5312): both are
 refused with use_vllm.
 
+The knobs are `GRPOConfig` (`train.grpo.*`, values in conf/train/default.yaml); how many GSM8K pool
+questions join the prompt file is synthesis's (`synth.prompts.pool_questions`, pipeline.synth.prompts).
+
 Batches count completions: per optimizer step prompts_per_step * num_generations of them, generated
 at once and trained in micro-batches of at most `train.per_device_batch_size` (trl's
 steps_per_generation = gradient accumulation). Learning rate, epochs and max_steps are
@@ -34,14 +37,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
-from typing import Any
+from typing import Any, List
 
+from omegaconf import MISSING
 from packaging.version import Version
 
 from pipeline.train import rewards
-from pipeline.config import Config, ConfigError, HParams
+from pipeline.config import Config, ConfigError, HParams, check
 from pipeline.infra.registry import RegistryError
 from pipeline.train import lora_sync
 from pipeline.train.data import TrainDataError, chat_token_ids, check_turn, read_rows
@@ -51,6 +56,53 @@ COLUMNS = ("kind", "gold", "tests", "entry_point", "header")  # what the rewards
 # trl#5312 (sleep mode: generate() reloaded the weights from disk after every sync) is fixed by trl#5313.
 # v1.9.0's code still has the bug; 1.16.0 (the pin) has the fix and is the oldest release checked.
 TRL_SLEEP_FIX = "1.16.0"
+
+
+@dataclass
+class RewardSpec:
+    """One reward function of the `grpo` method: a name in `pipeline.train.rewards.REWARDS` and its weight."""
+
+    name: str = MISSING
+    weight: float = MISSING
+
+
+@dataclass
+class GRPOConfig:
+    """The `grpo` method's knobs, `train.grpo.*` (`train.method=grpo` or `sft+grpo`: trl GRPO on label-free rewards)."""
+
+    num_generations: int = MISSING  # completions sampled per prompt (the group the advantages are relative to)
+    prompts_per_step: int = MISSING  # prompts per optimizer step: prompts_per_step * num_generations completions
+    max_completion_length: int = MISSING  # new tokens per completion
+    temperature: float = MISSING  # sampling temperature of the completions
+    # truncated sampling; with use_vllm refused (trl#6789: it biases the importance-sampling correction)
+    top_p: float = MISSING  # 1.0: no nucleus truncation
+    top_k: int = MISSING  # 0: no top-k truncation
+    min_p: float = MISSING  # 0.0: no min-p truncation
+    beta: float = MISSING  # KL coefficient to the start model; 0 = no reference model loaded (trl's default)
+    learning_rate: float = MISSING
+    epochs: float = MISSING
+    max_steps: int = MISSING  # -1: from epochs
+    rewards: List[RewardSpec] = field(default_factory=list)  # a list, so an override replaces it whole
+    use_vllm: bool = MISSING  # colocated vLLM generation (GPU); false: transformers generate (CPU)
+    vllm_gpu_memory_utilization: float = MISSING  # the colocated engine's share of the GPU
+    vllm_sleep_mode: bool = MISSING  # sleep the colocated engine during optimizer steps (needs a trl with trl#5312 fixed)
+    min_prompts: int = MISSING  # fewer usable prompts is an error, not a silent tiny run
+
+    def validate(self) -> None:
+        check(self.num_generations >= 2, "train.grpo.num_generations", "must be >= 2 (advantages are relative to the group)")
+        check(self.prompts_per_step >= 1, "train.grpo.prompts_per_step", "must be >= 1")
+        check(self.max_completion_length >= 1, "train.grpo.max_completion_length", "must be >= 1")
+        check(self.temperature > 0, "train.grpo.temperature", "must be > 0 (a greedy group has no variance)")
+        check(0 < self.top_p <= 1, "train.grpo.top_p", "must be in (0, 1]")
+        check(self.top_k >= 0, "train.grpo.top_k", "must be >= 0 (0: no top-k)")
+        check(0 <= self.min_p < 1, "train.grpo.min_p", "must be in [0, 1)")
+        check(self.beta >= 0, "train.grpo.beta", "must be >= 0")
+        check(self.learning_rate > 0, "train.grpo.learning_rate", "must be > 0")
+        check(self.max_steps == -1 or self.max_steps > 0, "train.grpo.max_steps", "must be -1 or > 0")
+        check(bool(self.rewards), "train.grpo.rewards", "needs at least one reward")
+        check(all(r.weight >= 0 for r in self.rewards), "train.grpo.rewards", "weights must be >= 0")
+        check(0 < self.vllm_gpu_memory_utilization < 1, "train.grpo.vllm_gpu_memory_utilization", "must be in (0, 1)")
+        check(self.min_prompts >= 1, "train.grpo.min_prompts", "must be >= 1")
 
 
 def trl_version() -> str:
@@ -89,6 +141,7 @@ def _stats(values: list[float]) -> dict:
 class GRPO(Method):
     name = "grpo"
     title = "GRPO"
+    config = GRPOConfig
     data = PROMPTS
     generation = "transformers"  # or vllm, by train.grpo.use_vllm (`generation_backend`)
     metrics = {"train.reward_first": "reward_first", "train.reward_last": "reward_last",
@@ -99,7 +152,7 @@ class GRPO(Method):
 
     def check_config(self, cfg: Config) -> None:
         super().check_config(cfg)
-        g = cfg.train.grpo
+        g = self.knobs(cfg)
         try:
             for spec in g.rewards:
                 rewards.REWARDS.get(spec.name)
@@ -117,7 +170,7 @@ class GRPO(Method):
     def check_unused(self, cfg: Config) -> None:
         # `ablation=random_reward` swaps only the rewards and keeps the recipe's chain: without a GRPO
         # phase the control would train the main recipe unchanged and be read as "the reward does not matter".
-        controls = [spec.name for spec in cfg.train.grpo.rewards
+        controls = [spec.name for spec in self.knobs(cfg).rewards
                     if spec.name in rewards.REWARDS and rewards.REWARDS.get(spec.name).control]
         if controls:
             raise ConfigError(f"invalid config value for 'train.method': {cfg.train.method!r} has no grpo phase, "
@@ -125,19 +178,19 @@ class GRPO(Method):
                               f"needs a GRPO recipe, e.g. experiment=grpo or train.method=sft+grpo)")
 
     def uses_reference(self, cfg: Config) -> bool:
-        return cfg.train.grpo.beta > 0
+        return self.knobs(cfg).beta > 0
 
     def generation_backend(self, cfg: Config) -> str:
-        return "vllm" if cfg.train.grpo.use_vllm else "transformers"
+        return "vllm" if self.knobs(cfg).use_vllm else "transformers"
 
     def samples_per_row(self, cfg: Config) -> int:
-        return cfg.train.grpo.num_generations  # the batch sizes count completions
+        return self.knobs(cfg).num_generations  # the batch sizes count completions
 
     def prepare(self, path: Path, tokenizer, cfg: Config, hp: HParams) -> tuple[list[dict], dict]:
         """Prompt rows of the kinds the configured rewards judge; prompts that leave no room for
         `max_completion_length` new tokens within the model's context (`model.max_model_len`) are
         dropped and counted (the proposal's max_seq_length sizes SFT rows, not prompt + sample)."""
-        g, kwargs = cfg.train.grpo, dict(cfg.model.chat_template_kwargs)
+        g, kwargs = self.knobs(cfg), dict(cfg.model.chat_template_kwargs)
         rows, kinds = read_rows(path, self.name), rewards.kinds_scored(cfg)
         room = cfg.model.max_model_len - g.max_completion_length
         out, dropped, skipped = [], 0, 0
@@ -177,21 +230,22 @@ class GRPO(Method):
         return out, stats
 
     def schedule(self, cfg: Config, hp: HParams) -> Schedule:
-        g = cfg.train.grpo
+        g = self.knobs(cfg)
         return Schedule(g.learning_rate, g.epochs, g.max_steps)
 
     def rewards(self, cfg: Config) -> list:
         return rewards.reward_functions(cfg)
 
     def build_trainer(self, phase: Phase):
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOConfig as GRPOArguments  # trl's trainer arguments (this module's GRPOConfig: our knobs)
+        from trl import GRPOTrainer
 
-        cfg, g = phase.cfg, phase.cfg.train.grpo
+        cfg, g = phase.cfg, self.knobs(phase.cfg)
         per, accum = micro_batch(g.prompts_per_step * g.num_generations, cfg.train.per_device_batch_size, phase.world)
         vllm: dict[str, Any] = dict(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
                                     vllm_max_model_length=cfg.model.max_model_len,
                                     vllm_enable_sleep_mode=g.vllm_sleep_mode) if g.use_vllm else {}
-        args = GRPOConfig(**{
+        args = GRPOArguments(**{
             **phase.args, "per_device_train_batch_size": per, "gradient_accumulation_steps": accum,
             "include_num_input_tokens_seen": "no",  # trl counts prompt + completion tokens itself
             "num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
@@ -214,16 +268,16 @@ class GRPO(Method):
         return {
             "reward_first": total["first"], "reward_last": total["last"], "reward_mean": total["mean"],
             "reward_per_step": _series(log_history, "reward"),
-            "reward_functions": {s.name: _stats(_series(log_history, f"rewards/{s.name}/mean")) for s in cfg.train.grpo.rewards},
+            "reward_functions": {s.name: _stats(_series(log_history, f"rewards/{s.name}/mean")) for s in self.knobs(cfg).rewards},
             "majority_gold_agreement": mean(agree) if agree else None,
-            "vllm_weight_sync": lora_sync.SYNC if cfg.train.grpo.use_vllm else None,
+            "vllm_weight_sync": lora_sync.SYNC if self.knobs(cfg).use_vllm else None,
         }
 
     def ledger_metrics(self, result: dict) -> dict:
         return {m: result[k] for m, k in self.metrics.items() if result.get(k) is not None}
 
     def card_method(self, cfg: Config, hp: HParams) -> str:
-        g = cfg.train.grpo
+        g = self.knobs(cfg)
         terms = " + ".join(f"{s.weight:g}*{s.name}" for s in g.rewards)
         ref = f"KL to the start model, beta={g.beta:g}" if g.beta > 0 else "no KL term (beta=0, no reference model)"
         return (f"trl GRPO with label-free rewards {terms}, {g.num_generations} completions per prompt of up to "
