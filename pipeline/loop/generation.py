@@ -36,7 +36,7 @@ def one_generation(cfg: Config, lineage: Lineage, engines: Engines) -> dict:
     mark = len(engines.events)
     gen, teacher = candidates.shared_stages(cfg, lineage, engines)
     cands = candidates.train_candidates(cfg, lineage, gen, teacher, engines)
-    promote.apply(lineage, gen, cands, cfg.gate.metric)
+    promote.apply(lineage, gen, cands, cfg.candidate.select_metric, cfg.gate.metric)
     # what the engines did in this run of the generation (scripts/bench.py counts the starts)
     atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
     row = lineage.row(gen) or {}
@@ -109,6 +109,14 @@ def run(cfg: Config) -> list[dict]:
     return lineage.rows()
 
 
+def objective(cfg: Config, lineage: Lineage) -> float | None:
+    """What a sweeper optimises: the selection metric of the newest generation's selected candidate,
+    never the gate's metric (pipeline.evals.selection); None when no choice among candidates was made."""
+    newest = lineage.generation_rows()[-1]
+    row = lineage.row(lineage.gen_by_name(newest["selected"])) if newest.get("selected") else newest
+    return (row or {}).get("metrics", {}).get(cfg.candidate.select_metric)
+
+
 def _hydra_main() -> int:
     import hydra
     from omegaconf import DictConfig
@@ -135,8 +143,7 @@ def _hydra_main() -> int:
             status["code"] = cli.fail(e)
             return None
         print(report.render(rows, "table"))
-        newest = Lineage(cfg.paths.root, cfg.paths.lineage).generation_rows()[-1]
-        return newest.get("metrics", {}).get(cfg.gate.metric)  # what a sweeper optimises
+        return objective(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
 
     main()
     return status["code"]
