@@ -88,7 +88,8 @@ class ScriptedEngine:
 def _answers() -> tuple[dict, dict]:
     from pipeline.evals.loaders import load_gsm8k, load_humaneval
 
-    answers = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
+    answers = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation", "selection")
+               for r in load_gsm8k(s)}
     solutions = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
     return answers, solutions
 
