@@ -16,7 +16,7 @@ from pipeline.infra.io import read_json, write_jsonl
 from pipeline.loop import generation, promote
 from pipeline.loop.lineage import Lineage, LineageError
 from pipeline.loop.runner import Manifest, StageResult, write_manifest
-from tests.conftest import compose
+from tests.support import compose
 
 VAL, SEL = "gsm8k_val.accuracy_flexible", "gsm8k_sel.accuracy_flexible"
 

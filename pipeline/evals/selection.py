@@ -63,9 +63,10 @@ def tasks_for(cfg: "Config", gen_name: str, index: int) -> "Config":
 
 def check_config(cfg: "Config", is_test_task: Callable, task_metrics: Callable) -> None:
     """`candidate.select_metric`: a higher-is-better metric of a non-test eval task on another split
-    than the gate's (selection apart from gating); `is_test_task` and `task_metrics` (spec -> {metric:
-    direction}) are the benchmark registry's, passed in by pipeline.evals.check_config. Its task may be missing only where no run of this
-    config compares candidates (`propose.candidates` 1 and no sweep job)."""
+    than the gate's (selection apart from gating). Its task may be missing only where no run of this
+    config compares candidates (`propose.candidates` 1 and no sweep job). `is_test_task` and
+    `task_metrics` (spec -> {metric: direction}) are the benchmark registry's, passed in by
+    pipeline.evals.check_config."""
     key, metric = "candidate.select_metric", cfg.candidate.select_metric
     task, _, name = metric.partition(".")
     chooses = cfg.propose.candidates > 1 or bool(cfg.candidate.name)

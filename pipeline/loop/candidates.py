@@ -183,5 +183,6 @@ def run_candidate(cfg: Config, lineage: Lineage) -> dict:
     # value: what a sweeper (Optuna) maximises, the selection metric, never the gate's (pipeline.evals.selection)
     return {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
             "candidate": cand.name, "metric": cfg.gate.metric, "select_metric": cfg.candidate.select_metric,
-            "value": read_manifest(cand, "eval").metrics.get(cfg.candidate.select_metric) if cand.is_done("eval") else None,
+            "value": (read_manifest(cand, "eval").metrics.get(cfg.candidate.select_metric)
+                      if cand.is_done("eval") else None),
             "gate": read_manifest(cand, "gate").info["status"]}

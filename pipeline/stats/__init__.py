@@ -26,6 +26,6 @@ from pipeline.stats.retention import HORIZONS, mean_retention, per_step, project
 
 __all__ = [
     "HORIZONS", "Interval", "Paired", "StatsError", "align", "bootstrap_mean", "decide", "interval",
-    "items_needed", "mean_retention", "min_detectable", "newcombe_paired", "paired_binary", "paired_continuous", "paired_ratio",
-    "per_step", "project", "ratio_bootstrap", "wilson",
+    "items_needed", "mean_retention", "min_detectable", "newcombe_paired", "paired_binary", "paired_continuous",
+    "paired_ratio", "per_step", "project", "ratio_bootstrap", "wilson",
 ]
