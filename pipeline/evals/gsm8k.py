@@ -19,7 +19,8 @@ trailing periods and compares numerically (`18.0` equals `18`).
 
 As a benchmark: splits `test` (reported), `validation` (the gate's slice of train; see
 pipeline.evals.loaders) and `selection` (ranks several candidates; pipeline.evals.selection),
-protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train slice) and `fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
+protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train slice) and
+`fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
 "Question: ..\nAnswer: <solution ending #### N>" exemplars, then "Question: ..\nAnswer:", stopped at
 lm-eval's stop strings), metrics accuracy_strict / accuracy_flexible per item = the share of its
 samples judged correct.
