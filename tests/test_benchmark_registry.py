@@ -129,7 +129,7 @@ def test_decontamination_indexes_every_registered_benchmark(toy):
     from tests.support import compose
 
     labels = {item[0] for item in benchmark_items()}
-    assert labels == {"gsm8k_test", "gsm8k_val", "humaneval", "toy"}
+    assert labels == {"gsm8k_test", "gsm8k_val", "gsm8k_sel", "humaneval", "toy"}  # the selection slice too
     s = compose([]).synth
     hit = default_index(s.decontam_ngram, s.decontam_ngram_masked, s.decontam_near_dup).match(
         "Question: what is 2 plus 1, counted in purple marbles on a windy toy day? Think step by step.")

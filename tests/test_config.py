@@ -94,7 +94,7 @@ def test_eval_profiles_share_one_task_spec():
     """eval/full.yaml composes eval/cpu.yaml's task specs and changes only their sizes."""
     cpu, full = compose(["eval=cpu"]).eval.tasks, compose(["eval=full"]).eval.tasks
     assert {k: (t.n, t.max_tokens) for k, t in cpu.items()} == {
-        "gsm8k_test": (50, 256), "gsm8k_val": (50, 256), "humaneval": (20, 256)}
+        "gsm8k_test": (50, 256), "gsm8k_val": (50, 256), "gsm8k_sel": (50, 256), "humaneval": (20, 256)}
     assert full == {k: dataclasses.replace(t, n=0, max_tokens=1024) for k, t in cpu.items()}
     assert (cpu["gsm8k_val"].split, cpu["humaneval"].benchmark) == ("validation", "humaneval")
 

@@ -23,6 +23,7 @@ def scripted_eval(tmp_path_factory, models_dir):
 
     cfg = compose(["model=tiny:qwen3", "experiment=smoke", f"paths.root={tmp_path_factory.mktemp('root')}",
                    f"paths.models={models_dir}"])
+    del cfg.eval.tasks["gsm8k_sel"]  # scored only by candidates among several (tests/test_selection.py)
     out = tmp_path_factory.mktemp("eval")
     evaluate_model(cfg, Path("/models/m"), out, engine_factory(BenchmarkEngine(), []))
     return out

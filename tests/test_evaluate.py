@@ -15,6 +15,7 @@ from pipeline.stats.ledger import points
 
 def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
     cfg = smoke_cfg()  # gsm8k_test 4, gsm8k_val 4, humaneval 3 items
+    del cfg.eval.tasks["gsm8k_sel"]  # scored only by candidates among several (tests/test_selection.py)
     eng, opened = BenchmarkEngine(), []
     out = tmp_path / "eval"
     res = evaluate_model(cfg, Path("/models/m"), out, engine_factory(eng, opened))

@@ -129,7 +129,12 @@ def test_candidates_through_the_loop(smoke_cfg):
         assert trained == {k: proposed[i]["hparams"][k] for k in trained}  # its own proposal
         assert c.is_done("gate") and (c.model_dir / "manifest.json").exists()
     selection = read_json(lin.gen(1).path / "selection.json")
-    assert selection["metric"] == cfg.gate.metric and len(selection["candidates"]) == 2
+    assert selection["metric"] == cfg.candidate.select_metric and len(selection["candidates"]) == 2
+    # ranked on the selection slice, which only the candidates scored; the gate on its own slice
+    sides = selection["slices"]
+    assert sides["gate"]["metric"] == cfg.gate.metric and sides["selection"]["n"] == 4
+    assert not set(sides["selection"]["ids"]) & set(sides["gate"]["ids"])
+    assert not (lin.gen(0).path / "eval" / "gsm8k_sel.jsonl").exists()
     if selection["selected"]:
         assert status["gen_001"] == "promoted" and status[selection["selected"]] == "promoted"
         assert lin.teacher().name == selection["selected"]

@@ -27,4 +27,4 @@ def test_installed_package_composes_its_configs_outside_the_checkout(tmp_path):
                          check=True, capture_output=True, text=True, timeout=300)
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["conf"].startswith(str(site)) and got["profile"] == "smoke"
-    assert got["tasks"] == ["gsm8k_test", "gsm8k_val", "humaneval"]
+    assert got["tasks"] == ["gsm8k_sel", "gsm8k_test", "gsm8k_val", "humaneval"]

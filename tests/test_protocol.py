@@ -29,7 +29,7 @@ from tests.support import ScriptedEngine, compose
 
 IM_END, ENDOFTEXT = "<|im_end|>", "<|endoftext|>"
 PLAIN = {"gsm8k_test_fewshot": LM_EVAL_STOP, "gsm8k_val_fewshot": LM_EVAL_STOP, "humaneval_raw": OFFICIAL_STOP}
-CHAT = ("gsm8k_test", "gsm8k_val", "humaneval")
+CHAT = ("gsm8k_test", "gsm8k_val", "gsm8k_sel", "humaneval")
 
 
 def _base_copy(src: Path, dst: Path, eos: list[str]) -> Path:

@@ -120,10 +120,13 @@ class ProposeConfig:
 @dataclass
 class CandidateConfig:
     """One candidate successor. Empty `name`: an ordinary run (the loop makes the candidates itself:
-    one, or `propose.candidates` of them, and selects on validation data). A name: this process is one
+    one, or `propose.candidates` of them, and ranks them on `select_metric`). A name: this process is one
     job of a sweep; it trains only that candidate and leaves selection to `pipeline.loop.promote --sweep`."""
 
     name: str = MISSING
+    # what ranks several candidates (of `propose.candidates` or a sweep) and what Optuna maximises: a
+    # validation-side metric on another slice than the gate's (pipeline.evals.selection)
+    select_metric: str = MISSING
     hparams: HParamsOverride = field(default_factory=HParamsOverride)
     gpus: int = MISSING  # GPUs per sweep job; each job gets its own device set (pipeline.loop.sweep)
     devices: int = MISSING  # device sets to share among jobs; -1: the visible CUDA GPUs (N fakes N on CPU)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import ConfigError
+from pipeline.evals import selection
 from pipeline.evals.base import Benchmark
 from pipeline.infra.metricspec import parse_task_name  # noqa: F401 (the benchmark registry's name parser)
 from pipeline.infra.registry import Registry, register_check
@@ -106,7 +107,8 @@ def _fail(key: str, msg: str) -> None:
 
 def check_config(cfg: "Config") -> None:
     """Every eval task against its benchmark (benchmark, split, protocol and what the protocol
-    needs), then the gate metric: a higher-is-better metric of a non-test eval task."""
+    needs), then the gate metric: a higher-is-better metric of a non-test eval task, and the
+    selection metric: one on another split than the gate's (pipeline.evals.selection)."""
     for name, task in cfg.eval.tasks.items():
         key = f"eval.tasks.{name}"
         if task.benchmark not in BENCHMARKS:
@@ -133,6 +135,7 @@ def check_config(cfg: "Config") -> None:
         _fail("gate.metric", f"{metric!r} is not a metric of eval task {task!r}; it has {sorted(directions)}")
     if directions[metric] != "higher":
         _fail("gate.metric", f"{cfg.gate.metric!r} is lower-is-better; the gate's capability rule needs higher-is-better")
+    selection.check_config(cfg, is_test_task, lambda spec: BENCHMARKS.get(spec.benchmark).task_metrics(spec))
 
 
 register_check(BENCHMARKS.kind, check_config)

@@ -18,9 +18,10 @@ trailing periods and compares numerically (`18.0` equals `18`).
         rows carry `completion` and `answer` (a GSM8K reference ending in `#### N`, or a bare number);
         writes C.jsonl_results.jsonl and prints {"accuracy_strict": .., "accuracy_flexible": .., "n": ..}
 
-As a benchmark: splits `test` (reported) and `validation` (the gate's slice of train; see
-`train_slice`), protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train
-slice) and `fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
+As a benchmark: splits `test` (reported), `validation` (the gate's slice of train; see
+`train_slice`) and `selection` (ranks several candidates; pipeline.evals.selection),
+protocols `chat` and `few_shot` (chat turns; exemplars from the `exemplars` train slice) and
+`fewshot` (plain text for a base model, exactly lm-eval's `gsm8k` task: `few_shot`
 "Question: ..\nAnswer: <solution ending #### N>" exemplars, then "Question: ..\nAnswer:", stopped at
 lm-eval's stop strings), metrics accuracy_strict / accuracy_flexible per item = the share of its
 samples judged correct.
@@ -36,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
 
 from pipeline.evals.base import Benchmark, Protocol
+from pipeline.evals.selection import SELECTION_SIZE, SELECTION_SLICE
 from pipeline.infra.metricspec import MetricSpec
 from pipeline.evals.common import mean
 from pipeline.evals.loaders import cut_slices, read_split
@@ -45,8 +47,8 @@ VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay compa
 VALIDATION_SEED = 1234
 VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
 EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
-SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / pool
-SLICES = ("validation", "verifier", "exemplars", "pool")
+SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / selection / pool
+SLICES = ("validation", "verifier", "exemplars", SELECTION_SLICE, "pool")
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -76,7 +78,8 @@ def raw(split: str) -> tuple[dict, ...]:
 @lru_cache(maxsize=1)
 def _slice_ids() -> dict[str, frozenset[str]]:
     return cut_slices([r["id"] for r in raw("train")], ("validation", VALIDATION_SIZE, VALIDATION_SEED),
-                      [("verifier", VERIFIER_SIZE), ("exemplars", EXEMPLARS_SIZE)], "pool", SLICES_SEED)
+                      [("verifier", VERIFIER_SIZE), ("exemplars", EXEMPLARS_SIZE)], "pool", SLICES_SEED,
+                      tail=[(SELECTION_SLICE, SELECTION_SIZE)])  # from the end: the front slices keep their ids
 
 
 def train_slice(name: str) -> list[dict]:
@@ -254,17 +257,20 @@ def score_task(task, items: list[dict], prompts: list, outputs, cfg) -> list[dic
 
 
 def _protected_questions() -> list[tuple[str, str, str, str, str | None]]:
-    """The test questions and the validation slice the gate reads: neither may enter training data.
-    Each carries its answer, so a reworded copy solved to the same answer is caught (numbers+answer)."""
+    """The test questions, the validation slice the gate reads and the selection slice that ranks
+    candidates: none may enter training data. Each carries its answer, so a reworded copy solved to
+    the same answer is caught (numbers+answer)."""
     return ([("gsm8k_test", r["id"], r["question"], "all", reference_number(r["answer"])) for r in load("test")]
-            + [("gsm8k_val", r["id"], r["question"], "all", reference_number(r["answer"]))
-               for r in load("validation")])
+            + [(label, r["id"], r["question"], "all", reference_number(r["answer"]))
+               for label, split in (("gsm8k_val", "validation"), ("gsm8k_sel", SELECTION_SLICE))
+               for r in load(split)])
 
 
 BENCHMARK = Benchmark(
     name="gsm8k", title="GSM8K",
-    splits={"test": partial(load, "test"), "validation": partial(load, "validation")},
-    test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation"}),
+    splits={"test": partial(load, "test"), "validation": partial(load, "validation"),
+            SELECTION_SLICE: partial(load, SELECTION_SLICE)},
+    test_splits=frozenset({"test"}), protected_splits=frozenset({"test", "validation", SELECTION_SLICE}),
     protocols={"chat": Protocol("chat", _chat_prompts, description="zero-shot: the question and the instruction"),
                "few_shot": Protocol("few_shot", _few_shot_prompts, check=_needs_shots,
                                     description="`few_shot` worked exemplars (train `exemplars` slice) as earlier turns"),
@@ -276,7 +282,8 @@ BENCHMARK = Benchmark(
              MetricSpec("format_rate", "higher", "the completion has a strict-extractable final answer",
                         lm_eval="format_rate,strict-match")),
     score=score_task, decontamination=_protected_questions,
-    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate")},
+    headline={"test": ("accuracy_strict", "accuracy_flexible"), "validation": ("accuracy_flexible", "format_rate"),
+              SELECTION_SLICE: ("accuracy_flexible",)},
     dataset=HUB_ID, dataset_config="main", card_metrics=("exact_match",),
     domain="math", checker=sys.modules[__name__],
     train_slices={name: partial(load, name) for name in ("train", "verifier", "exemplars", "pool")},

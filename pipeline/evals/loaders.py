@@ -46,7 +46,7 @@ def read_split(name: str, split: str, hub_id: str, hub_config: str | None = None
 
 
 def cut_slices(ids: Sequence[str], holdout: tuple[str, int, int], cuts: Sequence[tuple[str, int]], rest: str,
-               seed: int) -> dict[str, frozenset[str]]:
+               seed: int, tail: Sequence[tuple[str, int]] = ()) -> dict[str, frozenset[str]]:
     """Every id in exactly one slice, cut once: `holdout` = (name, size, seed) is a seeded sample of
     at most a fifth of the ids (drawn first, so its ids never depend on the other slices); one seeded
     shuffle of the remainder then gives each of `cuts` (name, size; at most a tenth of the
@@ -55,11 +55,14 @@ def cut_slices(ids: Sequence[str], holdout: tuple[str, int, int], cuts: Sequence
     held = frozenset(random.Random(holdout_seed).sample(list(ids), min(size, len(ids) // 5)))
     remainder = [i for i in ids if i not in held]
     random.Random(seed).shuffle(remainder)
-    out, at = {name: held}, 0
+    out, at, end = {name: held}, 0, len(remainder)
     for cut, n in cuts:
         n = min(n, len(remainder) // 10)
         out[cut], at = frozenset(remainder[at:at + n]), at + n
-    out[rest] = frozenset(remainder[at:])
+    for cut, n in tail:
+        n = min(n, len(remainder) // 10)
+        out[cut], end = frozenset(remainder[end - n:end]), end - n
+    out[rest] = frozenset(remainder[at:end])
     return out
 
 

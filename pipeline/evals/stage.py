@@ -40,7 +40,7 @@ from typing import Callable, ContextManager
 from pipeline.config import Config, EvalTask
 from pipeline.evals.loaders import subset
 from pipeline.engine import Engine, GenParams, Output, Prompt
-from pipeline.evals import BENCHMARKS
+from pipeline.evals import BENCHMARKS, selection
 from pipeline.evals.base import Benchmark
 from pipeline.evals.common import mean, write_results
 from pipeline.evals import results as lm_eval_results
@@ -213,4 +213,6 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
 def run(ctx: StageContext) -> StageResult:
     """Stage entry point: evaluate this generation's model into gen_NNN/eval/ (its own directory
     only: the loop puts the results into the model card, pipeline.loop.candidates.update_card)."""
-    return evaluate_model(ctx.cfg, ctx.gen.model_dir, ctx.out, ctx.engine)
+    # the selection slice only where candidates are ranked on it (pipeline.evals.selection)
+    cfg = selection.tasks_for(ctx.cfg, ctx.gen.name, ctx.gen.index)
+    return evaluate_model(cfg, ctx.gen.model_dir, ctx.out, ctx.engine)

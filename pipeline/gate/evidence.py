@@ -8,7 +8,9 @@ A value is either per-item (a dict id -> value, e.g. from `eval/<task>.jsonl`) o
 (the manifest's point estimate, when a generation left no per-item records). With per-item values
 on both sides, the items are matched by id and compared with `pipeline.stats` (0/1 outcomes: the
 Newcombe interval with the exact McNemar test; anything else: the paired bootstrap with the
-sign-flip test); `stats.decide` gives the verdict from the (1 - alpha) interval of
+sign-flip test; a probe rate whose two sides counted different items, given as counted values
+id -> (value, counted): the paired ratio bootstrap over every item, so the rates tested are the
+rates reported); `stats.decide` gives the verdict from the (1 - alpha) interval of
 candidate - reference, signed so positive is better, and the margin. An inconclusive 0/1 comparison
 also says how many items would decide it (`stats.items_needed` at the observed discordance, for the
 distance between the observed difference and the boundary the verdict hinges on). Otherwise the
@@ -31,7 +33,7 @@ from pipeline.stats.inputs import is_binary
 TOL = 1e-9  # point estimates: "exactly at the boundary" must pass despite float representation (0.5 - 0.02)
 POINT = "no per-item records: point estimate"
 
-Values = Mapping[str, float] | float | int
+Values = Mapping[str, float] | Mapping[str, tuple[float, int]] | float | int  # tuples: counted values
 
 
 @dataclass
@@ -42,9 +44,20 @@ class Verdict:
     check: dict[str, Any] = field(default_factory=dict)  # the same numbers, for decision.json
 
 
+def _counted(v: Values | None) -> bool:
+    return isinstance(v, Mapping) and bool(v) and all(isinstance(x, tuple) for x in v.values())
+
+
+def _selected(v: Mapping) -> dict[str, float]:
+    """Counted values (id -> (value, counted)) as plain per-item values of the counted items."""
+    return {i: float(x) for i, (x, c) in v.items() if c} if _counted(v) else dict(v)
+
+
 def point(v: Values | None) -> float | None:
-    """The point estimate of a value: a number as is, per-item values' mean (None when empty/absent)."""
+    """The point estimate of a value: a number as is, per-item values' mean, counted values' ratio
+    (None when empty/absent)."""
     if isinstance(v, Mapping):
+        v = _selected(v)
         return fmean(float(x) for x in v.values()) if v else None
     return None if v is None else float(v)
 
@@ -69,18 +82,25 @@ def _items_needed(p: stats.Paired, d: float, boundary: float, alpha: float) -> t
 
 def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, margin: float, margin_name: str,
             higher: bool, alpha: float, require_improvement: bool) -> Verdict | None:
+    ratio = _counted(cand) and _counted(ref) and any(
+        cand[i][1] != ref[i][1] for i in set(cand) & set(ref))  # each side counted other items
+    if not ratio:  # the same items counted on both sides (or plain values): an ordinary paired test
+        cand, ref = _selected(cand), _selected(ref)
     shared = sorted(set(cand) & set(ref), key=repr)
     if not shared:
         return None
     a, b = {i: ref[i] for i in shared}, {i: cand[i] for i in shared}
-    binary = is_binary(np.asarray([*a.values(), *b.values()], dtype=float))
-    p = stats.paired_binary(a, b, alpha) if binary else stats.paired_continuous(a, b, alpha)
+    binary = not ratio and is_binary(np.asarray([*a.values(), *b.values()], dtype=float))
+    p = (stats.paired_ratio(a, b, alpha) if ratio else
+         stats.paired_binary(a, b, alpha) if binary else stats.paired_continuous(a, b, alpha))
     verdict = stats.decide(p, margin, higher_is_better=higher, require_improvement=require_improvement)
     sign = 1.0 if higher else -1.0
     d = None if p.diff is None else sign * p.diff + 0.0  # + 0.0: no "-0.0000"
     lo, hi = (p.lo, p.hi) if higher else (None if p.hi is None else -p.hi, None if p.lo is None else -p.lo)
     threshold = 0.0 if require_improvement else -margin
     counts = f"n={p.n}" + (f", both={p.both}, only_a={p.only_a}, only_b={p.only_b}" if binary else "")
+    if ratio:
+        counts += f", counted {sum(b[i][1] for i in shared)} vs {sum(a[i][1] for i in shared)}"
     dropped = len(set(cand) ^ set(ref))
     if dropped:
         counts += f", {dropped} unmatched item(s) left out"

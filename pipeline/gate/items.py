@@ -11,6 +11,12 @@
 
 None when the generation has no such records (the caller falls back to the point estimate); the
 drift stage's other metrics (agreement, distinct-n, ...) are not per-item means and give None.
+
+`counted_values` gives a probe metric on EVERY item of its suite as `(value, 1)` where the metric
+counts the record and `(0, 0)` where not: a rate over items the model's own outputs select
+(sycophancy flips among correct first answers) is then tested as the ratio it is reported as, on
+the same items for both generations (`pipeline.stats.paired_ratio`), not on the items both happened
+to count.
 The gate and `pipeline.report.compare` read per-item values only through here.
 """
 
@@ -70,4 +76,19 @@ def item_values(gen: GenerationDir, key: str, ids: Iterable[str] | None = None) 
     try:
         return {r["id"]: float(r["metrics"][name]) for r in rows}
     except (KeyError, TypeError, ValueError):  # records from before per-item metrics were kept
+        return None
+
+
+def counted_values(gen: GenerationDir, key: str) -> dict[str, tuple[float, int]] | None:
+    """id -> (value, 1) for every record of the probe metric `key`'s suite that the metric counts,
+    (0.0, 0) for the others; None for any other metric or without records (see the module doc)."""
+    found = _suite_metric(key) if key.startswith("drift.") else None
+    rows = _rows(gen.path / "drift" / "probes.jsonl") if found else None
+    if not rows:
+        return None
+    suite, metric = found
+    try:
+        return {r["id"]: ((float(metric.value(r)), 1) if metric.select(r) else (0.0, 0))
+                for r in rows if r.get("suite") == suite.name} or None
+    except (KeyError, TypeError):
         return None

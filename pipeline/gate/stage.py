@@ -44,7 +44,7 @@ from pipeline.infra import metricspec
 from pipeline.config import Config, EvalConfig, GateConfig
 from pipeline.drift.metrics import identity_value
 from pipeline.gate.evidence import Verdict, Values, judge
-from pipeline.gate.items import item_values
+from pipeline.gate.items import counted_values, item_values
 from pipeline.gate.pairing import paired_reference
 from pipeline.infra.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, LineageError
@@ -192,7 +192,8 @@ def with_items(gen: GenerationDir, metrics: dict[str, Any], keys: list[str], lik
         if key not in metrics:
             continue
         ref = (like or {}).get(key)
-        items = item_values(gen, key, ids=list(ref) if isinstance(ref, dict) else None)
+        # a probe rate on every suite item (counted or not), so it is tested as reported
+        items = counted_values(gen, key) or item_values(gen, key, ids=list(ref) if isinstance(ref, dict) else None)
         if items is not None:
             out[key] = items
     return out

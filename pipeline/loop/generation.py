@@ -58,7 +58,7 @@ def run(cfg: Config) -> list[dict]:
             gen, teacher = candidates.shared_stages(cfg, lineage, engines)  # propose, synth: once per generation
             # each candidate (the generation itself, or gen_NNN-c<k>): train, eval (+ its card), drift, gate
             cands = candidates.train_candidates(cfg, lineage, gen, teacher, engines)
-            promote.apply(lineage, gen, cands, cfg.gate.metric)  # the best candidate the gate passed: TEACHER
+            promote.apply(lineage, gen, cands, cfg.candidate.select_metric, cfg.gate.metric)  # ranked on the selection slice, gated on validation
             # what the engines did in this run of the generation (scripts/bench.py counts the starts)
             atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
             finish_generation(lineage, gen)
@@ -113,6 +113,14 @@ def finish_generation(lineage: Lineage, gen: GenerationDir) -> None:
     write_report(lineage)
 
 
+def objective(cfg: Config, lineage: Lineage) -> float | None:
+    """What a sweeper optimises: the selection metric of the newest generation's selected candidate,
+    never the gate's metric (pipeline.evals.selection); None when no choice among candidates was made."""
+    newest = lineage.generation_rows()[-1]
+    row = lineage.row(lineage.gen_by_name(newest["selected"])) if newest.get("selected") else newest
+    return (row or {}).get("metrics", {}).get(cfg.candidate.select_metric)
+
+
 def write_report(lineage: Lineage) -> None:
     """Regenerate `<lineage>/report.html`. The generation's files are already safe on disk, so a
     report that cannot be written is logged as an error (with the reason), not a failed generation."""
@@ -133,8 +141,7 @@ def main(cfg: Config) -> float | None:
         return sweep.job(cfg)
     rows = run(cfg)
     print(report.render(rows, "table"))
-    newest = Lineage(cfg.paths.root, cfg.paths.lineage).generation_rows()[-1]
-    return newest.get("metrics", {}).get(cfg.gate.metric)
+    return objective(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
 
 
 def cli() -> int:

@@ -6,9 +6,12 @@ and after a sweep:
     python -m pipeline.loop.promote --sweep checkpoints/<lineage>/sweeps/<time>
 
 Every candidate already has its own gate verdict (gen_NNN-<name>/gate/manifest.json). Among those
-the gate promoted, the one with the best validation metric (`gate.metric`) wins: it gets status
-`promoted` and becomes the TEACHER; the others get `rejected` with the reason. Test-set scores are
-never read here: a selection metric that read a test split is refused (pipeline.infra.metricspec).
+the gate promoted, the one with the best selection metric (`candidate.select_metric`) wins: it gets
+status `promoted` and becomes the TEACHER; the others get `rejected` with the reason. The selection
+metric reads a slice of its own (pipeline.evals.selection), never the items the gate judged: a
+selection metric that read the gate's split, or any of its items, is refused, and `selection.json`
+records both slices (split, version, item ids). Test-set scores are never read here: a selection
+metric that read a test split is refused (pipeline.infra.metricspec).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pipeline.evals.selection import SELECTION_SLICE, SELECTION_VERSION
+from pipeline.gate.items import item_values
 from pipeline.infra import cli, faults, metricspec
 from pipeline.infra.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
@@ -65,22 +70,56 @@ def outcomes(gen: GenerationDir, views: list[dict], metric: str | None) -> tuple
             out[v["name"]] = dict(status="rejected" if v["gate_status"] == "rejected" else "failed",
                                   gate_reasons=v["reasons"])
     out[gen.name] = dict(status="promoted" if best else "rejected", selected=best,
-                         gate_reasons=[f"selected {best} on {metric}"] if best else ["no candidate passed the gate"])
+                         gate_reasons=([f"selected {best} on {metric}" if metric else f"{best}: the gate's verdict"]
+                                       if best else ["no candidate passed the gate"]))
     return best, out
 
 
-def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir], metric: str) -> str | None:
+def _recorded(cand: GenerationDir) -> dict:
+    return metricspec.manifest_splits(read_manifest(cand, "eval").info if cand.is_done("eval") else None, None, None)
+
+
+def slice_record(candidates: list[GenerationDir], metric: str) -> dict:
+    """What `metric` read, for `selection.json`: its splits (as the eval manifests recorded them), the
+    selection slice's version where it read that slice, and the item ids (the same for every candidate:
+    one seeded subset per lineage; the union, should a candidate's differ)."""
+    splits = sorted({s for c in candidates for s in metricspec.splits_of(metric, None, _recorded(c)) or ()})
+    ids = sorted({i for c in candidates for i in (item_values(c, metric) or {})})
+    out = {"metric": metric, "splits": splits, "n": len(ids), "ids": ids}
+    if any(s.endswith("/" + SELECTION_SLICE) for s in splits):
+        out["version"] = SELECTION_VERSION
+    return out
+
+
+def apart_from_gate(candidates: list[GenerationDir], metric: str, gate_metric: str) -> dict:
+    """{"selection": ..., "gate": ...} slice records, after refusing a selection that read the gate's
+    split or any item the gate read (the winner's inflated score would pass into the gate)."""
+    sel, gate = slice_record(candidates, metric), slice_record(candidates, gate_metric)
+    shared = sorted(set(sel["splits"]) & set(gate["splits"]))
+    overlap = set(sel["ids"]) & set(gate["ids"])
+    if shared or overlap:
+        what = f"the gate's split {shared[0]}" if shared else f"{len(overlap)} of the gate's items"
+        raise LineageError(f"selection among {[c.name for c in candidates]}: {metric} read {what} ({gate_metric}); "
+                           "rank candidates on a disjoint slice (candidate.select_metric, pipeline.evals.selection)")
+    return {"selection": sel, "gate": gate}
+
+
+def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir], metric: str,
+          gate_metric: str | None = None) -> str | None:
     """The one promotion path, for one candidate and for many: record each candidate's status and
-    the generation's, then move the TEACHER pointer to the winner. With several candidates the
-    choice is written to the generation's `selection.json`. A metric that read a test split (by the
-    splits each candidate's eval manifest records, else its task name) is refused, whatever its name."""
+    the generation's, then move the TEACHER pointer to the winner. With several candidates the winner
+    is the gate-approved one with the best `metric` (the selection metric), which must read other
+    items than `gate_metric` when that is given; the choice and both slices go to the generation's
+    `selection.json`. A lone candidate is the gate's verdict alone. A metric that read a test split
+    (by the splits each candidate's eval manifest records, else its task name) is refused, whatever its name."""
     for c in candidates:
-        recorded = metricspec.manifest_splits(read_manifest(c, "eval").info if c.is_done("eval") else None, None, None)
+        recorded = _recorded(c)
         if any(map(metricspec.is_test_split, metricspec.splits_of(metric, None, recorded) or ())):
             raise LineageError(f"selection among {[x.name for x in candidates]}: "
                                f"{metricspec.decision_refusal(metric, None, recorded)}")
+    slices = apart_from_gate(candidates, metric, gate_metric) if gate_metric and len(candidates) > 1 else {}
     views = [candidate_view(c) for c in candidates]
-    best, fields = outcomes(gen, views, metric)
+    best, fields = outcomes(gen, views, metric if len(candidates) > 1 else None)
     if best:  # the pointer first: a kill before the statuses below is finished by the resumed run
         lineage.set_teacher(lineage.gen_by_name(best))
         faults.point("promote:teacher-set")
@@ -88,7 +127,8 @@ def apply(lineage: Lineage, gen: GenerationDir, candidates: list[GenerationDir],
         if name != gen.name:
             lineage.record(lineage.gen_by_name(name), **f)
     if len(fields) > 1:
-        atomic_write_json(gen.path / "selection.json", {"metric": metric, "selected": best, "candidates": views})
+        atomic_write_json(gen.path / "selection.json",
+                          {"metric": metric, "selected": best, "candidates": views, "slices": slices})
     lineage.record(gen, **fields[gen.name])
     return best
 
@@ -111,16 +151,18 @@ def promote_sweep(sweep_dir: Path) -> str | None:
     if not found:
         raise LineageError(f"{sweep_dir} holds no {CANDIDATE_FILE}: not a sweep of pipeline.loop.generation jobs")
     infos = [read_json(p) for p in found]
-    keys = {(i["lineage_root"], i["lineage"], i["generation"], i["metric"]) for i in infos}
+    # a job file from before selection had its own metric ranked on the gate's (refused by apply)
+    keys = {(i["lineage_root"], i["lineage"], i["generation"], i["metric"], i.get("select_metric", i["metric"]))
+            for i in infos}
     if len(keys) != 1:
-        raise LineageError(f"{sweep_dir} mixes lineages, generations or gate metrics: {sorted(keys)}")
-    root, name, gen_name, metric = keys.pop()
+        raise LineageError(f"{sweep_dir} mixes lineages, generations, gate or selection metrics: {sorted(keys)}")
+    root, name, gen_name, gate_metric, metric = keys.pop()
     lineage = Lineage(root, name)
     lineage.rows()  # a lost or corrupt ledger is an error naming its rebuild, not a fresh partial ledger
     with lineage.lock():
         gen = lineage.gen_by_name(gen_name)
         cands = [lineage.gen_by_name(i["candidate"]) for i in infos]
-        return apply(lineage, gen, cands, metric)
+        return apply(lineage, gen, cands, metric, gate_metric)
 
 
 def main(argv: list[str] | None = None) -> int:

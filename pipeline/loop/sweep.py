@@ -74,8 +74,10 @@ def train_job(cfg: Config, lineage: Lineage) -> dict:
         cand = lineage.gen_by_name(f"{gen.name}-{cfg.candidate.name}")
         candidates.train_candidate(cfg, lineage, gen, teacher, cand, 0, engines)
     return {"lineage_root": str(lineage.path.parent), "lineage": lineage.name, "generation": gen.name,
-            "candidate": cand.name, "metric": cfg.gate.metric,
-            "value": read_manifest(cand, "eval").metrics.get(cfg.gate.metric) if cand.is_done("eval") else None,
+            "candidate": cand.name, "metric": cfg.gate.metric, "select_metric": cfg.candidate.select_metric,
+            # value: what a sweeper (Optuna) maximises, the selection metric, never the gate's (pipeline.evals.selection)
+            "value": (read_manifest(cand, "eval").metrics.get(cfg.candidate.select_metric)
+                      if cand.is_done("eval") else None),
             "gate": read_manifest(cand, "gate").info["status"]}
 
 

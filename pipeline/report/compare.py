@@ -12,7 +12,8 @@ plain lineage directory named `<arm>-s<seed>` (the study naming) joins arm `<arm
 any other is an arm of its own (seed from its manifests when recorded).
 
 `compare` returns, per arm, generation and metric (the report's summary metrics, from each ledger's
-base rows; sweep candidates are left out):
+generation rows; a generation with several candidates is its selected candidate, metrics and
+per-item records, pipeline.report.candidates):
 - `means`: the mean over seeds with a Student-t interval over seeds (mean +- t_{1-alpha/2, k-1} s/sqrt(k)
   for k seeds; one seed has no interval), and the per-seed values;
 - `differences`: every arm against the first (the reference arm), from the per-item records
@@ -43,6 +44,7 @@ from pipeline.evals import headline_columns
 from pipeline.gate.items import item_values
 from pipeline.infra.io import read_json
 from pipeline.lineage import GenerationDir, Lineage, LineageError
+from pipeline.report.candidates import generation_rows, records_dir
 from pipeline.stats.crossed import crossed_difference
 from pipeline.stats.inputs import is_binary
 
@@ -89,8 +91,9 @@ def members(paths: list[str | Path]) -> list[Member]:
 
 
 def base_rows(lin: Lineage) -> dict[int, dict]:
-    """gen index -> ledger row of the generation itself (not its sweep candidates)."""
-    return {r["gen"]: r for r in lin.generation_rows()}
+    """gen index -> ledger row of the generation, with its selected candidate's metrics where it had
+    several (pipeline.report.candidates)."""
+    return {r["gen"]: r for r in generation_rows(lin.rows())}
 
 
 def default_metrics(rows: list[dict]) -> list[str]:
@@ -122,13 +125,20 @@ def _pairs(a: list[Member], b: list[Member]) -> list[tuple[str, Member, Member]]
     return [("-", a[0], b[0])] if len(a) == len(b) == 1 else []
 
 
-def _crossed(pairs, gen: int, key: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+def _records(m: Member, rows: dict[Path, dict[int, dict]], gen: int) -> GenerationDir:
+    """Where the generation's per-item records are: its selected candidate's when it had several."""
+    row = rows[m.path].get(gen)
+    return records_dir(m.lineage, row) if row else GenerationDir(m.lineage, gen)
+
+
+def _crossed(pairs, gen: int, key: str, rows: dict[Path, dict[int, dict]]
+             ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """(ref, arm) values as seeds x items matrices on the items every used seed scored in both arms,
     the seed tags used and the item ids (sorted, so the columns line up across seeds)."""
     per: list[tuple[str, dict, dict]] = []
     for tag, ma, mb in pairs:
-        vb = item_values(GenerationDir(mb.lineage, gen), key)
-        va = item_values(GenerationDir(ma.lineage, gen), key, ids=list(vb) if vb else None)
+        vb = item_values(_records(mb, rows, gen), key)
+        va = item_values(_records(ma, rows, gen), key, ids=list(vb) if vb else None)
         if va and vb:
             per.append((tag, va, vb))
     if not per:
@@ -182,7 +192,7 @@ def compare(paths: list[str | Path], alpha: float = 0.05, metrics: list[str] | N
         pairs = _pairs(arms[names[0]], arms[arm])
         for g in gens:
             for k in keys:
-                ref, cand, used, ids = _crossed(pairs, g, k)
+                ref, cand, used, ids = _crossed(pairs, g, k, rows)
                 if not ids:
                     continue
                 differences.append({"gen": g, "metric": k, "arm": arm, "reference_arm": names[0],

@@ -4,7 +4,8 @@
 
 shows `<lineage>/tensorboard/lineage/` (this run) beside `gen_NNN/train/...` (trl's training curves,
 `train.report_to=tensorboard`). Step = generation index. For every generation's own ledger row
-(promoted or rejected; sweep candidates are the generation's row once promoted) each numeric metric
+(promoted or rejected; a generation with several candidates carries its selected candidate's
+metrics, and every candidate's own also appear under `candidates/<name>/`) each numeric metric
 is a scalar tagged by its stage, `eval/gsm8k_val.format_rate`, `drift/drift.kl_to_gen0`,
 `train/train.steps`, ... (metrics without a stage prefix are eval's); a metric with an interval
 also gets `<tag>/ci_lo` and `<tag>/ci_hi`, and the custom-scalars layout draws the three as one
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from pipeline.infra.io import temp_dir
 from pipeline.lineage import Lineage, is_generation_row
+from pipeline.report.candidates import candidate_rows, generation_rows
 from pipeline.stats.ledger import bounds, points
 
 RUN = Path("tensorboard") / "lineage"
@@ -33,21 +35,29 @@ def tag(metric: str) -> str:
     return f"{stage if stage in STAGES else 'eval'}/{metric}"
 
 
+def _add(out: dict, prefix: str, r: dict) -> None:
+    metrics = dict(r.get("metrics") or {})
+    for k, v in points(metrics).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        out.setdefault(prefix + tag(k), []).append((r["gen"], float(v)))
+        lo, hi, _ = bounds(metrics, k)
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+            out.setdefault(f"{prefix}{tag(k)}/ci_lo", []).append((r["gen"], float(lo)))
+            out.setdefault(f"{prefix}{tag(k)}/ci_hi", []).append((r["gen"], float(hi)))
+    if r.get("status") in ("promoted", "rejected"):
+        out.setdefault(f"{prefix}status/promoted", []).append((r["gen"], float(r["status"] == "promoted")))
+
+
 def scalars(rows: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(generation, value)] of the generations' own rows (pure data; what the run holds)."""
+    """tag -> [(generation, value)] (pure data; what the run holds): each generation's row, with its
+    selected candidate's metrics where it had several (pipeline.report.candidates), and every
+    candidate's own under `candidates/<name>/...` (`gen_003-c1` -> `candidates/c1/eval/...`)."""
     out: dict[str, list[tuple[int, float]]] = {}
-    for r in sorted(filter(is_generation_row, rows), key=lambda r: r["gen"]):
-        metrics = dict(r.get("metrics") or {})
-        for k, v in points(metrics).items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            out.setdefault(tag(k), []).append((r["gen"], float(v)))
-            lo, hi, _ = bounds(metrics, k)
-            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
-                out.setdefault(f"{tag(k)}/ci_lo", []).append((r["gen"], float(lo)))
-                out.setdefault(f"{tag(k)}/ci_hi", []).append((r["gen"], float(hi)))
-        if r.get("status") in ("promoted", "rejected"):
-            out.setdefault("status/promoted", []).append((r["gen"], float(r["status"] == "promoted")))
+    for r in generation_rows(rows):
+        _add(out, "", r)
+    for r in candidate_rows(rows):
+        _add(out, f"candidates/{r['name'].split('-', 1)[1]}/", r)
     return out
 
 

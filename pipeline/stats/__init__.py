@@ -20,12 +20,12 @@ Bad input raises `StatsError` (a ValueError) naming what was wrong.
 
 from pipeline.stats.inputs import StatsError, align
 from pipeline.stats.intervals import Interval, bootstrap_mean, interval, wilson
-from pipeline.stats.paired import Paired, decide, newcombe_paired, paired_binary, paired_continuous
+from pipeline.stats.paired import Paired, decide, newcombe_paired, paired_binary, paired_continuous, paired_ratio
 from pipeline.stats.power import items_needed, min_detectable
 from pipeline.stats.retention import HORIZONS, mean_retention, per_step, project, ratio_bootstrap
 
 __all__ = [
     "HORIZONS", "Interval", "Paired", "StatsError", "align", "bootstrap_mean", "decide", "interval",
     "items_needed", "mean_retention", "min_detectable", "newcombe_paired", "paired_binary", "paired_continuous",
-    "per_step", "project", "ratio_bootstrap", "wilson",
+    "paired_ratio", "per_step", "project", "ratio_bootstrap", "wilson",
 ]

@@ -10,6 +10,8 @@ suggest. Every function here returns `Paired`, with diff = mean(b) - mean(a).
 - `paired_continuous(a, b)`: real-valued per-item values. Interval: percentile bootstrap over item
   indices (both values of an item move together); test: a sign-flip permutation test (swapping
   a and b within items, which is what "no difference" makes exchangeable).
+- `paired_ratio(a, b)`: a rate over items each side selected itself (`id -> (num, den)` on every
+  item): the difference of the two reported rates, bootstrapped over all the items.
 - `decide(paired, margin)`: the gate's three-way verdict from the interval and a tolerated margin.
 
 Newcombe, R. G. (1998). Improved confidence intervals for the difference between binomial
@@ -143,6 +145,46 @@ def paired_continuous(a: Mapping | Sequence, b: Mapping | Sequence, alpha: float
         p = min(1.0, float(perm.pvalue))
     return Paired(n, float(va.mean()), float(vb.mean()), float(np.mean(vb - va)), lo, hi, p,
                   CONTINUOUS_METHOD, CONTINUOUS_TEST, alpha)
+
+
+RATIO_METHOD, RATIO_TEST = "paired-bootstrap-ratio", "swap-permutation"
+
+
+def _ratios(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num.sum(axis=-1) / den.sum(axis=-1)
+
+
+def paired_ratio(a: Mapping[str, tuple[float, float]], b: Mapping[str, tuple[float, float]], alpha: float = 0.05,
+                 n_boot: int = 2000, seed: int = 0) -> Paired:
+    """Compare two ratios sum(num)/sum(den) measured on the same items, each item `id -> (num, den)`:
+    a rate over the items a model's own outputs selected (sycophancy: flips among the items whose
+    first answer was right, so each side counts different items). The ratios are exactly each side's
+    reported rate, and every item of the suite is paired, counted or not; interval: percentile
+    bootstrap over items (an item's four numbers move together; resamples where a side counts no
+    item are left out); test: a permutation test swapping a's and b's (num, den) within items."""
+    alpha, n_boot = check_alpha(alpha), check_n_boot(n_boot)
+    ids, _, _ = align({i: 0.0 for i in a}, {i: 0.0 for i in b})
+    na, da, nb, db = (np.asarray([float(side[i][k]) for i in ids]) for side in (a, b) for k in (0, 1))
+    ra, rb = _ratios(na, da), _ratios(nb, db)
+    n = len(ids)
+    if n == 0 or not da.sum() or not db.sum():
+        return Paired(n, None if not da.sum() else float(ra), None if not db.sum() else float(rb),
+                      None, None, None, None, RATIO_METHOD, RATIO_TEST, alpha)
+    rng = np.random.default_rng(seed)
+    lo = hi = p = None
+    if n >= 2:
+        idx = rng.integers(0, n, size=(n_boot, n))
+        d = _ratios(nb[idx], db[idx]) - _ratios(na[idx], da[idx])
+        d = d[np.isfinite(d)]
+        lo, hi = (float(q) for q in np.quantile(d, [alpha / 2, 1 - alpha / 2]))
+        swap = rng.random((n_boot, n)) < 0.5
+        pa, pb = np.where(swap, nb, na), np.where(swap, na, nb)
+        qa, qb = np.where(swap, db, da), np.where(swap, da, db)
+        null = _ratios(pb, qb) - _ratios(pa, qa)
+        null = null[np.isfinite(null)]
+        p = min(1.0, float((1 + np.sum(np.abs(null) >= abs(rb - ra) - 1e-12)) / (1 + len(null))))
+    return Paired(n, float(ra), float(rb), float(rb - ra), lo, hi, p, RATIO_METHOD, RATIO_TEST, alpha)
 
 
 def decide(paired: Paired, margin: float, higher_is_better: bool = True,

@@ -89,7 +89,8 @@ def _answers() -> tuple[dict, dict]:
     from pipeline.evals.gsm8k import load as load_gsm8k
     from pipeline.evals.humaneval import load_problems as load_humaneval
 
-    answers = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation") for r in load_gsm8k(s)}
+    answers = {r["question"]: r["answer"].rsplit("#### ", 1)[1] for s in ("test", "validation", "selection")
+               for r in load_gsm8k(s)}
     solutions = {p["prompt"]: p["prompt"] + p["canonical_solution"] for p in load_humaneval()}
     return answers, solutions
 

@@ -17,6 +17,7 @@ from pipeline.lineage import Lineage
 from pipeline.report.html.disk import read_gen
 from pipeline.report.html.generations import section
 from pipeline.report.html.items import items_block
+from pipeline.report import compounding
 from pipeline.report.html.markup import Raw, document, el, join, table
 from pipeline.report.html.summary import Table, generation_table, lineage_block
 
@@ -45,7 +46,7 @@ def lineage_body(path: str | Path, spec: Table) -> list[Raw]:
     out = [el("h1", f"Lineage {lineage.name}"),
            el("p", f"{lineage.path}: base model {_base(meta)}, created {meta.get('created')}, "
                    f"{len(rows)} ledger row(s), current teacher {teacher}", class_="muted")]
-    out += lineage_block(rows, spec)
+    out += lineage_block(rows, spec, compounding.lineage_items(lineage.path))  # retention with its intervals
     out += items_block(answered)
     out += [el("h2", "Per generation")] + [section(r, files[r["name"]]) for r in rows]
     return out

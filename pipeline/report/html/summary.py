@@ -57,9 +57,10 @@ def generation_table(rows: list[dict], spec: Table) -> Raw:
                            ["selected" if f["gen"] in selected else None for f in flat]), class_="scroll")
 
 
-def retention_table(rows: list[dict]) -> Raw | None:
-    """The compounding view as an HTML table (tabulate's "html" escapes its cells); None when unmeasured."""
-    text = compounding.render(rows, "html")
+def retention_table(rows: list[dict], items: compounding.Items | None = None) -> Raw | None:
+    """The compounding view as an HTML table (tabulate's "html" escapes its cells), with its intervals
+    where `items` gives per-item probe values (`compounding.lineage_items`); None when unmeasured."""
+    text = compounding.render(rows, "html", items=items)
     return Raw(text) if text else None
 
 
@@ -78,9 +79,9 @@ def svg(fig, salt: str) -> Raw:
     return Raw(_XMLNS.sub("", text[:end]) + text[end:])
 
 
-def plot_section(rows: list[dict]) -> list[Raw]:
+def plot_section(rows: list[dict], items: compounding.Items | None = None) -> list[Raw]:
     out = []
-    for name, fig in plots.figures(rows).items():
+    for name, fig in plots.figures(rows, items=items).items():  # items: the retention panels' bands
         title = name.removesuffix(".png")
         out.append(el("figure", svg(fig, title), el("figcaption", title), class_="plot", id=f"plot-{title}"))
     return out
@@ -109,19 +110,20 @@ def _node(r: dict) -> Raw:
                  el("span", f" parent {r.get('parent') or '-'}, teacher {teacher or '-'}", class_="muted")])
 
 
-def lineage_block(rows: list[dict], spec: Table) -> list[Raw]:
-    """Table, tree, plots and retention: what one lineage shows above its per-generation details."""
+def lineage_block(rows: list[dict], spec: Table, items: compounding.Items | None = None) -> list[Raw]:
+    """Table, tree, plots and retention: what one lineage shows above its per-generation details
+    (`items`: per-item probe values, for the retention intervals in the table and the plots)."""
     out = [el("h2", "Generations"), generation_table(rows, spec)]
     tree = lineage_tree(rows)
     if tree is not None:
         out += [el("h2", "Lineage tree"), tree]
-    figs = plot_section(rows)
+    figs = plot_section(rows, items)
     if figs:
         out += [el("h2", "Plots"), el("div", join(figs), class_="side")]
-    ret = retention_table(rows)
+    ret = retention_table(rows, items)
     if ret is not None:
         out += [el("h2", "Retention (compounding view)"),
-                el("p", "Per-step retention of each alignment property and its projection "
-                        "(pipeline.report.compounding).", class_="muted"), ret]
+                el("p", "Per-step retention of each alignment property and its projection, 95% intervals "
+                        "in brackets (pipeline.report.compounding).", class_="muted"), ret]
     return out
 
