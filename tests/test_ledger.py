@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.loop import ledger, promote, table as stages
 from pipeline.report import text as report
+from pipeline.evals import selection
 from pipeline.evals.stage import evaluate_model
 from pipeline.lineage import Lineage, LineageError
 from pipeline.lineage.runner import Engines, StageContext, StageResult, config_hash, new_manifest, record, run_stage, write_manifest
@@ -32,7 +33,8 @@ def built(tmp_path_factory, models_dir) -> Lineage:
     run_stage(stages.EVAL, StageContext(cfg, lin, gen0, gen0, "eval", Engines(lambda d: BenchmarkEngine())))
     lin.record(gen1, parent="gen_000", teacher="gen_000", status="candidate", config_hash=config_hash(cfg))
     results = {"propose": StageResult(info={"hparams": {"learning_rate": 2e-4, "epochs": 1}, "source": "teacher"}),
-               "eval": evaluate_model(cfg, gen1.model_dir, gen1.stage_dir("eval"), engine_factory(BenchmarkEngine(wrong_every=3), [])),
+               "eval": evaluate_model(selection.tasks_for(cfg, gen1.name, 1), gen1.model_dir, gen1.stage_dir("eval"),
+                                     engine_factory(BenchmarkEngine(wrong_every=3), [])),  # as the eval stage: no selection task
                "gate": StageResult(info={"status": "rejected", "reasons": ["capability: FAIL (scripted)"]})}
     for stage, result in results.items():
         gen1.stage_dir(stage)
