@@ -26,6 +26,7 @@ from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.infra.io import atomic_write_json
 from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.report import verdict
 from pipeline.report.text import write_lineage_report
 from pipeline.loop.runner import Engines
 
@@ -40,7 +41,7 @@ def one_generation(cfg: Config, lineage: Lineage, engines: Engines) -> dict:
     # what the engines did in this run of the generation (scripts/bench.py counts the starts)
     atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
     row = lineage.row(gen) or {}
-    log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
+    log.info("verdict: %s", verdict.of(row, lineage.path, lineage.rows()).line())  # one line, the deciding reason first
     write_report(lineage)
     return row
 
