@@ -258,7 +258,7 @@ def html_table():
     """This module's column logic, as the HTML report (pipeline.report.html) takes it."""
     from pipeline.report.html import Table
 
-    return Table(flatten=flatten, columns=columns, summary_columns=summary_columns, fmt=_fmt)
+    return Table(flatten=flatten, columns=columns, summary_columns=summary_columns, fmt=_fmt, headline=compact_columns)
 
 
 def write_lineage_report(lineage_path: str | Path) -> Path:

@@ -99,7 +99,8 @@ def deciding(decision: dict) -> dict:
     if decision.get("status") == "promoted":
         cap = (decision.get("checks") or {}).get("capability") or {}
         return {"rule": "all", "metric": cap.get("metric"), "reason": "every rule passed"}
-    return {"rule": None, "metric": None, "reason": "; ".join(decision.get("reasons") or []) or "no reason recorded"}
+    # a record without structured checks (hand-made, or older than the checks): its first line
+    return {"rule": None, "metric": None, "reason": (decision.get("reasons") or ["no reason recorded"])[0]}
 
 
 _INCONCLUSIVE = re.compile(r"^[^,]*\binconclusive\b")
@@ -174,24 +175,23 @@ def read_decision(gen_path: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def of(row: dict, lineage_path: str | Path, rows: list[dict] | None = None) -> Verdict:
-    """The verdict of one ledger row; a generation that selected among candidates reads its selected
-    candidate's decision (or, when none passed, says so with each candidate's deciding reason)."""
+def build(row: dict, decision: dict | None, candidates: dict[str, dict] | None = None) -> Verdict:
+    """The verdict of one ledger row from its decision record (for a generation that selected among
+    candidates, the selected candidate's; `candidates`: name -> decision of each candidate, used when
+    none was selected)."""
     name, status = row["name"], row.get("status") or "-"
     v = Verdict(name, status, wall=wall(row.get("seconds")))
-    if row.get("gen") == 0 or (row.get("parent") is None and row.get("gen") in (0, None)):
+    if row.get("gen") == 0:
         v.reason = "the baseline (gen 0 is not gated)"
         return v
-    lineage_path = Path(lineage_path)
-    decision = read_decision(lineage_path / (row.get("selected") or name))
     if decision is None:
-        kids = [r for r in rows or [] if r["name"].startswith(f"{name}-") and read_decision(lineage_path / r["name"])]
-        if kids:
+        if candidates:
             v.rule = "selection"
             v.reason = "no candidate passed the gate (" + "; ".join(
-                f"{k['name']}: {deciding(read_decision(lineage_path / k['name']))['reason']}" for k in kids) + ")"
-            return v
-        v.reason = "no gate verdict yet" if status == "candidate" else "no gate record (gate/decision.json)"
+                f"{k}: {deciding(d)['reason']}" for k, d in candidates.items()) + ")"
+        else:
+            v.reason = "no gate verdict yet" if status == "candidate" else "no gate record (gate/decision.json)"
+        v.others = list(row.get("gate_reasons") or [])
         return v
     decided = deciding(decision)
     v.rule, v.reason = decided.get("rule"), decided.get("reason") or ""
@@ -207,6 +207,19 @@ def of(row: dict, lineage_path: str | Path, rows: list[dict] | None = None) -> V
     v.moved = moved(checks)
     v.others = other_reasons(list(decision.get("reasons") or row.get("gate_reasons") or []), decided)
     return v
+
+
+def of(row: dict, lineage_path: str | Path, rows: list[dict] | None = None) -> Verdict:
+    """`build` with the records read from `<lineage_path>/<name>/gate/decision.json` (the selected
+    candidate's for a generation that selected one; each candidate's when none was)."""
+    lineage_path = Path(lineage_path)
+    decision = read_decision(lineage_path / (row.get("selected") or row["name"]))
+    kids = None
+    if decision is None and rows:
+        found = {r["name"]: read_decision(lineage_path / r["name"]) for r in rows
+                 if r["name"].startswith(f"{row['name']}-")}
+        kids = {k: d for k, d in found.items() if d is not None}
+    return build(row, decision, kids)
 
 
 def lines(rows: list[dict], lineage_path: str | Path) -> list[str]:
