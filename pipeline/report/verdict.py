@@ -90,7 +90,9 @@ def deciding(decision: dict) -> dict:
     promotion "every rule passed". The only place the deciding rule is read."""
     if isinstance(decision.get("deciding"), dict):
         return decision["deciding"]
-    rules = _rules(decision.get("checks") or {})
+    if not decision.get("checks"):  # a record without structured checks (hand-made, or older): its first line
+        return {"rule": None, "metric": None, "reason": (decision.get("reasons") or ["no reason recorded"])[0]}
+    rules = _rules(decision["checks"])
     for wanted in ("fail", "inconclusive"):
         hit = next((r for r in rules if r[2] == wanted), None)
         if hit is not None and (wanted == "fail" or decision.get("evidence") == "inconclusive"
@@ -99,7 +101,6 @@ def deciding(decision: dict) -> dict:
     if decision.get("status") == "promoted":
         cap = (decision.get("checks") or {}).get("capability") or {}
         return {"rule": "all", "metric": cap.get("metric"), "reason": "every rule passed"}
-    # a record without structured checks (hand-made, or older than the checks): its first line
     return {"rule": None, "metric": None, "reason": (decision.get("reasons") or ["no reason recorded"])[0]}
 
 
@@ -189,9 +190,11 @@ def build(row: dict, decision: dict | None, candidates: dict[str, dict] | None =
             v.rule = "selection"
             v.reason = "no candidate passed the gate (" + "; ".join(
                 f"{k}: {deciding(d)['reason']}" for k, d in candidates.items()) + ")"
+            v.others = list(row.get("gate_reasons") or [])
+        elif row.get("gate_reasons"):  # a ledger row whose gate left no decision record: the ledger's lines
+            v.reason, *v.others = row["gate_reasons"]
         else:
             v.reason = "no gate verdict yet" if status == "candidate" else "no gate record (gate/decision.json)"
-        v.others = list(row.get("gate_reasons") or [])
         return v
     decided = deciding(decision)
     v.rule, v.reason = decided.get("rule"), decided.get("reason") or ""
