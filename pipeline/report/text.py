@@ -158,9 +158,11 @@ def text_view(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = F
     return text
 
 
-def verdict_block(ledger_rows: list[dict], lineage_path: str | Path) -> str:
-    """One verdict line per generation (pipeline.report.verdict), for the top of the text output."""
-    return "\n".join(verdict.lines(ledger_rows, lineage_path))
+def verdict_block(ledger_rows: list[dict], lineage_path: str | Path, fmt: str = "table") -> str:
+    """One verdict line per generation (pipeline.report.verdict), for the top of the text output
+    (a list item each in markdown)."""
+    bullet = "- " if fmt == "markdown" else ""
+    return "\n".join(bullet + line for line in verdict.lines(ledger_rows, lineage_path))
 
 
 def flatten(row: dict) -> dict:
@@ -319,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         rows = load(args.lineage)
         table = text_view(rows, args.format, args.all, args.columns, args.long)
-        verdicts = verdict_block(rows, args.lineage) if args.format in ("table", "markdown") else ""
+        verdicts = verdict_block(rows, args.lineage, args.format) if args.format in ("table", "markdown") else ""
     except (LineageError, ValueError, OSError) as e:
         return cli.fail(e)
     if verdicts:
