@@ -73,12 +73,18 @@ def narrow(v, lo=None, hi=None) -> str:
     return f"{_fixed(float(v), d)} [{_bare(float(lo), d)},{_bare(float(hi), d)}]"
 
 
-def wide(v, lo=None, hi=None) -> str:
-    """`0.32 [0.21, 0.46]`: as `narrow`, with leading zeros and a space (pages with room)."""
+def wide(v, lo=None, hi=None, trim: bool = False) -> str:
+    """`0.32 [0.21, 0.46]`: as `narrow`, with leading zeros and a space (pages with room); `trim`
+    drops trailing zeros (`0.8 [0.6, 0.9]`) where the numbers need not line up in a column."""
     if lo is None or hi is None or not isinstance(v, (int, float)) or isinstance(v, bool):
         return plain(v)
     d = decimals(lo, hi)
-    return f"{_fixed(float(v), d)} [{_fixed(float(lo), d)}, {_fixed(float(hi), d)}]"
+    f = (lambda x: _trim(_fixed(x, d))) if trim else (lambda x: _fixed(x, d))
+    return f"{f(float(v))} [{f(float(lo))}, {f(float(hi))}]"
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def signed(x: float | None, half: float | None = None) -> str:

@@ -24,7 +24,7 @@ def _suite_doc(suite) -> str:
     """The first line of the docstring of the module that declares `suite` (its `SUITE`), if any."""
     for mod in list(sys.modules.values()):
         if getattr(mod, "SUITE", None) is suite and mod.__doc__:
-            first = mod.__doc__.strip().splitlines()[0]
+            first = " ".join(mod.__doc__.strip().split("\n\n")[0].split())  # its first paragraph
             return first.split(":", 1)[1].strip() if first.lower().startswith("probe suite") and ":" in first else first
     return ""
 

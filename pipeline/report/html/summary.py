@@ -2,7 +2,8 @@
 
 The table has the same columns as `pipeline.report.text.render(rows, "table")` (the report's own column
 functions decide them, passed in as a `Table`); a cell whose ledger row also carries `<metric>_lo`
-and `<metric>_hi` reads `0.32 [0.21, 0.46]`, with `<metric>_n` in its tooltip. Plots are
+and `<metric>_hi` reads `0.32 [0.21, 0.46]` (rounded to two significant digits of the interval's
+half-width), with `<metric>_n` in its tooltip. Plots are
 `pipeline.report.plots.figures` as inline SVG, captioned with their titles. Every column keeps its
 place; the first one (gen) stays in view while the table scrolls sideways, each header tells its
 direction and meaning on hover (pipeline.report.columns), and a last column gives each headline
@@ -52,7 +53,8 @@ def cell(spec: Table, flat_row: dict, col: str) -> Raw | str | int | float:
     if lo is None or hi is None:
         return spec.fmt(v)
     tip = f"n = {n}" if n is not None else "interval"
-    return el("span", f"{spec.fmt(v)} [{spec.fmt(lo)}, {spec.fmt(hi)}]", class_="ci", title=tip)
+    # rounded to two significant digits of the interval's half-width (pipeline.infra.numbers)
+    return el("span", numbers.wide(v, lo, hi, trim=True), class_="ci", title=tip)
 
 
 CHANGE = "change from parent"
