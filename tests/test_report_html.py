@@ -224,6 +224,13 @@ def test_verdicts_first_and_a_sticky_column_in_headless_chromium(lineage, tmp_pa
     verdicts = [a for a in page.find("p") if (a.get("class") or "").startswith("verdict")]
     assert len(verdicts) == 3 + 5  # gen_000, gen_001, gen_002 at the top; every row again in its details
     assert [a["href"] for a in page.find("a")][:2] == ["#verdicts", "#generations"]  # the table of contents
+    assert "the parent gen_000 is the base model: no hyperparameters to compare" in page.all_text
+    from pipeline.report.html import disk, generations
+
+    c1 = next(r for r in lineage.rows() if r["name"] == "gen_002-c1")
+    diff = Page(generations.hparams(c1, disk.read_gen(lineage.path / "gen_002-c1"),
+                                    {"name": "gen_001", "hparams": {"learning_rate": 3e-4, "epochs": 1, "lora_r": 8}}))
+    assert "changed from the parent's: learning_rate 0.0003 \u2192 0.0002, lora_r 8 \u2192 -" in diff.all_text
     heads = {a.get("title") for a in page.find("th")}
     assert "higher is better. gsm8k test split, chat protocol: the last number is right" in heads
     if browser.chromium() is None:
