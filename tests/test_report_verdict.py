@@ -71,6 +71,8 @@ def test_numbers_follow_the_interval():
     assert numbers.narrow(0.3158, 0.3101, 0.3215) == "0.3158 [.3101,.3215]"
     assert numbers.narrow(-0.05, -0.12, 0.02) == "-0.050 [-.120,.020]"
     assert numbers.narrow(1175.3, 1000, 1300) == "1175 [1000,1300]"
+    assert numbers.narrow(1.87e-7, 1.22e-7, 2.59e-7) == "1.87 [1.22,2.59]e-7"  # one exponent, not 7 zeros
+    assert numbers.narrow(9.8e-5, 8.5e-5, 1.13e-4) == "0.98 [.85,1.13]e-4"
     assert numbers.wide(0.0, 0.0, 0.4899) == "0.00 [0.00, 0.49]"
     assert numbers.plain(1175.31) == "1175" and numbers.plain(0.000213) == "0.000213" and numbers.plain(2e-4) == "0.0002"
     assert numbers.plain(0.333333) == "0.333" and numbers.plain(12) == "12" and numbers.plain(None) == ""

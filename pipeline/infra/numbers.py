@@ -65,12 +65,23 @@ def value(v, lo=None, hi=None) -> str:
     return _fixed(float(v), decimals(lo, hi))
 
 
+SMALL = 5  # past this many decimals the narrow form shares one exponent: `1.87 [1.22,2.59]e-7`
+
+
 def narrow(v, lo=None, hi=None) -> str:
-    """`0.32 [.21,.46]`: the value and its interval at the interval's precision; plain without one."""
+    """`0.32 [.21,.46]`: the value and its interval at the interval's precision; plain without one.
+    Tiny numbers (a KL of 1e-7 nats) share an exponent instead of a run of zeros."""
     if lo is None or hi is None or not isinstance(v, (int, float)) or isinstance(v, bool):
         return plain(v)
+    v, lo, hi = float(v), float(lo), float(hi)
     d = decimals(lo, hi)
-    return f"{_fixed(float(v), d)} [{_bare(float(lo), d)},{_bare(float(hi), d)}]"
+    top = max(abs(v), abs(lo), abs(hi))
+    if d > SMALL and 0 < top < 1:
+        e = math.floor(math.log10(top))
+        k = 10.0 ** -e
+        d = decimals(lo * k, hi * k)
+        return f"{_fixed(v * k, d)} [{_bare(lo * k, d)},{_bare(hi * k, d)}]e{e}"
+    return f"{_fixed(v, d)} [{_bare(lo, d)},{_bare(hi, d)}]"
 
 
 def wide(v, lo=None, hi=None, trim: bool = False) -> str:
