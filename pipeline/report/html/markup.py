@@ -32,7 +32,7 @@ table.gens th:first-child, table.gens td:first-child { position: sticky; left: 0
   box-shadow: 1px 0 0 #ccc; } table.gens th:first-child { background: #f3f3f3; } th[title] { cursor: help; }
 .verdict { margin: .3em 0; padding: 4px 8px; border-left: 4px solid #bbb; background: #fafafa; }
 .verdict.promoted-v { border-color: #17692a; } .verdict.rejected-v { border-color: #a61b1b; }
-.verdict .part { color: #444; } .better { color: #17692a; } .worse { color: #a61b1b; }
+.verdict .part { color: #444; } span.change { display: inline-block; min-width: 30em; font-size: 12px; } .better { color: #17692a; } .worse { color: #a61b1b; }
 nav.toc ul { columns: 3 14em; margin: .3em 0; } nav.toc { font-size: 13px; }
 ul.tree { list-style: none; padding-left: 1.2em; } ul.tree li::before { content: "\\2514\\2500 "; color: #999; }
 """

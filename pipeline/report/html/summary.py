@@ -78,10 +78,10 @@ def change(flat_row: dict, parent: dict | None, keys: list[str]) -> Raw | str:
         direction = describe(k)[0]
         tone = None if d == 0 or direction is None else ("better" if (d > 0) == (direction == "higher") else "worse")
         text = numbers.signed(d, (hi - lo) / 2 if lo is not None and hi is not None else None)
-        parts.append(el("div", f"{k} ", el("span", text, class_=tone)))
+        parts.append(join([f"{k} ", el("span", text, class_=tone)]))
     if same:
-        parts.append(el("div", f"{same} unchanged", class_="muted"))
-    return join(parts)
+        parts.append(el("span", f"{same} unchanged", class_="muted"))
+    return el("span", join(join([", " if i else "", p]) for i, p in enumerate(parts)), class_="change")
 
 
 def generation_table(rows: list[dict], spec: Table) -> Raw:
