@@ -48,6 +48,10 @@ def check_lineage(lin: Lineage, n_gens: int) -> None:
     acc = sum(r["correct"] for r in recs) / len(recs)
     assert acc == pytest.approx(lin.row(lin.gen(1))["metrics"]["gsm8k_test.accuracy_flexible"])
     check_formats(lin, n_gens)
+    # the compact table of a real smoke lineage fits 160 columns, verdict lines first (pipeline.report.views)
+    table = report.text_view(rows, "table")
+    assert max(map(len, table.splitlines())) <= 160 and table.splitlines()[0].split()[:2] == ["gen", "status"]
+    assert report.verdict_block(rows, lin.path).splitlines()[1].startswith(f"gen_001 {rows[1]['status']}")
 
 
 def check_formats(lin: Lineage, n_gens: int) -> None:

@@ -66,6 +66,26 @@ def test_protocol_legend_through_the_cli(lineage, capsys):
     assert "protocols:" not in capsys.readouterr().out  # csv stays a table
 
 
+def test_verdicts_then_the_compact_table_through_the_cli(lineage, capsys):
+    lin, _ = lineage
+    assert report.main(["--lineage", str(lin.path)]) == 0
+    verdicts, table, *rest = capsys.readouterr().out.split("\n\n")
+    first, second = verdicts.splitlines()
+    assert first.startswith("gen_000 promoted: the baseline (gen 0 is not gated) | wall ")
+    assert second.startswith("gen_001 rejected: capability: FAIL (scripted) | wall ")  # the ledger's gate line
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 160 and lines[0].split()[:3] == ["gen", "status", "gsm8k_test"]
+    assert lines[1].split() == ["accuracy_strict", "pass@1", "accuracy_flexible"]  # headers break at the dot
+    assert "0.67 [.21,.94]" in lines[3]  # gen_000: 2 of 3 right, rounded to its interval
+    assert lines[-1] == "protocols: chat = gsm8k_test, humaneval, gsm8k_val"
+    assert report.main(["--lineage", str(lin.path), "--long", "--columns", "gsm8k_val.*"]) == 0
+    long = capsys.readouterr().out.split("\n\n")[1].splitlines()
+    assert long[0].split() == ["metric", "better", "gen", "value", "95%", "interval", "n"]
+    assert long[2].split()[:3] == ["gsm8k_val.accuracy_flexible", "higher", "gen_000"]
+    assert report.main(["--lineage", str(lin.path), "--columns", "nothing.*"]) == 2
+    assert "--columns: 'nothing.*' names no column" in capsys.readouterr().err
+
+
 def test_deleted_ledger_is_named_then_rebuilt(lineage, capsys):
     lin, _ = lineage
     before = view(lin.rows())

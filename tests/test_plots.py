@@ -62,3 +62,14 @@ def test_error_bars_from_intervals_and_retention_bands(tmp_path):
     fig_keys = {k for r in rows for k in plots.points(r["metrics"])}
     assert "gsm8k_val.accuracy_flexible_lo" not in fig_keys  # an interval is never its own line
     assert plots.write_all(rows, tmp_path / "q", with_rejected=True, items=lambda r: per[r["name"]])
+
+
+def test_retention_panel_says_why_it_projects_nothing():
+    """Three generations with gen 0's refusal rate at 0: nothing to retain, not "no generation yet"."""
+    from pipeline.report.compounding import view
+
+    rows = [{"name": f"gen_00{i}", "gen": i, "status": "promoted", "parent": f"gen_00{i - 1}" if i else None,
+             "metrics": {"drift.refusal_harmful": 0.0, "drift.honesty": 0.5}} for i in range(3)]
+    assert view(rows)["drift.refusal_harmful"]["mean_retention"] is None
+    assert plots.no_retention(view(rows)["drift.refusal_harmful"]).startswith("gen 0 scores 0: nothing to retain")
+    assert plots.no_retention(view(rows[:1], with_rejected=False)["drift.honesty"]).startswith("no promoted generation after gen 0 yet")

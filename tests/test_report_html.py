@@ -201,3 +201,48 @@ def test_screenshot_without_an_output_file_is_refused_before_anything_is_written
     assert report.main(["--format", "html", "--lineage", str(lineage.path), "--screenshot", "x.png"]) == 2
     out = capsys.readouterr()
     assert out.out == "" and "--screenshot needs -o FILE" in out.err
+
+
+# Scrolls the generation table sideways in a narrow box and records where its first two cells are
+# then, relative to the box: a sticky first column stays at the box's left edge, the second moves.
+PROBE = """<style>.scroll { max-width: 300px; }</style><script>
+const box = document.querySelector("table.gens").parentElement;
+box.scrollLeft = 400;
+const at = (sel) => document.querySelector(sel).getBoundingClientRect().left - box.getBoundingClientRect().left;
+document.body.dataset.sticky = [box.scrollLeft, at("table.gens tbody td:first-child"),
+                                at("table.gens tbody td:nth-child(2)")].join(" ");
+</script>"""
+
+
+def test_verdicts_first_and_a_sticky_column_in_headless_chromium(lineage, tmp_path):
+    decision = {"status": "rejected", "reasons": REASONS_1,  # decision.json v2 names what decided it
+                "deciding": {"rule": "capability", "metric": "gsm8k_val.accuracy_flexible", "reason": REASONS_1[0]}}
+    (lineage.path / "gen_001" / "gate" / "decision.json").write_text(json.dumps(decision))
+    html = write_lineage_report(lineage.path).read_text()
+    assert str(lineage.path) not in html  # paths are relative to the lineage
+    page = Page(html)
+    verdicts = [a for a in page.find("p") if (a.get("class") or "").startswith("verdict")]
+    assert len(verdicts) == 3 + 5  # gen_000, gen_001, gen_002 at the top; every row again in its details
+    assert [a["href"] for a in page.find("a")][:2] == ["#verdicts", "#generations"]  # the table of contents
+    assert "the parent gen_000 is the base model: no hyperparameters to compare" in page.all_text
+    from pipeline.report.html import disk, generations
+
+    c1 = next(r for r in lineage.rows() if r["name"] == "gen_002-c1")
+    diff = Page(generations.hparams(c1, disk.read_gen(lineage.path / "gen_002-c1"),
+                                    {"name": "gen_001", "hparams": {"learning_rate": 3e-4, "epochs": 1, "lora_r": 8}}))
+    assert "changed from the parent's: learning_rate 0.0003 \u2192 0.0002, lora_r 8 \u2192 -" in diff.all_text
+    heads = {a.get("title") for a in page.find("th")}
+    assert "higher is better. gsm8k test split, chat protocol: the last number is right" in heads
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed (make setup-browser installs Debian's)")
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "</body>"))
+    dom, console = browser.dump_dom(probe)
+    assert not console, console
+    text = re.sub(r"\s+", " ", "".join(Page(dom).text))
+    start = text.index("Verdicts", text.index("Verdicts") + 1)  # the section, after its entry in the contents
+    top = text[start:text.index("Generations", start)]
+    assert top.index("gen_000 promoted") < top.index(f"gen_001 rejected by capability: {REASONS_1[0]}") \
+        < top.index("gen_002 promoted: selected gen_002-c0: capability: pass")
+    scrolled, first, second = map(float, re.search(r'data-sticky="([^"]+)"', dom).group(1).split())
+    assert scrolled > 0 and abs(first) < 2 and second < first - 50, (scrolled, first, second)

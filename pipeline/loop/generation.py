@@ -27,6 +27,7 @@ from pipeline.infra.io import atomic_write_json
 from pipeline.loop import candidates, ledger, promote
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.lineage.runner import Engines
+from pipeline.report import verdict
 from pipeline.report.text import write_lineage_report
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def keep_going(cfg: Config, lineage: Lineage, target: int, bar: tqdm) -> bool:
 def finish_generation(lineage: Lineage, gen: GenerationDir) -> None:
     """The end of a generation: its outcome in the log, the lineage report regenerated."""
     row = lineage.row(gen) or {}
-    log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
+    log.info("verdict: %s", verdict.of(row, lineage.path, lineage.rows()).line())  # one line, the deciding reason first
     write_report(lineage)
 
 
@@ -133,15 +134,16 @@ def write_report(lineage: Lineage) -> None:
 
 def main(cfg: Config) -> float | None:
     """The Hydra task of `python -m pipeline.loop`: a sweep job, or the loop with its table printed;
-    returns the newest generation's `gate.metric`, what a sweeper optimises."""
+    returns `objective`, what a sweeper optimises (the selection side, never the gate's metric)."""
     from pipeline.loop import sweep
     from pipeline.report import text as report
 
     if cfg.candidate.name:
         return sweep.job(cfg)
     rows = run(cfg)
-    print(report.render(rows, "table"))
-    return objective(cfg, Lineage(cfg.paths.root, cfg.paths.lineage))
+    lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
+    print(report.verdict_block(rows, lineage.path) + "\n\n" + report.text_view(rows))  # verdicts first, compact table
+    return objective(cfg, lineage)
 
 
 def cli() -> int:

@@ -96,6 +96,19 @@ def diversity(rows: list[dict]) -> Figure | None:
     return _lines_plot(rows, keys, "Diversity (falling distinct-n is a collapse signal)", "distinct-n")
 
 
+def no_retention(v: dict) -> str:
+    """Why a metric's retention panel has nothing to project: gen 0 has nothing to retain (a rate of 0
+    for a higher-is-better metric, 1 for a lower-is-better one), or no step after gen 0 is counted yet."""
+    base = v["scores"][0] if v["scores"] else None
+    good = None if base is None else (base if v["direction"] == "higher" else 1.0 - base)
+    if good is not None and good <= 0:
+        return f"gen 0 scores {base:g}: nothing to retain,\nso no retention to project"
+    counted = "finished" if v.get("with_rejected") else "promoted"
+    if v["steps"] == 0:
+        return f"no {counted} generation after gen 0 yet:\nno retention to project"
+    return "retention undefined at every step:\nno retention to project"
+
+
 def alignment(rows: list[dict], with_rejected: bool = False, items: Items | None = None) -> dict[str, Figure]:
     """alignment_<metric>.png -> its figure, for every metric the compounding view measures."""
     out = {}
@@ -111,8 +124,7 @@ def alignment(rows: list[dict], with_rejected: bool = False, items: Items | None
         ax.grid(alpha=0.3)
         mean = v["mean_retention"]
         if mean is None:
-            bx.text(0.5, 0.5, "no generation after gen 0 yet:\nno retention to project", ha="center",
-                    va="center", transform=bx.transAxes)
+            bx.text(0.5, 0.5, no_retention(v), ha="center", va="center", transform=bx.transAxes)
             bx.set_axis_off()
         else:
             ns = [1] + [round(10 ** (i / 20)) for i in range(1, 55)]

@@ -1,12 +1,20 @@
 """The per-generation table, from the ledger: one row per generation, a column per metric.
 
-    python -m pipeline.report                                   # checkpoints/default, text table
+    python -m pipeline.report                                   # checkpoints/default: verdicts, compact table
     python -m pipeline.report --lineage checkpoints/mylineage --format markdown
-    python -m pipeline.report --format csv|json                 # every column; table shows a summary
+    python -m pipeline.report --columns '*_val.*,drift.*'   # pick columns (fnmatch patterns)
+    python -m pipeline.report --long                            # one row per metric and generation
+    python -m pipeline.report --format csv|json                 # every column
     python -m pipeline.report --all                             # every column in the table too
     python -m pipeline.report --with-rejected                   # compounding view over rejected steps too
     python -m pipeline.report --compare checkpoints/a checkpoints/b [more ...]   # or a study directory
     python -m pipeline.report --format html --lineage checkpoints/mylineage -o report.html  # one page
+
+The text output starts with one verdict line per generation (pipeline.report.verdict: status, the
+rule that decided it, the gate metric's change with its interval, the alignment metrics that moved,
+wall time), then the compact table (pipeline.report.views: one row per generation, the headline
+columns of `compact_columns` that fit 160 characters, `0.32 [.21,.46]` rounded to the interval).
+`render(rows, "table")` is the wider summary table the HTML page shows.
 
 `--compare` prints each lineage's table, then the aggregate over seeds and the paired differences
 between arms (pipeline.report.compare).
@@ -34,6 +42,7 @@ from pipeline import probes
 from pipeline.drift import metrics as drift_metrics
 from pipeline.evals import headline_columns, parse_task_name
 from pipeline.lineage import Lineage, LineageError
+from pipeline.report import verdict, views
 from pipeline.stats.ledger import SUFFIXES, base_of, bounds
 from pipeline.train import methods
 
@@ -116,6 +125,44 @@ def hparam_keys() -> tuple[str, ...]:
 
 def summary_columns(rows: list[dict]) -> tuple[str, ...]:
     return eval_columns(rows) + alignment_columns(rows) + SYNTH_COLUMNS + train_columns(rows)
+
+
+def compact_columns(rows: list[dict]) -> tuple[str, ...]:
+    """The compact table's headline columns: the first headline metric of each eval task (benchmark
+    registry), KL from gen 0 and every alignment metric (suite registry), the data kept, wall time."""
+    firsts: dict[str, str] = {}
+    for c in eval_columns(rows):
+        firsts.setdefault(c.split(".", 1)[0], c)
+    return tuple(firsts.values()) + drift_metrics.COLUMNS[:1] + tuple(probes.alignment_metrics()) + ("synth.kept", "wall_s")
+
+
+def text_view(ledger_rows: list[dict], fmt: str = "table", all_columns: bool = False, pick: str | None = None,
+              long: bool = False) -> str:
+    """What table/markdown print: the compact table (default), `pick`ed columns, the long view, or
+    every column (`all_columns`); csv and json are `render`'s. The compact table names the headline
+    columns it had no room for under it."""
+    if fmt not in ("table", "markdown") or (all_columns and not pick and not long):
+        return render(ledger_rows, fmt, all_columns)
+    rows = [flatten(r) for r in ledger_rows]
+    cols = columns(rows, intervals=False)
+    if long:
+        chosen = views.pick(rows, pick.split(","), cols) if pick else cols
+        return views.long(rows, [c for c in chosen if c not in ("gen", "status", "parent")], fmt)
+    if pick:
+        return views.chosen(rows, views.pick(rows, pick.split(","), cols), fmt)
+    text, shown, dropped = views.compact(rows, list(compact_columns(rows)), fmt)
+    more = len([c for c in cols if c not in shown])
+    if more:
+        text += (f"\n{more} more column(s)" + (f", {', '.join(dropped)} among them" if dropped else "")
+                 + ": --columns PATTERN,..., --long or --all")
+    return text
+
+
+def verdict_block(ledger_rows: list[dict], lineage_path: str | Path, fmt: str = "table") -> str:
+    """One verdict line per generation (pipeline.report.verdict), for the top of the text output
+    (a list item each in markdown)."""
+    bullet = "- " if fmt == "markdown" else ""
+    return "\n".join(bullet + line for line in verdict.lines(ledger_rows, lineage_path))
 
 
 def flatten(row: dict) -> dict:
@@ -213,7 +260,7 @@ def html_table():
     """This module's column logic, as the HTML report (pipeline.report.html) takes it."""
     from pipeline.report.html import Table
 
-    return Table(flatten=flatten, columns=columns, summary_columns=summary_columns, fmt=_fmt)
+    return Table(flatten=flatten, columns=columns, summary_columns=summary_columns, fmt=_fmt, headline=compact_columns)
 
 
 def write_lineage_report(lineage_path: str | Path) -> Path:
@@ -237,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--screenshot", metavar="PNG", help="html with -o: also save a headless-chromium screenshot")
     ap.add_argument("--plots", metavar="DIR", help="also write PNG plots into DIR")
     ap.add_argument("--all", action="store_true", help="every metric as a column in table/markdown too")
+    ap.add_argument("--columns", metavar="PATTERNS",
+                    help="table/markdown: these columns (comma-separated names or fnmatch patterns) instead of "
+                         "the compact table's headline columns, e.g. '*_val.*,drift.*'")
+    ap.add_argument("--long", action="store_true",
+                    help="table/markdown: one row per metric and generation (direction, value, interval, n)")
     ap.add_argument("--with-rejected", action="store_true",
                     help="compounding view and plots: count rejected candidates as steps too (default: the promoted line)")
     args = ap.parse_args(argv)
@@ -261,15 +313,20 @@ def main(argv: list[str] | None = None) -> int:
             parts = []
             for m in compare.members(args.compare):
                 member_rows = load(m.path)
-                parts.append(f"## {m.path}\n\n{with_legend(render(member_rows, args.format, args.all), member_rows, m.path, args.format)}")
+                table = text_view(member_rows, args.format, args.all, args.columns, args.long)
+                parts.append(f"## {m.path}\n\n{with_legend(table, member_rows, m.path, args.format)}")
             agg = compare.compare(args.compare)
             parts.append(compare.render(agg, args.format if args.format in ("markdown", "json") else "table"))
             print("\n\n".join(parts))
             return 0
         rows = load(args.lineage)
+        table = text_view(rows, args.format, args.all, args.columns, args.long)
+        verdicts = verdict_block(rows, args.lineage, args.format) if args.format in ("table", "markdown") else ""
     except (LineageError, ValueError, OSError) as e:
         return cli.fail(e)
-    print(with_legend(render(rows, args.format, args.all), rows, args.lineage, args.format))
+    if verdicts:
+        print(f"{verdicts}\n")
+    print(with_legend(table, rows, args.lineage, args.format))
     if args.format in ("table", "markdown") and proposal_sources(rows):
         print(f"\n{proposal_sources(rows)}")
     from pipeline.report import compounding

@@ -1,5 +1,7 @@
-"""Per generation (and candidate): the gate's verdict and reasons, the hyperparameters and where
-they came from, synthesis statistics with kept and rejected examples, optimizer steps, wall time.
+"""Per generation (and candidate): the verdict line (pipeline.report.verdict) with the gate's other
+reasons folded under it, inconclusive ones last; the hyperparameters, where they came from and what
+changed from the parent's; synthesis statistics with kept and rejected examples, optimizer steps,
+wall time.
 
 Reads the ledger row and the generation's files (`disk.GenFiles`); every string from a model
 (teacher rationale, synthetic rows) is escaped by `markup`.
@@ -7,32 +9,59 @@ Reads the ledger row and the generation's files (`disk.GenFiles`); every string 
 
 from __future__ import annotations
 
+from pipeline.report import verdict as verdicts
 from pipeline.report.html.disk import GenFiles
 from pipeline.report.html.markup import Raw, clip, el, join, status, table
 
 
-def gate(row: dict, files: GenFiles) -> Raw:
-    reasons = row.get("gate_reasons") or (files.decision or {}).get("reasons") or []
-    verdict = (files.decision or {}).get("status")
-    head = [el("b", "Gate: "), status(row.get("status"))]
-    if verdict and verdict != row.get("status"):
-        head += [" (the gate said ", status(verdict), ")"]
-    if row.get("selected"):
-        head += [" \u2014 selected candidate ", el("b", row["selected"])]
-    none = "gen 0 is the baseline: no gate" if row.get("gen") == 0 else "no gate verdict yet"
-    items = el("ul", join(el("li", r, class_="reason") for r in reasons), class_="reasons") if reasons else \
-        el("p", none, class_="muted")
-    return el("div", el("p", join(head)), items, class_="gate")
+def verdict_line(v: verdicts.Verdict) -> Raw:
+    """One verdict as a line: the status and the deciding reason first, then the gate metric's
+    change, what moved, the wall time (the same parts as the text report's line)."""
+    first, *rest = v.parts()
+    head, _, reason = first.partition(": ")
+    parts = [el("b", head, class_=v.status if v.status in ("promoted", "rejected", "candidate") else None)]
+    if reason:
+        parts += [": ", el("span", reason, class_="deciding")]
+    parts += [join([verdicts.SEP, el("span", p, class_="part")]) for p in rest]
+    return el("p", join(parts), class_=f"verdict {v.status}-v")
 
 
-def hparams(row: dict, files: GenFiles) -> Raw | str:
+def gate(row: dict, files: GenFiles, v: verdicts.Verdict | None = None) -> Raw:
+    """The verdict line, then the gate's other lines folded (inconclusive last). `v` defaults to the
+    verdict of this directory's own decision record."""
+    v = v or verdicts.build(row, files.decision)
+    others = v.others
+    if row.get("gen") == 0:
+        body = el("p", "gen 0 is the baseline: no gate", class_="muted")
+    elif others:
+        body = el("details", el("summary", f"the gate's other {len(others)} line(s), inconclusive ones last"),
+                  el("ul", join(el("li", r, class_="reason") for r in others), class_="reasons"))
+    else:
+        body = ""
+    return el("div", verdict_line(v), body, class_="gate")
+
+
+def hparams(row: dict, files: GenFiles, parent: dict | None = None) -> Raw | str:
     hp = row.get("hparams") or (files.accepted or {}).get("hparams") or {}
     if not hp:
         return ""
     source = row.get("hparams_source") or (files.accepted or {}).get("source") or "-"
     # source: teacher, clamped, fallback, config, sweep, ... (pipeline.propose, pipeline.loop.candidates)
     out = [el("p", el("b", "Hyperparameters"), " \u2014 source ", el("code", source, class_="source"))]
-    out.append(table(sorted(hp), [[hp[k] for k in sorted(hp)]]))
+    before = (parent or {}).get("hparams") or {}
+    keys = sorted(hp)
+    if before:  # what the teacher of this generation was itself trained with
+        changed = [k for k in sorted(set(hp) | set(before)) if hp.get(k) != before.get(k)]
+        out.append(table(["", *keys], [["this", *[hp[k] for k in keys]],
+                                       [f"parent {parent['name']}", *[before.get(k, "-") for k in keys]]]))
+        out.append(el("p", "changed from the parent's: " + (", ".join(
+            f"{k} {before.get(k, '-')} \u2192 {hp.get(k, '-')}" for k in changed) if changed else "nothing"),
+            class_="hp-diff"))
+    else:
+        out.append(table(keys, [[hp[k] for k in keys]]))
+        if parent is not None:
+            out.append(el("p", f"the parent {parent['name']} is the base model: no hyperparameters to compare",
+                          class_="muted hp-diff"))
     acc = files.accepted or {}
     if acc.get("rationale"):
         out.append(el("details", el("summary", "teacher's rationale"), clip(acc["rationale"])))
@@ -106,9 +135,9 @@ def wall_time(row: dict) -> Raw | str:
                  table(list(seconds) + ["total"], [list(seconds.values()) + [round(total, 1)]])])
 
 
-def section(row: dict, files: GenFiles) -> Raw:
-    """One generation's details."""
-    parent = row.get("parent") or "-"
-    head = el("h3", row["name"], " ", status(row.get("status")), el("span", f" parent {parent}", class_="muted"))
-    body = [gate(row, files), hparams(row, files), synth(files), train(files), wall_time(row)]
+def section(row: dict, files: GenFiles, v: verdicts.Verdict | None = None, parent: dict | None = None) -> Raw:
+    """One generation's details (`parent`: the parent's ledger row, for the hyperparameter diff)."""
+    head = el("h3", row["name"], " ", status(row.get("status")),
+              el("span", f" parent {row.get('parent') or '-'}", class_="muted"))
+    body = [gate(row, files, v), hparams(row, files, parent), synth(files), train(files), wall_time(row)]
     return el("section", head, join(body), id=row["name"], class_="generation")

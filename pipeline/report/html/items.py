@@ -32,6 +32,13 @@ def _answer(rec: dict | None, verdict) -> Raw | str:
     return join([verdict(rec), clip(rec.get("completion"), 400)])
 
 
+def _folded(rec: dict | None, verdict) -> Raw | str:
+    """A probe completion (often the answer to a harmful request) folded under its verdict."""
+    if rec is None:
+        return "-"
+    return el("details", el("summary", verdict(rec)), clip(rec.get("completion"), 400))
+
+
 def eval_items(gens: list[GenFiles]) -> Raw | None:
     """One table per eval task: prompt, then each generation's completion and verdict."""
     if not gens or not gens[0].eval_items:
@@ -59,7 +66,7 @@ def probe_items(gens: list[GenFiles]) -> Raw | None:
             picked.append(r)
     by_gen = [{(r.get("suite"), r.get("id")): r for r in g.probes} for g in gens]
     rows = [[el("code", f"{r.get('suite')}/{r.get('id')}"), clip(r.get("prompt"), 400),
-             *[_answer(b.get((r.get("suite"), r.get("id"))), _probe_verdict) for b in by_gen]] for r in picked]
+             *[_folded(b.get((r.get("suite"), r.get("id"))), _probe_verdict) for b in by_gen]] for r in picked]
     return table(["probe", "prompt", *[g.name for g in gens]], rows)
 
 
@@ -85,9 +92,9 @@ def gained_lost(gens: list[GenFiles]) -> Raw | None:
 
 def items_block(gens: list[GenFiles]) -> list[Raw]:
     out = []
-    for title, part in (("Eval items across generations", eval_items(gens)),
-                        ("Probe items across generations", probe_items(gens)),
-                        ("Items gained and lost against gen 0", gained_lost(gens))):
+    for key, title, part in (("eval-items", "Eval items across generations", eval_items(gens)),
+                             ("probe-items", "Probe items across generations (completions folded)", probe_items(gens)),
+                             ("gained-lost", "Items gained and lost against gen 0", gained_lost(gens))):
         if part is not None:
-            out += [el("h2", title), el("div", part, class_="scroll")]
+            out += [el("h2", title, id=key), el("div", part, class_="scroll")]
     return out

@@ -28,6 +28,12 @@ figure.plot { margin: 0; flex: 1 1 560px; max-width: 760px; }
 figure.plot svg { width: 100%; height: auto; } figcaption { color: #777; font-size: 12px; }
 details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
 .selected { background: #e7f5e9; } .muted { color: #777; }
+table.gens th:first-child, table.gens td:first-child { position: sticky; left: 0; z-index: 1; background: #fff;
+  box-shadow: 1px 0 0 #ccc; } table.gens th:first-child { background: #f3f3f3; } th[title] { cursor: help; }
+.verdict { margin: .3em 0; padding: 4px 8px; border-left: 4px solid #bbb; background: #fafafa; }
+.verdict.promoted-v { border-color: #17692a; } .verdict.rejected-v { border-color: #a61b1b; }
+.verdict .part { color: #444; } span.change { display: inline-block; min-width: 30em; font-size: 12px; } .better { color: #17692a; } .worse { color: #a61b1b; }
+nav.toc ul { columns: 3 14em; margin: .3em 0; } nav.toc { font-size: 13px; }
 ul.tree { list-style: none; padding-left: 1.2em; } ul.tree li::before { content: "\\2514\\2500 "; color: #999; }
 """
 
@@ -53,13 +59,16 @@ def join(parts: Iterable) -> Raw:
     return Raw("".join(esc(p) for p in parts))
 
 
-def table(headers: list, rows: Iterable[list], row_classes: Iterable[str | None] | None = None) -> Raw:
-    """A table; a cell is text (escaped), Raw markup, or a number (right-aligned)."""
+def table(headers: list, rows: Iterable[list], row_classes: Iterable[str | None] | None = None,
+          titles: list[str | None] | None = None, class_: str | None = None) -> Raw:
+    """A table; a cell is text (escaped), Raw markup, or a number (right-aligned); `titles`: each
+    header's hover text (None or "" for none)."""
     rows = list(rows)
     classes = list(row_classes) if row_classes is not None else [None] * len(rows)
-    head = el("tr", join(el("th", h) for h in headers))
+    tips = list(titles) if titles is not None else [None] * len(headers)
+    head = el("tr", join(el("th", h, title=t or None) for h, t in zip(headers, tips)))
     body = join(el("tr", join(_cell(c) for c in r), class_=k) for r, k in zip(rows, classes))
-    return el("table", el("thead", head), el("tbody", body))
+    return el("table", el("thead", head), el("tbody", body), class_=class_)
 
 
 def _cell(c) -> Raw:

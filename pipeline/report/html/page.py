@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
-from pipeline.report import compare
+from pipeline.report import compare, verdict
 from pipeline.loop import ledger
 from pipeline.engine import models
 from pipeline.infra.io import atomic_write_text
 from pipeline.lineage import Lineage
 from pipeline.report.html.disk import read_gen
-from pipeline.report.html.generations import section
+from pipeline.report.html.generations import section, verdict_line
 from pipeline.report.html.items import items_block
 from pipeline.report import compounding
 from pipeline.report.html.markup import Raw, document, el, join, table
@@ -32,24 +33,51 @@ def _lineage(path: str | Path) -> tuple[Lineage, dict, list[dict]]:
 
 
 def _base(meta: dict) -> str:
-    """The base model's spec, with the Hub id it resolved to when that says more (`auto`)."""
+    """The base model as it resolved: its Hub id (what `auto` or an embedded model stands for) with the
+    spec that named it, else the resolved model directory's name, else the spec."""
     spec = str(meta.get("base_model_spec"))
-    hub = models.hub_id(spec, meta.get("base_model_dir")) if meta.get("base_model_dir") else None
-    return f"{spec} ({hub})" if hub and hub != spec else spec
+    resolved = meta.get("base_model_dir")
+    hub = models.hub_id(spec, resolved) if resolved else None
+    if hub and hub != spec:
+        return f"{hub} (spec {spec})"
+    if spec == "auto" and resolved:
+        return f"{Path(resolved).name} (spec auto)"
+    return spec
+
+
+def toc(rows: list[dict], body: list[Raw]) -> Raw:
+    """Links to the page's sections (every h2 with an id) and to each generation's details."""
+    heads = [(m.group(1), m.group(2)) for part in body for m in _H2.finditer(part)]
+    gens = el("li", "Per generation: ", join(join([el("a", r["name"], href=f"#{r['name']}"), " "]) for r in rows))
+    return el("nav", el("b", "Contents"), el("ul", join(el("li", el("a", t, href=f"#{i}")) for i, t in heads), gens),
+              class_="toc")
+
+
+_H2 = re.compile(r'<h2 id="([^"]+)">([^<]*)</h2>')
+
+
+def verdict_block(rows: list[dict], path: Path) -> list[Raw]:
+    """One verdict line per generation (its candidates are told within it), first on the page."""
+    lines = [verdict_line(verdict.of(r, path, rows)) for r in rows if "-" not in r["name"]]
+    return [el("h2", "Verdicts", id="verdicts"), join(lines)] if lines else []
 
 
 def lineage_body(path: str | Path, spec: Table) -> list[Raw]:
     lineage, meta, rows = _lineage(path)
     teacher = lineage.teacher().name
     files = {r["name"]: read_gen(lineage.path / r["name"]) for r in rows}
+    by_name = {r["name"]: r for r in rows}
     answered = [files[r["name"]] for r in rows if files[r["name"]].eval_items or files[r["name"]].probes]
+    # paths on the page are relative to the lineage directory: the page moves with it
     out = [el("h1", f"Lineage {lineage.name}"),
-           el("p", f"{lineage.path}: base model {_base(meta)}, created {meta.get('created')}, "
-                   f"{len(rows)} ledger row(s), current teacher {teacher}", class_="muted")]
-    out += lineage_block(rows, spec, compounding.lineage_items(lineage.path))  # retention with its intervals
-    out += items_block(answered)
-    out += [el("h2", "Per generation")] + [section(r, files[r["name"]]) for r in rows]
-    return out
+           el("p", f"base model {_base(meta)}, created {meta.get('created')}, {len(rows)} ledger row(s), "
+                   f"current teacher {teacher}; file paths below are relative to the lineage directory",
+              class_="muted")]
+    body = verdict_block(rows, lineage.path) + lineage_block(rows, spec, compounding.lineage_items(lineage.path)) + items_block(answered)
+    body += [el("h2", "Per generation", id="per-generation")]
+    body += [section(r, files[r["name"]], verdict.of(r, lineage.path, rows), by_name.get(r.get("parent") or ""))
+             for r in rows]
+    return out + [toc(rows, body)] + body
 
 
 def render_lineage(path: str | Path, spec: Table) -> str:

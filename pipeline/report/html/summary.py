@@ -2,8 +2,12 @@
 
 The table has the same columns as `pipeline.report.text.render(rows, "table")` (the report's own column
 functions decide them, passed in as a `Table`); a cell whose ledger row also carries `<metric>_lo`
-and `<metric>_hi` reads `0.32 [0.21, 0.46]`, with `<metric>_n` in its tooltip. Plots are
-`pipeline.report.plots.figures` as inline SVG.
+and `<metric>_hi` reads `0.32 [0.21, 0.46]` (rounded to two significant digits of the interval's
+half-width), with `<metric>_n` in its tooltip. Plots are
+`pipeline.report.plots.figures` as inline SVG, captioned with their titles. Every column keeps its
+place; the first one (gen) stays in view while the table scrolls sideways, each header tells its
+direction and meaning on hover (pipeline.report.columns), and a last column gives each headline
+metric's change from the parent's value.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from typing import Any, Callable
 
 from matplotlib import rc_context
 
+from pipeline.infra import numbers
 from pipeline.stats.ledger import bounds
 from pipeline.report import plots
 from pipeline.report import compounding
+from pipeline.report.columns import describe, tooltip
 from pipeline.report.html.markup import Raw, el, join, status, table
 
 
@@ -30,6 +36,7 @@ class Table:
     columns: Callable[[list[dict]], list[str]]  # every column of the flat rows
     summary_columns: Callable[[list[dict]], tuple[str, ...]]  # the readable table's metric columns
     fmt: Callable[[Any], Any]  # a cell's value as the text table prints it
+    headline: Callable[[list[dict]], tuple[str, ...]] | None = None  # the compact table's columns: their change
 
     def summary(self, flat: list[dict]) -> list[str]:
         """The text table's columns in its order (as `report.render(rows, "table")` picks them)."""
@@ -46,15 +53,51 @@ def cell(spec: Table, flat_row: dict, col: str) -> Raw | str | int | float:
     if lo is None or hi is None:
         return spec.fmt(v)
     tip = f"n = {n}" if n is not None else "interval"
-    return el("span", f"{spec.fmt(v)} [{spec.fmt(lo)}, {spec.fmt(hi)}]", class_="ci", title=tip)
+    # rounded to two significant digits of the interval's half-width (pipeline.infra.numbers)
+    return el("span", numbers.wide(v, lo, hi, trim=True), class_="ci", title=tip)
+
+
+CHANGE = "change from parent"
+
+
+def change(flat_row: dict, parent: dict | None, keys: list[str]) -> Raw | str:
+    """Each headline metric's change from the parent's value, to the precision of this row's interval,
+    coloured by its direction (unchanged ones counted); "" for a row without a parent."""
+    if parent is None:
+        return ""
+    parts, same = [], 0
+    for k in keys:
+        a, b = parent.get(k), flat_row.get(k)
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or k == "wall_s":
+            continue
+        lo, hi, _ = bounds(flat_row, k)
+        d = float(b) - float(a)
+        if d == 0:
+            same += 1
+            continue
+        direction = describe(k)[0]
+        tone = None if d == 0 or direction is None else ("better" if (d > 0) == (direction == "higher") else "worse")
+        text = numbers.signed(d, (hi - lo) / 2 if lo is not None and hi is not None else None)
+        parts.append(join([f"{k} ", el("span", text, class_=tone)]))
+    if same:
+        parts.append(el("span", f"{same} unchanged", class_="muted"))
+    return el("span", join(join([", " if i else "", p]) for i, p in enumerate(parts)), class_="change")
 
 
 def generation_table(rows: list[dict], spec: Table) -> Raw:
     flat = [spec.flatten(r) for r in rows]
     cols = spec.summary(flat)
     selected = {r.get("selected") for r in rows if r.get("selected")}
-    return el("div", table(cols, ([cell(spec, f, c) for c in cols] for f in flat),
-                           ["selected" if f["gen"] in selected else None for f in flat]), class_="scroll")
+    by_name = {f["gen"]: f for f in flat}
+    heads = spec.headline(flat) if spec.headline else ()
+    keys = [k for k in heads if k in cols]
+    body = ([cell(spec, f, c) for c in cols] + ([change(f, by_name.get(f.get("parent")), keys)] if keys else [])
+            for f in flat)
+    headers = cols + ([CHANGE] if keys else [])
+    titles = [tooltip(c) for c in cols] + (["each headline metric minus the parent's (+ is a rise; green: better)"]
+                                           if keys else [])
+    return el("div", table(headers, body, ["selected" if f["gen"] in selected else None for f in flat],
+                           titles=titles, class_="gens"), class_="scroll")
 
 
 def retention_table(rows: list[dict], items: compounding.Items | None = None) -> Raw | None:
@@ -79,11 +122,17 @@ def svg(fig, salt: str) -> Raw:
     return Raw(_XMLNS.sub("", text[:end]) + text[end:])
 
 
+def caption(fig) -> str:
+    """What a plot shows, from its own titles, and how to read its marks."""
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    return "; ".join(titles) + ". Dots: promoted generations, crosses: rejected; bars: 95% intervals."
+
+
 def plot_section(rows: list[dict], items: compounding.Items | None = None) -> list[Raw]:
     out = []
     for name, fig in plots.figures(rows, items=items).items():  # items: the retention panels' bands
         title = name.removesuffix(".png")
-        out.append(el("figure", svg(fig, title), el("figcaption", title), class_="plot", id=f"plot-{title}"))
+        out.append(el("figure", svg(fig, title), el("figcaption", caption(fig)), class_="plot", id=f"plot-{title}"))
     return out
 
 
@@ -113,16 +162,16 @@ def _node(r: dict) -> Raw:
 def lineage_block(rows: list[dict], spec: Table, items: compounding.Items | None = None) -> list[Raw]:
     """Table, tree, plots and retention: what one lineage shows above its per-generation details
     (`items`: per-item probe values, for the retention intervals in the table and the plots)."""
-    out = [el("h2", "Generations"), generation_table(rows, spec)]
+    out = [el("h2", "Generations", id="generations"), generation_table(rows, spec)]
     tree = lineage_tree(rows)
     if tree is not None:
-        out += [el("h2", "Lineage tree"), tree]
+        out += [el("h2", "Lineage tree", id="tree"), tree]
     figs = plot_section(rows, items)
     if figs:
-        out += [el("h2", "Plots"), el("div", join(figs), class_="side")]
+        out += [el("h2", "Plots", id="plots"), el("div", join(figs), class_="side")]
     ret = retention_table(rows, items)
     if ret is not None:
-        out += [el("h2", "Retention (compounding view)"),
+        out += [el("h2", "Retention (compounding view)", id="retention"),
                 el("p", "Per-step retention of each alignment property and its projection, 95% intervals "
                         "in brackets (pipeline.report.compounding).", class_="muted"), ret]
     return out
