@@ -15,9 +15,6 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
-from pipeline.infra import logs
 from pipeline.engine import models
 from pipeline.propose import accepted as proposal
 from pipeline.loop import table as stages
@@ -163,10 +160,7 @@ def train_candidates(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher:
             prepare_candidate(cfg, lineage, gen, teacher, cand, i)
         if rejected_before_training(cfg, lineage, cand, teacher, engines):
             continue
-        bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage",
-                   disable=not logs.bars_wanted())
-        for stage in bar:
-            bar.set_postfix_str(stage.name)
+        for stage in stages.CANDIDATE:  # the run's one bar and ETA: pipeline.loop.progress
             run_stage(stage, context(cfg, lineage, cand, teacher, stage.name, engines))
     return cands
 

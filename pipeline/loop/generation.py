@@ -4,6 +4,7 @@
     python -m pipeline.loop model=tiny:qwen3 experiment=smoke generations=2   # up to gen 2
     make generation ARGS="model=tiny:qwen3 experiment=smoke"
     python -m pipeline.loop --help                       # groups, keys, examples
+    python -m pipeline.loop --dry-run [overrides]        # stages, budgets, estimated time; writes nothing
 
 Gen 0 (the base model) gets only eval and drift: the baseline row. Every stage is skipped when its
 manifest exists, so re-running continues a crashed generation at its unfinished stage and a finished
@@ -18,14 +19,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from tqdm import tqdm
-
-from pipeline.loop import candidates, promote
+from pipeline.loop import candidates, plan, progress, promote
 from pipeline.infra import logs
 from pipeline.config import Config
 from pipeline.engine import parallel
 from pipeline.infra.io import atomic_write_json
 from pipeline.loop.lineage import Lineage, LineageError
+from pipeline.report import trackers
 from pipeline.report.text import write_lineage_report
 from pipeline.loop.runner import Engines
 
@@ -42,6 +42,7 @@ def one_generation(cfg: Config, lineage: Lineage, engines: Engines) -> dict:
     row = lineage.row(gen) or {}
     log.info("%s: %s (%s)", gen.name, row.get("status"), "; ".join(row.get("gate_reasons", [])))
     write_report(lineage)
+    trackers.publish(cfg.log.trackers, lineage)
     return row
 
 
@@ -80,8 +81,9 @@ def run(cfg: Config) -> list[dict]:
         candidates.run_candidate(cfg, lineage)
         return lineage.rows()
     parallel.plan(models.resolve(cfg.model.spec, cfg.paths.models), cfg.engine)
-    with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
+    with lineage.lock(), Engines.for_config(cfg, keep=True) as engines, progress.tracking() as ticker:
         ledger.repair(lineage)  # a lost or corrupt ledger is rebuilt from the manifests
+        ticker.plan(plan.todo(cfg, lineage), lineage.rows())  # every stage ahead, the baseline's too, and an ETA
         candidates.prepare(cfg, lineage, engines)
         promote.repair_teacher(lineage)
         candidates.refuse_pending_sweep(lineage)
@@ -89,11 +91,8 @@ def run(cfg: Config) -> list[dict]:
         if target < 0:
             newest = lineage.generation_rows()[-1]
             target = newest["gen"] + (0 if newest.get("status") == "candidate" else 1)
-        overall = tqdm(desc="generations", total=max(0, target), unit="gen", disable=not logs.bars_wanted())
         while True:
             newest = lineage.generation_rows()[-1]
-            overall.n = newest["gen"] - (1 if newest.get("status") == "candidate" else 0)
-            overall.refresh()
             if newest.get("status") != "candidate" and newest["gen"] >= target:
                 break
             rejected = consecutive_rejections(lineage)
@@ -105,7 +104,6 @@ def run(cfg: Config) -> list[dict]:
                 # reasons in the history table of its prompt (pipeline.propose)
                 log.warning("%d consecutive rejections: re-proposing from teacher %s", rejected, lineage.teacher().name)
             one_generation(cfg, lineage, engines)
-        overall.close()
     return lineage.rows()
 
 
@@ -144,7 +142,13 @@ def _hydra_main() -> int:
 
 def cli() -> int:
     """`python -m pipeline.loop`: the config checked (and `--help`) before Hydra runs the loop."""
-    from pipeline.config.compose import hydra_entry
+    from pipeline.config.compose import EXPECTED, hydra_entry
     from pipeline.evals import check_inputs
+    from pipeline.infra import cli as front
 
+    if "--dry-run" in sys.argv[1:]:  # validate and print the plan (pipeline.loop.plan); write nothing
+        try:
+            return plan.dry_run([a for a in sys.argv[1:] if a != "--dry-run"])
+        except EXPECTED as e:
+            return front.fail(e)
     return hydra_entry(_hydra_main, __doc__, "pipeline.loop", inputs=check_inputs)
