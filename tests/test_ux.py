@@ -138,8 +138,37 @@ def test_lineage_metrics_to_wandb_offline_and_mlflow_file_store(tmp_path, monkey
     assert client.get_run(state["mlflow"]["run_id"]).data.tags["status.gen_001"] == "rejected"
 
     runs = sorted((lin.path / "wandb").glob(f"offline-run-*-{state['wandb']['run_id']}"))
-    assert len(runs) == 2  # one W&B offline run directory per publish, one run id
-    first = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
-    second = json.loads((runs[1] / "files" / "wandb-summary.json").read_text())
-    assert first["gsm8k_val.accuracy"] == 0.125 and first["hp.learning_rate"] == 1e-4 and first["_step"] == 1
-    assert first["status/gen_001"] == "rejected" and second["gsm8k_val.accuracy"] == 0.5 and second["_step"] == 2
+    assert len(runs) == 2  # one W&B offline run directory per publish, one run id (wandb sync joins them)
+    history = [h for run in runs for h in wandb_records(run / f"run-{state['wandb']['run_id']}.wandb", "history")]
+    assert [(h["_step"], h["gsm8k_val.accuracy"], h["promoted"]) for h in history] == [(0, 0.25, 1), (1, 0.125, 0), (2, 0.5, 1)]
+    assert history[1]["hp.learning_rate"] == 1e-4 and history[1]["gsm8k_val.accuracy_n"] == 8
+    summaries = [u for run in runs for u in wandb_records(run / f"run-{state['wandb']['run_id']}.wandb", "summary")]
+    assert {"status/gen_001": "rejected"} in summaries
+
+
+def wandb_records(path, kind: str) -> list[dict]:
+    """`kind` records (history, summary) of an offline run's `.wandb` file, decoded with W&B's own record
+    schema (wandb.proto); the file is W&B's LevelDB-style log (a 7-byte `:W&B` header, 32 KiB blocks of
+    records with a 7-byte crc/length/type header; types 1 full, 2 first, 3 middle, 4 last)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, out = path.read_bytes(), []
+    ident, magic, _ = struct.unpack("<4sHB", data[:7])
+    assert ident == b":W&B" and magic == 0xBEE1
+    pos, buf, block = 7, b"", 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind_ = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        buf = chunk if kind_ in (1, 2) else buf + chunk
+        if kind_ in (1, 4):
+            r = pb.Record()
+            r.ParseFromString(buf)
+            if r.WhichOneof("record_type") == kind:
+                items = r.history.item if kind == "history" else r.summary.update
+                out.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items})
+    return out
