@@ -78,6 +78,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(sys, "argv", ["pipeline.loop", "--dry-run", "+unknown=1", f"paths.root={root}"])
     assert generation.cli() == 2
     assert capsys.readouterr().err.startswith("error: unknown config key 'unknown'")
+    monkeypatch.setattr(sys, "argv", ["pipeline.loop", "--dry-run", "-m", "sweep=smoke"])
+    assert generation.cli() == 2 and "takes overrides only, not -m" in capsys.readouterr().err
     # a lineage with earlier generations: the estimate from its stage times
     cfg, lin = lineage_with_times(tmp_path)
     text = plan.render(cfg, lin)

@@ -146,9 +146,10 @@ def cli() -> int:
     from pipeline.evals import check_inputs
     from pipeline.infra import cli as front
 
-    if "--dry-run" in sys.argv[1:]:  # validate and print the plan (pipeline.loop.plan); write nothing
+    argv = sys.argv[1:]
+    if "--dry-run" in argv and not {"-h", "--help"} & set(argv):  # the plan (pipeline.loop.plan); writes nothing
         try:
-            return plan.dry_run([a for a in sys.argv[1:] if a != "--dry-run"])
+            return plan.dry_run([a for a in argv if a != "--dry-run"])
         except EXPECTED as e:
             return front.fail(e)
     return hydra_entry(_hydra_main, __doc__, "pipeline.loop", inputs=check_inputs)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.loop import table as stages
 from pipeline.loop.lineage import Lineage
 from pipeline.loop.progress import BASELINE, fmt_seconds, kind, stage_seconds
@@ -127,6 +127,10 @@ def dry_run(overrides: list[str]) -> int:
     from pipeline.config.compose import compose
     from pipeline.engine import models
 
+    flags = [a for a in overrides if a.startswith("-")]
+    if flags:  # a sweep (-m) or Hydra's own flags: `--cfg job` composes those
+        raise ConfigError(f"--dry-run plans one run and takes overrides only, not {' '.join(flags)} "
+                          f"(one job of a sweep: its overrides without -m)")
     cfg = compose(overrides)
     evals.check_inputs(cfg)
     if Path(cfg.model.spec).expanduser().exists() or cfg.model.spec.startswith((".", "/", "~")):
