@@ -59,6 +59,10 @@ def test_stage_log_ends_with_its_done_line_and_the_run_counts_every_stage(tmp_pa
     assert "gen_002/synth: running (teacher gen_000, stage 2/8, ETA 9 min)" in caplog.text
     last = (gen2.path / "synth" / "log.txt").read_text().strip().splitlines()[-1]
     assert last.endswith("gen_002/synth: done in 0.0s: acc 0.42 [0.31, 0.53] n=50, loss 1.23")
+    ticker.finished("gen_000", "synth")  # not planned (done before the run): strikes nothing off
+    ticker.finished("gen_002-c1", "train")  # a candidate counts for its generation
+    assert ticker.todo == [("gen_000", "eval"), ("gen_000", "drift"), ("gen_002", "eval"), ("gen_002", "drift"),
+                           ("gen_002", "gate")]
     # a first generation has nothing to price its stages with
     assert progress.Progress([("gen_001", "synth")], {}).describe() == "stage 1/1, no ETA yet (first generation)"
 

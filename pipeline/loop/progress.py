@@ -98,12 +98,12 @@ class Progress:
         return self.describe()
 
     def finished(self, gen: str, stage: str) -> None:
-        # a candidate `gen_NNN-c<k>` (or an unplanned stage) strikes off the next planned one of its kind
-        for t in ((gen, stage), *[x for x in self.todo if x[1] == stage]):
-            if t in self.todo:
-                self.todo.remove(t)
-                self.done += 1
-                break
+        # a candidate `gen_NNN-c<k>` strikes off one of its generation's planned copies; a stage that
+        # was done before the run started (skipped) was never planned
+        t = (gen.split("-")[0], stage)
+        if t in self.todo:
+            self.todo.remove(t)
+            self.done += 1
         if self.bar is not None:
             self.bar.total = self.done + len(self.todo)
             self.bar.update(self.done - self.bar.n)
