@@ -27,6 +27,7 @@ def test_numbers_are_rounded_to_two_digits_of_the_half_width():
     assert compact_metrics(METRICS) == "acc 0.42 [0.31, 0.53] n=50, loss 1.23"
     assert fmt_interval(0.912345, 0.9111, 0.9135) == "0.9123 [0.9111, 0.9135]"  # half-width 0.0012
     assert fmt_interval(153.7, 120.2, 187.9) == "154 [120, 188]"  # half-width 34: no decimals
+    assert fmt_interval(16.0, 16.0, 16.0, 18) == "16 [16, 16] n=18"  # a point interval
     assert compact_metrics({f"m{i}": 1.0 for i in range(5)}, limit=2) == "m0 1, m1 1, ... and 3 more"
 
 
@@ -63,8 +64,11 @@ def test_stage_log_ends_with_its_done_line_and_the_run_counts_every_stage(tmp_pa
     ticker.finished("gen_002-c1", "train")  # a candidate counts for its generation
     assert ticker.todo == [("gen_000", "eval"), ("gen_000", "drift"), ("gen_002", "eval"), ("gen_002", "drift"),
                            ("gen_002", "gate")]
-    # a first generation has nothing to price its stages with
-    assert progress.Progress([("gen_001", "synth")], {}).describe() == "stage 1/1, no ETA yet (first generation)"
+    # a first generation has nothing to price its stages with, until the baseline's eval ran
+    first = progress.Progress([("gen_000", "eval"), ("gen_001", "synth"), ("gen_001", "eval")], {})
+    assert first.describe() == "stage 1/3, no ETA yet (first generation)"
+    first.finished("gen_000", "eval", 120.0)
+    assert first.describe() == "stage 2/3, ETA > 2 min (no earlier time for synth)"
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys, monkeypatch):

@@ -39,8 +39,12 @@ def fmt_interval(x: float, lo: float | None, hi: float | None, n: int | None = N
     if lo is None or hi is None or x is None:
         out = fmt_number(x)
     else:
-        d = decimals_for((float(hi) - float(lo)) / 2)
-        out = f"{float(x):.{d}f} [{float(lo):.{d}f}, {float(hi):.{d}f}]"
+        half = (float(hi) - float(lo)) / 2
+        if half > 0:
+            d = decimals_for(half)
+            out = f"{float(x):.{d}f} [{float(lo):.{d}f}, {float(hi):.{d}f}]"
+        else:  # a point interval (every item alike): the value's own digits
+            out = f"{fmt_number(float(x))} [{fmt_number(float(lo))}, {fmt_number(float(hi))}]"
     return out + (f" n={n}" if n is not None else "")
 
 

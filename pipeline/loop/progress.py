@@ -97,7 +97,12 @@ class Progress:
             self.bar.set_postfix_str(f"{gen}/{stage} {self.describe().split(', ', 1)[-1]}")
         return self.describe()
 
-    def finished(self, gen: str, stage: str) -> None:
+    def finished(self, gen: str, stage: str, seconds: float | None = None) -> None:
+        """`stage` of `gen` is done; `seconds` (when it ran) prices the stages still ahead that no
+        earlier generation priced (a first generation's eval and drift by the baseline's)."""
+        if seconds is not None:
+            for k in (kind(gen), BASELINE if kind(gen) != BASELINE else "generation"):
+                self.estimates.setdefault((k, stage), seconds)
         # a candidate `gen_NNN-c<k>` strikes off one of its generation's planned copies; a stage that
         # was done before the run started (skipped) was never planned
         t = (gen.split("-")[0], stage)

@@ -294,5 +294,5 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
         logging.getLogger().removeHandler(handler)
         handler.close()
     if ticker:
-        ticker.finished(gen.name, stage.name)
+        ticker.finished(gen.name, stage.name, seconds)
     return result
