@@ -28,6 +28,7 @@ def test_numbers_are_rounded_to_two_digits_of_the_half_width():
     assert fmt_interval(0.912345, 0.9111, 0.9135) == "0.9123 [0.9111, 0.9135]"  # half-width 0.0012
     assert fmt_interval(153.7, 120.2, 187.9) == "154 [120, 188]"  # half-width 34: no decimals
     assert fmt_interval(16.0, 16.0, 16.0, 18) == "16 [16, 16] n=18"  # a point interval
+    assert compact_metrics({"num_tokens": 4848.0, "lr": 7.5e-07}) == "num_tokens 4848, lr 7.5e-07"
     assert compact_metrics({f"m{i}": 1.0 for i in range(5)}, limit=2) == "m0 1, m1 1, ... and 3 more"
 
 

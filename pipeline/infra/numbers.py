@@ -31,6 +31,8 @@ def fmt_number(x: Any, digits: int = 3) -> str:
         return str(x)
     if not math.isfinite(x):
         return str(x)
+    if x.is_integer() and abs(x) < 1e15:  # a count kept as a float (trainer logs: num_tokens 1212.0)
+        return str(int(x))
     return f"{x:.{digits}g}"
 
 
