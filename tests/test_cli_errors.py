@@ -11,28 +11,13 @@ import warnings
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, commands
 
 # The harness's own child program (it runs inside the sandbox, started by pipeline.sandbox), not a command.
-NOT_COMMANDS = {"pipeline.sandbox.launcher", "pipeline.sandbox.checker"}  # the sandbox's own programs
-
-
 def generation(tmp_path, *args, env=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipeline.loop", f"paths.root={tmp_path}", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-
-
-def commands() -> list[str]:
-    """Every `python -m pipeline.X`: a package with __main__.py, or a module with a __main__ block."""
-    out = []
-    for p in sorted((ROOT / "pipeline").rglob("*.py")):
-        mod = ".".join(p.relative_to(ROOT).with_suffix("").parts)
-        if p.name == "__main__.py":
-            out.append(mod.removesuffix(".__main__"))
-        elif 'if __name__ == "__main__":' in p.read_text(encoding="utf-8") and mod not in NOT_COMMANDS:
-            out.append(mod)
-    return out
 
 
 def test_missing_model_is_named_and_nothing_is_written(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -14,6 +15,21 @@ from pipeline.lineage import Lineage
 from pipeline.lineage.runner import read_manifest
 
 STAGES = ("propose", "synth", "train", "eval", "drift", "gate")
+
+
+def quiet(monkeypatch) -> None:
+    """`logs.configure("info")` as an entry point runs it, undone after the test (levels, environment)."""
+    import logging
+
+    from pipeline.infra import logs
+
+    # the real environment (the engine's process inherits it); monkeypatch deletes what configure sets
+    for var in ("VLLM_LOGGING_LEVEL", "TRANSFORMERS_VERBOSITY", "TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS",
+                "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(var, raising=False)
+    for name in ("", *logs.LIBRARIES):
+        monkeypatch.setattr(logging.getLogger(name or None), "level", logging.getLogger(name or None).level)
+    logs.configure("info")
 
 
 def lineage_of(cfg) -> Lineage:
@@ -78,11 +94,19 @@ def check_formats(lin: Lineage, n_gens: int) -> None:
 
 
 @pytest.mark.slow
-def test_two_generations_vllm_with_resume(smoke_cfg):
+def test_two_generations_vllm_with_resume(smoke_cfg, capfd, monkeypatch):
+    quiet(monkeypatch)
     cfg = smoke_cfg("engine.backend=vllm", "generations=2")
     rows = generation.run(cfg)
     lin = lineage_of(cfg)
     check_lineage(lin, 2)
+    # the quiet log (log.level=info): vLLM, its engine process included, says nothing below WARNING, no
+    # progress-bar control characters reach a captured stream, and each stage's log.txt ends with its done line
+    out, err = capfd.readouterr()
+    assert not re.search(r"^(\(\w+ pid=\d+\) )?INFO \d\d-\d\d [\d:]+ \[", out + err, re.M), (out + err)[-3000:]
+    assert "\r" not in out + err and "\x1b[" not in out + err
+    for log_txt in lin.path.rglob("log.txt"):
+        assert ": done in " in log_txt.read_text().strip().splitlines()[-1], log_txt
     table = report.render(rows, "table")
     assert "gen_000" in table and "gen_002" in table and "gsm8k_test.accuracy_flexible" in table
 

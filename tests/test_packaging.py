@@ -19,6 +19,7 @@ def test_installed_package_composes_its_configs_outside_the_checkout(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(ROOT)], check=True, capture_output=True, timeout=600)
     assert (site / "pipeline" / "conf" / "config.yaml").is_file()
+    assert (site / "bin" / "selfpost").is_file()  # the console script ([project.scripts])
     code = ("import json; from pipeline.config.compose import compose; from pipeline.infra.locate import conf_dir; "
             "c = compose(['model=tiny:qwen3', 'experiment=smoke']); "
             "print(json.dumps({'conf': str(conf_dir()), 'profile': c.profile, 'tasks': sorted(c.eval.tasks)}))")

@@ -129,7 +129,7 @@ class TrainConfig:
     save_steps: int = MISSING
     save_total_limit: int = MISSING  # >= 2 keeps a complete checkpoint while the next one is written
     seed: int = MISSING
-    report_to: str = MISSING  # tensorboard | wandb | mlflow | none
+    report_to: str = MISSING  # training curves per step, through transformers: tensorboard | wandb | mlflow | none (log.trackers: lineage metrics)
     lora_target_modules: str = MISSING  # e.g. all-linear
     gradient_checkpointing: bool = MISSING
     precision: str = MISSING  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32

@@ -79,6 +79,7 @@ class EngineConfig:
         check(self.cpu_kv_cache_gb > 0, "engine.cpu_kv_cache_gb", "must be > 0")
 
 
+TRACKERS = ("wandb", "mlflow")  # pipeline.report.trackers.PUBLISHERS has one writer each
 LOG_LEVELS = ("info", "debug")
 
 
@@ -88,9 +89,18 @@ class LogConfig:
     from libraries (vLLM, transformers, datasets, the Hub, torch); `debug` lets everything through."""
 
     level: str = MISSING  # info | debug
+    # lineage-level metrics (the report table's rows, one step per generation) also to these
+    # (pipeline.report.trackers): wandb | mlflow, installed by the `tracking` extra
+    trackers: List[str] = field(default_factory=list)
 
     def validate(self) -> None:
+        import importlib.util
+
         check(self.level in LOG_LEVELS, "log.level", f"{self.level!r} is not {'|'.join(LOG_LEVELS)}")
+        for t in self.trackers:
+            check(t in TRACKERS, "log.trackers", f"{t!r} is not one of {'|'.join(TRACKERS)}")
+            check(importlib.util.find_spec(t) is not None, "log.trackers",
+                  f"{t} is not installed (pip install -e '.[tracking]', or make setup)")
 
 
 @dataclass

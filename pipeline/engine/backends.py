@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import EngineConfig, ModelConfig
+from pipeline.infra import logs
 from pipeline.engine.base import Engine, EngineError, Output, _truncate_at_stop, has_cuda, pick_backend, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class VLLMEngine(Engine):
             # Compact JSON is an engine-level setting (vLLM ignores the per-request flag), and it needs
             # an explicit backend; otherwise a weak model fills the schema's whitespace slots forever.
             structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
+            # vLLM passes `disable=` to its weight-loading bars itself, so TQDM_DISABLE cannot reach them
+            use_tqdm_on_load=logs.bars_wanted(),
         )
         super().__init__(model_dir, model_cfg, self.llm.get_tokenizer())
         self.on_cuda = has_cuda()

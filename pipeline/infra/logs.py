@@ -17,7 +17,7 @@ import os
 import sys
 
 LIBRARIES = ("vllm", "transformers", "datasets", "huggingface_hub", "torch", "accelerate", "trl", "peft",
-             "urllib3", "httpx", "filelock", "numexpr", "matplotlib", "PIL", "asyncio")
+             "urllib3", "httpx", "filelock", "numexpr", "matplotlib", "PIL", "asyncio", "wandb", "mlflow", "alembic")
 
 
 def bars_wanted() -> bool:

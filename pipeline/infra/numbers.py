@@ -114,3 +114,21 @@ def interval(lo: float | None, hi: float | None, signs: bool = True) -> str:
     d = decimals(lo, hi)
     f = (lambda x: ("" if _fixed(x, d).startswith("-") else "+") + _fixed(x, d)) if signs else (lambda x: _fixed(x, d))
     return f"[{f(float(lo))}, {f(float(hi))}]"
+
+
+_SUFFIXES = ("_lo", "_hi", "_n")
+
+
+def compact_metrics(metrics: dict, limit: int | None = None) -> str:
+    """`key value [lo, hi] n=N, ...` for a flat metric dict whose intervals and counts sit beside each
+    value as `<key>_lo`, `<key>_hi`, `<key>_n` (the stage log's done line, the trainer's step lines);
+    `limit` keeps the first that many items (`... and K more`)."""
+    bases = [k for k in metrics if not (k.endswith(_SUFFIXES) and k.rsplit("_", 1)[0] in metrics)]
+    items = []
+    for k in bases:
+        n = metrics.get(k + "_n")
+        items.append(f"{k} {wide(metrics[k], metrics.get(k + '_lo'), metrics.get(k + '_hi'), trim=True)}"
+                     + (f" n={n}" if n is not None else ""))
+    if limit is not None and len(items) > limit:
+        items = items[:limit] + [f"... and {len(items) - limit} more"]
+    return ", ".join(items)

@@ -34,7 +34,9 @@ from pipeline.infra import faults
 from pipeline.config import Config, resolved_dict
 from pipeline.engine import Engine, open_engine
 from pipeline.infra.io import atomic_write_json, hash_obj, read_json
+from pipeline.infra.numbers import compact_metrics
 from pipeline.lineage import SCHEMA_VERSION, GenerationDir, Lineage, LineageError
+from pipeline.infra import progress
 
 log = logging.getLogger(__name__)
 
@@ -281,16 +283,27 @@ def run_stage(stage: Stage, ctx: StageContext, ledger: bool = True) -> StageResu
         manifest = read_manifest(gen, stage.name)
         if ledger:
             record(lineage, gen, manifest)  # a run killed between manifest and ledger row left the row behind
+        if (ticker := progress.current()) is not None:
+            ticker.finished(gen.name, stage.name)
         return manifest.result
     if stage.accelerator and ctx.engines is not None:
         ctx.engines.release()
     handler = logging.FileHandler(ctx.out / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
-    log.info("%s/%s: running (teacher %s)", gen.name, stage.name, ctx.teacher.name)
+    ticker = progress.current()
+    where = f", {ticker.started(gen.name, stage.name)}" if ticker else ""
+    log.info("%s/%s: running (teacher %s%s)", gen.name, stage.name, ctx.teacher.name, where)
     t0 = time.time()
     try:
         result = stage.run(ctx)
+        seconds = round(time.time() - t0, 2)
+        manifest = new_manifest(ctx.cfg, stage.name, ctx.teacher, result, seconds)
+        write_manifest(gen, manifest)
+        faults.point(f"manifest-written:{stage.name}")
+        record(lineage, gen, manifest)
+        # the stage's log.txt ends with this line: its numbers rounded to their intervals
+        log.info("%s/%s: done in %.1fs: %s", gen.name, stage.name, seconds, compact_metrics(result.metrics, limit=12))
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
@@ -300,5 +313,7 @@ def run_stage(stage: Stage, ctx: StageContext, ledger: bool = True) -> StageResu
     faults.point(f"manifest-written:{stage.name}")
     if ledger:
         record(lineage, gen, manifest)
-    log.info("%s/%s: done in %.1fs %s", gen.name, stage.name, seconds, result.metrics)
+    log.info("%s/%s: done in %.1fs: %s", gen.name, stage.name, seconds, compact_metrics(result.metrics, limit=12))
+    if ticker:
+        ticker.finished(gen.name, stage.name, seconds)
     return result

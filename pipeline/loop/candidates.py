@@ -19,9 +19,6 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
-from pipeline.infra import logs
 from pipeline.engine import models
 from pipeline.propose import accepted as proposal
 from pipeline.loop import table as stages

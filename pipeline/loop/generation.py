@@ -4,6 +4,7 @@
     python -m pipeline.loop model=tiny:qwen3 experiment=smoke generations=2   # up to gen 2
     make generation ARGS="model=tiny:qwen3 experiment=smoke"
     python -m pipeline.loop --help                       # groups, keys, examples
+    python -m pipeline.loop --dry-run [overrides]        # stages, budgets, estimated time; writes nothing
 
 Gen 0 (the base model) gets only eval and drift: the baseline row. Every stage is skipped when its
 manifest exists, so re-running continues a crashed generation at its unfinished stage and a finished
@@ -17,17 +18,16 @@ bookkeeping (ledger rows, candidates) in `pipeline.loop.candidates`, promotion i
 from __future__ import annotations
 
 import logging
-
-from tqdm import tqdm
+import sys
 
 from pipeline.config import Config, ConfigError
 from pipeline.engine import parallel
-from pipeline.infra import logs
 from pipeline.infra.io import atomic_write_json
-from pipeline.loop import candidates, ledger, promote
+from pipeline.infra import progress
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.lineage.runner import Engines
-from pipeline.report import verdict
+from pipeline.loop import candidates, ledger, plan, promote
+from pipeline.report import trackers, verdict
 from pipeline.report.text import write_lineage_report
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,14 @@ def run(cfg: Config) -> list[dict]:
     evals.check_inputs(cfg)
     lineage = Lineage(cfg.paths.root, cfg.paths.lineage)
     parallel.plan(models.resolve(cfg.model.spec, cfg.paths.models), cfg.engine)
-    with lineage.lock(), Engines.for_config(cfg, keep=True) as engines:
+    with lineage.lock(), Engines.for_config(cfg, keep=True) as engines, progress.tracking() as ticker:
         ledger.repair(lineage)  # a lost or corrupt ledger is rebuilt from the manifests
+        ticker.plan(plan.todo(cfg, lineage), lineage.rows())  # every stage ahead, the baseline's too, and an ETA
         candidates.baseline(cfg, lineage, engines)  # gen 0: the base model's eval and drift
         promote.repair_teacher(lineage)  # a kill between the TEACHER pointer and the statuses heals here
         candidates.refuse_pending_sweep(lineage)
         target = target_generation(cfg, lineage)
-        bar = tqdm(desc="generations", total=max(0, target), unit="gen", disable=not logs.bars_wanted())
-        while keep_going(cfg, lineage, target, bar):
+        while keep_going(cfg, lineage, target):
             mark = len(engines.events)
             gen, teacher = candidates.shared_stages(cfg, lineage, engines)  # propose, synth: once per generation
             # each candidate (the generation itself, or gen_NNN-c<k>): train, eval (+ its card), drift, gate
@@ -63,7 +63,7 @@ def run(cfg: Config) -> list[dict]:
             # what the engines did in this run of the generation (scripts/bench.py counts the starts)
             atomic_write_json(gen.path / "engines.json", {"events": [list(e) for e in engines.events[mark:]]})
             finish_generation(lineage, gen)
-        bar.close()
+            trackers.publish(cfg.log.trackers, lineage)  # W&B / MLflow, when log.trackers names them
     return lineage.rows()
 
 
@@ -85,14 +85,11 @@ def consecutive_rejections(lineage: Lineage) -> int:
     return n
 
 
-def keep_going(cfg: Config, lineage: Lineage, target: int, bar: tqdm) -> bool:
+def keep_going(cfg: Config, lineage: Lineage, target: int) -> bool:
     """Whether another generation runs: an unfinished one always; else until `target`, or until
     `gate.max_consecutive_rejections` with `gate.on_max_rejections=stop`."""
     newest = lineage.generation_rows()[-1]
-    pending = newest.get("status") == "candidate"
-    bar.n = newest["gen"] - (1 if pending else 0)
-    bar.refresh()
-    if pending:
+    if newest.get("status") == "candidate":
         return True
     if newest["gen"] >= target:
         return False
@@ -148,7 +145,14 @@ def main(cfg: Config) -> float | None:
 
 def cli() -> int:
     """`python -m pipeline.loop`: the config checked (and `--help`) before Hydra runs the loop."""
-    from pipeline.config.compose import hydra_entry, hydra_main
+    from pipeline.config.compose import EXPECTED, hydra_entry, hydra_main
     from pipeline.evals import check_inputs
+    from pipeline.infra import cli as front
 
+    argv = sys.argv[1:]
+    if "--dry-run" in argv and not {"-h", "--help"} & set(argv):  # the plan (pipeline.loop.plan); writes nothing
+        try:
+            return plan.dry_run([a for a in argv if a != "--dry-run"])
+        except EXPECTED as e:
+            return front.fail(e)
     return hydra_entry(lambda: hydra_main(main, job="generation"), __doc__, "pipeline.loop", inputs=check_inputs)

@@ -77,6 +77,14 @@ class SynthRecord:
     verifier: list[dict] = field(default_factory=list)  # verifier.jsonl: votes on held-out GSM8K questions
     code_mutants: list[dict] = field(default_factory=list)  # code_mutants.jsonl: kept tests vs AST mutants
 
+    def tally(self, kind: str) -> str:
+        """The progress line of a kind so far: written, kept, rejected by filter (the log's synth lines)."""
+        by = Counter(r["filter"] for r in self.rejected if r["kind"] == kind)
+        why = ", ".join(f"{f} {n}" for f, n in by.most_common())
+        kept = sum(g.kind == kind for g in self.groups)
+        return (f"{kind}: {self.candidates.get(kind, 0)} written, {kept} kept, {sum(by.values())} rejected"
+                + (f" ({why})" if why else ""))
+
     def reject(self, kind: str, item_id: str, filt: str, reason: str, text: str = "", **extra) -> None:
         """One rejected.jsonl row: which filter dropped the candidate, why, and its text (cut)."""
         self.rejected.append({"kind": kind, "id": item_id, "filter": filt, "reason": reason, "text": text[:500], **extra})

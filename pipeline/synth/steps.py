@@ -14,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 
 import json
+import logging
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,6 +31,12 @@ from pipeline.synth.decontaminate import BenchmarkIndex, Match
 from pipeline.synth.dedup import NearDupIndex
 from pipeline.synth.parsing import output_problem
 from pipeline.synth.record import Group, SynthRecord, chat_row, pair_row
+
+log = logging.getLogger(__name__)
+# prompts per engine call when a step is large: a progress line after each (`generate`); a smoke run's
+# handful of prompts stays one call
+CHUNK_MIN = 64
+CHUNKS = 8
 
 
 class Steps:
@@ -50,8 +59,10 @@ class Steps:
         p = self.work / f"{name}.jsonl"
         if p.exists():
             return read_jsonl(p)
+        t0 = time.time()
         rows = make()
         write_jsonl(p, rows)
+        log.info("synth %s: %d rows in %.0f s", name, len(rows), time.time() - t0)
         return rows
 
 
@@ -78,7 +89,15 @@ class Job:
             params = dataclasses.replace(params, seed=self.seed)
         if prompts and not params.stop_token_ids:
             params = dataclasses.replace(params, stop_token_ids=[self.engine.end_of_turn_id()])
-        outs = self.engine.generate(prompts, params) if prompts else []
+        # a large step goes in CHUNKS calls, each followed by a progress line; the engine batches inside
+        # a call, and the same config chunks the same way, so a rerun samples the same
+        size = max(CHUNK_MIN, math.ceil(len(prompts) / CHUNKS))
+        outs, t0 = [], time.time()
+        for i in range(0, len(prompts), size):
+            outs += self.engine.generate(prompts[i:i + size], params)
+            if len(prompts) > size:
+                log.info("synth: %d/%d prompts generated, %d tokens, %.0f s", len(outs), len(prompts),
+                         sum(sum(o.completion_tokens) for o in outs), time.time() - t0)
         return [{"texts": o.texts, "finishes": o.finish_reasons, "tokens": sum(o.completion_tokens)} for o in outs]
 
 
@@ -145,6 +164,7 @@ def synth_math(job: Job, rec: SynthRecord) -> None:
             pairs=[pair_row(text, v["correct"][j % len(v["correct"])], bad, {**meta, "id": f"{pid}-pair{j}"})
                    for j, bad in enumerate(v["incorrect"][:mc.max_solutions_per_problem])]))
         rec.math.majority_answers[v["majority"]] += 1
+    log.info("synth %s", rec.tally("math"))
 
 
 def _pool_problems(job: Job, rec: SynthRecord, n: int) -> list[tuple[str, str]]:
@@ -282,3 +302,4 @@ def synth_code(job: Job, rec: SynthRecord) -> None:
             pairs=[pair_row(user, codegen.assistant_text(sols[j % len(sols)]), codegen.assistant_text(b),
                             {**meta, "id": f"{t['id']}-pair{j}"}) for j, b in enumerate(bad[:cc.max_solutions_per_task])],
             task={k: t[k] for k in ("prompt", "tests", "entry_point")}))
+    log.info("synth %s", rec.tally("code"))

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 from pipeline.infra import faults
 from pipeline.config import Config, HParams, TrainConfig
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl
+from pipeline.infra.numbers import compact_metrics
 from pipeline.train import budget
 from pipeline.train.budget import StepPlan
 from pipeline.train.methods import METHODS
@@ -172,7 +173,15 @@ def _callbacks(extra: Sequence[Any]) -> list:
             self.tokens = state.num_input_tokens_seen - self.tokens0
             self.steps = state.global_step - self.step0
 
-    return [MarkComplete(), Meter(), *extra]
+    class LogLine(TrainerCallback):
+        """The trainer's logged numbers as one rounded log line (transformers' PrinterCallback, removed
+        in `build_trainer`, prints the raw dict with 16 digits on stdout)."""
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_world_process_zero and logs:
+                log.info("step %d/%d: %s", state.global_step, state.max_steps, compact_metrics(logs))
+
+    return [MarkComplete(), Meter(), LogLine(), *extra]
 
 
 def eval_args(t: TrainConfig, per_device: int) -> dict:
@@ -256,7 +265,11 @@ def build_trainer(job: Job, index: int = 0, callbacks: Sequence[Any] = ()):
         peft_config=None if hp.lora_r == 0 else lora_config(t, hp), callbacks=_callbacks(callbacks),
         rewards=method.rewards(cfg), world=world_size(),
     )
-    return method.build_trainer(phase)
+    trainer = method.build_trainer(phase)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # LogLine says it rounded
+    return trainer
 
 
 @contextmanager

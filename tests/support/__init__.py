@@ -9,6 +9,7 @@
 - `BenchmarkEngine`: a scripted model that answers every `wrong_every`-th GSM8K question right (the
   rest "-1") and restates HumanEval's canonical solutions (the rest return None).
 - `sgd_step_copy(src, dst)`: a copy of a model one SGD step away (a tiny training run's stand-in).
+- `commands()`: every `python -m pipeline.X` command of the package.
 - `engine_factory(engine, opened)`: the `open_engine(model_dir)` context manager the eval stage takes.
 """
 
@@ -144,6 +145,21 @@ def sgd_step_copy(src, dst):
     torch.optim.SGD(model.parameters(), lr=1.0).step()
     model.save_pretrained(str(dst))
     return dst
+
+
+NOT_COMMANDS = {"pipeline.sandbox.launcher", "pipeline.sandbox.checker"}  # the sandbox's own programs
+
+
+def commands() -> list[str]:
+    """Every `python -m pipeline.X`: a package with __main__.py, or a module with a __main__ block."""
+    out = []
+    for p in sorted((ROOT / "pipeline").rglob("*.py")):
+        mod = ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        if p.name == "__main__.py":
+            out.append(mod.removesuffix(".__main__"))
+        elif 'if __name__ == "__main__":' in p.read_text(encoding="utf-8") and mod not in NOT_COMMANDS:
+            out.append(mod)
+    return out
 
 
 def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
