@@ -157,9 +157,6 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
 # Package edges still pending removal, each with the change that removes it. Nothing else may be added.
 PENDING_PACKAGE_EDGES = {
-    # the train stage writes the model card into its model dir (train.export); the card's writer belongs
-    # below both (the eval's card update already moved into the loop)
-    ("pipeline.train", "pipeline.report"): "pipeline.train.export -> pipeline.report.cards",
     # the report checks every stage manifest with the loop's ledger check (it needs the stage table's names);
     # it moves beside the lineage once the loop's one ledger writer lands
     ("pipeline.report", "pipeline.loop"): "pipeline.report.text/html.page -> pipeline.loop.ledger",

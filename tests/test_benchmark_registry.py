@@ -254,7 +254,7 @@ def test_a_plugin_metric_lower_is_better_reaches_plot_card_and_report(parrot, tm
 
     from pipeline.engine import open_engine
     from pipeline.report import plots
-    from pipeline.report.cards import add_results, front_matter
+    from pipeline.evals.cards import add_results, front_matter
 
     task = {**TOY_TASK, "benchmark": "parrot", "version": "parrot-v1", "max_tokens": 6, "stop": [],
             "instruction": "Repeat this word:"}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from tests.support import BenchmarkEngine, engine_factory
 
-from pipeline.report import cards, tensorboard as lineage_tb
+from pipeline.evals import cards
+from pipeline.report import tensorboard as lineage_tb
 from pipeline.engine import models
 from pipeline.evals.stage import evaluate_model
 from pipeline.infra.io import atomic_write_json, read_json, read_jsonl

@@ -17,7 +17,7 @@ The generation loop calls `run(ctx)`, the CLI calls the same `evaluate_model`. O
   summary.json    metrics per task, their 95% intervals (`intervals`: estimate, lo, hi, n, method),
                   spec versions and hashes, engine stats, sandbox mode
   results.json    the same numbers in lm-evaluation-harness's layout (pipeline.evals.results)
-The loop then puts the results into the model card's `model-index` (pipeline.report.cards).
+The loop then puts the results into the model card's `model-index` (pipeline.evals.cards).
 Metrics are named `<task>.<metric>`: `gsm8k_val.accuracy_flexible`, `humaneval.pass@1`, ...; each is
 the mean of the per-item values, so paired tests over items test the reported number. Beside each,
 `<task>.<metric>_lo`, `_hi`, `_n` (pipeline.stats.ledger) hold its interval over items: Wilson when

@@ -27,7 +27,7 @@ from pipeline.gate.stage import refuse_before_training
 from pipeline.lineage import GenerationDir, Lineage, LineageError
 from pipeline.lineage.runner import (Engines, Stage, StageContext, StageResult, config_hash, git_commit, opening_row,
                                   read_manifest, run_stage, versions)
-from pipeline.report import cards
+from pipeline.evals import cards
 from pipeline.train import methods, mixture as train_mixture
 from pipeline.train.methods.base import CHAT
 

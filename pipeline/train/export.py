@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.engine import models
-from pipeline.report.cards import front_matter
+from pipeline.evals.cards import front_matter
 from pipeline.config import Config, HParams
 from pipeline.engine import end_of_turn_id
 from pipeline.infra.io import atomic_write_text, temp_dir
@@ -58,7 +58,7 @@ def exported_line(phases: dict) -> str:
 
 
 def model_card(info: dict, cfg: Config) -> str:
-    """README.md in the HF convention: YAML front matter (pipeline.report.cards: base_model, lineage; the
+    """README.md in the HF convention: YAML front matter (pipeline.evals.cards: base_model, lineage; the
     eval adds model-index), prose below. Each phase's method (pipeline.train.methods) supplies its
     tags and its lines of text. Paths are relative to the lineage directory."""
     hp, res = HParams(**info["hparams"]), info["phases"]
