@@ -85,7 +85,9 @@ def gen_params(spec: EvalTask, eng: Engine, cfg: Config) -> GenParams:
 
 def task_key(spec: EvalTask, model_dir: Path, cfg: Config) -> str:
     """What the records of a task depend on; equal keys mean existing records can be reused."""
-    key = {"spec": dataclasses.asdict(spec), "model": str(model_dir), "seed": cfg.seed,
+    # the subset's size and seed choose items, not how an item is scored: records are reused by id
+    spec_fields = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("n", "seed")}
+    key = {"spec": spec_fields, "model": str(model_dir), "seed": cfg.seed,
            "chat": dict(cfg.model.chat_template_kwargs),
            "stop_at_end_of_turn": protocol(spec).chat}  # records from before it stopped there are redone
     if BENCHMARKS.get(spec.benchmark).sandboxed:  # verdicts depend on the sandbox's limits too

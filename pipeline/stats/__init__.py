@@ -21,11 +21,11 @@ Bad input raises `StatsError` (a ValueError) naming what was wrong.
 from pipeline.stats.inputs import StatsError, align
 from pipeline.stats.intervals import Interval, bootstrap_mean, interval, wilson
 from pipeline.stats.paired import Paired, decide, newcombe_paired, paired_binary, paired_continuous
-from pipeline.stats.power import items_needed, min_detectable
+from pipeline.stats.power import fail_probability, items_needed, min_detectable, pass_probability
 from pipeline.stats.retention import HORIZONS, mean_retention, per_step, project, ratio_bootstrap
 
 __all__ = [
-    "HORIZONS", "Interval", "Paired", "StatsError", "align", "bootstrap_mean", "decide", "interval",
-    "items_needed", "mean_retention", "min_detectable", "newcombe_paired", "paired_binary", "paired_continuous",
+    "HORIZONS", "Interval", "Paired", "StatsError", "align", "bootstrap_mean", "decide", "fail_probability", "interval",
+    "items_needed", "mean_retention", "min_detectable", "pass_probability", "newcombe_paired", "paired_binary", "paired_continuous",
     "per_step", "project", "ratio_bootstrap", "wilson",
 ]
