@@ -166,3 +166,12 @@ def test_simulate_cli_prints_a_row_per_scenario_and_refuses_impossible_ones(caps
     assert all(abs(r["promoted"] + r["rejected"] + r["inconclusive"] - 1) < 1e-9 for r in rows)
     assert gate_cli(["simulate", "--rate", "0.02", "--discordance", "0.2", "--sims", "5"]) == 2
     assert "is no pair of models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, msg", [("gate.looks=[100,50]", "gate.looks.*increasing positive"),
+                                           ("gate.looks=[40,80]", "gate.looks.*first look 40 must be .*gsm8k_val.n = 50")])
+def test_config_refuses_looks_that_are_not_nested_from_the_eval(override, msg):
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match=msg):
+        compose([override])

@@ -13,7 +13,9 @@ candidate - reference, signed so positive is better, and the margin. An inconclu
 also says how many items would decide it (`stats.items_needed` at the observed discordance, for the
 distance between the observed difference and the boundary the verdict hinges on). Otherwise the
 point estimates are compared (never inconclusive; exactly at the margin passes) and the reason says
-"no per-item records: point estimate".
+"no per-item records: point estimate". `harm=True` (a drift budget) turns "inconclusive" into "pass":
+such a rule fails only on a loss shown past its margin. Each paired check records its items, method,
+alpha and `power`: what it could detect at the observed discordance (pipeline.stats.power).
 """
 
 from __future__ import annotations

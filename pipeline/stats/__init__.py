@@ -6,7 +6,8 @@ Pure functions over per-item values; no I/O except the CLI in `__main__`.
 - two models on the same items: `paired_binary(a, b)` (Newcombe + exact McNemar),
   `paired_continuous(a, b)` (paired bootstrap + sign-flip test) -> `Paired`, and the gate's
   `decide(paired, margin)` -> "pass" | "fail" | "inconclusive";
-- planning: `items_needed(margin, rate)`, `min_detectable(n, rate)`;
+- planning: `items_needed(margin, rate)`, `min_detectable(n, rate)`, and what a check could detect:
+  `pass_probability(n, rate, margin)`, `fail_probability(n, rate, margin)`;
 - compounding: `ratio_bootstrap(ref, cur)` (per-step retention), `mean_retention(steps)`,
   `per_step(cumulative, k)`, `project(retention)`;
 - ledger keys: `pipeline.stats.ledger` (`<metric>_lo/_hi/_n` beside a metric; `points` drops them).
