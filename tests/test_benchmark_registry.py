@@ -17,6 +17,7 @@ from pipeline import evals
 from pipeline.report import text as report
 from pipeline.config import ConfigError
 from pipeline.evals.gsm8k import SLICES as GSM8K_SLICES, load as load_gsm8k, raw as _gsm8k_raw, train_slice as gsm8k_slice
+from pipeline.evals.loaders import subset
 from pipeline.evals import BENCHMARKS, is_test_task, register_benchmark
 from pipeline.evals.stage import evaluate_model
 from pipeline.infra.io import read_json, read_jsonl
@@ -162,8 +163,14 @@ def test_gsm8k_train_slices_are_disjoint_and_cover_train():
     every = [i for ids in slices.values() for i in ids]
     train = [r["id"] for r in _gsm8k_raw("train")]
     assert len(every) == len(set(every)) and set(every) == set(train)  # disjoint, and together all of train
-    # validation is exactly the gate's holdout it always was (500 ids, seed 1234)
-    assert set(slices["validation"]) == set(random.Random(1234).sample(train, 500))
+    # validation v2: the gate's holdout it always was (500 ids, seed 1234) as block 1, then 500 more
+    assert [r["slice_version"] for r in gsm8k_slice("validation")] == [1] * 500 + [2] * 500
+    assert set(slices["validation"][:500]) == set(random.Random(1234).sample(train, 500))
+    # nested: a larger subset is a superset (prefix) of a smaller one, and v1 stays the first 500
+    rows = gsm8k_slice("validation")
+    prefix = [r["id"] for r in subset(rows, 500, 0)]
+    assert [r["id"] for r in subset(rows, 50, 0)] == prefix[:50] and set(prefix) == set(slices["validation"][:500])
+    assert [r["id"] for r in subset(rows, 999, 0)][:500] == prefix
     assert len(slices["verifier"]) == 200 and len(slices["exemplars"]) > 100
     assert {r["id"] for r in load_gsm8k("train")} == set(train) - set(slices["validation"])
     assert not evals.protected_ids() & (set(slices["pool"]) | set(slices["exemplars"]) | set(slices["verifier"]))

@@ -39,7 +39,8 @@ def test_stage_with_scripted_engine(smoke_cfg, tmp_path):
     assert res.tokens == 7 * 11 and res.info["tasks"]["gsm8k_val"] == {
         "n": 4, "version": "gsm8k-chat-v1", "key": res.info["tasks"]["gsm8k_val"]["key"],
         "benchmark": "gsm8k", "split": "validation", "protocol": "chat",
-        "directions": {"accuracy_strict": "higher", "accuracy_flexible": "higher", "format_rate": "higher"}}
+        "directions": {"accuracy_strict": "higher", "accuracy_flexible": "higher", "format_rate": "higher"},
+        "items": {"slice": "validation", "version": 2, "n": 4, "ids_hash": res.inputs["gsm8k_val"]}}
     assert res.info["engine"]["backend"] == "scripted"
 
     g = read_jsonl(out / "gsm8k_val.jsonl")

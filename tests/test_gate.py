@@ -283,7 +283,9 @@ def test_run_decides_on_the_records_on_disk(tmp_path):
     assert kl["paired"]["n"] == 8 and kl["reference"] == 0.0 and kl["verdict"] == "pass"
     decision = read_json(g1.path / "gate" / "decision.json")
     assert decision["evidence"] == "decisive" and decision["alpha"] == 0.05
-    # a candidate that loses one GSM8K item of 60 and nothing else: inconclusive at most, promoted by default
+    # a candidate that loses one GSM8K item of 60 and nothing else: inconclusive at most under a 0.02
+    # margin without further looks, promoted when on_inconclusive says so
+    c.gate.epsilon, c.gate.looks, c.gate.on_inconclusive = 0.02, [], "promote"
     _write_records(g1, [1] * 29 + [0] * 31, [1] * 30, [0.01] * 8)
     info = gate.run(StageContext(cfg=c, lineage=lin, gen=g1, teacher=g0, stage="gate")).info
     assert info["status"] == "promoted" and info["evidence"] == "inconclusive", info["reasons"]

@@ -128,7 +128,10 @@ class GateConfig:
     min_verifier_precision: float = MISSING
     alpha: float = 0.05  # the gate's intervals are (1 - alpha)
     require_improvement: bool = False  # capability passes only when shown better (lo > 0), not merely within epsilon
-    on_inconclusive: str = "promote"  # promote | keep_teacher: when no rule fails but some cannot be decided
+    on_inconclusive: str = "keep_teacher"  # promote | keep_teacher: when no rule fails but capability is undecided
+    # pre-registered sizes of the capability check's nested looks (the first: the gated task's eval n;
+    # the last: the cap); alpha is split over them (Bonferroni). Empty: one look at the eval's items.
+    looks: List[int] = field(default_factory=list)
 
     def validate(self) -> None:
         """Values only; which drift metrics a budget may name, and their directions, are the probe-suite
@@ -145,6 +148,9 @@ class GateConfig:
               f"{self.min_verifier_precision!r} must lie in [0, 1] (0 = off)")
         check(self.on_inconclusive in ("promote", "keep_teacher"), "gate.on_inconclusive",
                f"{self.on_inconclusive!r} is not promote|keep_teacher")
+        looks = list(self.looks)
+        check(all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in looks)
+              and looks == sorted(set(looks)), "gate.looks", f"{looks!r} must be increasing positive item counts")
         for name, b in self.budgets.items():
             key = f"gate.budgets.{name}"
             # keys are `drift.<name>` metrics, so no test score can gate; plain names keep CLI overrides

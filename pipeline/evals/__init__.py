@@ -135,6 +135,10 @@ def check_config(cfg: "Config") -> None:
         _fail("gate.metric", f"{metric!r} is not a metric of eval task {task!r}; it has {sorted(directions)}")
     if directions[metric] != "higher":
         _fail("gate.metric", f"{cfg.gate.metric!r} is lower-is-better; the gate's capability rule needs higher-is-better")
+    n = cfg.eval.tasks[task].n
+    if cfg.gate.looks and n and n > 0 and cfg.gate.looks[0] != n:
+        # the first look is the eval's own items; later looks score further items of the same permutation
+        _fail("gate.looks", f"the first look {cfg.gate.looks[0]} must be the gated task's eval.tasks.{task}.n = {n}")
     selection.check_config(cfg, is_test_task, lambda spec: BENCHMARKS.get(spec.benchmark).task_metrics(spec))
 
 

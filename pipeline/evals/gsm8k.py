@@ -37,29 +37,28 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
 
 from pipeline.evals.base import Benchmark, Protocol
-from pipeline.evals.selection import SELECTION_SIZE, SELECTION_SLICE
+from pipeline.infra import slices
+from pipeline.evals.selection import SELECTION_SLICE
 from pipeline.infra.metricspec import MetricSpec
 from pipeline.evals.common import mean
-from pipeline.evals.loaders import cut_slices, read_split
+from pipeline.evals.loaders import read_split
 
 HUB_ID = "openai/gsm8k"
-VALIDATION_SIZE = 500  # fixed for every lineage so validation scores stay comparable
-VALIDATION_SEED = 1234
-VERIFIER_SIZE = 200  # enough to measure a precision near 1 to within a few points
-EXEMPLARS_SIZE = 250  # enough variety for a fresh draw of synthesis exemplars every generation
-SLICES_SEED = 4321  # cuts train minus validation into verifier / exemplars / selection / pool
-SLICES = ("validation", "verifier", "exemplars", SELECTION_SLICE, "pool")
+SLICES = tuple(slices.SLICES)  # validation, verifier, exemplars, selection, pool: sizes and versions there
 
 
 # ---- data --------------------------------------------------------------------------------------
 # `test` is for evaluation and decontamination only; never training, prompts or selection. Train is
-# cut ONCE into four disjoint slices (`train_slice(name)`), each with one use:
-# - `validation`: 500 questions (seed 1234) held out for model selection (the gate);
+# cut ONCE into five disjoint, versioned slices (`train_slice(name)`; the cut, sizes and versions:
+# pipeline.infra.slices), each with one use:
+# - `validation`: 1000 questions held out for the gate (v2: the historical 500, seed 1234, then 500
+#   more from the shuffle's tail; rows carry `slice_version`, so nested subsets keep the first 500 first);
+# - `selection`: 500 questions that rank several candidates apart from the gate (pipeline.evals.selection);
 # - `verifier`: about 200 questions held out to measure the synthesis verifier's precision; nothing
 #   else reads them (no prompts, no training);
 # - `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts;
 # - `pool`: everything else: the question pool for synthesis and the anchor rows of the mixture.
-# `load("train")` is train minus validation (verifier + exemplars + pool), for the checks that need
+# `load("train")` is train minus validation (verifier + exemplars + selection + pool), for the checks that need
 # the whole remainder (how much of train decontamination would remove).
 
 @lru_cache(maxsize=4)
@@ -76,18 +75,23 @@ def raw(split: str) -> tuple[dict, ...]:
 
 
 @lru_cache(maxsize=1)
-def _slice_ids() -> dict[str, frozenset[str]]:
-    return cut_slices([r["id"] for r in raw("train")], ("validation", VALIDATION_SIZE, VALIDATION_SEED),
-                      [("verifier", VERIFIER_SIZE), ("exemplars", EXEMPLARS_SIZE)], "pool", SLICES_SEED,
-                      tail=[(SELECTION_SLICE, SELECTION_SIZE)])  # from the end: the front slices keep their ids
+def _slice_ids() -> dict[str, tuple[str, ...]]:
+    """Every train id in exactly one slice (pipeline.infra.slices.cut)."""
+    return slices.cut([r["id"] for r in raw("train")])
 
 
 def train_slice(name: str) -> list[dict]:
-    """Rows `{id, question, answer}` of one train slice (see above), in file order."""
+    """Rows `{id, question, answer}` of one train slice (see above), in file order; validation block
+    by block (rows carry `slice_version`), so nested subsets keep block 1 a prefix."""
     if name not in SLICES:
         raise ValueError(f"unknown GSM8K train slice {name!r}; use one of {list(SLICES)}")
     ids = _slice_ids()[name]
-    return [r for r in raw("train") if r["id"] in ids]
+    if name == "validation":
+        versions = slices.validation_versions(ids)
+        rows = [{**r, "slice_version": versions[r["id"]]} for r in raw("train") if r["id"] in versions]
+        return sorted(rows, key=lambda r: r["slice_version"])
+    keep = set(ids)
+    return [r for r in raw("train") if r["id"] in keep]
 
 
 def load(split: str) -> list[dict]:
@@ -95,7 +99,7 @@ def load(split: str) -> list[dict]:
     if split == "test":
         return list(raw("test"))
     if split == "train":
-        held = _slice_ids()["validation"]
+        held = set(_slice_ids()["validation"])
         return [r for r in raw("train") if r["id"] not in held]
     if split not in SLICES:
         raise ValueError(f"unknown GSM8K split {split!r}; use test, train or one of {list(SLICES)}")

@@ -1,5 +1,6 @@
 """Helpers every benchmark's loaders share: where split files come from (the `PIPELINE_DATA_DIR`
-rule), one seeded cut of a train split into disjoint slices, and seeded subsets. A benchmark's own
+rule) and nested seeded subsets (a larger n is a superset of a smaller one). How a train split is
+cut into disjoint, versioned slices is pipeline.infra.slices. A benchmark's own
 loaders (file names, row checks, which slices it cuts) live in its module (pipeline.evals.gsm8k,
 humaneval, or a plugin's).
 
@@ -13,10 +14,9 @@ the Hugging Face hub (`read_split`).
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
-from typing import Sequence
 
+from pipeline.infra.slices import nested_subset
 from pipeline.infra.cli import InputError
 from pipeline.infra.io import read_jsonl
 
@@ -45,30 +45,9 @@ def read_split(name: str, split: str, hub_id: str, hub_config: str | None = None
     return [dict(r) for r in load_dataset(hub_id, hub_config, split=split)]
 
 
-def cut_slices(ids: Sequence[str], holdout: tuple[str, int, int], cuts: Sequence[tuple[str, int]], rest: str,
-               seed: int, tail: Sequence[tuple[str, int]] = ()) -> dict[str, frozenset[str]]:
-    """Every id in exactly one slice, cut once: `holdout` = (name, size, seed) is a seeded sample of
-    at most a fifth of the ids (drawn first, so its ids never depend on the other slices); one seeded
-    shuffle of the remainder then gives each of `cuts` (name, size; at most a tenth of the
-    remainder each, so small test files keep every slice) and `rest` takes what is left."""
-    name, size, holdout_seed = holdout
-    held = frozenset(random.Random(holdout_seed).sample(list(ids), min(size, len(ids) // 5)))
-    remainder = [i for i in ids if i not in held]
-    random.Random(seed).shuffle(remainder)
-    out, at, end = {name: held}, 0, len(remainder)
-    for cut, n in cuts:
-        n = min(n, len(remainder) // 10)
-        out[cut], at = frozenset(remainder[at:at + n]), at + n
-    for cut, n in tail:
-        n = min(n, len(remainder) // 10)
-        out[cut], end = frozenset(remainder[end - n:end]), end - n
-    out[rest] = frozenset(remainder[at:end])
-    return out
 
 
 def subset(rows: list[dict], n: int | None, seed: int) -> list[dict]:
-    """A seeded subset that stays the same for a lineage across generations (n<=0/None: all)."""
-    if not n or n <= 0 or n >= len(rows):
-        return list(rows)
-    idx = sorted(random.Random(seed).sample(range(len(rows)), n))
-    return [rows[i] for i in idx]
+    """The first n rows of one seeded permutation (n<=0/None: all): the same items for a lineage in
+    every generation, and a larger n a superset of a smaller one (pipeline.infra.slices.nested_subset)."""
+    return nested_subset(rows, n, seed)

@@ -23,14 +23,13 @@ import dataclasses
 from typing import TYPE_CHECKING, Callable
 
 from pipeline.config import ConfigError
+from pipeline.infra.slices import SELECTION_SIZE, SELECTION_SLICE  # noqa: F401 (the cut: pipeline.infra.slices)
 
 if TYPE_CHECKING:
     from pipeline.config import Config
 
-SELECTION_SLICE = "selection"
-SELECTION_SIZE = 500  # the same for every lineage, as the validation slice's 500
-# Bump when the ids change. v1: the last SELECTION_SIZE of the shuffled train-minus-validation ids
-# (pipeline.evals.gsm8k cuts it as a `tail` slice).
+# Bump when the ids change (its version in pipeline.infra.slices.SLICES too). v1: the SELECTION_SIZE ids
+# just before validation block 2 at the end of the shuffle of train minus validation block 1.
 SELECTION_VERSION = "gsm8k-train-selection-v1"
 
 

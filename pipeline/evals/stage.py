@@ -39,6 +39,7 @@ from typing import Callable, ContextManager
 
 from pipeline.config import Config, EvalTask
 from pipeline.evals.loaders import subset
+from pipeline.infra.slices import slice_record
 from pipeline.engine import Engine, GenParams, Output, Prompt
 from pipeline.evals import BENCHMARKS, selection
 from pipeline.evals.base import Benchmark
@@ -83,7 +84,9 @@ def gen_params(spec: EvalTask, eng: Engine, cfg: Config) -> GenParams:
 
 def task_key(spec: EvalTask, model_dir: Path, cfg: Config) -> str:
     """What the records of a task depend on; equal keys mean existing records can be reused."""
-    key = {"spec": dataclasses.asdict(spec), "model": str(model_dir), "seed": cfg.seed,
+    # the subset's size and seed choose items, not how an item is scored: records are reused by id
+    spec_fields = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("n", "seed")}
+    key = {"spec": spec_fields, "model": str(model_dir), "seed": cfg.seed,
            "chat": dict(cfg.model.chat_template_kwargs),
            "stop_at_end_of_turn": protocol(spec).chat}  # records from before it stopped there are redone
     if BENCHMARKS.get(spec.benchmark).sandboxed:  # verdicts depend on the sandbox's limits too
@@ -125,16 +128,17 @@ def task_intervals(spec: EvalTask, records: list[dict]) -> dict[str, Interval]:
     return {m: interval([r["metrics"][m] for r in records]) for m in names}
 
 
-def _reusable(path: Path, key: str, n: int) -> list[dict] | None:
+def _reusable(path: Path, key: str) -> dict[str, dict]:
+    """Records already scored under `key`, by item id: when n grows, only the new items are scored
+    (the subset is nested, so the old items are still wanted); records from before per-item metrics
+    (or the protocol) were kept lack them and are scored again."""
     if not path.exists():
-        return None
+        return {}
     try:
         rows = read_jsonl(path)
     except ValueError:
-        return None
-    # records from before per-item metrics (or the protocol) were kept lack them: score them again
-    ok = all(r.get("key") == key and "metrics" in r and "protocol" in r for r in rows)
-    return rows if len(rows) == n and ok else None
+        return {}
+    return {r["id"]: r for r in rows if r.get("key") == key and "metrics" in r and "protocol" in r and "id" in r}
 
 
 def task_entry(spec: EvalTask, items: list[dict], model_dir: Path, cfg: Config) -> dict:
@@ -182,10 +186,25 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
         if not items:
             raise ValueError(f"eval task {name!r}: {bench.title} split {spec.split!r} has no items")
         t = tasks[name] = {**task_entry(spec, items, model_dir, cfg), "n_total": len(split)}
-        t["records"] = _reusable(out / f"{name}.jsonl", t["key"], len(items))
+        have = _reusable(out / f"{name}.jsonl", t["key"])
+        if all(it["id"] in have for it in items):
+            t["records"] = [have[it["id"]] for it in items]
+        else:  # score only the items without a record; keep the order of `items`
+            t["kept"] = {it["id"]: have[it["id"]] for it in items if it["id"] in have}
+            t["all_items"] = items
+            t.update(task_entry(spec, [it for it in items if it["id"] not in have], model_dir, cfg))
+            t["records"] = None
     todo = [name for name, t in tasks.items() if t["records"] is None]
-    engine_stats = generate_and_score(cfg, tasks, todo, model_dir, engine_factory,
-                                      lambda name, records: write_results(out / f"{name}.jsonl", records))
+
+    def save(name: str, records: list[dict]) -> None:
+        t = tasks[name]
+        if "kept" in t:  # merge the new records with the reused ones, in item order
+            scored = {**t.pop("kept"), **{r["id"]: r for r in records}}
+            t["items"] = t.pop("all_items")
+            t["records"] = [scored[it["id"]] for it in t["items"]]
+        write_results(out / f"{name}.jsonl", t["records"])
+
+    engine_stats = generate_and_score(cfg, tasks, todo, model_dir, engine_factory, save)
 
     metrics, info, inputs = {}, {"tasks": {}, "engine": engine_stats, "reused": sorted(set(tasks) - set(todo))}, {}
     intervals: dict[str, Interval] = {}
@@ -197,6 +216,7 @@ def evaluate_model(cfg: Config, model_dir: Path, out: Path, engine_factory: Engi
                                "benchmark": t["spec"].benchmark, "split": t["spec"].split,
                                "protocol": t["spec"].prompt, "directions": t["bench"].task_metrics(t["spec"])}
         inputs[name] = hash_obj([it["id"] for it in t["items"]])
+        info["tasks"][name]["items"] = slice_record(t["spec"].split, [it["id"] for it in t["items"]])
     info["sandbox"] = capabilities(cfg.sandbox)["mode"]
     metrics.update(flat_all(intervals))
     tokens = sum(r["completion_tokens"] for t in tasks.values() for r in t["records"])

@@ -15,7 +15,9 @@ candidate - reference, signed so positive is better, and the margin. An inconclu
 also says how many items would decide it (`stats.items_needed` at the observed discordance, for the
 distance between the observed difference and the boundary the verdict hinges on). Otherwise the
 point estimates are compared (never inconclusive; exactly at the margin passes) and the reason says
-"no per-item records: point estimate".
+"no per-item records: point estimate". `harm=True` (a drift budget) turns "inconclusive" into "pass":
+such a rule fails only on a loss shown past its margin. Each paired check records its items, method,
+alpha and `power`: what it could detect at the observed discordance (pipeline.stats.power).
 """
 
 from __future__ import annotations
@@ -80,8 +82,22 @@ def _items_needed(p: stats.Paired, d: float, boundary: float, alpha: float) -> t
     return stats.items_needed(effect, rate, alpha=alpha), f"at the observed discordance {rate:.4f} (80% power)"
 
 
+def _power(p: stats.Paired, margin: float, alpha: float, harm: bool) -> dict[str, Any]:
+    """What the check could detect at the observed discordance (pipeline.stats.power): non-inferiority,
+    the chance an unchanged candidate passes; a harm rule, the chance a loss of twice the margin fails."""
+    rate = p.discordance
+    if rate is None or rate == 0 or p.n == 0:
+        why = "0/1 outcomes only" if rate is None else "no discordant items"
+        return {"discordance": rate, "pass_probability": None, "why": why}
+    if harm:
+        loss = min(2 * margin, rate)
+        return {"discordance": rate, "pass_probability": 1 - stats.fail_probability(p.n, rate, margin, alpha),
+                "harm_loss": loss, "harm_detection": stats.fail_probability(p.n, rate, margin, alpha, diff=-loss)}
+    return {"discordance": rate, "pass_probability": stats.pass_probability(p.n, rate, margin, alpha)}
+
+
 def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, margin: float, margin_name: str,
-            higher: bool, alpha: float, require_improvement: bool) -> Verdict | None:
+            higher: bool, alpha: float, require_improvement: bool, harm: bool = False) -> Verdict | None:
     ratio = _counted(cand) and _counted(ref) and any(
         cand[i][1] != ref[i][1] for i in set(cand) & set(ref))  # each side counted other items
     if not ratio:  # the same items counted on both sides (or plain values): an ordinary paired test
@@ -94,6 +110,9 @@ def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, mar
     p = (stats.paired_ratio(a, b, alpha) if ratio else
          stats.paired_binary(a, b, alpha) if binary else stats.paired_continuous(a, b, alpha))
     verdict = stats.decide(p, margin, higher_is_better=higher, require_improvement=require_improvement)
+    shown = verdict
+    if harm and verdict == "inconclusive":
+        verdict = "pass"  # a harm rule fails only on harm shown past its margin
     sign = 1.0 if higher else -1.0
     d = None if p.diff is None else sign * p.diff + 0.0  # + 0.0: no "-0.0000"
     lo, hi = (p.lo, p.hi) if higher else (None if p.hi is None else -p.hi, None if p.lo is None else -p.lo)
@@ -108,10 +127,15 @@ def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, mar
     bound = "gate.require_improvement" if require_improvement else f"{margin_name} {_f(margin)}"
     tail = {"pass": f"lower bound > {_f(threshold, True)} ({bound})",
             "fail": f"upper bound < {_f(-margin, True)} ({margin_name} {_f(margin)})",
-            "inconclusive": f"the interval straddles {_f(threshold, True)} ({bound})"}[verdict]
+            "inconclusive": f"the interval straddles {_f(threshold, True)} ({bound})"}[shown]
+    if harm and shown != "fail":
+        tail = f"no harm past the budget shown: upper bound >= {_f(-margin, True)} ({margin_name} {_f(margin)})"
     check: dict[str, Any] = {"verdict": verdict, "passed": verdict == "pass", "margin": margin,
+                             "rule": "harm" if harm else "non-inferiority",
                              "direction": "higher" if higher else "lower", "candidate": p.b, "reference": p.a,
-                             "better_diff": d, "better_lo": lo, "better_hi": hi, "paired": p.as_dict()}
+                             "better_diff": d, "better_lo": lo, "better_hi": hi, "paired": p.as_dict(),
+                             "items": p.n, "method": p.method, "alpha": alpha,
+                             "power": _power(p, 0.0 if require_improvement else margin, alpha, harm)}
     extra = ""
     if verdict == "inconclusive" and d is not None:
         needed, how = _items_needed(p, d, threshold, alpha)
@@ -125,13 +149,16 @@ def _paired(label: str, metric: str, what: str, cand: Mapping, ref: Mapping, mar
 
 
 def judge(label: str, what: str, cand: Values, ref: Values, *, margin: float, higher_is_better: bool,
-          alpha: float, require_improvement: bool = False, margin_name: str = "margin", metric: str = "") -> Verdict:
+          alpha: float, require_improvement: bool = False, margin_name: str = "margin", metric: str = "",
+          harm: bool = False) -> Verdict:
     """Compare `cand` with `ref` (see the module docstring). `label` starts the reason
     ("capability:", "drift.honesty: step"), `what` names the reference ("teacher", "parent"), `metric`
-    (optional) the metric before the values."""
+    (optional) the metric before the values. `harm`: a harm rule (a drift budget), which fails only
+    when the interval shows a loss past the margin and passes otherwise (never inconclusive)."""
     metric = f"{metric} " if metric else ""
     if isinstance(cand, Mapping) and isinstance(ref, Mapping):
-        v = _paired(label, metric, what, cand, ref, margin, margin_name, higher_is_better, alpha, require_improvement)
+        v = _paired(label, metric, what, cand, ref, margin, margin_name, higher_is_better, alpha, require_improvement,
+                    harm)
         if v is not None:
             return v
     c, r = point(cand), point(ref)
@@ -143,5 +170,6 @@ def judge(label: str, what: str, cand: Values, ref: Values, *, margin: float, hi
     reason = (f"{label} {'pass' if ok else 'FAIL'}, {metric}{worse} {_f(loss)} from {what} {_f(r)} to {_f(c)} {rule} "
               f"({POINT})")
     check = {"verdict": verdict, "passed": ok, "margin": margin, "direction": "higher" if higher_is_better else "lower",
-             "candidate": c, "reference": r, "loss": loss, "evidence": POINT}
+             "candidate": c, "reference": r, "loss": loss, "evidence": POINT, "method": "point estimate",
+             "rule": "harm" if harm else "non-inferiority", "items": None}
     return Verdict(label.rstrip(":"), verdict, reason, check)

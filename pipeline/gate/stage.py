@@ -1,37 +1,33 @@
 """Stage `gate`: promote the candidate generation, or reject it, deciding on evidence with a reason per rule.
 
     python -m pipeline.loop gate.epsilon=0.05 gate.budgets.honesty.step=0.1 gate.alpha=0.1
-    python -m pipeline.loop gate.on_inconclusive=keep_teacher gate.require_improvement=true
+    python -m pipeline.loop gate.looks=[50,100,200] gate.on_inconclusive=promote
+    python -m pipeline.gate simulate --delta -0.1 experiment=cpu       # the rules' operating characteristics
 
-One rule for capability and drift (`conf/gate/*.yaml`). For each gated metric, [lo, hi] is the
-paired (1 - `alpha`) interval of candidate minus reference on the same items (matched by id; signed
-so positive is better) and m its margin:
-  (a) capability: the validation metric `gate.metric` against the teacher, m = `epsilon`;
+The rules (`conf/gate/*.yaml`; what each must show, and why no family correction: pipeline.gate.rules):
+  (a) capability: non-inferiority of the validation metric `gate.metric` to the teacher within the
+      margin `epsilon` (set per profile), with nested looks while inconclusive (pipeline.gate.looks):
+      further items of the validation slice's one permutation are scored by the reference-scoring
+      step (pipeline.evals.reference) for the candidate and the teacher alike, records under
+      `gate/reference/<gen>/<task>/` (resumable: a killed gate re-scores nothing it kept);
   (b) drift budgets: every budgeted metric (`budgets.<name>` is `drift.<name>`) against the parent
-      with m = `step` and against gen 0 with m = `total`; a distance from the parent (`*_parent`: KL,
-      agreement) is itself the step, so its step check judges the candidate's own value against the
-      parent's distance from itself (KL 0, agreement 1), never against the parent's own `*_parent`;
-pass when lo > -m (with `require_improvement`, capability passes only when lo > 0), fail when
-hi < -m, inconclusive otherwise (the reason says how many items would have decided). Per-item values
-come from the stages' records (pipeline.gate.items); a reference without them is compared on point
-estimates, and the reason says "no per-item records: point estimate" (pipeline.gate.evidence).
-  (c) synthesis: no red flags in `synth/stats.json` (`red_flags`: decontamination hits in the final
-      data, verifier anomalies) nor in the data checks of the mixture the candidate trained on
-      (`train/manifest.json` info `mixture.checks`, pipeline.train.mixture); a check too small to
-      judge adds a reason line saying so; a missing synth record rejects when `require_synth_stats`.
-A candidate whose mixture the label guard refused (`gate.min_verifier_precision`) never trains: the
-loop records its decision here with `refuse_before_training` (rule `label_precision`).
-Any fail rejects; all pass promotes; otherwise `on_inconclusive` decides (`promote`, or
-`keep_teacher`: rejected), and `decision.json` / the manifest info record `evidence: inconclusive`
-with a reason line. Test-split scores (gsm8k_test, humaneval, eval agreement on them) are reported,
-never used: the config refuses them as gate or budget metrics, and `run` strips every metric whose
-records read a test split (pipeline.infra.metricspec), whatever its name. Eval records pair on (item id,
-protocol): a reference scored under another protocol is re-scored on the candidate's items
-(pipeline.gate.pairing, records under `gate/reference/`), and the reasons say so.
+      with m = `step` and against gen 0 with m = `total`, failing only on harm shown past the budget;
+      a distance from the parent (`*_parent`: KL, agreement) is itself the step, so its step check
+      judges the candidate's own value against the parent's distance from itself (KL 0, agreement 1);
+  (c) synthesis: no red flags in `synth/stats.json` (`red_flags`) nor in the data checks of the
+      mixture the candidate trained on (`train/manifest.json` info `mixture.checks`).
+Per-item values come from the stages' records (pipeline.gate.items); a reference without them is
+compared on point estimates, and the reason says "no per-item records: point estimate". A candidate
+whose mixture the label guard refused never trains: the loop records its decision here with
+`refuse_before_training` (rule `label_precision`). Test-split scores are reported, never used: the
+config refuses them as gate or budget metrics, and `run` strips every metric whose records read a test
+split (pipeline.infra.metricspec). Eval records pair on (item id, protocol): a reference scored under
+another protocol is re-scored on the candidate's items (pipeline.gate.pairing).
 
-`decide` is a pure function over metric dicts (values: numbers or per-item dicts id -> value;
-table-driven tests); `run` only gathers its inputs. The loop reads `info["status"]` and
-`info["reasons"]` and moves the TEACHER pointer on promotion.
+`gate/decision.json` (version 2): status, evidence, `deciding` {rule, metric, reason}, `family` (the
+intersection-union statement), reasons, and per check its margin, looks (n, nominal alpha, interval),
+items, method and `power` (the probability of passing at the observed discordance). The loop reads
+`info["status"]` and `info["reasons"]` and moves the TEACHER pointer on promotion.
 """
 
 from __future__ import annotations
@@ -40,114 +36,23 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.infra import metricspec
+from pipeline.infra import faults, metricspec
 from pipeline.config import Config, EvalConfig, GateConfig
-from pipeline.drift.metrics import identity_value
-from pipeline.gate.evidence import Verdict, Values, judge
 from pipeline.gate.items import counted_values, item_values
+from pipeline.evals.loaders import subset
+from pipeline.evals.reference import score_reference
+from pipeline.infra.slices import slice_record
+from pipeline.evals.stage import load_split
+from pipeline.gate.looks import More
 from pipeline.gate.pairing import paired_reference
+from pipeline.gate.rules import FAMILY, Metrics, decide, decision, evidence  # noqa: F401 (decide: public here too)
 from pipeline.infra.io import atomic_write_json, read_json
 from pipeline.lineage import GenerationDir, LineageError
 from pipeline.lineage.runner import StageContext, StageResult, read_manifest
 
 log = logging.getLogger(__name__)
 
-Metrics = dict[str, Values]  # ledger key -> a number, or per-item values id -> number
-
-
-def _capability(g: GateConfig, cand: Metrics, teacher: Metrics) -> Verdict:
-    c, t = cand.get(g.metric), teacher.get(g.metric)
-    if c is None or t is None:
-        who = "candidate" if c is None else "teacher"
-        return Verdict("capability", "fail", f"capability: FAIL, the {who} has no {g.metric} (did its eval stage run that task?)",
-                       {"metric": g.metric, "verdict": "fail", "passed": False})
-    v = judge("capability:", "teacher", c, t, margin=g.epsilon, higher_is_better=True, alpha=g.alpha,
-              require_improvement=g.require_improvement, margin_name="epsilon", metric=g.metric)
-    v.check["metric"] = g.metric
-    return v
-
-
-def _budget(g: GateConfig, name: str, b, cand: Metrics, teacher: Metrics, gen0: Metrics
-            ) -> tuple[list[Verdict], dict]:
-    c = cand.get(name)
-    if c is None:
-        if gen0.get(name) is None and teacher.get(name) is None:
-            # Not measurable for anyone (e.g. no sycophancy item answered correctly at gen 0): say so.
-            return [Verdict(name, "pass", f"{name}: skipped, not measured for the candidate, its teacher or gen 0")], \
-                {"direction": b.direction, "verdict": "pass", "passed": True, "skipped": "not measured"}
-        return [Verdict(name, "fail", f"{name}: FAIL, the candidate has no value but its references do")], \
-            {"direction": b.direction, "verdict": "fail", "passed": False}
-    out, check = [], {"direction": b.direction}
-    for kind, ref_name, ref, margin in (("total", "gen 0", gen0, b.total), ("step", "parent", teacher, b.step)):
-        ref_value = ref.get(name)
-        identity = identity_value(name) if kind == "step" else None
-        if identity is not None:
-            # a distance from the parent: the step is the candidate's own distance, judged against the
-            # parent's distance from itself (KL 0, agreement 1), not the parent's from the grandparent
-            ref_name = "the parent itself"
-            ref_value = {i: identity for i in c} if isinstance(c, Mapping) else identity
-        if ref_value is None:
-            out.append(Verdict(f"{name}: {kind}", "pass", f"{name}: {kind} budget skipped, {ref_name} has no value"))
-            check[kind] = {"verdict": "pass", "skipped": f"{ref_name} not measured"}
-            continue
-        v = judge(f"{name}: {kind}", ref_name, c, ref_value, margin=margin, higher_is_better=b.direction == "higher",
-                  alpha=g.alpha, margin_name=f"{kind} budget")
-        v.check["against"] = ref_name  # gen 0, the parent, or the parent itself (a `*_parent` step)
-        out.append(v)
-        check[kind] = v.check
-    check["passed"] = all(v.verdict == "pass" for v in out)
-    return out, check
-
-
-def _red_flags(g: GateConfig, flags: list | None) -> tuple[bool, str, dict]:
-    if flags is None:
-        if g.require_synth_stats:
-            return False, "synthesis: FAIL, no red-flag record (synth/stats.json with a red_flags list)", \
-                {"flags": None, "passed": False}
-        return True, "synthesis: pass, no red-flag record (gate.require_synth_stats is false)", \
-            {"flags": None, "passed": True}
-    if flags:
-        return False, f"synthesis: FAIL, {len(flags)} red flag(s): " + "; ".join(map(str, flags)), \
-            {"flags": list(flags), "passed": False}
-    return True, "synthesis: pass, no red flags", {"flags": [], "passed": True}
-
-
-def decide(g: GateConfig, candidate: Metrics, teacher: Metrics, gen0: Metrics,
-           red_flags: list | None) -> tuple[str, list[str], dict]:
-    """(status, reasons, checks): `promoted` when every rule passes, or when none fails and
-    `gate.on_inconclusive` is `promote`. `red_flags` is the synth stage's list (None when it left no
-    record). Metric dicts map ledger keys to numbers or to per-item dicts id -> value."""
-    verdicts = [_capability(g, candidate, teacher)]
-    cap = verdicts[0].check
-    budgets = {}
-    for key, b in g.budgets.items():
-        name = f"drift.{key}"
-        vs, budgets[name] = _budget(g, name, b, candidate, teacher, gen0)
-        verdicts += vs
-    ok_flags, why_flags, flags = _red_flags(g, red_flags)
-    reasons = [v.reason for v in verdicts] + [why_flags]
-    checks = {"capability": cap, "budgets": budgets, "red_flags": flags}
-    kinds = {v.verdict for v in verdicts}
-    if "fail" in kinds or not ok_flags:
-        return "rejected", reasons, checks
-    if kinds == {"pass"}:
-        return "promoted", reasons, checks
-    undecided = [v.label for v in verdicts if v.verdict == "inconclusive"]
-    status = "promoted" if g.on_inconclusive == "promote" else "rejected"
-    reasons.append(f"gate: {status} on inconclusive evidence (gate.on_inconclusive={g.on_inconclusive}): "
-                   f"{', '.join(undecided)} could not be decided at alpha {g.alpha}")
-    return status, reasons, checks
-
-
-def evidence(checks: dict) -> str:
-    """What decision.json records: `inconclusive` when the status rests on `gate.on_inconclusive`
-    (no rule failed, some comparison could not be decided), else `decisive`."""
-    budgets = checks["budgets"].values()
-    verdicts = [checks["capability"]["verdict"], *(b["verdict"] for b in budgets if "verdict" in b),
-                *(b[k]["verdict"] for b in budgets for k in ("total", "step") if k in b)]
-    if "fail" in verdicts or not checks["red_flags"]["passed"]:
-        return "decisive"
-    return "inconclusive" if "inconclusive" in verdicts else "decisive"
+DECISION_VERSION = 2
 
 
 def _finished(gen: GenerationDir) -> dict[str, Any]:
@@ -221,13 +126,37 @@ def refuse_before_training(ctx: StageContext, mixture: dict) -> StageResult:
     checks = {"label_precision": {"passed": False, "guard": mixture.get("guard"), "origins": mixture.get("origins"),
                                   "accumulated": mixture.get("accumulated")}}
     deciding = {"rule": "label_precision", "metric": "synth.verifier_precision", "reason": reason}
-    decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": "rejected", "evidence": "decisive",
+    decision = {"version": DECISION_VERSION, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
+                "status": "rejected", "evidence": "decisive",
                 "before_training": True, "deciding": deciding, "alpha": ctx.cfg.gate.alpha, "reasons": [reason],
                 "checks": checks}
     atomic_write_json(ctx.out / "decision.json", decision)
     log.info("%s: rejected before training\n  %s", ctx.gen.name, reason)
     return StageResult(info={"status": "rejected", "evidence": "decisive", "before_training": True,
                              "reasons": [reason], "checks": checks})
+
+
+def further_looks(ctx: StageContext, cand: dict[str, float], teacher: dict[str, float]) -> More:
+    """`more(n)` for the capability looks: both sides' values of `gate.metric` on the first n items
+    of the gated task's permutation (pipeline.evals.loaders.subset, nested). Items neither side has
+    are scored by the reference-scoring step, the candidate's and the teacher's records under this
+    stage's directory (`gate/reference/<gen>/<task>/`); values already held are reused. `cand` and
+    `teacher` are updated in place."""
+    task, _, name = ctx.cfg.gate.metric.partition(".")
+    spec = ctx.cfg.eval.tasks[task]
+    split = load_split(spec)
+
+    def more(n: int) -> tuple[dict[str, float], dict[str, float]]:
+        ids = [it["id"] for it in subset(split, n, spec.seed)]
+        for gen, values in ((ctx.gen, cand), (ctx.teacher, teacher)):
+            new = [i for i in ids if i not in values]
+            if new:
+                log.info("%s: gate look at n=%d: scoring %s on %d new item(s)", ctx.gen.name, n, gen.name, len(new))
+                values.update({r["id"]: float(r["metrics"][name]) for r in score_reference(ctx, gen, task, new)})
+                faults.point(f"gate:look-scored:{'candidate' if gen is ctx.gen else 'teacher'}")
+        return {i: cand[i] for i in ids}, {i: teacher[i] for i in ids}
+
+    return more
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -248,13 +177,23 @@ def run(ctx: StageContext) -> StageResult:
     flags, data = synth_red_flags(ctx.gen), mixture_checks(ctx.gen)
     if data.get("red_flags"):
         flags = (flags or []) + [f"training mixture: {f}" for f in data["red_flags"]]
-    status, reasons, checks = decide(cfg.gate, cand, teacher, gen0, flags)
+    c, t = cand.get(cfg.gate.metric), teacher.get(cfg.gate.metric)
+    more = (further_looks(ctx, dict(c), dict(t)) if isinstance(c, Mapping) and isinstance(t, Mapping)
+            and cfg.gate.looks else None)
+    status, reasons, checks, deciding = decision(cfg.gate, cand, teacher, gen0, flags, more=more)
     reasons = [*rescored, *reasons, *(f"data: {t} (not judged)" for t in data.get("not_judged", []))]  # never passed in silence
     checks["red_flags"]["mixture"] = data.get("checks")
     checks["rescored"] = rescored
+    looks = checks["capability"].get("looks") or []
+    if looks:  # the validation items the capability check used: a prefix of the slice's permutation
+        spec = cfg.eval.tasks[cfg.gate.metric.partition(".")[0]]
+        used = [it["id"] for it in subset(load_split(spec), looks[-1]["n"], spec.seed)]
+        checks["capability"]["slice"] = slice_record(spec.split, used)
     ev = evidence(checks)
-    decision = {"generation": ctx.gen.name, "teacher": ctx.teacher.name, "status": status, "evidence": ev,
-                "alpha": cfg.gate.alpha, "reasons": reasons, "checks": checks}
-    atomic_write_json(ctx.out / "decision.json", decision)
+    record = {"version": DECISION_VERSION, "generation": ctx.gen.name, "teacher": ctx.teacher.name,
+              "status": status, "evidence": ev, "deciding": deciding, "alpha": cfg.gate.alpha,
+              "family": FAMILY, "reasons": reasons, "checks": checks}
+    atomic_write_json(ctx.out / "decision.json", record)
     log.info("%s: %s (%s evidence)\n  %s", ctx.gen.name, status, ev, "\n  ".join(reasons))
-    return StageResult(info={"status": status, "evidence": ev, "reasons": reasons, "checks": checks})
+    return StageResult(info={"status": status, "evidence": ev, "deciding": deciding, "reasons": reasons,
+                             "checks": checks})

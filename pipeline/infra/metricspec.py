@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any, Callable
 
+from pipeline.infra.slices import SELECTION_SLICE
 from pipeline.infra.registry import registry
 
 DIRECTIONS = ("higher", "lower")  # which way is better; None: no better side (a mean length)
@@ -194,12 +195,15 @@ def _task_split(task: str, eval_cfg: Any) -> str:
 
 
 def tasks_read(reads: str, eval_cfg: Any) -> list[str]:
-    """The eval tasks a metric with `reads` (""|decision|test|all) reads under `eval_cfg`."""
+    """The eval tasks a metric with `reads` (""|decision|test|all) reads under `eval_cfg`. "decision"
+    leaves out the selection slice too: what the gate may read stays apart from what ranks candidates."""
     if not reads:
         return []
     test = {name for name in eval_cfg.tasks if is_test_split(_task_split(name, eval_cfg))}
+    chosen = {name for name in eval_cfg.tasks if eval_cfg.tasks[name].split == SELECTION_SLICE}
     return [name for name in eval_cfg.tasks
-            if reads == "all" or (reads == "test") == (name in test)]
+            if reads == "all" or (reads == "test" and name in test)
+            or (reads == "decision" and name not in test and name not in chosen)]
 
 
 def spec(key: str, eval_cfg: Any) -> MetricSpec | None:

@@ -33,6 +33,7 @@ from typing import Any, Callable, ContextManager, Iterator
 from pipeline.infra import faults
 from pipeline.config import Config, resolved_dict
 from pipeline.engine import Engine, open_engine
+from pipeline.infra.slices import slice_versions
 from pipeline.infra.io import atomic_write_json, hash_obj, read_json
 from pipeline.infra.numbers import compact_metrics
 from pipeline.lineage import SCHEMA_VERSION, GenerationDir, Lineage, LineageError
@@ -65,6 +66,7 @@ class Manifest:
     finished: str = ""
     schema_version: int = SCHEMA_VERSION
     seed: int | None = None  # the run's `seed` (synthesis and eval sampling, training): what a study varies
+    slices: dict[str, int] = field(default_factory=dict)  # data slice -> version (pipeline.infra.slices)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def read_manifest(gen: GenerationDir, stage: str) -> Manifest:
                         config_hash=d.get("config_hash", ""), teacher=d.get("teacher", ""),
                         versions=dict(d.get("versions") or {}), git_commit=d.get("git_commit"),
                         finished=d.get("finished", ""), schema_version=int(d.get("schema_version", SCHEMA_VERSION)),
-                        seed=d.get("seed"))
+                        seed=d.get("seed"), slices=dict(d.get("slices") or {}))
     except (ValueError, KeyError, TypeError) as e:
         raise LineageError(f"{path} is not a stage manifest ({type(e).__name__}: {e}); delete it to redo the stage") from None
 
@@ -132,7 +134,7 @@ def new_manifest(cfg: Config, stage: str, teacher: GenerationDir, result: StageR
     """What every manifest records besides the result: how long, under which config, by what code."""
     return Manifest(stage=stage, result=result, seconds=seconds, config_hash=config_hash(cfg), teacher=teacher.name,
                     versions=versions(), git_commit=git_commit(), finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    seed=cfg.seed)
+                    seed=cfg.seed, slices=slice_versions())
 
 
 # -- engines: owned by the loop ---------------------------------------------------------------------

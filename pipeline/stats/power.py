@@ -89,3 +89,38 @@ def min_detectable(n: int, rate: float, alpha: float = 0.05, power: float = 0.8,
     if largest <= 0 or shortfall(largest) < 0:
         return None
     return float(brentq(shortfall, 1e-9, largest, xtol=1e-10))
+
+
+def _paired_se(n: int, rate: float, diff: float) -> float:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise StatsError(f"n must be a positive integer, got {n!r}")
+    if abs(diff) > rate:
+        raise StatsError(f"diff {diff} exceeds the discordant rate {rate}: a paired difference is at most "
+                         "the share of items the two models disagree on")
+    return math.sqrt(max(rate - diff ** 2, 1e-12) / n)
+
+
+def _margin(margin: float) -> float:
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
+        raise StatsError(f"margin must be a number >= 0, got {margin!r}")
+    return float(margin)
+
+
+def pass_probability(n: int, rate: float, margin: float, alpha: float = 0.05, diff: float = 0.0) -> float:
+    """Probability that a paired 0/1 comparison on n items shows non-inferiority (the lower bound of
+    its two-sided (1 - alpha) interval above -margin) when the true difference is `diff` and a share
+    `rate` of items is discordant: the normal approximation behind Connor's formula,
+    Phi((diff + margin) / se - z_{1-alpha/2}) with se = sqrt((rate - diff^2) / n). What a gate check
+    could detect, stated beside its verdict. `margin` 0: the chance of showing an improvement."""
+    rate, alpha, margin = _check("rate", rate), check_alpha(alpha), _margin(margin)
+    se = _paired_se(n, rate, diff)
+    return float(norm.cdf((diff + margin) / se - norm.ppf(1 - alpha / 2)))
+
+
+def fail_probability(n: int, rate: float, margin: float, alpha: float = 0.05, diff: float = 0.0) -> float:
+    """Probability that the interval shows a loss past `margin` (its upper bound below -margin) when
+    the true difference is `diff`: Phi((-diff - margin) / se - z_{1-alpha/2}); a harm rule's chance to
+    fail (pass_probability's mirror image)."""
+    rate, alpha, margin = _check("rate", rate), check_alpha(alpha), _margin(margin)
+    se = _paired_se(n, rate, diff)
+    return float(norm.cdf((-diff - margin) / se - norm.ppf(1 - alpha / 2)))

@@ -85,6 +85,11 @@ class ScriptedEngine:
         self.close()
 
 
+def gsm8k_answers() -> dict:
+    """GSM8K question -> its reference final answer (test and validation)."""
+    return _answers()[0]
+
+
 @cache
 def _answers() -> tuple[dict, dict]:
     from pipeline.evals.gsm8k import load as load_gsm8k
