@@ -58,7 +58,7 @@ SLICES = tuple(slices.SLICES)  # validation, verifier, exemplars, selection, poo
 #   else reads them (no prompts, no training);
 # - `exemplars`: few-shot exemplars, for the eval's `few_shot` protocol and the synthesis prompts;
 # - `pool`: everything else: the question pool for synthesis and the anchor rows of the mixture.
-# `load("train")` is train minus validation (verifier + exemplars + selection + pool), for the checks that need
+# `load("train")` is train minus validation and selection (verifier + exemplars + pool), for the checks that need
 # the whole remainder (how much of train decontamination would remove).
 
 @lru_cache(maxsize=4)
@@ -98,8 +98,8 @@ def load(split: str) -> list[dict]:
     """Rows `{id, question, answer}` for `test`, `train` (train minus validation) or a train slice."""
     if split == "test":
         return list(raw("test"))
-    if split == "train":
-        held = set(_slice_ids()["validation"])
+    if split == "train":  # what may be trained on: the held-out eval slices (validation, selection) left out
+        held = set(_slice_ids()["validation"]) | set(_slice_ids()[SELECTION_SLICE])
         return [r for r in raw("train") if r["id"] not in held]
     if split not in SLICES:
         raise ValueError(f"unknown GSM8K split {split!r}; use test, train or one of {list(SLICES)}")
