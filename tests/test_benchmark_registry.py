@@ -172,7 +172,7 @@ def test_gsm8k_train_slices_are_disjoint_and_cover_train():
     assert [r["id"] for r in subset(rows, 50, 0)] == prefix[:50] and set(prefix) == set(slices["validation"][:500])
     assert [r["id"] for r in subset(rows, 999, 0)][:500] == prefix
     assert len(slices["verifier"]) == 200 and len(slices["exemplars"]) > 100
-    assert {r["id"] for r in load_gsm8k("train")} == set(train) - set(slices["validation"])
+    assert {r["id"] for r in load_gsm8k("train")} == set(train) - set(slices["validation"]) - set(slices["selection"])  # trainable: no held-out eval slice
     assert not evals.protected_ids() & (set(slices["pool"]) | set(slices["exemplars"]) | set(slices["verifier"]))
     with pytest.raises(ValueError, match="unknown GSM8K train slice"):
         gsm8k_slice("train")

@@ -102,7 +102,9 @@ def test_stage_on_tiny_qwen3_with_hf(smoke_cfg, tiny_qwen3):
         assert 0.0 <= res.metrics[key] <= 1.0
     assert res.info["engine"]["backend"] == "hf" and res.info["engine"]["calls"] == 3
     assert res.tokens > 0
-    for name, task in cfg.eval.tasks.items():
+    from pipeline.evals import selection
+
+    for name, task in selection.tasks_for(cfg, gen0.name, 0).eval.tasks.items():  # gen 0 ranks nothing: no selection task
         rows = read_jsonl(ctx.out / f"{name}.jsonl")
         assert len(rows) == task.n and all(isinstance(r["correct"], bool) and r["id"] for r in rows)
     summary = json.loads((ctx.out / "summary.json").read_text())

@@ -174,10 +174,7 @@ def train_candidate(cfg: Config, lineage: Lineage, gen: GenerationDir, teacher: 
         prepare_candidate(cfg, lineage, gen, teacher, cand, i, engines)
     if rejected_before_training(cfg, lineage, cand, teacher, engines):
         return
-    bar = tqdm(stages.CANDIDATE, desc=f"{cand.name} (teacher {teacher.name})", unit="stage",
-               disable=not logs.bars_wanted())
-    for stage in bar:
-        bar.set_postfix_str(stage.name)
+    for stage in stages.CANDIDATE:  # the run's one count and ETA: pipeline.infra.progress
         run_stage(stage, context(cfg, lineage, cand, teacher, stage.name, engines))
         if stage is stages.EVAL:
             update_card(cand)
