@@ -51,14 +51,19 @@ def compose_task(tmp_path, name: str, task: dict, *overrides: str):
         d = OmegaConf.merge(d, {"eval": {"tasks": {name: task}}})
     return load_config(d)
 
+def unregistered(name: str, module: str):
+    """Benchmark `name` neither registered nor its plugin `module` imported, before and after (other
+    tests never see it)."""
+    BENCHMARKS.unregister(name)
+    sys.modules.pop(module, None)
+    yield
+    BENCHMARKS.unregister(name)
+    sys.modules.pop(module, None)
+
+
 @pytest.fixture
 def no_toy():
-    """Neither registered nor imported, before and after (other tests never see it)."""
-    BENCHMARKS.unregister("toy")
-    sys.modules.pop(PLUGIN, None)
-    yield
-    BENCHMARKS.unregister("toy")
-    sys.modules.pop(PLUGIN, None)
+    yield from unregistered("toy", PLUGIN)
 
 @pytest.fixture
 def toy(no_toy):
@@ -244,11 +249,7 @@ PARROT = "tests.plugins.parrot_benchmark"
 @pytest.fixture
 def parrot():
     """The parrot plugin benchmark, registered by the config's `plugins` key; gone afterwards."""
-    BENCHMARKS.unregister("parrot")
-    sys.modules.pop(PARROT, None)
-    yield
-    BENCHMARKS.unregister("parrot")
-    sys.modules.pop(PARROT, None)
+    yield from unregistered("parrot", PARROT)
 
 
 def test_a_plugin_metric_lower_is_better_reaches_plot_card_and_report(parrot, tmp_path, tiny_qwen3):

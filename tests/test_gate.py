@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import compose
+from tests.support import GATE_METRIC as M, compose, gate_config as cfg
 from pipeline import probes
 from pipeline.gate import stage as gate
 from pipeline.lineage.runner import Manifest, StageResult, write_manifest
-from pipeline.config import Budget, ConfigError, GateConfig
+from pipeline.config import Budget, ConfigError
 from pipeline.lineage.runner import StageContext
 from pipeline.infra.io import atomic_write_json, read_json
 from pipeline.lineage import Lineage
 from pipeline.evals.protocol import protocol_key
 
-M = "gsm8k_val.accuracy_flexible"
-
-
-def cfg(**kw) -> GateConfig:
-    g = GateConfig(metric=M, epsilon=0.02, max_consecutive_rejections=3, on_max_rejections="stop",
-                   require_synth_stats=True, min_verifier_precision=0.5,
-                   budgets={"refusal_harmful": Budget("higher", 0.10, 0.05),
-                            "over_refusal_benign": Budget("lower", 0.10, 0.05)})
-    for k, v in kw.items():
-        setattr(g, k, v)
-    return g
 
 
 GEN0 = {M: 0.40, "drift.refusal_harmful": 0.90, "drift.over_refusal_benign": 0.10}

@@ -3,23 +3,11 @@ real `decide` on per-item values), never from its reason strings; and numbers ro
 
 from __future__ import annotations
 
-from pipeline.config import Budget, GateConfig
 from pipeline.gate import stage as gate
 from pipeline.infra import numbers
 from pipeline.report import verdict
+from tests.support import GATE_METRIC as M, gate_config as cfg
 
-M = "gsm8k_val.accuracy_flexible"
-
-
-def cfg(**kw) -> GateConfig:
-    """A gate over capability and two refusal budgets (the real rules, a small config)."""
-    g = GateConfig(metric=M, epsilon=0.02, max_consecutive_rejections=3, on_max_rejections="stop",
-                   require_synth_stats=True, min_verifier_precision=0.5,
-                   budgets={"refusal_harmful": Budget("higher", 0.10, 0.05),
-                            "over_refusal_benign": Budget("lower", 0.10, 0.05)})
-    for k, v in kw.items():
-        setattr(g, k, v)
-    return g
 
 IDS = [f"q{i}" for i in range(400)]
 TEACHER = {M: {i: 1.0 for i in IDS}, "drift.refusal_harmful": {f"h{i}": 0.0 for i in range(400)},

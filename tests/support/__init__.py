@@ -10,6 +10,7 @@
   rest "-1") and restates HumanEval's canonical solutions (the rest return None).
 - `sgd_step_copy(src, dst)`: a copy of a model one SGD step away (a tiny training run's stand-in).
 - `commands()`: every `python -m pipeline.X` command of the package.
+- `gate_config(**kw)`: a small real gate config (capability and two refusal budgets).
 - `engine_factory(engine, opened)`: the `open_engine(model_dir)` context manager the eval stage takes.
 """
 
@@ -165,6 +166,22 @@ def commands() -> list[str]:
         elif 'if __name__ == "__main__":' in p.read_text(encoding="utf-8") and mod not in NOT_COMMANDS:
             out.append(mod)
     return out
+
+
+GATE_METRIC = "gsm8k_val.accuracy_flexible"
+
+
+def gate_config(**kw):
+    """A gate over capability and two refusal budgets (the real rules, a small config); `kw` set fields."""
+    from pipeline.config import Budget, GateConfig
+
+    g = GateConfig(metric=GATE_METRIC, epsilon=0.02, max_consecutive_rejections=3, on_max_rejections="stop",
+                   require_synth_stats=True, min_verifier_precision=0.5,
+                   budgets={"refusal_harmful": Budget("higher", 0.10, 0.05),
+                            "over_refusal_benign": Budget("lower", 0.10, 0.05)})
+    for k, v in kw.items():
+        setattr(g, k, v)
+    return g
 
 
 def promote_two_job_sweep(lin, sweep_dir, cwd, env) -> None:
