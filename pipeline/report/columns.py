@@ -39,7 +39,7 @@ def describe(key: str) -> tuple[str | None, str]:
                     return m.direction, f"probe suite {s.name}{judge}: {_suite_doc(s)}".rstrip(": ")
         m = drift_metrics.find(key)
         if m is not None:
-            what = getattr(m, "description", "") or f"the drift stage's own metric {m.template}"
+            what = getattr(m, "description", "") or f"the drift stage's own metric {m.key}"
             return m.direction, what
         return None, ""
     task, _, name = key.partition(".")
