@@ -64,8 +64,12 @@ def budgets(cfg: Config, stage: str) -> str:
         return (f"{t.method}, {steps}; proposed hparams (fallback: {hp.num_examples} examples, "
                 f"{hp.epochs} epochs, batch {hp.batch_size}, max_seq_length {hp.max_seq_length})")
     if stage == "eval":
+        from pipeline.evals import selection
+
+        chooser = selection.selection_task(cfg)  # scored only where candidates are ranked (pipeline.evals.selection)
         return "; ".join(f"{name} {task.n or 'all'} items x {task.n_samples} x {task.max_tokens} tok"
-                         for name, task in cfg.eval.tasks.items())
+                         + (" (only candidates among several)" if name == chooser else "")
+                         for name, task in cfg.eval.tasks.items() if name != chooser or cfg.propose.candidates > 1)
     if stage == "drift":
         if not d.enabled:
             return "off (drift.enabled=false)"
